@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "raft/storage.h"
+#include "raft/types.h"
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace dengine::raft {
+
+// The tail of the log that is not yet known to be durable.
+//
+//   [offset, offsetInProgress)    handed to the runtime in a Ready, being written
+//   [offsetInProgress, end)       not yet handed out
+//
+// Entries leave from the front when the runtime acknowledges them as persisted (stableTo). A
+// conflicting append may cut into the in-progress part; the runtime writes in order, so the later
+// write replaces the earlier one on disk too, and the earlier acknowledgement is then ignored
+// because its (index, term) no longer matches.
+class Unstable {
+public:
+    explicit Unstable(Index offset) : m_offset(offset), m_offsetInProgress(offset) {}
+
+    Index offset() const { return m_offset; }
+    bool empty() const { return m_entries.empty(); }
+    std::optional<Index> lastIndex() const;
+    std::optional<Term> term(Index index) const;
+
+    bool hasNotInProgress() const { return m_offsetInProgress < m_offset + m_entries.size(); }
+    // The entries not yet handed out, in order.
+    std::vector<Entry> notInProgress() const;
+    void acceptInProgress() { m_offsetInProgress = m_offset + m_entries.size(); }
+    // The runtime made (index, term) and everything before it durable.
+    void stableTo(Index index, Term term);
+    void truncateAndAppend(const std::vector<Entry> &entries);
+    void appendOne(Entry entry);
+    // Entries in [lo, hi); both must lie within the unstable range.
+    void slice(Index lo, Index hi, std::uint64_t &budget, std::vector<Entry> &out) const;
+
+private:
+    std::vector<Entry> m_entries;
+    Index m_offset;
+    Index m_offsetInProgress;
+};
+
+// A node's view of its whole log: the durable part in Storage and the unstable tail in memory, the
+// commit index and how far committed entries were handed out for applying.
+class RaftLog {
+public:
+    RaftLog(Storage &storage, std::uint64_t maxApplyBytes);
+
+    Index firstIndex() const;
+    Index lastIndex() const;
+    Term lastTerm() const;
+    // The term of an entry; nullopt when the index is compacted or beyond the log.
+    std::optional<Term> term(Index index) const;
+    Term termOrZero(Index index) const { return term(index).value_or(0); }
+    bool matchTerm(Index index, Term t) const;
+    // §5.4.1: is a candidate's log (lastIndex, lastTerm) at least as up to date as this one?
+    bool isUpToDate(Index lastIdx, Term t) const;
+
+    // The follower side of AppendEntries (Figure 2). Returns the index of the last new entry when
+    // the log matched at (prevIndex, prevTerm), after removing conflicting entries and appending.
+    std::optional<Index> maybeAppend(Index prevIndex, Term prevTerm, Index leaderCommit, const std::vector<Entry> &entries);
+    // The leader side: appends entries whose indexes follow lastIndex().
+    void appendOne(Entry entry) { m_unstable.appendOne(std::move(entry)); }
+    void truncateAndAppend(const std::vector<Entry> &entries) { m_unstable.truncateAndAppend(entries); }
+
+    // The largest index <= `index` whose term is <= `t`, with that term (0 if compacted).
+    // Lets a leader skip a whole term of mismatches per round trip.
+    std::pair<Index, Term> findConflictByTerm(Index index, Term t) const;
+
+    Index committed() const { return m_committed; }
+    void commitTo(Index index);
+    Index applying() const { return m_applying; }
+    Index applied() const { return m_applying; }
+
+    // The durable prefix: everything at or below this index is in Storage.
+    Index stableLastIndex() const { return m_unstable.offset() - 1; }
+    void stableTo(Index index, Term t) { m_unstable.stableTo(index, t); }
+    bool hasUnstableToHandOut() const { return m_unstable.hasNotInProgress(); }
+    std::vector<Entry> unstableToHandOut() const { return m_unstable.notInProgress(); }
+    void acceptUnstable() { m_unstable.acceptInProgress(); }
+
+    // Committed entries that are durable here and not yet handed out, up to maxApplyBytes.
+    bool hasCommittedToApply() const;
+    std::vector<Entry> committedToApply() const;
+    void acceptApplying(Index index) { m_applying = index; }
+    void setApplied(Index index) { m_applying = index; }
+
+    // Entries in [lo, hi) up to maxBytes (at least one). Returns false if lo is compacted.
+    bool entries(Index lo, Index hi, std::uint64_t maxBytes, std::vector<Entry> &out) const;
+
+private:
+    Index findConflict(const std::vector<Entry> &entries) const;
+    Index maxApplyIndex() const;
+
+    Storage &m_storage;
+    Unstable m_unstable;
+    Index m_committed = 0;
+    Index m_applying = 0;
+    std::uint64_t m_maxApplyBytes;
+};
+
+} // namespace dengine::raft

@@ -1,0 +1,936 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "raft/raft.h"
+
+#include "raft/logger.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace dengine::raft {
+
+namespace {
+
+bool isResponseToAttest(MessageType type)
+{
+    // These tell the recipient something about this node's durable state (its vote, its log), so
+    // they may only leave once that state is on disk. Everything else may go at once: a leader's
+    // Appends and heartbeats (its term and vote were made durable before it asked for votes, and
+    // Raft lets it write its own log in parallel with the followers, thesis §10.2.1), pre-votes
+    // (they change no state), heartbeat responses and forwarded requests (they claim nothing).
+    switch (MessageType(type)) {
+    case MessageType::Vote:
+    case MessageType::VoteResponse:
+    case MessageType::AppendResponse:
+    case MessageType::SnapshotResponse:
+        return true;
+    default:
+        return false;
+    }
+}
+
+MessageType responseTypeFor(MessageType request)
+{
+    return request == MessageType::PreVote ? MessageType::PreVoteResponse : MessageType::VoteResponse;
+}
+
+} // namespace
+
+std::string_view toString(Status status)
+{
+    switch (status) {
+    case Status::Ok: return "ok";
+    case Status::NoLeader: return "no leader";
+    case Status::ProposalDropped: return "proposal dropped";
+    case Status::UnknownPeer: return "unknown peer";
+    case Status::InvalidMessage: return "invalid message";
+    case Status::Unsupported: return "unsupported";
+    }
+    return "?";
+}
+
+Raft::Raft(const Config &config, Storage &storage)
+    : m_cfg(config), m_id(config.id), m_log(storage, config.maxCommittedSizePerReady), m_rng(config.seed ^ (config.id * 0x9e3779b97f4a7c15ULL))
+{
+    if (const std::string problem = config.validate(); !problem.empty())
+        throw std::invalid_argument("raft config: " + problem);
+    const InitialState init = storage.initialState();
+    const ConfState &cs = init.confState;
+    if (cs.voters.empty())
+        throw std::invalid_argument("raft storage: the configuration has no voters");
+    if (!cs.learners.empty() || !cs.votersOutgoing.empty() || !cs.learnersNext.empty() || cs.autoLeave)
+        throw std::invalid_argument("raft storage: learners and joint configurations are not supported yet");
+    m_voters.incoming = MajorityConfig(cs.voters);
+    const Index last = m_log.lastIndex();
+    for (NodeId id : m_voters.ids())
+        m_progress.emplace(id, Progress(last + 1, m_cfg.maxInflightMsgs, m_cfg.maxInflightBytes));
+
+    const HardState &hs = init.hardState;
+    if (hs.commit > last)
+        throw std::invalid_argument("raft storage: commit index " + std::to_string(hs.commit) + " is beyond the last index "
+                                    + std::to_string(last) + " (the log lost entries it had acknowledged)");
+    m_log.commitTo(hs.commit);
+    if (config.applied > m_log.committed())
+        throw std::invalid_argument("raft config: applied " + std::to_string(config.applied) + " is beyond commit "
+                                    + std::to_string(m_log.committed()));
+    if (config.applied > 0)
+        m_log.setApplied(config.applied);
+    m_term = hs.term;
+    m_vote = hs.vote;
+    becomeFollower(m_term, NoNode);
+    if (m_cfg.readOnlyOption == ReadOnlyOption::LeaseBased)
+        m_voteQuarantineUntil = static_cast<std::uint64_t>(m_cfg.electionTick);
+}
+
+NodeStatus Raft::status() const
+{
+    NodeStatus s;
+    s.id = m_id;
+    s.hardState = hardState();
+    s.softState = softState();
+    s.applied = m_log.applied();
+    s.lastIndex = m_log.lastIndex();
+    s.stableIndex = m_log.stableLastIndex();
+    s.committedInTerm = m_committedInTerm;
+    return s;
+}
+
+void Raft::logEvent(LogLevel level, const std::string &what) const
+{
+    if (m_cfg.logger)
+        m_cfg.logger->log(level, "node " + std::to_string(m_id) + " term " + std::to_string(m_term) + ": " + what);
+}
+
+// ---- role transitions -------------------------------------------------------------------------
+
+void Raft::reset(Term term)
+{
+    if (m_term != term) {
+        m_term = term;
+        m_vote = NoNode;
+    }
+    setLead(NoNode);
+    m_electionElapsed = 0;
+    m_heartbeatElapsed = 0;
+    resetRandomizedElectionTimeout();
+    m_votes.clear();
+    m_committedInTerm = false;
+    m_broadcastPending = false;
+    m_uncommittedSize = 0;
+
+    for (const ReadIndexRounds::Read &r : m_reads.reset())
+        dropRead(r.from, r.context);
+    for (const EarlyRead &r : m_readsBeforeCommit)
+        dropRead(r.from, r.context);
+    m_readsBeforeCommit.clear();
+
+    const Index last = m_log.lastIndex();
+    for (auto &[id, pr] : m_progress) {
+        const bool learner = pr.isLearner;
+        pr = Progress(last + 1, m_cfg.maxInflightMsgs, m_cfg.maxInflightBytes);
+        pr.isLearner = learner;
+        if (id == m_id)
+            pr.match = m_log.stableLastIndex(); // this node counts only what it made durable
+    }
+}
+
+void Raft::setLead(NodeId lead)
+{
+    if (m_lead == lead)
+        return;
+    // Reads forwarded to the old leader may never be answered now: give them back at once.
+    dropForwardedReads();
+    m_lead = lead;
+}
+
+void Raft::resetRandomizedElectionTimeout()
+{
+    m_randomizedElectionTimeout = m_cfg.electionTick + static_cast<int>(m_rng.below(static_cast<std::uint64_t>(m_cfg.electionTick)));
+}
+
+void Raft::becomeFollower(Term term, NodeId lead)
+{
+    const bool wasLeader = m_role == Role::Leader;
+    reset(term);
+    setLead(lead);
+    m_role = Role::Follower;
+    if (wasLeader)
+        logEvent(LogLevel::Info, "stepped down to follower");
+}
+
+void Raft::becomePreCandidate()
+{
+    // A pre-candidate changes neither term nor vote (§9.6): a failed pre-vote leaves no trace.
+    m_votes.clear();
+    setLead(NoNode);
+    m_role = Role::PreCandidate;
+    logEvent(LogLevel::Info, "starting pre-vote for term " + std::to_string(m_term + 1));
+}
+
+void Raft::becomeCandidate()
+{
+    reset(m_term + 1);
+    m_vote = m_id;
+    m_role = Role::Candidate;
+    logEvent(LogLevel::Info, "campaigning");
+}
+
+void Raft::becomeLeader()
+{
+    reset(m_term);
+    setLead(m_id);
+    m_role = Role::Leader;
+    m_progress.at(m_id).becomeReplicate();
+    m_progress.at(m_id).match = m_log.stableLastIndex();
+    // §8: a new leader commits a no-op of its own term; until then it cannot know which entries are
+    // committed, so reads wait for it and the commit rule (§5.4.2) needs a current-term entry.
+    m_log.appendOne(Entry{m_term, m_log.lastIndex() + 1, EntryType::Normal, {}});
+    m_broadcastPending = true;
+    logEvent(LogLevel::Info, "became leader at index " + std::to_string(m_log.lastIndex()));
+}
+
+// ---- inputs -----------------------------------------------------------------------------------
+
+void Raft::tick()
+{
+    ++m_ticks;
+    if (m_role == Role::Leader) {
+        ++m_heartbeatElapsed;
+        ++m_electionElapsed;
+        if (m_electionElapsed >= m_cfg.electionTick) {
+            m_electionElapsed = 0;
+            if (m_cfg.checkQuorum && !quorumActive()) {
+                logEvent(LogLevel::Warning, "lost contact with a quorum for an election timeout (check-quorum)");
+                becomeFollower(m_term, NoNode);
+                return;
+            }
+        }
+        if (m_heartbeatElapsed >= m_cfg.heartbeatTick) {
+            m_heartbeatElapsed = 0;
+            broadcastHeartbeat(m_reads.startRound(m_ticks));
+        }
+    } else {
+        ++m_electionElapsed;
+        if (promotable() && m_electionElapsed >= m_randomizedElectionTimeout) {
+            m_electionElapsed = 0;
+            hup();
+        }
+    }
+    expireReads();
+}
+
+Status Raft::campaign()
+{
+    if (m_role == Role::Leader || !promotable())
+        return Status::Ok;
+    hup();
+    return Status::Ok;
+}
+
+void Raft::hup()
+{
+    if (m_role == Role::Leader || !promotable())
+        return;
+    startCampaign(m_cfg.preVote ? CampaignType::PreElection : CampaignType::Election);
+}
+
+void Raft::startCampaign(CampaignType type)
+{
+    Term voteTerm;
+    MessageType voteType;
+    if (type == CampaignType::PreElection) {
+        becomePreCandidate();
+        voteType = MessageType::PreVote;
+        voteTerm = m_term + 1; // the term it would campaign in; its own term stays
+    } else {
+        becomeCandidate();
+        voteType = MessageType::Vote;
+        voteTerm = m_term;
+    }
+    if (poll(m_id, true) == VoteResult::Won) {
+        // A single-voter cluster wins at once.
+        if (type == CampaignType::PreElection)
+            startCampaign(CampaignType::Election);
+        else
+            becomeLeader();
+        return;
+    }
+    for (NodeId id : m_voters.ids()) {
+        if (id == m_id)
+            continue;
+        Message m;
+        m.type = voteType;
+        m.to = id;
+        m.term = voteTerm;
+        m.index = m_log.lastIndex();
+        m.logTerm = m_log.lastTerm();
+        send(std::move(m));
+    }
+}
+
+VoteResult Raft::poll(NodeId from, bool granted)
+{
+    m_votes.emplace(from, granted); // the first answer from a voter counts; duplicates do not
+    return m_voters.voteResult([this](NodeId id) -> std::optional<bool> {
+        const auto it = m_votes.find(id);
+        if (it == m_votes.end())
+            return std::nullopt;
+        return it->second;
+    });
+}
+
+bool Raft::quorumActive()
+{
+    const VoteResult r = m_voters.voteResult([this](NodeId id) -> std::optional<bool> {
+        if (id == m_id)
+            return true;
+        const auto it = m_progress.find(id);
+        return it != m_progress.end() && it->second.recentActive;
+    });
+    for (auto &[id, pr] : m_progress)
+        if (id != m_id)
+            pr.recentActive = false;
+    return r == VoteResult::Won;
+}
+
+Status Raft::step(Message m)
+{
+    if (m.to != m_id || m.from == NoNode || m.from == m_id)
+        return Status::InvalidMessage;
+    switch (m.type) {
+    case MessageType::Snapshot:
+    case MessageType::SnapshotResponse:
+    case MessageType::TimeoutNow:
+        return Status::Unsupported;
+    default:
+        break;
+    }
+    // Nodes outside the configuration are ignored entirely: a removed node that does not know it
+    // was removed cannot disrupt the cluster with its elections.
+    if (!m_progress.count(m.from))
+        return Status::UnknownPeer;
+
+    const bool termless = m.type == MessageType::Propose || m.type == MessageType::ReadIndex;
+    if (termless != (m.term == 0))
+        return Status::InvalidMessage;
+
+    if (m.term > m_term) {
+        if (m.type == MessageType::Vote || m.type == MessageType::PreVote) {
+            // Check-quorum lease (thesis §4.2.3): a node that heard from a live leader within the
+            // minimum election timeout ignores candidates, so one partitioned node rejoining with a
+            // higher term cannot depose a healthy leader.
+            const bool inLease = m_cfg.checkQuorum && m_lead != NoNode && m_electionElapsed < m_cfg.electionTick;
+            if (inLease || m_ticks < m_voteQuarantineUntil)
+                return Status::Ok;
+        }
+        if (m.type == MessageType::PreVote) {
+            // Never change the term for a pre-vote.
+        } else if (m.type == MessageType::PreVoteResponse && !m.reject) {
+            // A granted pre-vote carries the term we would campaign in, not a newer leader's term.
+        } else {
+            const bool fromLeader = m.type == MessageType::Append || m.type == MessageType::Heartbeat;
+            if (m_role == Role::Leader || m_term != m.term)
+                logEvent(LogLevel::Info, "saw term " + std::to_string(m.term) + " from node " + std::to_string(m.from));
+            becomeFollower(m.term, fromLeader ? m.from : NoNode);
+        }
+    } else if (m.term != 0 && m.term < m_term) {
+        if ((m_cfg.checkQuorum || m_cfg.preVote) && (m.type == MessageType::Heartbeat || m.type == MessageType::Append)) {
+            // A stale leader, perhaps back from a partition. With pre-vote or check-quorum our
+            // higher term might otherwise never reach it (we never campaign against it), so tell
+            // it, and it steps down.
+            Message resp;
+            resp.type = MessageType::AppendResponse;
+            resp.to = m.from;
+            send(std::move(resp));
+        } else if (m.type == MessageType::PreVote) {
+            // Reject with our term so a pre-candidate stuck in an old term learns the current one.
+            Message resp;
+            resp.type = MessageType::PreVoteResponse;
+            resp.to = m.from;
+            resp.term = m_term;
+            resp.reject = true;
+            send(std::move(resp));
+        }
+        return Status::Ok;
+    }
+
+    if (m.type == MessageType::Vote || m.type == MessageType::PreVote) {
+        handleVoteRequest(m);
+        return Status::Ok;
+    }
+    switch (m_role) {
+    case Role::Leader:
+        return stepLeader(m);
+    case Role::PreCandidate:
+    case Role::Candidate:
+        return stepCandidate(m);
+    case Role::Follower:
+        return stepFollower(m);
+    }
+    return Status::Ok;
+}
+
+void Raft::handleVoteRequest(const Message &m)
+{
+    // §5.2, §5.4.1: one vote per term, only for a candidate at least as up to date. A node that knows
+    // a leader in this term does not vote either. A pre-vote for a future term is granted on the log
+    // alone: it commits the voter to nothing.
+    bool canVote = m_vote == m.from || (m_vote == NoNode && m_lead == NoNode)
+        || (m.type == MessageType::PreVote && m.term > m_term);
+    if (m_cfg.bugs.grantSecondVoteInTerm && m.type == MessageType::Vote)
+        canVote = true;
+    Message resp;
+    resp.type = responseTypeFor(m.type);
+    resp.to = m.from;
+    if (canVote && m_log.isUpToDate(m.index, m.logTerm)) {
+        resp.term = m.term;
+        if (m.type == MessageType::Vote) {
+            m_electionElapsed = 0;
+            m_vote = m.from;
+        }
+    } else {
+        resp.term = m_term;
+        resp.reject = true;
+    }
+    send(std::move(resp));
+}
+
+Status Raft::propose(std::vector<Payload> proposals, EntryType type)
+{
+    if (type != EntryType::Normal)
+        return Status::Unsupported; // membership changes come with their own stage
+    if (proposals.empty())
+        return Status::Ok;
+    switch (m_role) {
+    case Role::Leader:
+        return appendProposals(proposals, type) ? Status::Ok : Status::ProposalDropped;
+    case Role::Follower:
+        if (m_lead == NoNode)
+            return Status::NoLeader;
+        if (m_cfg.disableProposalForwarding)
+            return Status::ProposalDropped;
+        for (Payload &p : proposals)
+            m_proposalsToForward.push_back(Entry{0, 0, type, std::move(p)});
+        return Status::Ok;
+    case Role::PreCandidate:
+    case Role::Candidate:
+        return Status::NoLeader;
+    }
+    return Status::NoLeader;
+}
+
+Status Raft::readIndex(std::uint64_t context)
+{
+    if (m_role == Role::Leader) {
+        handleReadRequest(m_id, context);
+        return Status::Ok;
+    }
+    if (m_lead == NoNode)
+        return Status::NoLeader;
+    m_readsToForward.push_back(context);
+    return Status::Ok;
+}
+
+void Raft::acknowledgePersisted(Index index, Term term)
+{
+    m_log.stableTo(index, term);
+    if (m_role != Role::Leader)
+        return;
+    // The leader's own acknowledgement counts toward commit only now that it is durable.
+    if (m_progress.at(m_id).maybeUpdate(m_log.stableLastIndex()) && maybeCommit())
+        m_broadcastPending = true;
+}
+
+// ---- leader -----------------------------------------------------------------------------------
+
+bool Raft::appendProposals(std::vector<Payload> &proposals, EntryType type)
+{
+    std::uint64_t size = 0;
+    for (const Payload &p : proposals)
+        size += p.size() + EntryOverheadBytes;
+    // Flow control: refuse once the uncommitted tail is over its budget, but always admit something
+    // into an empty tail so a single large proposal is not refused forever.
+    if (m_cfg.maxUncommittedEntriesSize > 0 && m_uncommittedSize > 0 && m_uncommittedSize + size > m_cfg.maxUncommittedEntriesSize)
+        return false;
+    Index index = m_log.lastIndex();
+    for (Payload &p : proposals)
+        m_log.appendOne(Entry{m_term, ++index, type, std::move(p)});
+    m_uncommittedSize += size;
+    m_broadcastPending = true;
+    return true;
+}
+
+void Raft::reduceUncommittedSize(const std::vector<Entry> &applied)
+{
+    if (m_role != Role::Leader)
+        return;
+    std::uint64_t size = 0;
+    for (const Entry &e : applied)
+        if (e.term == m_term && !e.data.empty())
+            size += entrySize(e);
+    m_uncommittedSize = size > m_uncommittedSize ? 0 : m_uncommittedSize - size;
+}
+
+bool Raft::maybeCommit()
+{
+    const Index quorumIndex = m_voters.committedIndex([this](NodeId id) -> std::optional<std::uint64_t> {
+        const auto it = m_progress.find(id);
+        if (it == m_progress.end())
+            return std::nullopt;
+        return it->second.match;
+    });
+    if (quorumIndex <= m_log.committed())
+        return false;
+    // §5.4.2: only an entry of the leader's own term is committed by counting replicas; earlier ones
+    // follow it. Counting an older entry is the Figure 8 bug.
+    if (m_log.termOrZero(quorumIndex) != m_term && !m_cfg.bugs.commitOldTermByCounting)
+        return false;
+    m_log.commitTo(quorumIndex);
+    onCommitAdvanced();
+    return true;
+}
+
+void Raft::onCommitAdvanced()
+{
+    if (m_committedInTerm || m_log.termOrZero(m_log.committed()) != m_term)
+        return;
+    m_committedInTerm = true;
+    // Reads that arrived before this term's first commit can now be given an index.
+    std::vector<EarlyRead> early;
+    early.swap(m_readsBeforeCommit);
+    for (const EarlyRead &r : early)
+        handleReadRequest(r.from, r.context);
+}
+
+Status Raft::stepLeader(Message &m)
+{
+    switch (m.type) {
+    case MessageType::Propose:
+        // A forwarded proposal; if refused, the follower's client times out and learns nothing
+        // was applied under its request id.
+        if (!m.entries.empty()) {
+            std::vector<Payload> data;
+            data.reserve(m.entries.size());
+            for (Entry &e : m.entries)
+                data.push_back(std::move(e.data));
+            if (!appendProposals(data, EntryType::Normal))
+                return Status::ProposalDropped;
+        }
+        return Status::Ok;
+    case MessageType::ReadIndex:
+        handleReadRequest(m.from, m.context);
+        return Status::Ok;
+    case MessageType::AppendResponse:
+        handleAppendResponse(m);
+        return Status::Ok;
+    case MessageType::HeartbeatResponse:
+        handleHeartbeatResponse(m);
+        return Status::Ok;
+    case MessageType::Append:
+    case MessageType::Heartbeat:
+        // Another leader in our own term: impossible unless election safety is broken. Ignore it and
+        // let the invariant checks report the cause.
+        logEvent(LogLevel::Error, "received " + std::string(toString(m.type)) + " from node " + std::to_string(m.from)
+                                     + " claiming leadership in the same term");
+        return Status::Ok;
+    default:
+        return Status::Ok; // late vote responses and the like
+    }
+}
+
+void Raft::handleAppendResponse(const Message &m)
+{
+    Progress &pr = m_progress.at(m.from);
+    pr.recentActive = true;
+    if (m.reject) {
+        // The follower's hint is the last index whose term is <= the term it was asked about;
+        // searching our log for the same gives the next probe point, one term per round trip.
+        Index next = m.rejectHint;
+        if (m.logTerm > 0)
+            next = m_log.findConflictByTerm(m.rejectHint, m.logTerm).first;
+        if (pr.maybeDecrTo(m.index, next)) {
+            if (pr.state == ProgressState::Replicate)
+                pr.becomeProbe();
+            m_broadcastPending = true;
+        }
+        return;
+    }
+    if (!pr.maybeUpdate(m.index))
+        return; // a duplicate or reordered acknowledgement
+    if (pr.state == ProgressState::Probe)
+        pr.becomeReplicate();
+    else if (pr.state == ProgressState::Replicate)
+        pr.inflights.freeLE(m.index);
+    maybeCommit();
+    m_broadcastPending = true;
+}
+
+void Raft::handleHeartbeatResponse(const Message &m)
+{
+    Progress &pr = m_progress.at(m.from);
+    pr.recentActive = true;
+    pr.probeSent = false; // a live follower: probe again rather than wait
+    if (pr.match < m_log.lastIndex() || pr.sentCommit < m_log.committed())
+        m_broadcastPending = true;
+    onReadAck(m.from, m.context);
+}
+
+void Raft::flush()
+{
+    forwardPending();
+    if (m_role != Role::Leader)
+        return;
+    if (m_reads.roundNeeded())
+        broadcastHeartbeat(m_reads.startRound(m_ticks));
+    if (m_broadcastPending) {
+        m_broadcastPending = false;
+        for (auto &[id, pr] : m_progress)
+            if (id != m_id)
+                sendToFollower(id, pr);
+    }
+}
+
+void Raft::forwardPending()
+{
+    // Proposals and reads taken while this node followed. Should it lead by now, it handles them
+    // itself; without a leader, proposals are dropped (their callers time out) and reads are
+    // handed back as dropped.
+    if (!m_proposalsToForward.empty()) {
+        if (m_role == Role::Leader) {
+            std::vector<Payload> data;
+            data.reserve(m_proposalsToForward.size());
+            for (Entry &e : m_proposalsToForward)
+                data.push_back(std::move(e.data));
+            appendProposals(data, EntryType::Normal);
+        } else if (m_lead != NoNode) {
+            Message m;
+            m.type = MessageType::Propose;
+            m.to = m_lead;
+            m.entries = std::move(m_proposalsToForward);
+            send(std::move(m));
+        }
+        m_proposalsToForward.clear();
+    }
+    if (m_readsToForward.empty())
+        return;
+    std::vector<std::uint64_t> reads;
+    reads.swap(m_readsToForward);
+    if (m_role == Role::Leader) {
+        for (std::uint64_t ctx : reads)
+            handleReadRequest(m_id, ctx);
+    } else if (m_lead == NoNode) {
+        m_droppedReads.insert(m_droppedReads.end(), reads.begin(), reads.end());
+    } else {
+        const std::uint64_t batch = ++m_nextReadBatch;
+        Message m;
+        m.type = MessageType::ReadIndex;
+        m.to = m_lead;
+        m.context = batch;
+        send(std::move(m));
+        m_forwardedReads.emplace(batch, ForwardedBatch{std::move(reads), m_ticks});
+    }
+}
+
+void Raft::sendToFollower(NodeId to, Progress &pr)
+{
+    const Index last = m_log.lastIndex();
+    bool sent = false;
+    if (pr.state == ProgressState::Probe) {
+        // One probe at a time; an empty one still finds the match point.
+        if (!pr.isPaused() && (pr.match < last || pr.sentCommit < m_log.committed()))
+            sent = sendAppend(to, pr, true);
+        return;
+    }
+    while (!pr.isPaused() && pr.next <= last) {
+        if (!sendAppend(to, pr, false))
+            break;
+        sent = true;
+    }
+    if (!sent && !pr.isPaused() && pr.sentCommit < m_log.committed())
+        sendAppend(to, pr, true); // nothing new but the commit index
+}
+
+bool Raft::sendAppend(NodeId to, Progress &pr, bool allowEmpty)
+{
+    const Index prevIndex = pr.next - 1;
+    const auto prevTerm = m_log.term(prevIndex);
+    Message m;
+    if (!prevTerm || !m_log.entries(pr.next, m_log.lastIndex() + 1, m_cfg.maxSizePerMsg, m.entries)) {
+        // The follower needs entries that were compacted away: only a snapshot can catch it up,
+        // and snapshots are not supported yet (no compaction happens, so this is unreachable today).
+        logEvent(LogLevel::Error, "node " + std::to_string(to) + " needs a snapshot, which is not supported yet");
+        return false;
+    }
+    if (m.entries.empty() && !allowEmpty)
+        return false;
+    m.type = MessageType::Append;
+    m.to = to;
+    m.index = prevIndex;
+    m.logTerm = *prevTerm;
+    m.commit = m_log.committed();
+    std::uint64_t bytes = 0;
+    for (const Entry &e : m.entries)
+        bytes += entrySize(e);
+    const Index lastSent = m.entries.empty() ? prevIndex : m.entries.back().index;
+    pr.sentEntries(m.entries.size(), bytes, lastSent);
+    pr.sentCommit = std::max(pr.sentCommit, m.commit);
+    send(std::move(m));
+    return true;
+}
+
+void Raft::broadcastHeartbeat(std::uint64_t round)
+{
+    for (auto &[id, pr] : m_progress) {
+        if (id == m_id)
+            continue;
+        Message m;
+        m.type = MessageType::Heartbeat;
+        m.to = id;
+        // Never more than the follower is known to have: it may not hold the rest yet.
+        m.commit = std::min(pr.match, m_log.committed());
+        m.context = round;
+        send(std::move(m));
+    }
+    if (m_voters.isSingleton())
+        onReadAck(m_id, round); // nobody to ask: the round confirms itself
+}
+
+// ---- candidate and follower -------------------------------------------------------------------
+
+Status Raft::stepCandidate(Message &m)
+{
+    const MessageType myResponse = m_role == Role::PreCandidate ? MessageType::PreVoteResponse : MessageType::VoteResponse;
+    switch (m.type) {
+    case MessageType::Propose:
+        return Status::NoLeader;
+    case MessageType::ReadIndex:
+        dropRead(m.from, m.context);
+        return Status::Ok;
+    case MessageType::Append:
+        becomeFollower(m.term, m.from); // a leader of our term exists (§5.2)
+        handleAppend(m);
+        return Status::Ok;
+    case MessageType::Heartbeat:
+        becomeFollower(m.term, m.from);
+        handleHeartbeat(m);
+        return Status::Ok;
+    default:
+        break;
+    }
+    if (m.type != myResponse)
+        return Status::Ok;
+    switch (poll(m.from, !m.reject)) {
+    case VoteResult::Won:
+        if (m_role == Role::PreCandidate)
+            startCampaign(CampaignType::Election);
+        else
+            becomeLeader();
+        break;
+    case VoteResult::Lost:
+        // Stay in this term; the election timer decides when to try again.
+        becomeFollower(m_term, NoNode);
+        break;
+    case VoteResult::Pending:
+        break;
+    }
+    return Status::Ok;
+}
+
+Status Raft::stepFollower(Message &m)
+{
+    switch (m.type) {
+    case MessageType::Propose:
+        // Sent to us as leader, but we are not (any more): the origin's client will time out.
+        return Status::ProposalDropped;
+    case MessageType::ReadIndex:
+        dropRead(m.from, m.context);
+        return Status::Ok;
+    case MessageType::Append:
+        m_electionElapsed = 0;
+        setLead(m.from);
+        handleAppend(m);
+        return Status::Ok;
+    case MessageType::Heartbeat:
+        m_electionElapsed = 0;
+        setLead(m.from);
+        handleHeartbeat(m);
+        return Status::Ok;
+    case MessageType::ReadIndexResponse: {
+        const auto it = m_forwardedReads.find(m.context);
+        if (it == m_forwardedReads.end())
+            return Status::Ok; // expired or dropped already
+        for (std::uint64_t ctx : it->second.contexts) {
+            if (m.reject)
+                m_droppedReads.push_back(ctx);
+            else
+                m_readStates.push_back({ctx, m.index});
+        }
+        m_forwardedReads.erase(it);
+        return Status::Ok;
+    }
+    default:
+        return Status::Ok;
+    }
+}
+
+void Raft::handleAppend(Message &m)
+{
+    Message resp;
+    resp.type = MessageType::AppendResponse;
+    resp.to = m.from;
+    if (m.index < m_log.committed()) {
+        // Everything up to our commit index matches the leader's log already.
+        resp.index = m_log.committed();
+        send(std::move(resp));
+        return;
+    }
+    if (auto lastNew = m_log.maybeAppend(m.index, m.logTerm, m.commit, m.entries)) {
+        resp.index = *lastNew;
+        send(std::move(resp));
+        return;
+    }
+    // No match at (index, logTerm). Hint the last index whose term is <= logTerm: everything after
+    // it in our log is either absent or from a term the leader's log cannot match.
+    const Index probe = std::min(m.index, m_log.lastIndex());
+    const auto [hintIndex, hintTerm] = m_log.findConflictByTerm(probe, m.logTerm);
+    resp.reject = true;
+    resp.index = m.index;
+    resp.rejectHint = hintIndex;
+    resp.logTerm = hintTerm;
+    send(std::move(resp));
+}
+
+void Raft::handleHeartbeat(const Message &m)
+{
+    m_log.commitTo(std::min(m.commit, m_log.lastIndex()));
+    Message resp;
+    resp.type = MessageType::HeartbeatResponse;
+    resp.to = m.from;
+    resp.context = m.context;
+    send(std::move(resp));
+}
+
+// ---- reads ------------------------------------------------------------------------------------
+
+void Raft::handleReadRequest(NodeId from, std::uint64_t context)
+{
+    if (!m_committedInTerm) {
+        m_readsBeforeCommit.push_back({from, context, m_ticks});
+        return;
+    }
+    const Index index = m_log.committed();
+    if (m_voters.isSingleton() || m_cfg.bugs.readWithoutQuorum
+        || (m_cfg.readOnlyOption == ReadOnlyOption::LeaseBased && leaseValid())) {
+        answerRead(from, context, index);
+        return;
+    }
+    m_reads.add(context, from, index, m_ticks);
+}
+
+bool Raft::leaseValid() const
+{
+    if (!m_reads.hasLease())
+        return false;
+    const std::uint64_t span = static_cast<std::uint64_t>(m_cfg.electionTick - m_cfg.leaseDriftTicks);
+    return m_ticks < m_reads.leaseStartTick() + span;
+}
+
+void Raft::answerRead(NodeId from, std::uint64_t context, Index index)
+{
+    if (from == m_id) {
+        m_readStates.push_back({context, index});
+        return;
+    }
+    Message m;
+    m.type = MessageType::ReadIndexResponse;
+    m.to = from;
+    m.index = index;
+    m.context = context;
+    send(std::move(m));
+}
+
+void Raft::dropRead(NodeId from, std::uint64_t context)
+{
+    if (from == m_id) {
+        m_droppedReads.push_back(context);
+        return;
+    }
+    Message m;
+    m.type = MessageType::ReadIndexResponse;
+    m.to = from;
+    m.context = context;
+    m.reject = true;
+    send(std::move(m));
+}
+
+void Raft::onReadAck(NodeId from, std::uint64_t round)
+{
+    if (from != m_id) {
+        Progress &pr = m_progress.at(from);
+        pr.ackedRound = std::max(pr.ackedRound, round);
+    }
+    const std::uint64_t confirmed = m_voters.committedIndex([this](NodeId id) -> std::optional<std::uint64_t> {
+        if (id == m_id)
+            return m_reads.lastRound();
+        const auto it = m_progress.find(id);
+        if (it == m_progress.end())
+            return std::nullopt;
+        return it->second.ackedRound;
+    });
+    for (const ReadIndexRounds::Read &r : m_reads.confirm(confirmed))
+        answerRead(r.from, r.context, r.index);
+}
+
+void Raft::dropForwardedReads()
+{
+    for (auto &[batch, fwd] : m_forwardedReads)
+        m_droppedReads.insert(m_droppedReads.end(), fwd.contexts.begin(), fwd.contexts.end());
+    m_forwardedReads.clear();
+}
+
+void Raft::expireReads()
+{
+    // Nothing waits forever: a read that no quorum round confirmed, or that the leader never
+    // answered, within two election timeouts is handed back as dropped.
+    const std::uint64_t limit = 2 * static_cast<std::uint64_t>(m_cfg.electionTick);
+    if (m_ticks <= limit)
+        return;
+    const std::uint64_t cutoff = m_ticks - limit;
+    if (m_role == Role::Leader) {
+        for (const ReadIndexRounds::Read &r : m_reads.expire(cutoff))
+            dropRead(r.from, r.context);
+        auto keep = std::remove_if(m_readsBeforeCommit.begin(), m_readsBeforeCommit.end(), [&](const EarlyRead &r) {
+            if (r.tick >= cutoff)
+                return false;
+            dropRead(r.from, r.context);
+            return true;
+        });
+        m_readsBeforeCommit.erase(keep, m_readsBeforeCommit.end());
+    }
+    for (auto it = m_forwardedReads.begin(); it != m_forwardedReads.end();) {
+        if (it->second.sentTick < cutoff) {
+            m_droppedReads.insert(m_droppedReads.end(), it->second.contexts.begin(), it->second.contexts.end());
+            it = m_forwardedReads.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+// ---- output -----------------------------------------------------------------------------------
+
+void Raft::send(Message m)
+{
+    m.from = m_id;
+    const bool carriesOwnTerm = m.type == MessageType::Vote || m.type == MessageType::PreVote
+        || m.type == MessageType::VoteResponse || m.type == MessageType::PreVoteResponse;
+    if (m.type == MessageType::Propose || m.type == MessageType::ReadIndex)
+        m.term = 0;
+    else if (!carriesOwnTerm)
+        m.term = m_term;
+    if (isResponseToAttest(m.type))
+        m_msgsAfterPersist.push_back(std::move(m));
+    else
+        m_msgs.push_back(std::move(m));
+}
+
+} // namespace dengine::raft

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "raft/config.h"
+#include "raft/logger.h"
+#include "raft/log.h"
+#include "raft/progress.h"
+#include "raft/quorum.h"
+#include "raft/random.h"
+#include "raft/readindex.h"
+#include "raft/types.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace dengine::raft {
+
+// The closed set of answers the core gives to its inputs.
+enum class Status : std::uint8_t {
+    Ok,
+    NoLeader,        // no leader is known: nothing was proposed or queued
+    ProposalDropped, // refused: forwarding disabled, flow control, or not a voter
+    UnknownPeer,     // the sender is not a member of the configuration: ignored
+    InvalidMessage,  // malformed (wrong recipient, missing sender, term-less type with a term...)
+    Unsupported,     // a reserved feature (snapshots, membership changes, leadership transfer)
+};
+std::string_view toString(Status status);
+
+// A read-only view of one node for status displays, tests and invariant checks.
+struct NodeStatus {
+    NodeId id = NoNode;
+    HardState hardState;
+    SoftState softState;
+    Index applied = 0;
+    Index lastIndex = 0;
+    Index stableIndex = 0;
+    bool committedInTerm = false;
+};
+
+// The Raft state machine of one node: election (§5.2, §9.6 pre-vote, check-quorum), replication
+// (§5.3, §5.4), and ReadIndex (§6.4). Deterministic: its only inputs are the calls below, its only
+// outputs the queues RawNode turns into a Ready. Not thread-safe; one thread steps it.
+//
+// Applications use RawNode; this class is its engine and is public for tests.
+class Raft {
+public:
+    // Throws std::invalid_argument if the configuration or the stored state is unusable.
+    Raft(const Config &config, Storage &storage);
+
+    void tick();
+    Status step(Message m);
+    Status propose(std::vector<Payload> proposals, EntryType type = EntryType::Normal);
+    Status readIndex(std::uint64_t context);
+    // Starts an election now (pre-vote first when enabled). No effect on a leader or a non-voter.
+    Status campaign();
+    // The runtime made the entries up to (index, term) durable.
+    void acknowledgePersisted(Index index, Term term);
+
+    // Lazy work: Appends for everything proposed since the last call, commit updates, the
+    // heartbeat round that pending reads need, forwarded proposals and reads. RawNode calls it
+    // before building a Ready, so many calls between two Readys share messages and rounds.
+    void flush();
+    // Whether flush() has work: proposals or reads to forward, a read round or Appends to send.
+    bool hasPendingFlush() const
+    {
+        return !m_proposalsToForward.empty() || !m_readsToForward.empty()
+            || (m_role == Role::Leader && (m_broadcastPending || m_reads.roundNeeded()));
+    }
+    // Called with committed entries as they are handed out for applying.
+    void reduceUncommittedSize(const std::vector<Entry> &applied);
+
+    NodeId id() const { return m_id; }
+    Term term() const { return m_term; }
+    NodeId vote() const { return m_vote; }
+    NodeId leader() const { return m_lead; }
+    Role role() const { return m_role; }
+    const RaftLog &log() const { return m_log; }
+    RaftLog &log() { return m_log; }
+    HardState hardState() const { return {m_term, m_vote, m_log.committed()}; }
+    SoftState softState() const { return {m_lead, m_role}; }
+    NodeStatus status() const;
+    bool committedInTerm() const { return m_committedInTerm; }
+    const std::map<NodeId, Progress> &progress() const { return m_progress; }
+    const JointConfig &voters() const { return m_voters; }
+    std::uint64_t randomizedElectionTimeout() const { return m_randomizedElectionTimeout; }
+
+    // Outputs, drained by RawNode.
+    std::vector<Message> m_msgs;             // may leave before the pending writes are durable
+    std::vector<Message> m_msgsAfterPersist; // only once every write handed out so far is durable
+    std::vector<ReadState> m_readStates;
+    std::vector<std::uint64_t> m_droppedReads;
+
+private:
+    enum class CampaignType { PreElection, Election };
+
+    // Role transitions (Figure 4).
+    void becomeFollower(Term term, NodeId lead);
+    void becomePreCandidate();
+    void becomeCandidate();
+    void becomeLeader();
+    void reset(Term term);
+    void setLead(NodeId lead);
+    void resetRandomizedElectionTimeout();
+
+    // Election.
+    void hup();
+    void startCampaign(CampaignType type);
+    VoteResult poll(NodeId from, bool granted);
+    void handleVoteRequest(const Message &m);
+    bool promotable() const { return m_voters.contains(m_id); }
+    bool quorumActive();
+
+    // Per-role message handling.
+    Status stepLeader(Message &m);
+    Status stepCandidate(Message &m);
+    Status stepFollower(Message &m);
+
+    // Replication.
+    bool appendProposals(std::vector<Payload> &proposals, EntryType type);
+    bool maybeCommit();
+    void onCommitAdvanced();
+    void handleAppend(Message &m);
+    void handleHeartbeat(const Message &m);
+    void handleAppendResponse(const Message &m);
+    void handleHeartbeatResponse(const Message &m);
+    void sendToFollower(NodeId to, Progress &pr);
+    bool sendAppend(NodeId to, Progress &pr, bool allowEmpty);
+    void broadcastHeartbeat(std::uint64_t round);
+    void forwardPending();
+
+    // Reads.
+    void handleReadRequest(NodeId from, std::uint64_t context);
+    void answerRead(NodeId from, std::uint64_t context, Index index);
+    void dropRead(NodeId from, std::uint64_t context);
+    void onReadAck(NodeId from, std::uint64_t round);
+    bool leaseValid() const;
+    void dropForwardedReads();
+    void expireReads();
+
+    void send(Message m);
+    void logEvent(LogLevel level, const std::string &what) const;
+
+    Config m_cfg;
+    NodeId m_id;
+    Term m_term = 0;
+    NodeId m_vote = NoNode;
+    NodeId m_lead = NoNode;
+    Role m_role = Role::Follower;
+    RaftLog m_log;
+    Random m_rng;
+
+    JointConfig m_voters;
+    std::map<NodeId, Progress> m_progress; // every member, this node included
+    std::map<NodeId, bool> m_votes;        // this campaign's answers
+
+    std::uint64_t m_ticks = 0; // ticks since construction: the clock of leases and expiries
+    int m_electionElapsed = 0;
+    int m_heartbeatElapsed = 0;
+    int m_randomizedElectionTimeout = 0;
+    // A LeaseBased node refuses votes until this tick after (re)starting: it may have acknowledged
+    // a leader's round just before a crash, and that leader's lease must run out first.
+    std::uint64_t m_voteQuarantineUntil = 0;
+
+    // Leader state.
+    bool m_committedInTerm = false; // an entry of this term is committed (§8: reads are safe)
+    bool m_broadcastPending = false;
+    std::uint64_t m_uncommittedSize = 0;
+    ReadIndexRounds m_reads;
+    struct EarlyRead {
+        NodeId from;
+        std::uint64_t context;
+        std::uint64_t tick;
+    };
+    std::vector<EarlyRead> m_readsBeforeCommit; // arrived before this term's first commit
+
+    // Follower state: proposals and reads waiting to be forwarded at the next flush, and the read
+    // batches forwarded to the leader and not yet answered.
+    std::vector<Entry> m_proposalsToForward;
+    std::vector<std::uint64_t> m_readsToForward;
+    struct ForwardedBatch {
+        std::vector<std::uint64_t> contexts;
+        std::uint64_t sentTick;
+    };
+    std::map<std::uint64_t, ForwardedBatch> m_forwardedReads;
+    std::uint64_t m_nextReadBatch = 0;
+};
+
+} // namespace dengine::raft

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "raft/raft.h"
+
+#include <optional>
+#include <vector>
+
+namespace dengine::raft {
+
+// One batch of work the runtime must carry out for its node. Take one with RawNode::ready(), act
+// on every field in the order below, and acknowledge the writes with acknowledgePersisted(). Several
+// Readys may be outstanding at once: the runtime may hand the writes of one to a storage thread and
+// take the next before the first is durable, as long as it writes them in the order it got them.
+struct Ready {
+    // 1. Informational: the leader and this node's role, when either changed since the last Ready.
+    std::optional<SoftState> softState;
+
+    // 2. To write to stable storage, in Ready order: `entries` first (an entry at index i replaces
+    //    any stored entry at i and after), then `hardState` when present. `mustSync` says whether
+    //    the write must be synced (fsync) before it counts as durable: it is false only when the
+    //    sole change is the commit index, which Raft can recover if lost.
+    std::vector<Entry> entries;
+    std::optional<HardState> hardState;
+    bool mustSync = false;
+
+    // 3. To send now, in parallel with the write: the leader's Appends and heartbeats, pre-votes,
+    //    forwarded requests. None of them claims anything about this node's pending writes.
+    std::vector<Message> messages;
+
+    // 4. To send only after the writes of this Ready, and of every earlier one, are durable: votes
+    //    and append acknowledgements attest to durable state (Figure 2 persists before responding).
+    std::vector<Message> messagesAfterPersist;
+
+    // 5. To apply to the state machine, in order, then forget: committed on a quorum and durable
+    //    here. Each Ready's batch directly follows the previous one's.
+    std::vector<Entry> committedEntries;
+
+    // 6. Answered reads: serve each once the state machine has applied ReadState::index (after
+    //    applying this Ready's committedEntries, the index may already be reached).
+    std::vector<ReadState> readStates;
+    // Reads that will get no answer (no leader, leadership changed, no quorum in time): fail them
+    // or retry them; nothing else will ever be said about these contexts.
+    std::vector<std::uint64_t> droppedReads;
+
+    // The last entry in `entries` (zero when there are none): pass both to acknowledgePersisted once
+    // the write is durable.
+    Index lastEntryIndex() const { return entries.empty() ? 0 : entries.back().index; }
+    Term lastEntryTerm() const { return entries.empty() ? 0 : entries.back().term; }
+    bool empty() const
+    {
+        return !softState && !hardState && entries.empty() && messages.empty() && messagesAfterPersist.empty()
+            && committedEntries.empty() && readStates.empty() && droppedReads.empty();
+    }
+};
+
+// The application's handle on one Raft node (the model is etcd-io/raft's RawNode): a pure,
+// deterministic state machine. Feed it ticks, messages and requests; collect its output as Readys.
+//
+// Thread: not thread-safe; every call from one thread (the runtime's worker).
+// Blocking: never; it does no IO and keeps no clock.
+class RawNode {
+public:
+    // Throws std::invalid_argument when the configuration or stored state is unusable; the
+    // message names the field or the inconsistency.
+    RawNode(const Config &config, Storage &storage);
+
+    // Advances logical time by one tick (elections, heartbeats, check-quorum, read expiry).
+    void tick() { m_raft.tick(); }
+    // Delivers a message from another node.
+    Status step(Message m) { return m_raft.step(std::move(m)); }
+    // Proposes new entries. On the leader they are appended at once; on a follower they are
+    // forwarded to the leader with the next Ready (the caller learns the outcome only by seeing its
+    // entry applied, so payloads should carry a request id). Ok means accepted for replication,
+    // not committed.
+    Status propose(Payload data) { return m_raft.propose({std::move(data)}); }
+    Status propose(std::vector<Payload> batch) { return m_raft.propose(std::move(batch)); }
+    // Asks for a linearizable read point. The answer arrives as a ReadState with the same context
+    // (or the context in droppedReads). Works on followers through the leader.
+    Status readIndex(std::uint64_t context) { return m_raft.readIndex(context); }
+    // Starts an election at once instead of waiting for the timeout.
+    Status campaign() { return m_raft.campaign(); }
+
+    bool hasReady() const;
+    // Takes the pending batch. The node considers everything in it handed out: the entries as being
+    // written, the committed entries as applied, the messages as sent.
+    Ready ready();
+    // The writes of the Readys up to one whose last entry was (index, term) are durable. Out-of-date
+    // acknowledgements (for entries a later write replaced) are ignored.
+    void acknowledgePersisted(Index index, Term term) { m_raft.acknowledgePersisted(index, term); }
+
+    NodeStatus status() const { return m_raft.status(); }
+    const Raft &raft() const { return m_raft; }
+
+private:
+    Raft m_raft;
+    SoftState m_prevSoft;
+    HardState m_prevHard;
+};
+
+} // namespace dengine::raft

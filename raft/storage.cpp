@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "raft/storage.h"
+
+namespace dengine::raft {
+
+MemoryStorage::MemoryStorage(std::vector<NodeId> voters)
+{
+    m_confState.voters = std::move(voters);
+    m_snapshot.metadata.confState = m_confState;
+}
+
+StorageError MemoryStorage::entries(Index lo, Index hi, std::uint64_t maxBytes, std::vector<Entry> &out) const
+{
+    if (lo <= m_offset)
+        return StorageError::Compacted;
+    if (hi > lastIndex() + 1 || lo > hi)
+        return StorageError::Unavailable;
+    std::uint64_t bytes = 0;
+    for (Index i = lo; i < hi; ++i) {
+        const Entry &e = m_entries[i - m_offset - 1];
+        bytes += entrySize(e);
+        if (i > lo && bytes > maxBytes)
+            break;
+        out.push_back(e);
+    }
+    return StorageError::None;
+}
+
+StorageError MemoryStorage::term(Index index, Term &out) const
+{
+    if (index < m_offset)
+        return StorageError::Compacted;
+    if (index > lastIndex())
+        return StorageError::Unavailable;
+    out = index == m_offset ? m_offsetTerm : m_entries[index - m_offset - 1].term;
+    return StorageError::None;
+}
+
+bool MemoryStorage::append(const std::vector<Entry> &entries)
+{
+    if (entries.empty())
+        return true;
+    const Index first = entries.front().index;
+    if (first <= m_offset || first > lastIndex() + 1)
+        return false;
+    m_entries.resize(first - m_offset - 1);
+    m_entries.insert(m_entries.end(), entries.begin(), entries.end());
+    return true;
+}
+
+} // namespace dengine::raft

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "raft/types.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace dengine::raft {
+
+enum class StorageError : std::uint8_t {
+    None,
+    Compacted,   // the index lies below firstIndex() - 1: only a snapshot can provide it
+    Unavailable, // beyond lastIndex(), or the storage failed (the runtime then stops the node)
+};
+
+struct InitialState {
+    HardState hardState;
+    ConfState confState;
+};
+
+// The stable part of a node's log, as the core reads it. The core never writes through this
+// interface: the runtime persists what a Ready hands out and then acknowledges it
+// (RawNode::acknowledgePersisted). The contract the core relies on:
+//  - everything readable here is durable (it survives a crash);
+//  - an index in [firstIndex() - 1, lastIndex()] has a term, the one below firstIndex() being the
+//    snapshot's (the log's "dummy" position);
+//  - calls come from the thread that steps the node; implementations need no locking for it.
+class Storage {
+public:
+    virtual ~Storage() = default;
+
+    virtual InitialState initialState() const = 0;
+    // Appends the entries in [lo, hi) to `out`, stopping before the total entrySize would exceed
+    // maxBytes; at least one entry is appended when lo < hi.
+    virtual StorageError entries(Index lo, Index hi, std::uint64_t maxBytes, std::vector<Entry> &out) const = 0;
+    virtual StorageError term(Index index, Term &out) const = 0;
+    virtual Index firstIndex() const = 0;
+    virtual Index lastIndex() const = 0;
+    // Reserved for snapshots: the latest snapshot's metadata and data.
+    virtual Snapshot snapshot() const = 0;
+};
+
+// A Storage held in memory: the simulator's and the unit tests' stable storage, and a reference for
+// what any Storage must do. "Durable" here means what the owner chose to append; the simulator
+// models crashes by appending only what its simulated disk synced.
+class MemoryStorage final : public Storage {
+public:
+    // A new, empty log whose first configuration has the given voters.
+    explicit MemoryStorage(std::vector<NodeId> voters = {});
+
+    InitialState initialState() const override { return {m_hardState, m_confState}; }
+    StorageError entries(Index lo, Index hi, std::uint64_t maxBytes, std::vector<Entry> &out) const override;
+    StorageError term(Index index, Term &out) const override;
+    Index firstIndex() const override { return m_offset + 1; }
+    Index lastIndex() const override { return m_offset + m_entries.size(); }
+    Snapshot snapshot() const override { return m_snapshot; }
+
+    void setHardState(const HardState &hs) { m_hardState = hs; }
+    const HardState &hardState() const { return m_hardState; }
+    // Appends entries, replacing any existing suffix from the first entry's index on. The first
+    // entry's index must be in [firstIndex(), lastIndex() + 1]; returns false otherwise.
+    bool append(const std::vector<Entry> &entries);
+
+private:
+    HardState m_hardState;
+    ConfState m_confState;
+    Snapshot m_snapshot;
+    Index m_offset = 0; // index of the position before m_entries[0] (the snapshot's index)
+    Term m_offsetTerm = 0;
+    std::vector<Entry> m_entries;
+};
+
+} // namespace dengine::raft
