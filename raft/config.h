@@ -65,6 +65,8 @@ struct Config {
     bool preVote = true;
     ReadOnlyOption readOnlyOption = ReadOnlyOption::Safe;
     // Ticks subtracted from the lease (LeaseBased reads) to allow for clock drift between nodes.
+    // The lease lasts electionTick - 1 - leaseDriftTicks ticks from the start of the heartbeat
+    // round a quorum acknowledged; with the defaults it tolerates clocks running 12% apart.
     int leaseDriftTicks = 1;
     // Followers forward proposals to the leader unless this is set, in which case propose() on a
     // follower fails with ProposalDropped.

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "raft/payload.h"
 
-#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -11,9 +10,7 @@ Payload::Payload(const void *source, std::size_t size)
 {
     if (size == 0)
         return; // the empty payload shares no block
-    void *memory = std::malloc(sizeof(Block) + size);
-    if (!memory)
-        throw std::bad_alloc();
+    void *memory = ::operator new(sizeof(Block) + size);
     m_block = new (memory) Block{{1}, size};
     std::memcpy(bytes(m_block), source, size);
 }
@@ -44,7 +41,7 @@ void Payload::release() noexcept
     // acq_rel: the last owner must see every other owner's reads finished before freeing.
     if (m_block->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         m_block->~Block();
-        std::free(m_block);
+        ::operator delete(m_block);
     }
     m_block = nullptr;
 }

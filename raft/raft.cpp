@@ -830,7 +830,10 @@ bool Raft::leaseValid() const
 {
     if (!m_reads.hasLease())
         return false;
-    const std::uint64_t span = static_cast<std::uint64_t>(m_cfg.electionTick - m_cfg.leaseDriftTicks);
+    // A follower that acknowledged the round refuses votes until its election timer has counted
+    // electionTick ticks, at least (electionTick - 1) full tick intervals after it saw the round:
+    // the first of its ticks may come at once. The lease stays inside that, less the drift margin.
+    const std::uint64_t span = static_cast<std::uint64_t>(m_cfg.electionTick - 1 - m_cfg.leaseDriftTicks);
     return m_ticks < m_reads.leaseStartTick() + span;
 }
 

@@ -36,7 +36,7 @@ StorageError MemoryStorage::term(Index index, Term &out) const
     return StorageError::None;
 }
 
-bool MemoryStorage::append(const std::vector<Entry> &entries)
+bool MemoryStorage::append(std::vector<Entry> entries)
 {
     if (entries.empty())
         return true;
@@ -44,7 +44,7 @@ bool MemoryStorage::append(const std::vector<Entry> &entries)
     if (first <= m_offset || first > lastIndex() + 1)
         return false;
     m_entries.resize(first - m_offset - 1);
-    m_entries.insert(m_entries.end(), entries.begin(), entries.end());
+    m_entries.insert(m_entries.end(), std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
     return true;
 }
 

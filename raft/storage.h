@@ -60,7 +60,7 @@ public:
     const HardState &hardState() const { return m_hardState; }
     // Appends entries, replacing any existing suffix from the first entry's index on. The first
     // entry's index must be in [firstIndex(), lastIndex() + 1]; returns false otherwise.
-    bool append(const std::vector<Entry> &entries);
+    bool append(std::vector<Entry> entries);
 
 private:
     HardState m_hardState;
