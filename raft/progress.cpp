@@ -5,13 +5,13 @@
 
 namespace dengine::raft {
 
-void Inflights::add(Index lastIndex, std::uint64_t bytes)
+void Inflights::add(Index lastIndex, std::uint64_t bytes, std::uint64_t sentTick)
 {
     if (m_count == m_maxCount)
         return; // callers check full() first; never grow past the limit
     if (m_ring.empty())
         m_ring.resize(m_maxCount); // allocated on first use: idle followers cost nothing
-    m_ring[(m_start + m_count) % m_maxCount] = {lastIndex, bytes};
+    m_ring[(m_start + m_count) % m_maxCount] = {lastIndex, bytes, sentTick};
     ++m_count;
     m_bytes += bytes;
 }
@@ -82,13 +82,13 @@ bool Progress::maybeDecrTo(Index rejected, Index hint)
     return true;
 }
 
-void Progress::sentEntries(std::size_t count, std::uint64_t bytes, Index lastIndex)
+void Progress::sentEntries(std::size_t count, std::uint64_t bytes, Index lastIndex, std::uint64_t nowTick)
 {
     switch (state) {
     case ProgressState::Replicate:
         if (count > 0) {
             next = lastIndex + 1;
-            inflights.add(lastIndex, bytes);
+            inflights.add(lastIndex, bytes, nowTick);
         }
         break;
     case ProgressState::Probe:

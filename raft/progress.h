@@ -16,18 +16,21 @@ class Inflights {
 public:
     Inflights(std::size_t maxCount, std::uint64_t maxBytes) : m_maxCount(maxCount), m_maxBytes(maxBytes) {}
 
-    void add(Index lastIndex, std::uint64_t bytes);
+    void add(Index lastIndex, std::uint64_t bytes, std::uint64_t sentTick);
     // Frees every message whose last index is <= index (the follower acknowledged up to it).
     void freeLE(Index index);
     void reset();
     bool full() const { return m_count == m_maxCount || m_bytes >= m_maxBytes; }
     std::size_t count() const { return m_count; }
     std::uint64_t bytes() const { return m_bytes; }
+    // The tick at which the oldest unacknowledged message went out (only when count() > 0).
+    std::uint64_t oldestSentTick() const { return m_ring[m_start].sentTick; }
 
 private:
     struct Slot {
         Index index;
         std::uint64_t bytes;
+        std::uint64_t sentTick;
     };
     std::vector<Slot> m_ring; // maxCount slots once used
     std::size_t m_start = 0;
@@ -69,7 +72,7 @@ struct Progress {
     // Returns false if the rejection is stale (for an Append already superseded).
     bool maybeDecrTo(Index rejected, Index hint);
     // Records that an Append carrying `count` entries (`bytes` of them), ending at lastIndex, went out.
-    void sentEntries(std::size_t count, std::uint64_t bytes, Index lastIndex);
+    void sentEntries(std::size_t count, std::uint64_t bytes, Index lastIndex, std::uint64_t nowTick);
     bool isPaused() const;
     std::string describe() const;
 };

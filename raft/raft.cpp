@@ -208,6 +208,7 @@ void Raft::tick()
             m_heartbeatElapsed = 0;
             broadcastHeartbeat(m_reads.startRound(m_ticks));
         }
+        reprobeStalledFollowers();
     } else {
         ++m_electionElapsed;
         if (promotable() && m_electionElapsed >= m_randomizedElectionTimeout) {
@@ -564,6 +565,35 @@ void Raft::handleAppendResponse(const Message &m)
     m_broadcastPending = true;
 }
 
+void Raft::reprobeStalledFollowers()
+{
+    // An Append lost on the way leaves a follower in replicate state waiting for entries that will
+    // never come; usually the next Append exposes the gap (the follower rejects it), but with the
+    // window full or nothing new to send, nothing would. A window with no acknowledgement for an
+    // election timeout is therefore taken as lost: probe again from the match point.
+    const std::uint64_t limit = static_cast<std::uint64_t>(m_cfg.electionTick);
+    for (auto &[id, pr] : m_progress) {
+        if (id == m_id || pr.state != ProgressState::Replicate || pr.inflights.count() == 0)
+            continue;
+        if (m_ticks - pr.inflights.oldestSentTick() >= limit) {
+            pr.becomeProbe();
+            m_broadcastPending = true;
+        }
+    }
+}
+
+void Raft::reportUnreachable(NodeId id)
+{
+    // The transport lost its connection: whatever was in flight may be gone.
+    if (m_role != Role::Leader || id == m_id)
+        return;
+    const auto it = m_progress.find(id);
+    if (it != m_progress.end() && it->second.state == ProgressState::Replicate) {
+        it->second.becomeProbe();
+        m_broadcastPending = true;
+    }
+}
+
 void Raft::handleHeartbeatResponse(const Message &m)
 {
     Progress &pr = m_progress.at(m.from);
@@ -671,7 +701,7 @@ bool Raft::sendAppend(NodeId to, Progress &pr, bool allowEmpty)
     for (const Entry &e : m.entries)
         bytes += entrySize(e);
     const Index lastSent = m.entries.empty() ? prevIndex : m.entries.back().index;
-    pr.sentEntries(m.entries.size(), bytes, lastSent);
+    pr.sentEntries(m.entries.size(), bytes, lastSent, m_ticks);
     pr.sentCommit = std::max(pr.sentCommit, m.commit);
     send(std::move(m));
     return true;

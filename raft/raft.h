@@ -57,6 +57,8 @@ public:
     Status campaign();
     // The runtime made the entries up to (index, term) durable.
     void acknowledgePersisted(Index index, Term term);
+    // The transport lost its connection to a peer: messages in flight to it may be lost.
+    void reportUnreachable(NodeId id);
 
     // Lazy work: Appends for everything proposed since the last call, commit updates, the
     // heartbeat round that pending reads need, forwarded proposals and reads. RawNode calls it
@@ -128,6 +130,7 @@ private:
     void sendToFollower(NodeId to, Progress &pr);
     bool sendAppend(NodeId to, Progress &pr, bool allowEmpty);
     void broadcastHeartbeat(std::uint64_t round);
+    void reprobeStalledFollowers();
     void forwardPending();
 
     // Reads.

@@ -80,6 +80,9 @@ public:
     Status readIndex(std::uint64_t context) { return m_raft.readIndex(context); }
     // Starts an election at once instead of waiting for the timeout.
     Status campaign() { return m_raft.campaign(); }
+    // Tells the node that the connection to a peer broke, so Appends in flight to it may be lost and
+    // replication to it restarts from the last acknowledged index (instead of after a timeout).
+    void reportUnreachable(NodeId id) { m_raft.reportUnreachable(id); }
 
     bool hasReady() const;
     // Takes the pending batch. The node considers everything in it handed out: the entries as being

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what DEngine needs to build and test on Debian 12. Idempotent: when everything is
+# present it only checks (no network). Run as root, or as a user with sudo.
+set -euo pipefail
+
+packages=(
+    build-essential cmake ninja-build git # toolchain
+    libgtest-dev                          # tests/raft, tests/sim
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup-debian.sh: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+fi
+echo "setup-debian.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
