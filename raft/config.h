@@ -41,7 +41,9 @@ struct Config {
     // A leader sends heartbeats every heartbeatTick ticks.
     int heartbeatTick = 1;
 
-    // Seeds the randomized election timeout. Give every node a different seed.
+    // Seeds the randomized election timeout and the ids of forwarded read batches. Give every node
+    // a different seed, and a new one at every start (the runtime draws it from system entropy):
+    // an answer to a read forwarded before a restart must not match a read forwarded after it.
     std::uint64_t seed = 0;
 
     // Upper bound, in bytes (entrySize), of the entries in one Append message. At least one entry

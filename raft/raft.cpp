@@ -76,6 +76,9 @@ Raft::Raft(const Config &config, Storage &storage)
         m_log.setApplied(config.applied);
     m_term = hs.term;
     m_vote = hs.vote;
+    // Read batches are matched to their answers by id. An answer to a batch sent before a restart
+    // may still be in flight, so ids must not repeat across restarts: start from a random point.
+    m_nextReadBatch = m_rng.next();
     becomeFollower(m_term, NoNode);
     if (m_cfg.readOnlyOption == ReadOnlyOption::LeaseBased)
         m_voteQuarantineUntil = static_cast<std::uint64_t>(m_cfg.electionTick);

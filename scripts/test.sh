@@ -2,13 +2,13 @@
 # Builds DEngine and runs every test: the README's test command, and exactly what CI runs.
 #   1. a RelWithDebInfo build: unit tests, the simulation's seed sweep, the simulator's self-tests;
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the same, with a shorter sweep.
-# Environment: DENGINE_SIM_SEEDS (default 600) seeds for the main sweep; DENGINE_SKIP_ASAN=1 skips step 2.
+# Environment: DENGINE_SIM_SEEDS (default 2000) seeds for the main sweep; DENGINE_SKIP_ASAN=1 skips step 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
 
 jobs=$(nproc)
-seeds=${DENGINE_SIM_SEEDS:-600}
+seeds=${DENGINE_SIM_SEEDS:-2000}
 
 echo "== build (RelWithDebInfo)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDENGINE_SIM_SEEDS="$seeds" >/dev/null

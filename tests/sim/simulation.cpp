@@ -500,7 +500,7 @@ void Simulation::applyEntry(SimNode &n, const Entry &e)
     if (cmd->client == ProbeClient) {
         n.appliedProbe = true;
         if (m_healed && !m_live
-            && std::all_of(m_nodes.begin(), m_nodes.end(), [](const SimNode &x) { return x.up && x.appliedProbe; })) {
+            && std::all_of(m_nodes.begin(), m_nodes.end(), [](const SimNode &x) { return !x.up || x.appliedProbe; })) {
             m_live = true;
             m_result.healTicks = (m_now - m_healTime) / TickUnits;
             narrate("liveness: a write was applied on every node " + std::to_string(m_result.healTicks) + " ticks after healing");
@@ -799,9 +799,15 @@ void Simulation::heal()
     m_drop = 0;
     m_duplicate = 0;
     m_delayHi = std::min<std::uint64_t>(m_delayHi, 1500);
-    for (SimNode &n : m_nodes)
-        if (!n.up)
+    // Every node comes back, except the ones the options keep down for good.
+    for (std::size_t i = 0; i < m_nodes.size(); ++i) {
+        SimNode &n = m_nodes[i];
+        const bool keepDown = static_cast<int>(i) < m_opts.keepDownAfterHeal;
+        if (keepDown && n.up)
+            crashNode(n);
+        else if (!keepDown && !n.up)
             startNode(n);
+    }
     narrate("faults healed; the cluster must now make progress within " + std::to_string(m_opts.healBoundTicks) + " ticks");
     schedule(m_now + TickUnits, EventKind::Probe, 0);
 }
@@ -814,6 +820,10 @@ void Simulation::probe()
         std::ostringstream out;
         out << "liveness: no write was applied on every node within " << m_opts.healBoundTicks << " ticks of healing; nodes:";
         for (SimNode &n : m_nodes) {
+            if (!n.up) {
+                out << " [" << n.id << " down]";
+                continue;
+            }
             const NodeStatus st = n.raft->status();
             out << " [" << n.id << ' ' << toString(st.softState.role) << " term " << st.hardState.term << " lead "
                 << st.softState.leader << " commit " << st.hardState.commit << " last " << st.lastIndex << ']';
@@ -823,8 +833,17 @@ void Simulation::probe()
     }
     // Like a client retrying: a new request every few ticks, to the leader if there is one.
     SimNode *target = leader();
-    if (!target)
-        target = &m_nodes[m_rng.below(m_nodes.size())];
+    if (!target) {
+        std::vector<SimNode *> up;
+        for (SimNode &n : m_nodes)
+            if (n.up)
+                up.push_back(&n);
+        if (up.empty()) {
+            schedule(m_now + 3 * TickUnits, EventKind::Probe, 0);
+            return;
+        }
+        target = up[m_rng.below(up.size())];
+    }
     Command cmd{ProbeClient, ++m_probeSeq, target->id, ProbeKey, "p" + std::to_string(m_probeSeq)};
     target->raft->propose(encodePut(cmd));
     processReady(*target);
@@ -893,7 +912,7 @@ SimResult Simulation::run()
     for (SimNode &n : m_nodes)
         startNode(n);
     for (Client &c : m_clients)
-        schedule(m_now + (5 + m_rng.below(20)) * TickUnits, EventKind::ClientNext, c.id);
+        schedule(m_now + (m_opts.clientStartTick + m_rng.below(20)) * TickUnits, EventKind::ClientNext, c.id);
     if (m_opts.faults)
         schedule((30 + m_rng.below(100)) * TickUnits, EventKind::Nemesis, 0);
     schedule(m_opts.faultTicks * TickUnits, EventKind::Heal, 0);

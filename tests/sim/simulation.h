@@ -56,6 +56,11 @@ struct SimOptions {
 
     int clients = 4;
     int keys = 3;
+    std::uint64_t clientStartTick = 5; // clients start between this tick and 20 ticks later
+
+    // Nodes (the first ones) that stay down when the faults heal. A minority down must not stop
+    // progress; a majority down must be reported by the liveness check.
+    int keepDownAfterHeal = 0;
 
     raft::InjectedBugs bugs; // proves the checks can fail; see tests
     unsigned checks = Check::All;

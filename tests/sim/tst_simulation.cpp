@@ -92,11 +92,12 @@ TEST(Simulation, calmCluster_electsOneLeaderAndServesEveryRequest)
     o.dropRate = 0;
     o.duplicateRate = 0;
     o.faultTicks = 400;
+    o.clientStartTick = 60; // after the first election, so no request meets a cluster without a leader
     const SimResult r = runSimulation(o);
     ASSERT_TRUE(r.ok) << r.failure;
     EXPECT_EQ(r.elections, 1u) << "no faults, yet leadership changed";
     EXPECT_EQ(r.opsUnknown, 0u);
-    EXPECT_LT(r.opsFailed, 10u) << "only requests sent before the first election may fail";
+    EXPECT_EQ(r.opsFailed, 0u);
     EXPECT_GT(r.opsOk, 100u);
     EXPECT_GT(r.linearizableReads, 30u);
 }
@@ -117,11 +118,25 @@ TEST(Simulation, faultySweep_exercisesEveryFault)
     EXPECT_GT(elections, 20u);
 }
 
-TEST(Simulation, livenessCheck_canFail)
+TEST(Simulation, minorityDownForGood_clusterStillMakesProgress)
 {
-    // Demanding progress within 1 tick of healing is impossible: the check must say so.
+    for (std::uint64_t seed = 1; seed <= 10; ++seed) {
+        SimOptions o = seeded(seed);
+        o.randomizeProfile = false;
+        o.nodes = 5;
+        o.keepDownAfterHeal = 2;
+        const SimResult r = runSimulation(o);
+        EXPECT_TRUE(r.ok) << "seed " << seed << ": " << r.failure << "\nreplay: " << replayCommand(o);
+    }
+}
+
+TEST(Simulation, livenessCheck_reportsAClusterWithoutQuorum)
+{
+    // Two of three nodes never come back: no write can commit, and the liveness check must say so.
     SimOptions o = seeded(4);
-    o.healBoundTicks = 1;
+    o.randomizeProfile = false;
+    o.nodes = 3;
+    o.keepDownAfterHeal = 2;
     const SimResult r = runSimulation(o);
     EXPECT_FALSE(r.ok);
     EXPECT_NE(r.failure.find("liveness"), std::string::npos) << r.failure;
