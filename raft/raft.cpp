@@ -186,7 +186,8 @@ void Raft::becomeLeader()
     m_progress.at(m_id).match = m_log.stableLastIndex();
     // §8: a new leader commits a no-op of its own term; until then it cannot know which entries are
     // committed, so reads wait for it and the commit rule (§5.4.2) needs a current-term entry.
-    m_log.appendOne(Entry{m_term, m_log.lastIndex() + 1, EntryType::Normal, {}});
+    m_noOpIndex = m_log.lastIndex() + 1;
+    m_log.appendOne(Entry{m_term, m_noOpIndex, EntryType::Normal, {}});
     m_broadcastPending = true;
     logEvent(LogLevel::Info, "became leader at index " + std::to_string(m_log.lastIndex()));
 }
@@ -468,8 +469,10 @@ void Raft::reduceUncommittedSize(const std::vector<Entry> &applied)
     if (m_role != Role::Leader)
         return;
     std::uint64_t size = 0;
+    // Every entry of this term came through appendProposals, which counted it (empty ones too),
+    // except the no-op that opened the term.
     for (const Entry &e : applied)
-        if (e.term == m_term && !e.data.empty())
+        if (e.term == m_term && e.index != m_noOpIndex)
             size += entrySize(e);
     m_uncommittedSize = size > m_uncommittedSize ? 0 : m_uncommittedSize - size;
 }

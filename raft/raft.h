@@ -170,6 +170,7 @@ private:
     bool m_committedInTerm = false; // an entry of this term is committed (§8: reads are safe)
     bool m_broadcastPending = false;
     std::uint64_t m_uncommittedSize = 0;
+    Index m_noOpIndex = 0; // this term's no-op: the one entry of the term not counted in m_uncommittedSize
     ReadIndexRounds m_reads;
     struct EarlyRead {
         NodeId from;
