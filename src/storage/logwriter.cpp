@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/logwriter.h"
+
+namespace dengine::storage {
+
+LogWriter::LogWriter(Wal &wal, DurableCallback onDurable, ErrorCallback onError)
+    : m_wal(wal), m_onDurable(std::move(onDurable)), m_onError(std::move(onError)), m_thread([this] { run(); })
+{
+}
+
+LogWriter::~LogWriter()
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_stopping = true;
+    }
+    m_wake.notify_one();
+    m_thread.join();
+}
+
+void LogWriter::submit(Batch batch)
+{
+    {
+        std::lock_guard lock(m_mutex);
+        m_queue.push_back(std::move(batch));
+    }
+    m_wake.notify_one();
+}
+
+void LogWriter::drain()
+{
+    std::unique_lock lock(m_mutex);
+    m_idle.wait(lock, [this] { return m_queue.empty() && !m_busy; });
+}
+
+LogWriter::Stats LogWriter::stats() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_stats;
+}
+
+void LogWriter::run()
+{
+    std::vector<Batch> round;
+    for (;;) {
+        {
+            std::unique_lock lock(m_mutex);
+            m_busy = false;
+            m_idle.notify_all();
+            m_wake.wait(lock, [this] { return !m_queue.empty() || m_stopping; });
+            if (m_queue.empty())
+                return; // stopping, and everything submitted was handled
+            round.swap(m_queue);
+            m_busy = true;
+        }
+        if (m_failed) {
+            round.clear(); // after a failure nothing more is written or acknowledged
+            continue;
+        }
+        bool needSync = false;
+        std::uint64_t entries = 0;
+        StorageStatus st;
+        for (const Batch &b : round) {
+            st = m_wal.append(b.entries, b.hardState);
+            if (!st)
+                break;
+            needSync = needSync || b.mustSync || !b.entries.empty();
+            entries += b.entries.size();
+        }
+        if (st && needSync)
+            st = m_wal.sync();
+        {
+            std::lock_guard lock(m_mutex);
+            m_stats.batches += round.size();
+            m_stats.entries += entries;
+            if (needSync)
+                ++m_stats.syncs;
+        }
+        if (!st) {
+            m_failed = true;
+            m_onError(st);
+        } else {
+            m_onDurable(round.back().id);
+        }
+        round.clear();
+    }
+}
+
+} // namespace dengine::storage

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "raft/types.h"
+#include "storage/wal.h"
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace dengine::storage {
+
+// Group commit: writes and syncs the log on a thread of its own, so the Raft thread never waits for
+// the disk and the leader keeps replicating while its own fsync runs.
+//
+// Batches are written in the order submitted. The thread takes every batch queued since its last
+// round, writes them all, and covers them with one fdatasync (skipped when no batch in the round
+// needs one: a commit-index-only hard state may be lost). Then it reports the id of the last batch
+// of the round as durable. Per sync, throughput grows with the number of batches waiting, which is
+// how one disk serves many concurrent writers.
+//
+// Failure is final: the first write or sync error is reported once through onError, and no batch
+// is ever reported durable after it (after a failed fsync the page cache cannot be trusted).
+class LogWriter {
+public:
+    struct Batch {
+        std::uint64_t id = 0; // increasing; the caller's sequence number for the Ready it came from
+        std::vector<raft::Entry> entries;
+        std::optional<raft::HardState> hardState;
+        bool mustSync = true;
+    };
+    struct Stats {
+        std::uint64_t batches = 0;
+        std::uint64_t syncs = 0;
+        std::uint64_t entries = 0;
+    };
+    // Both are called on the writer thread: keep them short (post to your own thread).
+    using DurableCallback = std::function<void(std::uint64_t upToBatchId)>;
+    using ErrorCallback = std::function<void(const StorageStatus &)>;
+
+    LogWriter(Wal &wal, DurableCallback onDurable, ErrorCallback onError);
+    // Finishes the batches already submitted (writes and syncs them), then stops the thread.
+    ~LogWriter();
+
+    // Any thread. Never blocks on the disk.
+    void submit(Batch batch);
+    // Waits until every submitted batch was handled (durable or failed). For shutdown and tests.
+    void drain();
+    Stats stats() const;
+
+private:
+    void run();
+
+    Wal &m_wal;
+    DurableCallback m_onDurable;
+    ErrorCallback m_onError;
+    mutable std::mutex m_mutex;
+    std::condition_variable m_wake;
+    std::condition_variable m_idle;
+    std::vector<Batch> m_queue;
+    bool m_busy = false;
+    bool m_stopping = false;
+    bool m_failed = false;
+    Stats m_stats;
+    std::thread m_thread;
+};
+
+} // namespace dengine::storage

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/record.h"
+
+#include "storage/crc32c.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace dengine::storage {
+
+namespace {
+
+constexpr std::uint64_t SegmentMagic = 0x314c4157474e4544ULL; // "DENGWAL1"
+constexpr std::size_t EntryPrefix = 17;                       // index, term, type
+
+void put32(char *p, std::uint32_t v) { std::memcpy(p, &v, 4); }
+void put64(char *p, std::uint64_t v) { std::memcpy(p, &v, 8); }
+std::uint32_t get32(const char *p)
+{
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+std::uint64_t get64(const char *p)
+{
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+void add64(std::string &s, std::uint64_t v)
+{
+    char b[8];
+    put64(b, v);
+    s.append(b, 8);
+}
+
+// Frames a record whose payload is the concatenation of `a` and `b`.
+void appendFramed(std::string &out, RecordType type, std::string_view a, std::string_view b)
+{
+    const std::size_t length = a.size() + b.size();
+    char header[RecordHeaderSize] = {};
+    put32(header, static_cast<std::uint32_t>(length));
+    header[4] = static_cast<char>(type);
+    header[5] = static_cast<char>(RecordVersion);
+    std::uint32_t crc = crc32c(header, 8);
+    crc = crc32c(a.data(), a.size(), crc);
+    crc = crc32c(b.data(), b.size(), crc);
+    put32(header + 8, crc);
+    out.append(header, RecordHeaderSize);
+    out.append(a);
+    out.append(b);
+    out.append(paddedSize(length) - RecordHeaderSize - length, '\0');
+}
+
+bool allZero(const char *p, std::size_t n)
+{
+    for (std::size_t i = 0; i < n; ++i)
+        if (p[i] != 0)
+            return false;
+    return true;
+}
+
+} // namespace
+
+const char *toString(RecordType type)
+{
+    switch (type) {
+    case RecordType::SegmentHeader: return "segment-header";
+    case RecordType::Entry: return "entry";
+    case RecordType::HardState: return "hard-state";
+    case RecordType::ConfState: return "conf-state";
+    case RecordType::LogStart: return "log-start";
+    }
+    return "unknown";
+}
+
+void appendRecord(std::string &out, RecordType type, std::string_view payload) { appendFramed(out, type, payload, {}); }
+
+DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string &why)
+{
+    if (data.size() < RecordHeaderSize) {
+        if (allZero(data.data(), data.size()))
+            return DecodeStatus::End;
+        return DecodeStatus::Truncated;
+    }
+    const char *h = data.data();
+    if (allZero(h, RecordHeaderSize))
+        return DecodeStatus::End;
+    const std::uint32_t length = get32(h);
+    const auto type = static_cast<std::uint8_t>(h[4]);
+    const auto version = static_cast<std::uint8_t>(h[5]);
+    const std::uint32_t stored = get32(h + 8);
+    if (length > MaxRecordPayload || type < 1 || type > 5 || version != RecordVersion || h[6] != 0 || h[7] != 0) {
+        // A header that was half written (zeros in its second half) is a torn write too.
+        if (allZero(h + 4, 8) || allZero(h, 4)) {
+            why = "record header partly written";
+            return DecodeStatus::Torn;
+        }
+        why = "impossible record header (length " + std::to_string(length) + ", type " + std::to_string(type) + ", version "
+            + std::to_string(version) + ")";
+        return DecodeStatus::Corrupt;
+    }
+    const std::size_t total = paddedSize(length);
+    if (data.size() < RecordHeaderSize + length)
+        return DecodeStatus::Truncated;
+    std::uint32_t crc = crc32c(h, 8);
+    crc = crc32c(h + RecordHeaderSize, length, crc);
+    if (crc != stored) {
+        // Was part of the record never written? A crash mid-write leaves whole sectors unwritten,
+        // and unwritten space in a zero-filled segment reads as zeros.
+        const std::size_t span = std::min(total, data.size());
+        for (std::size_t off = 0; off < span; off += SectorSize) {
+            const std::size_t n = std::min(SectorSize, span - off);
+            if (n >= 64 && allZero(h + off, n)) {
+                why = "record torn: bytes " + std::to_string(off) + ".." + std::to_string(off + n) + " of it were never written";
+                return DecodeStatus::Torn;
+            }
+        }
+        why = "checksum mismatch (stored " + std::to_string(stored) + ", computed " + std::to_string(crc) + ")";
+        return DecodeStatus::Corrupt;
+    }
+    out.type = static_cast<RecordType>(type);
+    out.payload = data.substr(RecordHeaderSize, length);
+    out.size = std::min(total, data.size());
+    return DecodeStatus::Ok;
+}
+
+std::string encodeSegmentHeader(const SegmentHeader &h)
+{
+    std::string s;
+    add64(s, SegmentMagic);
+    add64(s, h.sequence);
+    add64(s, h.prevIndex);
+    add64(s, h.prevTerm);
+    return s;
+}
+
+bool decodeSegmentHeader(std::string_view p, SegmentHeader &out)
+{
+    if (p.size() != 32 || get64(p.data()) != SegmentMagic)
+        return false;
+    out.sequence = get64(p.data() + 8);
+    out.prevIndex = get64(p.data() + 16);
+    out.prevTerm = get64(p.data() + 24);
+    return true;
+}
+
+void appendEntryRecord(std::string &out, const raft::Entry &e)
+{
+    char prefix[EntryPrefix];
+    put64(prefix, e.index);
+    put64(prefix + 8, e.term);
+    prefix[16] = static_cast<char>(e.type);
+    appendFramed(out, RecordType::Entry, std::string_view(prefix, EntryPrefix), e.data.view());
+}
+
+bool peekEntry(std::string_view p, raft::Index &index, raft::Term &term)
+{
+    if (p.size() < EntryPrefix)
+        return false;
+    index = get64(p.data());
+    term = get64(p.data() + 8);
+    return static_cast<std::uint8_t>(p[16]) <= static_cast<std::uint8_t>(raft::EntryType::ConfChange);
+}
+
+bool decodeEntry(std::string_view p, raft::Entry &out)
+{
+    if (!peekEntry(p, out.index, out.term))
+        return false;
+    out.type = static_cast<raft::EntryType>(p[16]);
+    out.data = raft::Payload(p.substr(EntryPrefix));
+    return true;
+}
+
+std::string encodeHardState(const raft::HardState &hs)
+{
+    std::string s;
+    add64(s, hs.term);
+    add64(s, hs.vote);
+    add64(s, hs.commit);
+    return s;
+}
+
+bool decodeHardState(std::string_view p, raft::HardState &out)
+{
+    if (p.size() != 24)
+        return false;
+    out.term = get64(p.data());
+    out.vote = get64(p.data() + 8);
+    out.commit = get64(p.data() + 16);
+    return true;
+}
+
+std::string encodeConfState(const raft::ConfState &cs)
+{
+    std::string s;
+    add64(s, cs.voters.size());
+    for (raft::NodeId id : cs.voters)
+        add64(s, id);
+    return s;
+}
+
+bool decodeConfState(std::string_view p, raft::ConfState &out)
+{
+    if (p.size() < 8)
+        return false;
+    const std::uint64_t n = get64(p.data());
+    if (n > 1024 || p.size() != 8 + 8 * n)
+        return false;
+    out = {};
+    for (std::uint64_t i = 0; i < n; ++i)
+        out.voters.push_back(get64(p.data() + 8 + 8 * i));
+    return true;
+}
+
+std::string encodeLogStart(raft::Index index, raft::Term term)
+{
+    std::string s;
+    add64(s, index);
+    add64(s, term);
+    return s;
+}
+
+bool decodeLogStart(std::string_view p, raft::Index &index, raft::Term &term)
+{
+    if (p.size() != 16)
+        return false;
+    index = get64(p.data());
+    term = get64(p.data() + 8);
+    return true;
+}
+
+} // namespace dengine::storage

@@ -1,0 +1,701 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/wal.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace dengine::storage {
+
+namespace {
+
+constexpr const char *SegmentSuffix = ".wal";
+
+bool parseSegmentName(const std::string &name, std::uint64_t &sequence)
+{
+    if (name.size() != 16 + 4 || name.compare(16, 4, SegmentSuffix) != 0)
+        return false;
+    sequence = 0;
+    for (int i = 0; i < 16; ++i) {
+        const char c = name[static_cast<std::size_t>(i)];
+        int v;
+        if (c >= '0' && c <= '9')
+            v = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v = c - 'a' + 10;
+        else
+            return false;
+        sequence = sequence << 4 | static_cast<std::uint64_t>(v);
+    }
+    return sequence > 0;
+}
+
+StorageStatus corrupt(const std::string &message) { return {StorageErrorCode::Corrupt, message}; }
+
+std::string where(const std::string &path, std::uint64_t offset) { return path + " at offset " + std::to_string(offset); }
+
+// Index of the first non-zero byte in [p, p + n), or n.
+std::size_t firstNonZero(const char *p, std::size_t n)
+{
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        if (w != 0)
+            break;
+    }
+    for (; i < n; ++i)
+        if (p[i] != 0)
+            return i;
+    return n;
+}
+
+// Reads a segment in large chunks through one reusable buffer, so recovery streams the log at disk
+// speed instead of allocating (and faulting in) a whole segment's worth of memory per file.
+class ChunkReader {
+public:
+    static constexpr std::size_t Chunk = 8u << 20;
+
+    ChunkReader(File &file, std::uint64_t size, std::vector<char> &buffer) : m_file(file), m_size(size), m_buf(buffer) {}
+
+    // The bytes from `offset` on that are in memory, at least `atLeast` of them unless the file ends.
+    IoStatus window(std::uint64_t offset, std::size_t atLeast, std::string_view &out)
+    {
+        if (offset < m_start || offset + atLeast > m_start + m_len) {
+            const std::uint64_t left = offset < m_size ? m_size - offset : 0;
+            const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(std::max(atLeast, Chunk), left));
+            if (m_buf.size() < want)
+                m_buf.resize(want);
+            std::size_t got = 0;
+            if (IoStatus st = m_file.read(m_buf.data(), want, offset, got); !st)
+                return st;
+            m_start = offset;
+            m_len = got;
+            m_read += got;
+        }
+        out = std::string_view(m_buf.data() + (offset - m_start), m_len - (offset - m_start));
+        return {};
+    }
+    // Offset of the last non-zero byte at or after `from` (found by reading to the end), if any.
+    IoStatus lastNonZero(std::uint64_t from, std::optional<std::uint64_t> &out)
+    {
+        out.reset();
+        for (std::uint64_t off = from; off < m_size;) {
+            std::string_view w;
+            if (IoStatus st = window(off, 1, w); !st)
+                return st;
+            if (w.empty())
+                break;
+            std::size_t i = 0;
+            while ((i += firstNonZero(w.data() + i, w.size() - i)) < w.size()) {
+                out = off + i;
+                ++i;
+            }
+            off += w.size();
+        }
+        return {};
+    }
+    std::uint64_t size() const { return m_size; }
+    std::uint64_t bytesRead() const { return m_read; }
+
+private:
+    File &m_file;
+    std::uint64_t m_size;
+    std::vector<char> &m_buf;
+    std::uint64_t m_start = 0;
+    std::size_t m_len = 0;
+    std::uint64_t m_read = 0;
+};
+
+} // namespace
+
+StorageStatus StorageStatus::fromIo(const IoStatus &io)
+{
+    if (io.ok())
+        return {};
+    if (io.code() == ENOSPC || io.code() == EDQUOT)
+        return {StorageErrorCode::NoSpace, io.message()};
+    if (io.code() == EWOULDBLOCK)
+        return {StorageErrorCode::Locked, io.message()};
+    return {StorageErrorCode::Io, io.message()};
+}
+
+Wal::~Wal() = default;
+
+std::string Wal::segmentPath(std::uint64_t sequence) const
+{
+    char name[32];
+    std::snprintf(name, sizeof name, "%016llx%s", static_cast<unsigned long long>(sequence), SegmentSuffix);
+    return joinPath(m_walDir, name);
+}
+
+StorageStatus Wal::open(const WalOptions &options, std::unique_ptr<Wal> &out, RecoveryReport *report)
+{
+    if (options.dir.empty())
+        return {StorageErrorCode::Config, "data directory: not set"};
+    if (options.segmentBytes < 4096)
+        return {StorageErrorCode::Config, "segment size: must be at least 4096 bytes"};
+    std::unique_ptr<Wal> wal(new Wal());
+    wal->m_opts = options;
+    wal->m_fs = options.fs ? options.fs : &FileSystem::posix();
+    wal->m_walDir = joinPath(options.dir, "wal");
+    if (IoStatus st = wal->m_fs->createDirectories(wal->m_walDir); !st)
+        return StorageStatus::fromIo(st);
+    if (IoStatus st = wal->m_fs->lock(joinPath(options.dir, "LOCK"), wal->m_lock); !st) {
+        if (st.code() == EWOULDBLOCK)
+            return {StorageErrorCode::Locked, "data directory " + options.dir + " is in use by another process (" + st.message() + ")"};
+        return StorageStatus::fromIo(st);
+    }
+    RecoveryReport local;
+    RecoveryReport &rep = report ? *report : local;
+    rep = {};
+    if (StorageStatus st = wal->recover(rep); !st)
+        return st;
+    out = std::move(wal);
+    return {};
+}
+
+StorageStatus Wal::createFirstSegment(RecoveryReport &report)
+{
+    report.created = true;
+    m_confState = m_opts.bootstrap;
+    if (m_confState.voters.empty())
+        return {StorageErrorCode::Config, "a new log needs the cluster's voters (bootstrap configuration is empty)"};
+    if (StorageStatus st = startSegment(1); !st)
+        return st;
+    if (StorageStatus st = sync(); !st)
+        return st;
+    report.segments = 1;
+    return {};
+}
+
+StorageStatus Wal::recover(RecoveryReport &report)
+{
+    std::vector<std::string> names;
+    if (IoStatus st = m_fs->list(m_walDir, names); !st)
+        return StorageStatus::fromIo(st);
+    std::vector<std::uint64_t> sequences;
+    for (const std::string &name : names) {
+        std::uint64_t seq;
+        if (parseSegmentName(name, seq))
+            sequences.push_back(seq);
+        else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0)
+            m_fs->remove(joinPath(m_walDir, name)); // a segment being prepared when the process died
+    }
+    if (sequences.empty())
+        return createFirstSegment(report);
+    std::sort(sequences.begin(), sequences.end());
+    for (std::size_t k = 1; k < sequences.size(); ++k) {
+        if (sequences[k] != sequences[k - 1] + 1)
+            return corrupt("segment " + segmentPath(sequences[k - 1] + 1) + " is missing (found " + segmentPath(sequences[k - 1])
+                           + " and then " + segmentPath(sequences[k]) + ")");
+    }
+
+    raft::Index last = 0;
+    raft::Term lastTerm = 0;
+    std::vector<char> buffer;
+    for (std::size_t k = 0; k < sequences.size(); ++k) {
+        const bool isLast = k + 1 == sequences.size();
+        Segment seg;
+        seg.sequence = sequences[k];
+        seg.path = segmentPath(seg.sequence);
+        std::unique_ptr<File> file;
+        if (IoStatus st = m_fs->open(seg.path, OpenMode::ReadWrite, file); !st)
+            return StorageStatus::fromIo(st);
+        std::uint64_t size = 0;
+        if (IoStatus st = file->size(size); !st)
+            return StorageStatus::fromIo(st);
+        ChunkReader reader(*file, size, buffer);
+
+        std::uint64_t offset = 0;
+        bool sawHeader = false;
+        for (;;) {
+            DecodedRecord rec;
+            std::string why;
+            std::string_view window;
+            if (IoStatus st = reader.window(offset, 4096, window); !st)
+                return StorageStatus::fromIo(st);
+            DecodeStatus ds = decodeRecord(window, rec, why);
+            if (ds == DecodeStatus::Truncated && offset + window.size() < size && window.size() >= RecordHeaderSize) {
+                // The record straddles the chunk: read it whole (its length was checked against the
+                // maximum, so this is bounded).
+                std::uint32_t length;
+                std::memcpy(&length, window.data(), 4);
+                if (IoStatus st = reader.window(offset, paddedSize(length), window); !st)
+                    return StorageStatus::fromIo(st);
+                ds = decodeRecord(window, rec, why);
+            }
+            if (ds == DecodeStatus::Ok) {
+                if (!sawHeader) {
+                    SegmentHeader h;
+                    if (rec.type != RecordType::SegmentHeader || !decodeSegmentHeader(rec.payload, h))
+                        return corrupt(where(seg.path, offset) + ": the segment does not start with a segment header");
+                    if (h.sequence != seg.sequence)
+                        return corrupt(where(seg.path, offset) + ": the header says segment " + std::to_string(h.sequence)
+                                       + ": segments were renamed or reordered");
+                    if (k == 0) {
+                        // The oldest segment left: the log begins where it says the log stood.
+                        m_first = h.prevIndex + 1;
+                        m_startTerm = h.prevTerm;
+                        last = h.prevIndex;
+                        lastTerm = h.prevTerm;
+                    } else if (h.prevIndex != last || h.prevTerm != lastTerm) {
+                        return corrupt(where(seg.path, offset) + ": the segment continues a log at (index " + std::to_string(h.prevIndex)
+                                       + ", term " + std::to_string(h.prevTerm) + ") but the segments before it end at (index "
+                                       + std::to_string(last) + ", term " + std::to_string(lastTerm) + ")");
+                    }
+                    sawHeader = true;
+                    offset += rec.size;
+                    continue;
+                }
+                switch (rec.type) {
+                case RecordType::SegmentHeader:
+                    return corrupt(where(seg.path, offset) + ": a second segment header");
+                case RecordType::Entry: {
+                    raft::Index index;
+                    raft::Term term;
+                    if (!peekEntry(rec.payload, index, term))
+                        return corrupt(where(seg.path, offset) + ": malformed entry record");
+                    if (index < m_first || index > last + 1)
+                        return corrupt(where(seg.path, offset) + ": entry " + std::to_string(index) + " does not follow the log (which spans "
+                                       + std::to_string(m_first) + ".." + std::to_string(last) + "): entries are missing");
+                    if (index <= last)
+                        m_index.resize(index - m_first); // a later write replaced this suffix
+                    const raft::Term prevTerm = index == m_first ? m_startTerm : m_index.back().term;
+                    if (term < prevTerm)
+                        return corrupt(where(seg.path, offset) + ": entry " + std::to_string(index) + " has term " + std::to_string(term)
+                                       + ", lower than the entry before it (" + std::to_string(prevTerm) + ")");
+                    m_index.push_back(Location{term, seg.sequence, offset, static_cast<std::uint32_t>(rec.size)});
+                    last = index;
+                    lastTerm = term;
+                    seg.maxIndex = std::max(seg.maxIndex, index);
+                    ++report.entries;
+                    break;
+                }
+                case RecordType::HardState:
+                    if (!decodeHardState(rec.payload, m_hardState))
+                        return corrupt(where(seg.path, offset) + ": malformed hard state record");
+                    break;
+                case RecordType::ConfState:
+                    if (!decodeConfState(rec.payload, m_confState))
+                        return corrupt(where(seg.path, offset) + ": malformed configuration record");
+                    break;
+                case RecordType::LogStart: {
+                    raft::Index index;
+                    raft::Term term;
+                    if (!decodeLogStart(rec.payload, index, term))
+                        return corrupt(where(seg.path, offset) + ": malformed log-start record");
+                    if (index >= m_first) {
+                        const raft::Index drop = std::min<raft::Index>(index - m_first + 1, m_index.size());
+                        m_index.erase(m_index.begin(), m_index.begin() + static_cast<std::ptrdiff_t>(drop));
+                        m_first = index + 1;
+                        m_startTerm = term;
+                        if (last < index) {
+                            last = index;
+                            lastTerm = term;
+                        }
+                    }
+                    break;
+                }
+                }
+                offset += rec.size;
+                continue;
+            }
+            if (!sawHeader)
+                return corrupt(where(seg.path, offset) + ": the segment does not start with a segment header ("
+                               + (why.empty() ? "no record" : why) + ")");
+            if (ds == DecodeStatus::Corrupt)
+                return corrupt(where(seg.path, offset) + ": " + why);
+            // End, Torn or Truncated: the records stop here. Whatever follows must be zeros in a
+            // segment that was finished; in the last segment it is the remains of writes that a
+            // crash interrupted, never acknowledged, and they are cleared.
+            std::optional<std::uint64_t> tail;
+            if (IoStatus st = reader.lastNonZero(offset, tail); !st)
+                return StorageStatus::fromIo(st);
+            const bool garbageAfter = tail.has_value();
+            if (ds != DecodeStatus::End && !isLast)
+                return corrupt(where(seg.path, offset) + ": " + (why.empty() ? "record runs past the end of the file" : why)
+                               + " in a segment that is not the last one");
+            if (ds == DecodeStatus::End && garbageAfter && !isLast)
+                return corrupt(where(seg.path, offset) + ": data after the end of the segment's records");
+            if (isLast && garbageAfter) {
+                const std::uint64_t length = *tail + 1 - offset;
+                report.tornTail = seg.path + ": cut " + std::to_string(length) + " bytes of an interrupted write at offset "
+                    + std::to_string(offset) + (why.empty() ? "" : " (" + why + ")");
+                const std::string zeros(length, '\0');
+                if (IoStatus st = file->write(zeros.data(), zeros.size(), offset); !st)
+                    return StorageStatus::fromIo(st);
+                if (IoStatus st = file->syncData(); !st)
+                    return StorageStatus::fromIo(st);
+            }
+            break;
+        }
+        report.bytesScanned += reader.bytesRead();
+        seg.writeOffset = offset;
+        seg.file = std::move(file);
+        m_segments.push_back(std::move(seg));
+    }
+    report.segments = m_segments.size();
+    m_synced = last;
+    if (m_confState.voters.empty())
+        return corrupt(m_walDir + ": no segment records the cluster configuration");
+    if (m_hardState.commit > last)
+        return corrupt(m_walDir + ": the hard state's commit index " + std::to_string(m_hardState.commit) + " is beyond the last entry "
+                       + std::to_string(last) + ": acknowledged entries are missing");
+    return {};
+}
+
+StorageStatus Wal::startSegment(std::uint64_t sequence)
+{
+    const std::string path = segmentPath(sequence);
+    const std::string tmp = path + ".tmp";
+    std::unique_ptr<File> file;
+    m_fs->remove(tmp);
+    if (IoStatus st = m_fs->open(tmp, OpenMode::CreateNew, file); !st)
+        return fail(StorageStatus::fromIo(st));
+    if (IoStatus st = file->preallocate(m_opts.segmentBytes, m_opts.zeroFillSegments); !st)
+        return fail(StorageStatus::fromIo(st));
+    // The segment begins with where the log stands, the configuration and the latest hard state,
+    // so deleting older segments never loses them.
+    std::string head;
+    SegmentHeader h;
+    h.sequence = sequence;
+    h.prevIndex = lastIndex();
+    h.prevTerm = term(h.prevIndex).value_or(0);
+    appendRecord(head, RecordType::SegmentHeader, encodeSegmentHeader(h));
+    appendRecord(head, RecordType::ConfState, encodeConfState(m_confState));
+    appendRecord(head, RecordType::HardState, encodeHardState(m_hardState));
+    if (IoStatus st = file->write(head.data(), head.size(), 0); !st)
+        return fail(StorageStatus::fromIo(st));
+    if (IoStatus st = file->syncData(); !st)
+        return fail(StorageStatus::fromIo(st));
+    if (IoStatus st = m_fs->rename(tmp, path); !st)
+        return fail(StorageStatus::fromIo(st));
+    if (IoStatus st = m_fs->syncDirectory(m_walDir); !st)
+        return fail(StorageStatus::fromIo(st));
+    Segment seg;
+    seg.sequence = sequence;
+    seg.path = path;
+    seg.file = std::shared_ptr<File>(std::move(file));
+    seg.writeOffset = head.size();
+    std::lock_guard lock(m_mutex);
+    m_segments.push_back(std::move(seg));
+    return {};
+}
+
+StorageStatus Wal::fail(StorageStatus st)
+{
+    std::lock_guard lock(m_mutex);
+    if (m_failure.ok())
+        m_failure = st;
+    return st;
+}
+
+StorageStatus Wal::append(const std::vector<raft::Entry> &entries, const std::optional<raft::HardState> &hardState)
+{
+    if (StorageStatus f = failure(); !f)
+        return f;
+    if (entries.empty() && !hardState)
+        return {};
+    const raft::Index last = lastIndex();
+    if (!entries.empty()) {
+        const raft::Index from = entries.front().index;
+        if (from < m_first || from > last + 1)
+            return {StorageErrorCode::Config, "append: entries from " + std::to_string(from) + " do not attach to the log "
+                                                  + std::to_string(m_first) + ".." + std::to_string(last)};
+        for (std::size_t i = 1; i < entries.size(); ++i)
+            if (entries[i].index != entries[i - 1].index + 1)
+                return {StorageErrorCode::Config, "append: entry indexes are not consecutive"};
+    }
+
+    // One reused buffer: a fresh allocation per batch would cost page faults on every large append.
+    std::string &buf = m_writeBuffer;
+    buf.clear();
+    std::vector<std::uint64_t> &offsets = m_writeOffsets;
+    offsets.clear();
+    for (const raft::Entry &e : entries) {
+        offsets.push_back(buf.size());
+        appendEntryRecord(buf, e);
+    }
+    offsets.push_back(buf.size());
+    if (hardState)
+        appendRecord(buf, RecordType::HardState, encodeHardState(*hardState));
+
+    // A batch that does not fit starts a new segment (one larger than a segment gets its own).
+    if (m_segments.back().writeOffset + buf.size() > m_opts.segmentBytes && m_segments.back().writeOffset > 0) {
+        if (hardState) {
+            std::lock_guard lock(m_mutex);
+            m_hardState = *hardState; // the new segment's head carries it already
+        }
+        m_unsynced.push_back(m_segments.back().file);
+        if (StorageStatus st = startSegment(m_segments.back().sequence + 1); !st)
+            return st;
+    }
+    Segment &seg = m_segments.back();
+    const std::uint64_t base = seg.writeOffset;
+    if (IoStatus st = seg.file->write(buf.data(), buf.size(), base); !st)
+        return fail(StorageStatus::fromIo(st));
+
+    std::lock_guard lock(m_mutex);
+    seg.writeOffset = base + buf.size();
+    if (m_unsynced.empty() || m_unsynced.back() != seg.file)
+        m_unsynced.push_back(seg.file);
+    if (!entries.empty()) {
+        const raft::Index from = entries.front().index;
+        if (from <= last) {
+            m_index.resize(from - m_first);
+            m_synced = std::min(m_synced, from - 1);
+            while (!m_cache.empty() && m_cache.back().index >= from) {
+                m_cacheBytes -= raft::entrySize(m_cache.back());
+                m_cache.pop_back();
+            }
+        }
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            m_index.push_back(Location{entries[i].term, seg.sequence, base + offsets[i],
+                                       static_cast<std::uint32_t>(offsets[i + 1] - offsets[i])});
+            if (!m_cache.empty() && m_cache.back().index + 1 != entries[i].index) {
+                m_cache.clear();
+                m_cacheBytes = 0;
+            }
+            m_cache.push_back(entries[i]);
+            m_cacheBytes += raft::entrySize(entries[i]);
+        }
+        seg.maxIndex = std::max(seg.maxIndex, entries.back().index);
+        while (m_cacheBytes > m_opts.cacheBytes && m_cache.size() > 1) {
+            m_cacheBytes -= raft::entrySize(m_cache.front());
+            m_cache.pop_front();
+        }
+    }
+    if (hardState)
+        m_hardState = *hardState;
+    return {};
+}
+
+StorageStatus Wal::sync()
+{
+    if (StorageStatus f = failure(); !f)
+        return f;
+    const raft::Index target = lastIndex();
+    std::vector<std::shared_ptr<File>> files;
+    {
+        std::lock_guard lock(m_mutex);
+        files.swap(m_unsynced);
+    }
+    for (const auto &file : files) {
+        if (IoStatus st = file->syncData(); !st) {
+            // After a failed fsync the kernel may have dropped the dirty pages: what the file holds
+            // is unknown. Refuse everything from now on rather than acknowledge lost data.
+            return fail(StorageStatus::fromIo(st));
+        }
+    }
+    std::lock_guard lock(m_mutex);
+    m_synced = std::max(m_synced, target);
+    return {};
+}
+
+StorageStatus Wal::compact(raft::Index index, raft::Term term)
+{
+    if (StorageStatus f = failure(); !f)
+        return f;
+    if (index < m_first)
+        return {};
+    if (index > syncedLastIndex())
+        return {StorageErrorCode::Config, "compact: index " + std::to_string(index) + " is beyond the synced log"};
+    // First make the new start durable, then forget and delete: a crash in between leaves extra
+    // segments that the next recovery drops again.
+    std::string rec;
+    appendRecord(rec, RecordType::LogStart, encodeLogStart(index, term));
+    Segment &cur = m_segments.back();
+    if (IoStatus st = cur.file->write(rec.data(), rec.size(), cur.writeOffset); !st)
+        return fail(StorageStatus::fromIo(st));
+    {
+        std::lock_guard lock(m_mutex);
+        cur.writeOffset += rec.size();
+        m_unsynced.push_back(cur.file);
+    }
+    if (StorageStatus st = sync(); !st)
+        return st;
+    std::vector<std::string> doomed;
+    {
+        std::lock_guard lock(m_mutex);
+        const raft::Index drop = std::min<raft::Index>(index - m_first + 1, m_index.size());
+        m_index.erase(m_index.begin(), m_index.begin() + static_cast<std::ptrdiff_t>(drop));
+        m_first = index + 1;
+        m_startTerm = term;
+        while (!m_cache.empty() && m_cache.front().index <= index) {
+            m_cacheBytes -= raft::entrySize(m_cache.front());
+            m_cache.pop_front();
+        }
+        // A segment can go once every entry it holds is covered and it is not the one being
+        // written; its header, configuration and hard state are repeated in every later segment.
+        while (m_segments.size() > 1 && m_segments.front().maxIndex <= index) {
+            doomed.push_back(m_segments.front().path);
+            m_segments.pop_front();
+        }
+    }
+    for (const std::string &path : doomed)
+        if (IoStatus st = m_fs->remove(path); !st)
+            return fail(StorageStatus::fromIo(st));
+    if (!doomed.empty())
+        if (IoStatus st = m_fs->syncDirectory(m_walDir); !st)
+            return fail(StorageStatus::fromIo(st));
+    return {};
+}
+
+raft::Index Wal::firstIndex() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_first;
+}
+
+raft::Index Wal::lastIndex() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_first - 1 + m_index.size();
+}
+
+raft::Index Wal::syncedLastIndex() const
+{
+    std::lock_guard lock(m_mutex);
+    return std::min<raft::Index>(m_synced, m_first - 1 + m_index.size());
+}
+
+std::optional<raft::Term> Wal::term(raft::Index index) const
+{
+    std::lock_guard lock(m_mutex);
+    if (index + 1 == m_first)
+        return m_startTerm;
+    if (index < m_first || index >= m_first + m_index.size())
+        return std::nullopt;
+    return m_index[index - m_first].term;
+}
+
+raft::HardState Wal::hardState() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_hardState;
+}
+
+raft::ConfState Wal::confState() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_confState;
+}
+
+std::size_t Wal::segmentCount() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_segments.size();
+}
+
+StorageStatus Wal::failure() const
+{
+    std::lock_guard lock(m_mutex);
+    return m_failure;
+}
+
+bool Wal::readEntry(const Location &loc, raft::Entry &out, StorageStatus *error) const
+{
+    std::shared_ptr<File> file;
+    std::string path;
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_segments.empty() || loc.segment < m_segments.front().sequence)
+            return false;
+        const Segment &seg = m_segments[loc.segment - m_segments.front().sequence];
+        file = seg.file;
+        path = seg.path;
+    }
+    std::string buf(loc.size, '\0');
+    std::size_t got = 0;
+    if (IoStatus st = file->read(buf.data(), buf.size(), loc.offset, got); !st) {
+        if (error)
+            *error = StorageStatus::fromIo(st);
+        return false;
+    }
+    DecodedRecord rec;
+    std::string why;
+    if (got != buf.size() || decodeRecord(std::string_view(buf).substr(0, got), rec, why) != DecodeStatus::Ok
+        || rec.type != RecordType::Entry || !decodeEntry(rec.payload, out)) {
+        if (error)
+            *error = corrupt(where(path, loc.offset) + ": entry record unreadable on reread" + (why.empty() ? "" : " (" + why + ")"));
+        return false;
+    }
+    return true;
+}
+
+bool Wal::entries(raft::Index lo, raft::Index hi, std::uint64_t maxBytes, std::vector<raft::Entry> &out, StorageStatus *error) const
+{
+    std::vector<Location> toRead;
+    raft::Index firstToRead = 0;
+    std::uint64_t bytes = 0;
+    {
+        std::lock_guard lock(m_mutex);
+        const raft::Index last = m_first - 1 + m_index.size();
+        if (lo < m_first || hi > last + 1 || lo > hi)
+            return false;
+        const raft::Index cacheFirst = m_cache.empty() ? last + 1 : m_cache.front().index;
+        for (raft::Index i = lo; i < hi; ++i) {
+            if (i >= cacheFirst) {
+                const raft::Entry &e = m_cache[i - cacheFirst];
+                bytes += raft::entrySize(e);
+                if (i > lo && bytes > maxBytes)
+                    break;
+                if (toRead.empty())
+                    out.push_back(e);
+                else
+                    break; // read the uncached ones first, then come back for the rest
+            } else {
+                const Location &loc = m_index[i - m_first];
+                bytes += loc.size;
+                if (i > lo && bytes > maxBytes)
+                    break;
+                if (toRead.empty())
+                    firstToRead = i;
+                toRead.push_back(loc);
+            }
+        }
+    }
+    for (const Location &loc : toRead) {
+        raft::Entry e;
+        if (!readEntry(loc, e, error))
+            return false;
+        out.push_back(std::move(e));
+    }
+    if (!toRead.empty()) {
+        const raft::Index next = firstToRead + toRead.size();
+        if (next < hi && bytes <= maxBytes) {
+            std::uint64_t used = 0;
+            for (const raft::Entry &e : out)
+                used += raft::entrySize(e);
+            if (used < maxBytes)
+                return entries(next, hi, maxBytes - used, out, error);
+        }
+    }
+    return true;
+}
+
+raft::StorageError WalStorage::entries(raft::Index lo, raft::Index hi, std::uint64_t maxBytes, std::vector<raft::Entry> &out) const
+{
+    if (lo < m_wal.firstIndex())
+        return raft::StorageError::Compacted;
+    if (hi > m_wal.syncedLastIndex() + 1)
+        return raft::StorageError::Unavailable;
+    return m_wal.entries(lo, hi, maxBytes, out) ? raft::StorageError::None : raft::StorageError::Unavailable;
+}
+
+raft::StorageError WalStorage::term(raft::Index index, raft::Term &out) const
+{
+    if (index + 1 < m_wal.firstIndex())
+        return raft::StorageError::Compacted;
+    if (index > m_wal.syncedLastIndex())
+        return raft::StorageError::Unavailable;
+    const auto t = m_wal.term(index);
+    if (!t)
+        return raft::StorageError::Unavailable;
+    out = *t;
+    return raft::StorageError::None;
+}
+
+} // namespace dengine::storage

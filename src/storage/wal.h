@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "raft/storage.h"
+#include "raft/types.h"
+#include "storage/filesystem.h"
+#include "storage/record.h"
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dengine::storage {
+
+// Why a storage operation failed. Fatal for the node in every case but Locked and Config: after
+// an IO error (a failed fsync above all) the state on disk is unknown and the node must stop.
+enum class StorageErrorCode { None, Locked, Corrupt, Io, NoSpace, Config };
+
+struct StorageStatus {
+    StorageErrorCode code = StorageErrorCode::None;
+    std::string message; // names the file and, for damage, the offset
+    bool ok() const { return code == StorageErrorCode::None; }
+    explicit operator bool() const { return ok(); }
+    static StorageStatus fromIo(const IoStatus &io);
+};
+
+struct WalOptions {
+    std::string dir;                         // the data directory; the log lives in dir/wal
+    std::uint64_t segmentBytes = 64ULL << 20; // segments are preallocated to this size
+    std::uint64_t cacheBytes = 64ULL << 20;   // recent entries kept in memory for reads
+    bool zeroFillSegments = false;            // see File::preallocate
+    FileSystem *fs = nullptr;                 // default: FileSystem::posix()
+    raft::ConfState bootstrap;                // the voters of a new log (ignored when one exists)
+};
+
+// What recovery found and did, for logs and `dengine-ctl wal check`.
+struct RecoveryReport {
+    std::size_t segments = 0;
+    std::uint64_t entries = 0;
+    std::uint64_t bytesScanned = 0;
+    bool created = false;
+    std::string tornTail; // empty, or which file and offset a torn tail was cut at, and how much
+};
+
+// The segmented write-ahead log: the durable log, hard state and configuration of one node.
+//
+// Layout: DIR/wal/<16 hex digits>.wal, numbered from 1 without gaps; each begins with a segment
+// header naming its number and the (index, term) the log had reached, then the latest hard state.
+// Entries are appended as records; an entry whose index is at or below the last one replaces the
+// suffix from that index on (a Raft conflict), in memory at once and on disk by being later.
+//
+// Threads: one writer thread calls append/sync/compact; any thread may read (entries, term, the
+// index bounds). Reads take a short lock and read files positionally, so they never wait for a
+// sync. Durability: nothing is durable until sync() returns ok; the raft::Storage view below shows
+// only synced entries.
+class Wal {
+public:
+    // Opens (recovering) or creates the log in options.dir. Stops with Corrupt on damage before the
+    // tail, naming the file and offset; cuts a torn tail and says so in the report.
+    static StorageStatus open(const WalOptions &options, std::unique_ptr<Wal> &out, RecoveryReport *report = nullptr);
+    ~Wal();
+
+    // ---- writer thread ----
+    // Frames and writes the entries (replacing any suffix from entries.front().index) and then the
+    // hard state. Not durable until sync().
+    StorageStatus append(const std::vector<raft::Entry> &entries, const std::optional<raft::HardState> &hardState);
+    // One fdatasync covering every append since the previous sync (and segment switches).
+    StorageStatus sync();
+    // Deletes whole segments that hold only entries at or below `index` (covered by a snapshot at
+    // (index, term)). Records the new log start first, so a crash in between loses nothing.
+    StorageStatus compact(raft::Index index, raft::Term term);
+
+    // ---- any thread ----
+    raft::Index firstIndex() const;
+    raft::Index lastIndex() const;       // including unsynced entries
+    raft::Index syncedLastIndex() const; // what a crash now would keep, at least
+    std::optional<raft::Term> term(raft::Index index) const;
+    raft::HardState hardState() const;
+    raft::ConfState confState() const;
+    // Entries in [lo, hi), at most maxBytes (at least one); false if lo is compacted or out of range,
+    // or the file read failed (then `error` says why).
+    bool entries(raft::Index lo, raft::Index hi, std::uint64_t maxBytes, std::vector<raft::Entry> &out, StorageStatus *error = nullptr) const;
+    std::size_t segmentCount() const;
+    // The failure that made the log unusable, if any: every later write fails with it too.
+    StorageStatus failure() const;
+
+private:
+    struct Segment {
+        std::uint64_t sequence = 0;
+        std::string path;
+        std::shared_ptr<File> file;
+        std::uint64_t writeOffset = 0; // end of valid data
+        raft::Index maxIndex = 0;      // highest entry index written into it (0 if none)
+    };
+    struct Location {
+        raft::Term term;
+        std::uint64_t segment; // segment sequence number
+        std::uint64_t offset;
+        std::uint32_t size; // record size, padding included
+    };
+
+    Wal() = default;
+    StorageStatus recover(RecoveryReport &report);
+    StorageStatus createFirstSegment(RecoveryReport &report);
+    StorageStatus startSegment(std::uint64_t sequence);
+    StorageStatus writeRecords(const std::string &bytes, std::vector<Location> *placed);
+    StorageStatus fail(StorageStatus st);
+    std::string segmentPath(std::uint64_t sequence) const;
+    bool readEntry(const Location &loc, raft::Entry &out, StorageStatus *error) const;
+
+    WalOptions m_opts;
+    FileSystem *m_fs = nullptr;
+    std::string m_walDir;
+    std::unique_ptr<File> m_lock;
+
+    mutable std::mutex m_mutex; // guards everything below against concurrent readers
+    std::deque<Segment> m_segments;
+    raft::Index m_first = 1;       // first index in the log
+    raft::Term m_startTerm = 0;    // term of m_first - 1
+    std::deque<Location> m_index;  // m_index[i - m_first] locates entry i
+    raft::Index m_synced = 0;      // synced prefix of the log
+    raft::HardState m_hardState;
+    raft::ConfState m_confState;
+    std::deque<raft::Entry> m_cache; // the most recent entries, contiguous, ending at lastIndex()
+    std::uint64_t m_cacheBytes = 0;
+    std::vector<std::shared_ptr<File>> m_unsynced; // files written since the last sync
+    std::string m_writeBuffer;                     // writer thread only
+    std::vector<std::uint64_t> m_writeOffsets;     // writer thread only
+    StorageStatus m_failure;
+};
+
+// The raft::Storage the core reads: a view of a Wal that shows synced entries only.
+class WalStorage final : public raft::Storage {
+public:
+    explicit WalStorage(const Wal &wal) : m_wal(wal) {}
+    raft::InitialState initialState() const override { return {m_wal.hardState(), m_wal.confState()}; }
+    raft::StorageError entries(raft::Index lo, raft::Index hi, std::uint64_t maxBytes, std::vector<raft::Entry> &out) const override;
+    raft::StorageError term(raft::Index index, raft::Term &out) const override;
+    raft::Index firstIndex() const override { return m_wal.firstIndex(); }
+    raft::Index lastIndex() const override { return m_wal.syncedLastIndex(); }
+    raft::Snapshot snapshot() const override { return {}; }
+
+private:
+    const Wal &m_wal;
+};
+
+} // namespace dengine::storage
