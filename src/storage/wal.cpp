@@ -140,8 +140,11 @@ StorageStatus Wal::open(const WalOptions &options, std::unique_ptr<Wal> &out, Re
     wal->m_opts = options;
     wal->m_fs = options.fs ? options.fs : &FileSystem::posix();
     wal->m_walDir = joinPath(options.dir, "wal");
-    if (IoStatus st = wal->m_fs->createDirectories(wal->m_walDir); !st)
-        return StorageStatus::fromIo(st);
+    if (options.readOnly && !wal->m_fs->exists(wal->m_walDir))
+        return {StorageErrorCode::Config, wal->m_walDir + ": no log here"};
+    if (!options.readOnly)
+        if (IoStatus st = wal->m_fs->createDirectories(wal->m_walDir); !st)
+            return StorageStatus::fromIo(st);
     if (IoStatus st = wal->m_fs->lock(joinPath(options.dir, "LOCK"), wal->m_lock); !st) {
         if (st.code() == EWOULDBLOCK)
             return {StorageErrorCode::Locked, "data directory " + options.dir + " is in use by another process (" + st.message() + ")"};
@@ -183,8 +186,11 @@ StorageStatus Wal::recover(RecoveryReport &report)
         else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0)
             m_fs->remove(joinPath(m_walDir, name)); // a segment being prepared when the process died
     }
-    if (sequences.empty())
+    if (sequences.empty()) {
+        if (m_opts.readOnly)
+            return {StorageErrorCode::Config, m_walDir + ": no log here"};
         return createFirstSegment(report);
+    }
     std::sort(sequences.begin(), sequences.end());
     for (std::size_t k = 1; k < sequences.size(); ++k) {
         if (sequences[k] != sequences[k - 1] + 1)
@@ -201,7 +207,7 @@ StorageStatus Wal::recover(RecoveryReport &report)
         seg.sequence = sequences[k];
         seg.path = segmentPath(seg.sequence);
         std::unique_ptr<File> file;
-        if (IoStatus st = m_fs->open(seg.path, OpenMode::ReadWrite, file); !st)
+        if (IoStatus st = m_fs->open(seg.path, m_opts.readOnly ? OpenMode::ReadOnly : OpenMode::ReadWrite, file); !st)
             return StorageStatus::fromIo(st);
         std::uint64_t size = 0;
         if (IoStatus st = file->size(size); !st)
@@ -321,8 +327,10 @@ StorageStatus Wal::recover(RecoveryReport &report)
                 return corrupt(where(seg.path, offset) + ": data after the end of the segment's records");
             if (isLast && garbageAfter) {
                 const std::uint64_t length = *tail + 1 - offset;
-                report.tornTail = seg.path + ": cut " + std::to_string(length) + " bytes of an interrupted write at offset "
-                    + std::to_string(offset) + (why.empty() ? "" : " (" + why + ")");
+                report.tornTail = seg.path + (m_opts.readOnly ? ": would cut " : ": cut ") + std::to_string(length)
+                    + " bytes of an interrupted write at offset " + std::to_string(offset) + (why.empty() ? "" : " (" + why + ")");
+                if (m_opts.readOnly)
+                    break;
                 const std::string zeros(length, '\0');
                 if (IoStatus st = file->write(zeros.data(), zeros.size(), offset); !st)
                     return StorageStatus::fromIo(st);
@@ -396,6 +404,8 @@ StorageStatus Wal::append(const std::vector<raft::Entry> &entries, const std::op
 {
     if (StorageStatus f = failure(); !f)
         return f;
+    if (m_opts.readOnly)
+        return {StorageErrorCode::Config, "append: the log was opened read-only"};
     if (entries.empty() && !hardState)
         return {};
     const raft::Index last = lastIndex();

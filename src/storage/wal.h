@@ -33,6 +33,9 @@ struct WalOptions {
     std::uint64_t segmentBytes = 64ULL << 20; // segments are preallocated to this size
     std::uint64_t cacheBytes = 64ULL << 20;   // recent entries kept in memory for reads
     bool zeroFillSegments = false;            // see File::preallocate
+    // Inspect only: nothing is created, cut or written (a torn tail is reported, not cut), and
+    // appends fail. For `dengine-ctl wal check` on a stopped node's directory.
+    bool readOnly = false;
     FileSystem *fs = nullptr;                 // default: FileSystem::posix()
     raft::ConfState bootstrap;                // the voters of a new log (ignored when one exists)
 };
