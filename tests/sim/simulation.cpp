@@ -356,12 +356,23 @@ void Simulation::crashNode(SimNode &n)
     ++m_result.crashes;
     // Writes handed to the disk but not synced: a prefix may have reached the platter, the rest is
     // lost. Synced writes are already in `disk`.
+    //
+    // This is the real write-ahead log's guarantee, record by record: each write is its entries'
+    // records followed by a hard-state record, writes are laid out in order, and recovery keeps
+    // the records before the first torn or missing one. So what survives is a prefix of the
+    // records: some whole writes, then possibly some leading entries of the next write without
+    // its hard state. (tests/storage/tst_wal_crash.cpp checks the real log against this.)
     const std::size_t survive = n.writes.empty() ? 0 : m_rng.below(n.writes.size() + 1);
     for (std::size_t i = 0; i < survive; ++i) {
         const PendingWrite &w = n.writes[i];
         n.disk->append(w.entries);
         if (w.hardState)
             n.disk->setHardState(*w.hardState);
+    }
+    if (survive < n.writes.size() && !n.writes[survive].entries.empty()) {
+        const std::vector<Entry> &torn = n.writes[survive].entries;
+        const std::size_t keep = m_rng.below(torn.size() + 1);
+        n.disk->append(std::vector<Entry>(torn.begin(), torn.begin() + static_cast<std::ptrdiff_t>(keep)));
     }
     narrate("node " + std::to_string(n.id) + " crashed (" + std::to_string(n.writes.size() - survive) + " of "
             + std::to_string(n.writes.size()) + " unsynced writes lost)");
