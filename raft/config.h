@@ -63,7 +63,10 @@ struct Config {
     // that heard from its leader within the election timeout ignores vote requests.
     bool checkQuorum = true;
     // A node first asks whether it could win (§9.6) before incrementing its term, so a partitioned
-    // node rejoining cannot depose a healthy leader.
+    // node rejoining does not inflate terms. It cannot depose a healthy leader only together with
+    // checkQuorum: that is what makes voters that hear from a leader refuse to take part (the
+    // thesis's "has not heard from a leader" condition). Alone, pre-vote still lets an up-to-date
+    // node win a pre-vote from nodes that do hear the leader. Both are on by default.
     bool preVote = true;
     ReadOnlyOption readOnlyOption = ReadOnlyOption::Safe;
     // Ticks subtracted from the lease (LeaseBased reads) to allow for clock drift between nodes.
