@@ -76,7 +76,7 @@ const char *toString(RecordType type)
 
 void appendRecord(std::string &out, RecordType type, std::string_view payload) { appendFramed(out, type, payload, {}); }
 
-DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string &why)
+DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string &why, std::uint64_t fileOffset)
 {
     if (data.size() < RecordHeaderSize) {
         if (allZero(data.data(), data.size()))
@@ -106,13 +106,20 @@ DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string
     std::uint32_t crc = crc32c(h, 8);
     crc = crc32c(h + RecordHeaderSize, length, crc);
     if (crc != stored) {
-        // Was part of the record never written? A crash mid-write leaves whole sectors unwritten,
-        // and unwritten space in a zero-filled segment reads as zeros.
-        const std::size_t span = std::min(total, data.size());
-        for (std::size_t off = 0; off < span; off += SectorSize) {
-            const std::size_t n = std::min(SectorSize, span - off);
-            if (n >= 64 && allZero(h + off, n)) {
-                why = "record torn: bytes " + std::to_string(off) + ".." + std::to_string(off + n) + " of it were never written";
+        // Was part of the record never written? A crash mid-write leaves whole sectors of the
+        // file unwritten, and unwritten space in a zero-filled segment reads as zeros. The sectors
+        // are the file's: each one after the one the record starts in (a lost first sector shows
+        // as a zero or half-zero header above) that lies in the record and reads as zeros all
+        // the way to its end (or the end of the data) is one the write never reached.
+        const std::uint64_t end = fileOffset + RecordHeaderSize + length; // the checksummed bytes
+        for (std::uint64_t sector = (fileOffset / SectorSize + 1) * SectorSize; sector < end; sector += SectorSize) {
+            const std::size_t off = static_cast<std::size_t>(sector - fileOffset);
+            if (off >= data.size())
+                break;
+            const std::size_t n = std::min<std::size_t>(SectorSize, data.size() - off);
+            if (allZero(h + off, n)) {
+                why = "record torn: the sector at file offset " + std::to_string(sector) + " (bytes " + std::to_string(off) + ".."
+                    + std::to_string(std::min<std::uint64_t>(off + n, end - fileOffset)) + " of the record) was never written";
                 return DecodeStatus::Torn;
             }
         }

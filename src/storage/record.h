@@ -55,8 +55,9 @@ struct DecodedRecord {
     std::size_t size = 0; // bytes the record occupies, padding included
 };
 
-// Decodes the record at the start of `data`. `why` explains Torn and Corrupt.
-DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string &why);
+// Decodes the record at the start of `data`, which lies at `fileOffset` in its file (sectors are
+// aligned to the file, not to the record). `why` explains Torn and Corrupt.
+DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string &why, std::uint64_t fileOffset = 0);
 
 // ---- payloads ----------------------------------------------------------------------------------
 

@@ -222,7 +222,7 @@ StorageStatus Wal::recover(RecoveryReport &report)
             std::string_view window;
             if (IoStatus st = reader.window(offset, 4096, window); !st)
                 return StorageStatus::fromIo(st);
-            DecodeStatus ds = decodeRecord(window, rec, why);
+            DecodeStatus ds = decodeRecord(window, rec, why, offset);
             if (ds == DecodeStatus::Truncated && offset + window.size() < size && window.size() >= RecordHeaderSize) {
                 // The record straddles the chunk: read it whole (its length was checked against the
                 // maximum, so this is bounded).
@@ -230,7 +230,7 @@ StorageStatus Wal::recover(RecoveryReport &report)
                 std::memcpy(&length, window.data(), 4);
                 if (IoStatus st = reader.window(offset, paddedSize(length), window); !st)
                     return StorageStatus::fromIo(st);
-                ds = decodeRecord(window, rec, why);
+                ds = decodeRecord(window, rec, why, offset);
             }
             if (ds == DecodeStatus::Ok) {
                 if (!sawHeader) {
