@@ -434,10 +434,8 @@ StorageStatus Wal::append(const std::vector<raft::Entry> &entries, const std::op
 
     // A batch that does not fit starts a new segment (one larger than a segment gets its own).
     if (m_segments.back().writeOffset + buf.size() > m_opts.segmentBytes && m_segments.back().writeOffset > 0) {
-        if (hardState) {
-            std::lock_guard lock(m_mutex);
-            m_hardState = *hardState; // the new segment's head carries it already
-        }
+        // The batch's hard state is not put in the new segment's header: it goes after the batch's
+        // entries, so it can never be durable without them.
         m_unsynced.push_back(m_segments.back().file);
         if (StorageStatus st = startSegment(m_segments.back().sequence + 1); !st)
             return st;
