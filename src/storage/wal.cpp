@@ -434,9 +434,12 @@ StorageStatus Wal::append(const std::vector<raft::Entry> &entries, const std::op
 
     // A batch that does not fit starts a new segment (one larger than a segment gets its own).
     if (m_segments.back().writeOffset + buf.size() > m_opts.segmentBytes && m_segments.back().writeOffset > 0) {
-        // The batch's hard state is not put in the new segment's header: it goes after the batch's
-        // entries, so it can never be durable without them.
-        m_unsynced.push_back(m_segments.back().file);
+        // The finished segment must be durable before a later one exists: recovery requires every
+        // segment but the last to be whole, and the new header records the log's end so far.
+        // (The batch's hard state is not put in the new header: it goes after the batch's entries,
+        // so it can never be durable without them.)
+        if (StorageStatus st = sync(); !st)
+            return st;
         if (StorageStatus st = startSegment(m_segments.back().sequence + 1); !st)
             return st;
     }
