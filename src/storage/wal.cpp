@@ -345,6 +345,15 @@ StorageStatus Wal::recover(RecoveryReport &report)
         m_segments.push_back(std::move(seg));
     }
     report.segments = m_segments.size();
+    // What was read may have come from the page cache only: the process that wrote it can have died
+    // before its fsync. It becomes the synced log below (and the raft::Storage view shows it), so make
+    // it durable first: the last segment's data, and the directory entries (a new segment's name).
+    if (!m_opts.readOnly) {
+        if (IoStatus st = m_segments.back().file->syncData(); !st)
+            return StorageStatus::fromIo(st);
+        if (IoStatus st = m_fs->syncDirectory(m_walDir); !st)
+            return StorageStatus::fromIo(st);
+    }
     m_synced = last;
     if (m_confState.voters.empty())
         return corrupt(m_walDir + ": no segment records the cluster configuration");
