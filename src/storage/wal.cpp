@@ -200,6 +200,9 @@ StorageStatus Wal::recover(RecoveryReport &report)
 
     raft::Index last = 0;
     raft::Term lastTerm = 0;
+    raft::Index oldestPrev = 0;    // where the oldest segment says the log stood when it began
+    std::optional<std::string> rebasedAt; // see below: an entry under the oldest segment's start
+    bool startRecorded = false;           // a log-start record set m_first
     std::vector<char> buffer;
     for (std::size_t k = 0; k < sequences.size(); ++k) {
         const bool isLast = k + 1 == sequences.size();
@@ -246,6 +249,7 @@ StorageStatus Wal::recover(RecoveryReport &report)
                         m_startTerm = h.prevTerm;
                         last = h.prevIndex;
                         lastTerm = h.prevTerm;
+                        oldestPrev = h.prevIndex;
                     } else if (h.prevIndex != last || h.prevTerm != lastTerm) {
                         return corrupt(where(seg.path, offset) + ": the segment continues a log at (index " + std::to_string(h.prevIndex)
                                        + ", term " + std::to_string(h.prevTerm) + ") but the segments before it end at (index "
@@ -263,6 +267,19 @@ StorageStatus Wal::recover(RecoveryReport &report)
                     raft::Term term;
                     if (!peekEntry(rec.payload, index, term))
                         return corrupt(where(seg.path, offset) + ": malformed entry record");
+                    if (!startRecorded && index >= 1 && index < m_first) {
+                        // A conflict reached under the point where the oldest segment began, and the
+                        // segment that held those entries was deleted since (a compaction past them):
+                        // the log restarts here, and the log-start record that allowed the deletion,
+                        // further on, says where it begins (checked after the loop).
+                        m_index.clear();
+                        m_first = index;
+                        m_startTerm = 0;
+                        last = index - 1;
+                        lastTerm = 0;
+                        if (!rebasedAt)
+                            rebasedAt = where(seg.path, offset);
+                    }
                     if (index < m_first || index > last + 1)
                         return corrupt(where(seg.path, offset) + ": entry " + std::to_string(index) + " does not follow the log (which spans "
                                        + std::to_string(m_first) + ".." + std::to_string(last) + "): entries are missing");
@@ -293,6 +310,7 @@ StorageStatus Wal::recover(RecoveryReport &report)
                     if (!decodeLogStart(rec.payload, index, term))
                         return corrupt(where(seg.path, offset) + ": malformed log-start record");
                     if (index >= m_first) {
+                        startRecorded = true;
                         const raft::Index drop = std::min<raft::Index>(index - m_first + 1, m_index.size());
                         m_index.erase(m_index.begin(), m_index.begin() + static_cast<std::ptrdiff_t>(drop));
                         m_first = index + 1;
@@ -354,6 +372,9 @@ StorageStatus Wal::recover(RecoveryReport &report)
         if (IoStatus st = m_fs->syncDirectory(m_walDir); !st)
             return StorageStatus::fromIo(st);
     }
+    if (rebasedAt && m_first <= oldestPrev)
+        return corrupt(*rebasedAt + ": entries are rewritten from below the oldest segment's start (index "
+                       + std::to_string(oldestPrev + 1) + ") but no log-start record covers the entries before it: segments are missing");
     m_synced = last;
     if (m_confState.voters.empty())
         return corrupt(m_walDir + ": no segment records the cluster configuration");
