@@ -668,50 +668,50 @@ bool Wal::readEntry(const Location &loc, raft::Entry &out, StorageStatus *error)
 
 bool Wal::entries(raft::Index lo, raft::Index hi, std::uint64_t maxBytes, std::vector<raft::Entry> &out, StorageStatus *error) const
 {
-    std::vector<Location> toRead;
-    raft::Index firstToRead = 0;
-    std::uint64_t bytes = 0;
-    {
-        std::lock_guard lock(m_mutex);
-        const raft::Index last = m_first - 1 + m_index.size();
-        if (lo < m_first || hi > last + 1 || lo > hi)
-            return false;
-        const raft::Index cacheFirst = m_cache.empty() ? last + 1 : m_cache.front().index;
-        for (raft::Index i = lo; i < hi; ++i) {
+    // The limit counts raft::entrySize, as raft::Storage says, whether an entry comes from the cache
+    // or from a file. A file's record size only bounds it from below (entrySize >= record size - 12:
+    // the record adds a 12-byte header, a 17-byte prefix and at most 7 bytes of padding), so the
+    // entries are read first and counted exactly afterwards.
+    std::uint64_t bytes = 0; // entrySize of what this call appended so far
+    raft::Index i = lo;
+    while (i < hi) {
+        std::vector<Location> toRead;
+        {
+            std::lock_guard lock(m_mutex);
+            const raft::Index last = m_first - 1 + m_index.size();
+            if (lo < m_first || i < m_first || hi > last + 1 || lo > hi)
+                return false;
+            const raft::Index cacheFirst = m_cache.empty() ? last + 1 : m_cache.front().index;
             if (i >= cacheFirst) {
-                const raft::Entry &e = m_cache[i - cacheFirst];
-                bytes += raft::entrySize(e);
-                if (i > lo && bytes > maxBytes)
-                    break;
-                if (toRead.empty())
+                for (; i < hi; ++i) {
+                    const raft::Entry &e = m_cache[i - cacheFirst];
+                    bytes += raft::entrySize(e);
+                    if (i > lo && bytes > maxBytes)
+                        return true;
                     out.push_back(e);
-                else
-                    break; // read the uncached ones first, then come back for the rest
-            } else {
-                const Location &loc = m_index[i - m_first];
-                bytes += loc.size;
-                if (i > lo && bytes > maxBytes)
+                }
+                return true;
+            }
+            std::uint64_t atLeast = bytes;
+            for (raft::Index j = i; j < hi && j < cacheFirst; ++j) {
+                const Location &loc = m_index[j - m_first];
+                atLeast += loc.size > RecordHeaderSize ? loc.size - RecordHeaderSize : 0;
+                if (j > lo && atLeast > maxBytes)
                     break;
-                if (toRead.empty())
-                    firstToRead = i;
                 toRead.push_back(loc);
             }
         }
-    }
-    for (const Location &loc : toRead) {
-        raft::Entry e;
-        if (!readEntry(loc, e, error))
-            return false;
-        out.push_back(std::move(e));
-    }
-    if (!toRead.empty()) {
-        const raft::Index next = firstToRead + toRead.size();
-        if (next < hi && bytes <= maxBytes) {
-            std::uint64_t used = 0;
-            for (const raft::Entry &e : out)
-                used += raft::entrySize(e);
-            if (used < maxBytes)
-                return entries(next, hi, maxBytes - used, out, error);
+        if (toRead.empty())
+            return true;
+        for (const Location &loc : toRead) {
+            raft::Entry e;
+            if (!readEntry(loc, e, error))
+                return false;
+            bytes += raft::entrySize(e);
+            if (i > lo && bytes > maxBytes)
+                return true;
+            out.push_back(std::move(e));
+            ++i;
         }
     }
     return true;
