@@ -323,7 +323,9 @@ StorageStatus Wal::recover(RecoveryReport &report)
                     break;
                 }
                 }
-                offset += rec.size;
+                // The record's full size: at the end of a file cut short its padding may be missing,
+                // and the next record must still go where the padding ends.
+                offset += paddedSize(rec.payload.size());
                 continue;
             }
             if (!sawHeader)
