@@ -33,6 +33,9 @@ bool parseSegmentName(const std::string &name, std::uint64_t &sequence)
 
 StorageStatus corrupt(const std::string &message) { return {StorageErrorCode::Corrupt, message}; }
 
+// An index no log reaches: the log would start after it at index 0.
+constexpr raft::Index NoIndex = ~raft::Index(0);
+
 std::string where(const std::string &path, std::uint64_t offset) { return path + " at offset " + std::to_string(offset); }
 
 // Index of the first non-zero byte in [p, p + n), or n.
@@ -240,6 +243,8 @@ StorageStatus Wal::recover(RecoveryReport &report)
                     SegmentHeader h;
                     if (rec.type != RecordType::SegmentHeader || !decodeSegmentHeader(rec.payload, h))
                         return corrupt(where(seg.path, offset) + ": the segment does not start with a segment header");
+                    if (h.prevIndex == NoIndex)
+                        return corrupt(where(seg.path, offset) + ": the segment header names an impossible index");
                     if (h.sequence != seg.sequence)
                         return corrupt(where(seg.path, offset) + ": the header says segment " + std::to_string(h.sequence)
                                        + ": segments were renamed or reordered");
@@ -307,7 +312,7 @@ StorageStatus Wal::recover(RecoveryReport &report)
                 case RecordType::LogStart: {
                     raft::Index index;
                     raft::Term term;
-                    if (!decodeLogStart(rec.payload, index, term))
+                    if (!decodeLogStart(rec.payload, index, term) || index == NoIndex)
                         return corrupt(where(seg.path, offset) + ": malformed log-start record");
                     if (index >= m_first) {
                         startRecorded = true;
