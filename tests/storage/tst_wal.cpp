@@ -361,6 +361,55 @@ TEST_F(WalTest, CompactionDeletesWholeSegmentsAndReopenKeepsTheStart)
     EXPECT_EQ(wal->confState().voters, (std::vector<raft::NodeId>{1, 2, 3}));
 }
 
+// A conflict can rewrite entries from below where the current segment began; once a compaction has
+// deleted the older segment, the oldest one left holds entries below its own start.
+class WalRewriteBelowStartTest : public WalTest {
+protected:
+    void SetUp() override
+    {
+        wal = open();
+        fill(*wal, 1, 30, 1, 300);
+        ASSERT_GE(wal->segmentCount(), 2u);
+        // The first index in the last segment.
+        rewriteSegment = wal->segmentCount();
+        const auto recs = scan(*fs.contents(segPath(rewriteSegment)));
+        for (const RecordPos &p : recs)
+            if (p.type == RecordType::Entry && !lastStart)
+                lastStart = p.index;
+        ASSERT_GT(lastStart, 3u);
+        // A new leader replaces everything from two entries before that.
+        fill(*wal, lastStart - 2, 40, 2, 300);
+        ASSERT_EQ(wal->term(lastStart - 2), raft::Term{2});
+    }
+    std::unique_ptr<Wal> wal;
+    raft::Index lastStart = 0;
+    std::uint64_t rewriteSegment = 0; // the segment the rewrite went to
+};
+
+TEST_F(WalRewriteBelowStartTest, CompactionPastTheOlderSegmentsKeepsTheLogReadable)
+{
+    ASSERT_TRUE(wal->compact(lastStart + 5, 2).ok());
+    model.compact(lastStart + 5, 2);
+    wal.reset();
+    fs.crash(UnsyncedData::Drop);
+    ASSERT_FALSE(fs.exists(segPath(1)));
+    wal = open();
+    ASSERT_TRUE(wal);
+    expectModel(*wal);
+}
+
+TEST_F(WalRewriteBelowStartTest, LosingTheOlderSegmentWithoutACompactionIsCorrupt)
+{
+    wal.reset();
+    ASSERT_TRUE(fs.exists(segPath(rewriteSegment + 1))); // the rewrite went on into later segments
+    for (std::uint64_t k = 1; k < rewriteSegment; ++k)
+        ASSERT_TRUE(fs.deleteFile(segPath(k)));
+    StorageStatus st = openFails();
+    EXPECT_EQ(st.code, StorageErrorCode::Corrupt) << st.message;
+    EXPECT_NE(st.message.find(segPath(rewriteSegment)), std::string::npos) << st.message;
+    EXPECT_NE(st.message.find("segments are missing"), std::string::npos) << st.message;
+}
+
 // ---- the directory lock ------------------------------------------------------------------------------
 
 TEST_F(WalTest, SecondOpenOfTheSameDirectoryIsLocked)

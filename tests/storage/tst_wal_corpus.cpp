@@ -139,6 +139,21 @@ std::vector<Case> generateCases()
         cases.push_back({"corrupt-wrong-number-repaired", makeWalReaderInput(segs, true, false), Case::Corrupt});
     }
     {
+        // A header (valid checksum) claiming the log stood at the largest index: the log would
+        // start at index 0.
+        auto segs = one;
+        DecodedRecord rec;
+        std::string why;
+        std::uint64_t off = 0;
+        for (int k = 0; k < 3; ++k) { // segment header, configuration, hard state
+            EXPECT_EQ(decodeRecord(std::string_view(segs[0]).substr(off), rec, why, off), DecodeStatus::Ok);
+            off += rec.size;
+        }
+        segs[0].replace(off, std::string::npos, std::string(600, '\0'));
+        std::fill(segs[0].begin() + RecordHeaderSize + 16, segs[0].begin() + RecordHeaderSize + 24, '\xff');
+        cases.push_back({"corrupt-header-index-max", makeWalReaderInput(segs, true, false), Case::Corrupt});
+    }
+    {
         std::mt19937_64 rng(42);
         cases.push_back({"corrupt-garbage", makeWalReaderInput({randomBytes(rng, 600)}, false, false), Case::Corrupt});
         cases.push_back({"corrupt-empty-segment", makeWalReaderInput({std::string()}, false, false), Case::Corrupt});
