@@ -108,10 +108,19 @@ DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string
     if (crc != stored) {
         // Was part of the record never written? A crash mid-write leaves whole sectors of the
         // file unwritten, and unwritten space in a zero-filled segment reads as zeros. The sectors
-        // are the file's: each one after the one the record starts in (a lost first sector shows
-        // as a zero or half-zero header above) that lies in the record and reads as zeros all
-        // the way to its end (or the end of the data) is one the write never reached.
+        // are the file's: each one after the one the record starts in that lies in the record and
+        // reads as zeros all the way to its end (or the end of the data) is one the write never
+        // reached. In the sector the record starts in only the record's own bytes can be checked
+        // (others records' may precede it): when they are all zero, the length field is, which no
+        // written record has, so that sector was lost too. (When the header lies wholly in that
+        // sector, a lost one already showed as an all-zero header above.)
         const std::uint64_t end = fileOffset + RecordHeaderSize + length; // the checksummed bytes
+        const std::size_t firstPiece =
+            static_cast<std::size_t>(std::min<std::uint64_t>((fileOffset / SectorSize + 1) * SectorSize - fileOffset, data.size()));
+        if (allZero(h, firstPiece)) {
+            why = "record torn: its first " + std::to_string(firstPiece) + " bytes (to the end of their sector) were never written";
+            return DecodeStatus::Torn;
+        }
         for (std::uint64_t sector = (fileOffset / SectorSize + 1) * SectorSize; sector < end; sector += SectorSize) {
             const std::size_t off = static_cast<std::size_t>(sector - fileOffset);
             if (off >= data.size())
