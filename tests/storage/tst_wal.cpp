@@ -117,6 +117,90 @@ protected:
 
 } // namespace
 
+// ---- record decoding: torn or corrupt ------------------------------------------------------------
+
+namespace {
+
+// One entry record of `size` payload bytes placed at `offset` in an otherwise zero file of `fileSize`.
+std::string fileWithRecordAt(std::uint64_t offset, std::size_t size, std::size_t fileSize = 4096)
+{
+    std::string rec;
+    appendEntryRecord(rec, makeEntry(7, 3, payloadFor(7, size)));
+    std::string file(fileSize, '\0');
+    file.replace(offset, rec.size(), rec);
+    return file;
+}
+
+DecodeStatus decodeAt(const std::string &file, std::uint64_t offset, std::string &why)
+{
+    DecodedRecord rec;
+    return decodeRecord(std::string_view(file).substr(offset), rec, why, offset);
+}
+
+void zero(std::string &file, std::uint64_t from, std::uint64_t to) { std::fill(file.begin() + static_cast<std::ptrdiff_t>(from), file.begin() + static_cast<std::ptrdiff_t>(to), '\0'); }
+
+} // namespace
+
+TEST(RecordTest, ALostSectorOfTheFileMakesTheRecordTorn)
+{
+    // The record spans [300, 300 + 12 + 17 + 1200): file sectors 0 (part), 1 (whole), 2 (part).
+    for (std::uint64_t lost : {512u, 1024u}) {
+        std::string file = fileWithRecordAt(300, 1200);
+        std::string why;
+        ASSERT_EQ(decodeAt(file, 300, why), DecodeStatus::Ok);
+        zero(file, lost, lost + SectorSize);
+        EXPECT_EQ(decodeAt(file, 300, why), DecodeStatus::Torn) << "lost sector at " << lost << ": " << why;
+        EXPECT_NE(why.find(std::to_string(lost)), std::string::npos) << why;
+    }
+    // Sectors are the file's, not the record's: 512 zero bytes from the record's start + 512 are
+    // not a lost sector when they straddle two sectors that hold other bytes of the record.
+    std::string file = fileWithRecordAt(300, 1200);
+    zero(file, 812, 1324);
+    std::string why;
+    EXPECT_EQ(decodeAt(file, 300, why), DecodeStatus::Corrupt) << why;
+}
+
+TEST(RecordTest, ALostFirstSectorHoldingOnlyTheLengthMakesTheRecordTorn)
+{
+    // The record starts 4 bytes before a sector boundary: only its length field is in that sector.
+    std::string file = fileWithRecordAt(1020, 100);
+    std::string why;
+    ASSERT_EQ(decodeAt(file, 1020, why), DecodeStatus::Ok);
+    zero(file, 1020, 1024);
+    EXPECT_EQ(decodeAt(file, 1020, why), DecodeStatus::Torn) << why;
+    // Only its type byte in the lost sector (8 bytes): the header is impossible, and torn.
+    file = fileWithRecordAt(1016, 100);
+    zero(file, 1016, 1024);
+    EXPECT_EQ(decodeAt(file, 1016, why), DecodeStatus::Torn) << why;
+}
+
+TEST(RecordTest, ALostLastSectorIsTornOnlyIfTheWholeSectorReadsAsZeros)
+{
+    // The record's last 40 payload bytes are in sector 2, and another record follows them there.
+    std::string file = fileWithRecordAt(1024 - 12 - 17 - 60, 100);
+    std::string second;
+    appendRecord(second, RecordType::HardState, encodeHardState(raft::HardState{1, 2, 3}));
+    file.replace(1024 + 48, second.size(), second);
+    const std::uint64_t off = 1024 - 12 - 17 - 60;
+    std::string why;
+    ASSERT_EQ(decodeAt(file, off, why), DecodeStatus::Ok);
+    std::string lostTail = file;
+    zero(lostTail, 1024, 1024 + 40);
+    EXPECT_EQ(decodeAt(lostTail, off, why), DecodeStatus::Corrupt) << why; // the sector is not all zero
+    zero(lostTail, 1024, 1536);
+    EXPECT_EQ(decodeAt(lostTail, off, why), DecodeStatus::Torn) << why; // the whole sector was lost
+}
+
+TEST(RecordTest, ABitFlipIsCorrupt)
+{
+    for (std::uint64_t at : {0u, 13u, 40u, 600u, 1100u}) {
+        std::string file = fileWithRecordAt(300, 1200);
+        file[300 + at] = static_cast<char>(file[300 + at] ^ 4);
+        std::string why;
+        EXPECT_EQ(decodeAt(file, 300, why), DecodeStatus::Corrupt) << "flip at " << at << ": " << why;
+    }
+}
+
 // ---- round trips ---------------------------------------------------------------------------------
 
 TEST_F(WalTest, CreateAndReopenRoundTrip)

@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <random>
 #include <sstream>
@@ -161,16 +162,24 @@ struct WorkloadRun {
     std::string error;          // an unexpected failure of the workload itself
 };
 
-WorkloadRun runUntil(const Workload &w, std::uint64_t crashAt)
+// An injected IO error: operation `op` fails with `error` (and has no effect).
+struct Fault {
+    std::uint64_t op = 0;
+    int error = 0;
+};
+
+WorkloadRun runUntil(const Workload &w, std::uint64_t crashAt, Fault fault = {})
 {
     WorkloadRun run;
     run.fs = std::make_unique<FaultyFileSystem>();
     if (crashAt)
         run.fs->crashAtOperation(crashAt);
+    if (fault.op)
+        run.fs->failOperation(fault.op, fault.error);
     std::unique_ptr<Wal> wal;
     StorageStatus st = Wal::open(optionsFor(w, *run.fs), wal);
     if (!st) {
-        if (run.fs->crashed())
+        if (run.fs->crashed() || (fault.op && run.fs->operations() >= fault.op))
             run.interrupted = "open (creating the log)";
         else
             run.error = "open: " + st.message;
@@ -206,6 +215,33 @@ WorkloadRun runUntil(const Workload &w, std::uint64_t crashAt)
         }
         if (run.fs->crashed()) {
             run.interrupted = s.describe();
+            return run;
+        }
+        if (!st && fault.op && run.fs->operations() >= fault.op) {
+            // The injected error: the log must say so, stay failed, and write nothing more.
+            run.interrupted = s.describe();
+            const StorageErrorCode code = fault.error == ENOSPC ? StorageErrorCode::NoSpace : StorageErrorCode::Io;
+            if (st.code != code)
+                run.error = s.describe() + ": failed with code " + std::to_string(static_cast<int>(st.code)) + ": " + st.message;
+            if (wal->failure().code != code)
+                run.error = s.describe() + ": failure() is not set after " + st.message;
+            const std::uint64_t ops = run.fs->operations();
+            for (const Step &later : w.steps) {
+                StorageStatus again;
+                switch (later.kind) {
+                case Step::Append: again = wal->append(later.entries, later.hardState); break;
+                case Step::Sync: again = wal->sync(); break;
+                case Step::Compact: again = wal->compact(later.index, later.term); break;
+                }
+                if (again.ok())
+                    run.error = "after the failure of '" + s.describe() + "' (" + st.message + "), '" + later.describe() + "' succeeded";
+                if (again.code != code)
+                    run.error = "after the failure of '" + s.describe() + "', '" + later.describe() + "' failed differently: " + again.message;
+                if (!run.error.empty())
+                    return run;
+            }
+            if (run.fs->operations() != ops)
+                run.error = "the failed log went on writing to the disk after '" + s.describe() + "'";
             return run;
         }
         if (!st) {
@@ -431,5 +467,56 @@ TEST_P(WalCrashTest, EveryOperationPoint)
                 static_cast<unsigned long long>(seed), points.size(), recoveredPastSync, tornTails);
 }
 
+// An IO error (EIO, ENOSPC) at every operation point instead of a power cut: the log reports it,
+// stays failed without touching the disk again, and whatever a power cut then leaves recovers to a
+// prefix of what was written that keeps everything acknowledged before the error.
+class WalFailureTest : public ::testing::TestWithParam<std::uint64_t> {};
+
+TEST_P(WalFailureTest, EveryOperationPointFailing)
+{
+    const std::uint64_t seed = envNumber("DENGINE_WAL_CRASH_SEED").value_or(GetParam());
+    const Workload w = generate(seed + 100, 200);
+    const std::uint64_t total = runUntil(w, 0).fs->operations();
+    std::vector<std::uint64_t> points;
+    if (auto only = envNumber("DENGINE_WAL_CRASH_OP"))
+        points.push_back(*only);
+    else
+        for (std::uint64_t n = 1; n <= total; ++n)
+            points.push_back(n);
+    int failures = 0;
+    std::size_t reported = 0;
+    for (const std::uint64_t n : points) {
+        for (const int error : {EIO, ENOSPC}) {
+            const WorkloadRun run = runUntil(w, 0, Fault{n, error});
+            const std::string where = "seed " + std::to_string(seed) + " (workload " + std::to_string(w.seed) + "), "
+                + (error == EIO ? "EIO" : "ENOSPC") + " at operation " + std::to_string(n) + " during '" + run.interrupted + "'";
+            ASSERT_TRUE(run.error.empty()) << where << ": " << run.error << "\n  replay: DENGINE_WAL_CRASH_SEED=" << seed
+                                           << " DENGINE_WAL_CRASH_OP=" << n;
+            if (!run.interrupted.empty())
+                ++reported;
+            const std::pair<UnsyncedData, std::uint64_t> modes[] = {
+                {UnsyncedData::Drop, 0}, {UnsyncedData::Keep, 0}, {UnsyncedData::TornSectors, seed * 7919 + n}};
+            for (const auto &[mode, tornSeed] : modes) {
+                auto disk = run.fs->crashedCopy(mode, tornSeed);
+                const std::string why = checkRecovery(*disk, w, run);
+                if (!why.empty()) {
+                    std::string ops;
+                    for (const OpTrace &t : run.fs->trace(6))
+                        ops += "\n    " + t.describe();
+                    ADD_FAILURE() << where << ", then a power cut, " << toString(mode) << ": " << why << "\n  the last operations:" << ops
+                                  << "\n  replay: DENGINE_WAL_CRASH_SEED=" << seed << " DENGINE_WAL_CRASH_OP=" << n;
+                    if (++failures >= 5)
+                        return;
+                }
+            }
+        }
+    }
+    if (!envNumber("DENGINE_WAL_CRASH_OP")) {
+        EXPECT_GT(reported, points.size()); // most operations' errors reach the caller (a leftover's removal need not)
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Seeds, WalCrashTest, ::testing::Values(1, 2, 3, 4, 5, 6, 7, 8),
+                         [](const ::testing::TestParamInfo<std::uint64_t> &p) { return "seed" + std::to_string(p.param); });
+INSTANTIATE_TEST_SUITE_P(Seeds, WalFailureTest, ::testing::Values(1, 2, 3, 4),
                          [](const ::testing::TestParamInfo<std::uint64_t> &p) { return "seed" + std::to_string(p.param); });
