@@ -25,7 +25,7 @@ constexpr std::uint64_t NoLimit = std::numeric_limits<std::uint64_t>::max();
 
 class Sequence {
 public:
-    explicit Sequence(std::uint64_t seed) : m_seed(seed), m_rng(seed)
+    explicit Sequence(std::uint64_t seed) : m_rng(seed)
     {
         m_opts.dir = "/prop";
         m_opts.segmentBytes = (m_rng() % 2) ? 4096 : 8192;
@@ -241,7 +241,6 @@ private:
         return {};
     }
 
-    std::uint64_t m_seed;
     std::mt19937_64 m_rng;
     FaultyFileSystem m_fs;
     WalOptions m_opts;
