@@ -12,6 +12,7 @@
 // whatever lies beyond the synced point a latest-wins version of what was written there.
 //
 // Replay one case: DENGINE_WAL_CRASH_SEED=<seed> DENGINE_WAL_CRASH_OP=<N> tst_wal_crash
+// A deeper run: DENGINE_WAL_CRASH_TORN_SEEDS=<k> tears each crash point k ways (default 3).
 #include "faultyfs.h"
 #include "storage/wal.h"
 #include "wal_model.h"
@@ -323,7 +324,7 @@ std::optional<std::uint64_t> envNumber(const char *name)
 class WalCrashTest : public ::testing::TestWithParam<std::uint64_t> {};
 
 constexpr std::size_t MaxPointsPerSeed = 2500;
-constexpr int TornSeedsPerPoint = 3;
+constexpr std::uint64_t TornSeedsPerPoint = 3;
 
 } // namespace
 
@@ -367,8 +368,9 @@ TEST_P(WalCrashTest, EveryOperationPoint)
             + (trace.empty() ? std::string() : " (" + trace.back().describe() + ")") + " during '" + run.interrupted + "'";
 
         std::vector<std::pair<UnsyncedData, std::uint64_t>> modes = {{UnsyncedData::Drop, 0}, {UnsyncedData::Keep, 0}};
-        for (int t = 0; t < TornSeedsPerPoint; ++t)
-            modes.emplace_back(UnsyncedData::TornSectors, seed * 1000003 + n * 31 + static_cast<std::uint64_t>(t));
+        const std::uint64_t tornSeeds = envNumber("DENGINE_WAL_CRASH_TORN_SEEDS").value_or(TornSeedsPerPoint);
+        for (std::uint64_t t = 0; t < tornSeeds; ++t)
+            modes.emplace_back(UnsyncedData::TornSectors, seed * 1000003 + n * 31 + t);
         for (const auto &[mode, tornSeed] : modes) {
             auto disk = run.fs->crashedCopy(mode, tornSeed);
             LogModel got;

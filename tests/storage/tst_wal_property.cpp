@@ -5,6 +5,7 @@
 // and from the files alike, the hard state, and the raft::Storage view.
 //
 // Replay one sequence: DENGINE_WAL_PROPERTY_SEED=<seed> tst_wal_property
+// More sequences (seeds 1..n): DENGINE_WAL_PROPERTY_SEEDS=<n> tst_wal_property
 #include "faultyfs.h"
 #include "storage/wal.h"
 #include "wal_model.h"
@@ -254,8 +255,11 @@ std::vector<std::uint64_t> seeds()
 {
     if (const char *v = std::getenv("DENGINE_WAL_PROPERTY_SEED"); v && *v)
         return {std::strtoull(v, nullptr, 10)};
+    std::uint64_t count = 150;
+    if (const char *v = std::getenv("DENGINE_WAL_PROPERTY_SEEDS"); v && *v)
+        count = std::strtoull(v, nullptr, 10);
     std::vector<std::uint64_t> s;
-    for (std::uint64_t i = 1; i <= 150; ++i)
+    for (std::uint64_t i = 1; i <= count; ++i)
         s.push_back(i);
     return s;
 }
