@@ -216,9 +216,11 @@ WalReaderOutcome checkWalReaderInput(const std::uint8_t *data, std::size_t size)
         return result;
     }
 
-    // The log takes an append that survives a power cut.
-    if (got.last() < (std::uint64_t(1) << 62) && got.hardState.term < (std::uint64_t(1) << 62)) {
-        const raft::Term t = std::max(got.entries.empty() ? got.startTerm : got.entries.back().term, got.hardState.term) + 1;
+    // The log takes an append that survives a power cut (unless its indexes or terms are so large
+    // that the next one would overflow).
+    const raft::Term lastTerm = std::max(got.entries.empty() ? got.startTerm : got.entries.back().term, got.hardState.term);
+    if (got.last() < (std::uint64_t(1) << 62) && lastTerm < (std::uint64_t(1) << 62)) {
+        const raft::Term t = lastTerm + 1;
         const raft::Entry e = makeEntry(got.last() + 1, t, "fuzz");
         const raft::HardState hs{t, 1, got.hardState.commit};
         StorageStatus st = wal->append({e}, hs);
