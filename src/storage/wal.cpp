@@ -204,6 +204,7 @@ StorageStatus Wal::recover(RecoveryReport &report)
     raft::Index last = 0;
     raft::Term lastTerm = 0;
     raft::Index oldestPrev = 0;    // where the oldest segment says the log stood when it began
+    raft::Index latestLogStart = 0; // the highest compaction point recorded
     std::optional<std::string> rebasedAt; // see below: an entry under the oldest segment's start
     bool startRecorded = false;           // a log-start record set m_first
     std::vector<char> buffer;
@@ -314,6 +315,7 @@ StorageStatus Wal::recover(RecoveryReport &report)
                     raft::Term term;
                     if (!decodeLogStart(rec.payload, index, term) || index == NoIndex)
                         return corrupt(where(seg.path, offset) + ": malformed log-start record");
+                    latestLogStart = std::max(latestLogStart, index);
                     if (index >= m_first) {
                         startRecorded = true;
                         const raft::Index drop = std::min<raft::Index>(index - m_first + 1, m_index.size());
@@ -379,6 +381,11 @@ StorageStatus Wal::recover(RecoveryReport &report)
         if (IoStatus st = m_fs->syncDirectory(m_walDir); !st)
             return StorageStatus::fromIo(st);
     }
+    // Segments before the oldest one may only be gone because a compaction removed them, and a
+    // compaction first records where the log now starts. Without such a record, they were lost.
+    if (sequences.front() > 1 && oldestPrev > 0 && latestLogStart < oldestPrev)
+        return corrupt(segmentPath(sequences.front() - 1) + " is missing: the oldest segment left, " + segmentPath(sequences.front())
+                       + ", continues a log at index " + std::to_string(oldestPrev) + ", and no log-start record says it was compacted");
     if (rebasedAt && m_first <= oldestPrev)
         return corrupt(*rebasedAt + ": entries are rewritten from below the oldest segment's start (index "
                        + std::to_string(oldestPrev + 1) + ") but no log-start record covers the entries before it: segments are missing");

@@ -110,7 +110,7 @@ int dump(const std::string &dir, bool all)
         for (;;) {
             DecodedRecord rec;
             std::string why;
-            const DecodeStatus ds = decodeRecord(std::string_view(buf).substr(offset), rec, why);
+            const DecodeStatus ds = decodeRecord(std::string_view(buf).substr(offset), rec, why, offset);
             if (ds != DecodeStatus::Ok) {
                 run.print();
                 const std::size_t tail = buf.find_last_not_of('\0');
