@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(
     build-essential cmake ninja-build git # toolchain
-    libgtest-dev                          # tests/raft, tests/sim
+    libgtest-dev                          # tests
+    clang libclang-rt-14-dev              # libFuzzer target (tests/storage/fuzz_wal_reader)
 )
 
 missing=()

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Builds DEngine and runs every test: the README's test command, and exactly what CI runs.
-#   1. a RelWithDebInfo build: unit tests, the simulation's seed sweep, the simulator's self-tests;
-#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the same, with a shorter sweep.
-# Environment: DENGINE_SIM_SEEDS (default 2000) seeds for the main sweep; DENGINE_SKIP_ASAN=1 skips step 2.
+#   1. a RelWithDebInfo build: unit tests, the simulation's seed sweep, the simulator's self-tests,
+#      the storage's crash-point, property and corpus tests;
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the same, with a shorter sweep;
+#   3. a ThreadSanitizer build of the storage tests that run threads (the group-commit writer);
+#   4. the libFuzzer target of the log reader (clang), run for a bounded time over its corpus.
+# Environment: DENGINE_SIM_SEEDS (default 2000) seeds for the main sweep; DENGINE_QUICK=1 runs step 1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
@@ -16,11 +19,26 @@ cmake --build build -j"$jobs"
 echo "== tests"
 ctest --test-dir build -j"$jobs" --output-on-failure
 
-if [ "${DENGINE_SKIP_ASAN:-0}" != "1" ]; then
-    echo "== build (address + undefined sanitizers)"
-    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDENGINE_SANITIZE=address -DDENGINE_SIM_SEEDS=60 \
-        -DDENGINE_SIM_SHARDS=2 -DDENGINE_BUILD_BENCHMARKS=OFF >/dev/null
-    cmake --build build-asan -j"$jobs"
-    echo "== tests under sanitizers"
-    ctest --test-dir build-asan -j"$jobs" --output-on-failure -E 'InjectedBugs'
-fi
+[ "${DENGINE_QUICK:-0}" = "1" ] && exit 0
+
+echo "== build (address + undefined sanitizers)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDENGINE_SANITIZE=address -DDENGINE_SIM_SEEDS=60 \
+    -DDENGINE_SIM_SHARDS=2 -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-asan -j"$jobs"
+echo "== tests under address + undefined sanitizers"
+# The bug-injection sweeps only re-run the simulator with known bugs on: covered by step 1.
+ctest --test-dir build-asan -j"$jobs" --output-on-failure -E 'InjectedBugs'
+
+echo "== build (thread sanitizer, storage)"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDENGINE_SANITIZE=thread \
+    -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-tsan -j"$jobs" --target tst_storage_runtime
+echo "== tests under thread sanitizer"
+ctest --test-dir build-tsan -j"$jobs" --output-on-failure -R '^storage\.(LogWriter|SnapshotStore|RaftOnWal)'
+
+echo "== build (libFuzzer, clang)"
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DDENGINE_FUZZ=ON \
+    -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_wal_reader
+echo "== fuzzing the log reader (bounded)"
+ctest --test-dir build-fuzz --output-on-failure -L fuzz
