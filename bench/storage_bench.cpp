@@ -101,7 +101,7 @@ struct LogResult {
     double syncsPerSecond = 0;
 };
 
-bool g_zeroFill = false;
+bool g_zeroFill = true; // the log's default
 
 LogResult measureLog(const std::string &dir, std::size_t entryBytes, std::size_t batch, double secs)
 {

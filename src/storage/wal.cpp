@@ -158,6 +158,11 @@ StorageStatus Wal::open(const WalOptions &options, std::unique_ptr<Wal> &out, Re
     rep = {};
     if (StorageStatus st = wal->recover(rep); !st)
         return st;
+    if (!options.readOnly && !wal->m_segments.empty()) {
+        wal->m_background = options.prepareInBackground && options.fs == nullptr;
+        if (wal->m_next.valid() == false)
+            wal->prepareNext(wal->m_segments.back().sequence + 1);
+    }
     out = std::move(wal);
     return {};
 }
@@ -398,16 +403,43 @@ StorageStatus Wal::recover(RecoveryReport &report)
     return {};
 }
 
+Wal::PreparedFile Wal::prepareFile(std::uint64_t sequence) const
+{
+    // Runs on the helper thread when preparing in the background: it touches only the file system
+    // and settings that never change after open.
+    PreparedFile p;
+    p.sequence = sequence;
+    const std::string tmp = segmentPath(sequence) + ".tmp";
+    m_fs->remove(tmp);
+    p.status = m_fs->open(tmp, OpenMode::CreateNew, p.file);
+    if (p.status)
+        p.status = p.file->preallocate(m_opts.segmentBytes, m_opts.zeroFillSegments);
+    if (!p.status)
+        p.file.reset();
+    return p;
+}
+
+void Wal::prepareNext(std::uint64_t sequence)
+{
+    if (m_background)
+        m_next = std::async(std::launch::async, [this, sequence] { return prepareFile(sequence); });
+}
+
 StorageStatus Wal::startSegment(std::uint64_t sequence)
 {
     const std::string path = segmentPath(sequence);
     const std::string tmp = path + ".tmp";
-    std::unique_ptr<File> file;
-    m_fs->remove(tmp);
-    if (IoStatus st = m_fs->open(tmp, OpenMode::CreateNew, file); !st)
-        return fail(StorageStatus::fromIo(st));
-    if (IoStatus st = file->preallocate(m_opts.segmentBytes, m_opts.zeroFillSegments); !st)
-        return fail(StorageStatus::fromIo(st));
+    PreparedFile prepared;
+    if (m_next.valid())
+        prepared = m_next.get(); // usually finished long ago
+    if (prepared.sequence != sequence || !prepared.file) {
+        if (!prepared.status)
+            return fail(StorageStatus::fromIo(prepared.status));
+        prepared = prepareFile(sequence);
+    }
+    if (!prepared.status)
+        return fail(StorageStatus::fromIo(prepared.status));
+    std::unique_ptr<File> file = std::move(prepared.file);
     // The segment begins with where the log stands, the configuration and the latest hard state,
     // so deleting older segments never loses them.
     std::string head;
@@ -431,8 +463,11 @@ StorageStatus Wal::startSegment(std::uint64_t sequence)
     seg.path = path;
     seg.file = std::shared_ptr<File>(std::move(file));
     seg.writeOffset = head.size();
-    std::lock_guard lock(m_mutex);
-    m_segments.push_back(std::move(seg));
+    {
+        std::lock_guard lock(m_mutex);
+        m_segments.push_back(std::move(seg));
+    }
+    prepareNext(sequence + 1);
     return {};
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,7 +33,11 @@ struct WalOptions {
     std::string dir;                         // the data directory; the log lives in dir/wal
     std::uint64_t segmentBytes = 64ULL << 20; // segments are preallocated to this size
     std::uint64_t cacheBytes = 64ULL << 20;   // recent entries kept in memory for reads
-    bool zeroFillSegments = false;            // see File::preallocate
+    bool zeroFillSegments = true;             // see File::preallocate
+    // Prepare the next segment (create, preallocate, zero-fill, sync) on a helper thread while the
+    // current one fills, so switching segments costs a header and a rename. Only with the real
+    // file system: with a custom one (tests) the same preparation runs at the switch instead.
+    bool prepareInBackground = true;
     // Inspect only: nothing is created, cut or written (a torn tail is reported, not cut), and
     // appends fail. For `dengine-ctl wal check` on a stopped node's directory.
     bool readOnly = false;
@@ -109,7 +114,14 @@ private:
     Wal() = default;
     StorageStatus recover(RecoveryReport &report);
     StorageStatus createFirstSegment(RecoveryReport &report);
+    struct PreparedFile {
+        std::uint64_t sequence = 0;
+        IoStatus status;
+        std::unique_ptr<File> file;
+    };
     StorageStatus startSegment(std::uint64_t sequence);
+    PreparedFile prepareFile(std::uint64_t sequence) const;
+    void prepareNext(std::uint64_t sequence);
     StorageStatus writeRecords(const std::string &bytes, std::vector<Location> *placed);
     StorageStatus fail(StorageStatus st);
     std::string segmentPath(std::uint64_t sequence) const;
@@ -133,6 +145,10 @@ private:
     std::vector<std::shared_ptr<File>> m_unsynced; // files written since the last sync
     std::string m_writeBuffer;                     // writer thread only
     std::vector<std::uint64_t> m_writeOffsets;     // writer thread only
+    bool m_background = false;
+    // The next segment being prepared on a helper thread. Declared last: destroyed (waited for)
+    // before anything its thread reads.
+    std::future<PreparedFile> m_next;
     StorageStatus m_failure;
 };
 
