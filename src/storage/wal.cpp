@@ -2,6 +2,7 @@
 #include "storage/wal.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -403,7 +404,7 @@ StorageStatus Wal::recover(RecoveryReport &report)
     return {};
 }
 
-Wal::PreparedFile Wal::prepareFile(std::uint64_t sequence) const
+Wal::PreparedFile Wal::prepareFile(std::uint64_t sequence, bool zeroFill) const
 {
     // Runs on the helper thread when preparing in the background: it touches only the file system
     // and settings that never change after open.
@@ -413,7 +414,7 @@ Wal::PreparedFile Wal::prepareFile(std::uint64_t sequence) const
     m_fs->remove(tmp);
     p.status = m_fs->open(tmp, OpenMode::CreateNew, p.file);
     if (p.status)
-        p.status = p.file->preallocate(m_opts.segmentBytes, m_opts.zeroFillSegments);
+        p.status = p.file->preallocate(m_opts.segmentBytes, zeroFill);
     if (!p.status)
         p.file.reset();
     return p;
@@ -421,8 +422,17 @@ Wal::PreparedFile Wal::prepareFile(std::uint64_t sequence) const
 
 void Wal::prepareNext(std::uint64_t sequence)
 {
-    if (m_background)
-        m_next = std::async(std::launch::async, [this, sequence] { return prepareFile(sequence); });
+    if (!m_background)
+        return;
+    // Zero-filled segments make small syncs cheaper but cost a second write of the whole segment.
+    // A log that filled its last segment within a few seconds is bandwidth-bound: there the
+    // second write would halve throughput, while its syncs are large and amortize the extent
+    // updates of a plain preallocated file. A latency-bound log has the idle bandwidth to spare.
+    const auto now = std::chrono::steady_clock::now();
+    const bool fast = m_segmentStarted.has_value() && now - *m_segmentStarted < std::chrono::seconds(4);
+    m_segmentStarted = now;
+    const bool zeroFill = m_opts.zeroFillSegments && !fast;
+    m_next = std::async(std::launch::async, [this, sequence, zeroFill] { return prepareFile(sequence, zeroFill); });
 }
 
 StorageStatus Wal::startSegment(std::uint64_t sequence)
@@ -435,7 +445,7 @@ StorageStatus Wal::startSegment(std::uint64_t sequence)
     if (prepared.sequence != sequence || !prepared.file) {
         if (!prepared.status)
             return fail(StorageStatus::fromIo(prepared.status));
-        prepared = prepareFile(sequence);
+        prepared = prepareFile(sequence, m_opts.zeroFillSegments);
     }
     if (!prepared.status)
         return fail(StorageStatus::fromIo(prepared.status));

@@ -7,6 +7,7 @@
 #include "storage/record.h"
 
 #include <cstdint>
+#include <chrono>
 #include <deque>
 #include <future>
 #include <memory>
@@ -33,7 +34,9 @@ struct WalOptions {
     std::string dir;                         // the data directory; the log lives in dir/wal
     std::uint64_t segmentBytes = 64ULL << 20; // segments are preallocated to this size
     std::uint64_t cacheBytes = 64ULL << 20;   // recent entries kept in memory for reads
-    bool zeroFillSegments = true;             // see File::preallocate
+    // See File::preallocate. With background preparation, a log that fills segments within seconds
+    // (bandwidth-bound) gets plain preallocated ones instead: the zeros would double its writes.
+    bool zeroFillSegments = true;
     // Prepare the next segment (create, preallocate, zero-fill, sync) on a helper thread while the
     // current one fills, so switching segments costs a header and a rename. Only with the real
     // file system: with a custom one (tests) the same preparation runs at the switch instead.
@@ -120,7 +123,7 @@ private:
         std::unique_ptr<File> file;
     };
     StorageStatus startSegment(std::uint64_t sequence);
-    PreparedFile prepareFile(std::uint64_t sequence) const;
+    PreparedFile prepareFile(std::uint64_t sequence, bool zeroFill) const;
     void prepareNext(std::uint64_t sequence);
     StorageStatus writeRecords(const std::string &bytes, std::vector<Location> *placed);
     StorageStatus fail(StorageStatus st);
@@ -146,6 +149,7 @@ private:
     std::string m_writeBuffer;                     // writer thread only
     std::vector<std::uint64_t> m_writeOffsets;     // writer thread only
     bool m_background = false;
+    std::optional<std::chrono::steady_clock::time_point> m_segmentStarted; // writer thread only
     // The next segment being prepared on a helper thread. Declared last: destroyed (waited for)
     // before anything its thread reads.
     std::future<PreparedFile> m_next;
