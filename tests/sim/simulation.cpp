@@ -819,7 +819,8 @@ void Simulation::heal()
         else if (!keepDown && !n.up)
             startNode(n);
     }
-    narrate("faults healed; the cluster must now make progress within " + std::to_string(m_opts.healBoundTicks) + " ticks");
+    narrate(std::string(m_opts.faults ? "faults healed" : "end of the run")
+            + "; the cluster must now make progress within " + std::to_string(m_opts.healBoundTicks) + " ticks");
     schedule(m_now + TickUnits, EventKind::Probe, 0);
 }
 
