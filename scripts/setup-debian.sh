@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
     build-essential cmake ninja-build git # toolchain
     libgtest-dev                          # tests
+    libprotobuf-dev protobuf-compiler     # the wire format between nodes (src/transport)
     clang libclang-rt-14-dev              # libFuzzer target (tests/storage/fuzz_wal_reader)
 )
 

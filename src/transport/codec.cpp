@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "transport/codec.h"
+
+#include "dengine.pb.h"
+
+#include <cstring>
+
+namespace dengine::transport {
+
+namespace {
+
+void appendFrame(std::string &out, const google::protobuf::MessageLite &msg)
+{
+    const std::size_t size = msg.ByteSizeLong();
+    const auto length = static_cast<std::uint32_t>(size);
+    char header[FrameHeaderBytes];
+    std::memcpy(header, &length, FrameHeaderBytes); // little-endian hosts (x86-64, aarch64)
+    out.append(header, FrameHeaderBytes);
+    const std::size_t at = out.size();
+    out.resize(at + size);
+    msg.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t *>(out.data() + at));
+}
+
+bool knownType(std::uint32_t type) { return type <= static_cast<std::uint32_t>(raft::MessageType::TimeoutNow); }
+
+} // namespace
+
+void appendHello(std::string &out, const Hello &hello)
+{
+    wire::Hello h;
+    h.set_cluster_id(hello.clusterId);
+    h.set_node_id(hello.nodeId);
+    h.set_protocol_version(hello.protocolVersion);
+    appendFrame(out, h);
+}
+
+void appendEnvelope(std::string &out, const std::vector<raft::Message> &messages)
+{
+    wire::Envelope env;
+    env.mutable_messages()->Reserve(static_cast<int>(messages.size()));
+    for (const raft::Message &m : messages) {
+        wire::RaftMessage *w = env.add_messages();
+        w->set_type(static_cast<std::uint32_t>(m.type));
+        w->set_from(m.from);
+        w->set_to(m.to);
+        w->set_term(m.term);
+        w->set_log_term(m.logTerm);
+        w->set_index(m.index);
+        w->set_commit(m.commit);
+        w->set_reject(m.reject);
+        w->set_reject_hint(m.rejectHint);
+        w->set_context(m.context);
+        w->mutable_entries()->Reserve(static_cast<int>(m.entries.size()));
+        for (const raft::Entry &e : m.entries) {
+            wire::Entry *we = w->add_entries();
+            we->set_term(e.term);
+            we->set_index(e.index);
+            we->set_type(static_cast<std::uint32_t>(e.type));
+            we->set_data(e.data.data(), e.data.size());
+        }
+    }
+    appendFrame(out, env);
+}
+
+bool decodeHello(std::string_view payload, Hello &out, std::string &why)
+{
+    wire::Hello h;
+    if (!h.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        why = "hello: not a valid protocol buffer";
+        return false;
+    }
+    if (h.node_id() == 0 || h.cluster_id() == 0) {
+        why = "hello: node id and cluster id must be set";
+        return false;
+    }
+    out.clusterId = h.cluster_id();
+    out.nodeId = h.node_id();
+    out.protocolVersion = h.protocol_version();
+    return true;
+}
+
+bool decodeEnvelope(std::string_view payload, std::vector<raft::Message> &out, std::string &why)
+{
+    wire::Envelope env;
+    if (!env.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        why = "envelope: not a valid protocol buffer";
+        return false;
+    }
+    out.reserve(out.size() + static_cast<std::size_t>(env.messages_size()));
+    for (const wire::RaftMessage &w : env.messages()) {
+        if (!knownType(w.type())) {
+            why = "message of unknown type " + std::to_string(w.type());
+            return false;
+        }
+        if (w.from() == 0 || w.to() == 0) {
+            why = "message without sender or recipient";
+            return false;
+        }
+        raft::Message m;
+        m.type = static_cast<raft::MessageType>(w.type());
+        m.from = w.from();
+        m.to = w.to();
+        m.term = w.term();
+        m.logTerm = w.log_term();
+        m.index = w.index();
+        m.commit = w.commit();
+        m.reject = w.reject();
+        m.rejectHint = w.reject_hint();
+        m.context = w.context();
+        m.entries.reserve(static_cast<std::size_t>(w.entries_size()));
+        for (const wire::Entry &we : w.entries()) {
+            if (we.type() > static_cast<std::uint32_t>(raft::EntryType::ConfChange)) {
+                why = "entry of unknown type " + std::to_string(we.type());
+                return false;
+            }
+            if (!m.entries.empty() && we.index() != m.entries.back().index + 1) {
+                why = "entries with non-consecutive indexes";
+                return false;
+            }
+            m.entries.push_back(raft::Entry{we.term(), we.index(), static_cast<raft::EntryType>(we.type()), raft::Payload(we.data())});
+        }
+        out.push_back(std::move(m));
+    }
+    return true;
+}
+
+FrameReader::Result FrameReader::next(std::string &payload)
+{
+    if (buffered() < FrameHeaderBytes)
+        return Result::NeedMore;
+    std::uint32_t length;
+    std::memcpy(&length, m_buffer.data() + m_pos, FrameHeaderBytes);
+    if (length > m_max)
+        return Result::TooLarge;
+    if (buffered() < FrameHeaderBytes + length)
+        return Result::NeedMore;
+    payload.assign(m_buffer, m_pos + FrameHeaderBytes, length);
+    m_pos += FrameHeaderBytes + length;
+    // Compact once the consumed part dominates, so the buffer does not grow without bound.
+    if (m_pos > 65536 && m_pos * 2 > m_buffer.size()) {
+        m_buffer.erase(0, m_pos);
+        m_pos = 0;
+    }
+    return Result::Frame;
+}
+
+} // namespace dengine::transport

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "raft/types.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dengine::transport {
+
+// The byte format between nodes: frames of `u32 length (little-endian) + payload`, where the first
+// frame in each direction is a Hello (cluster id, node id, protocol version) and every later one an
+// Envelope of Raft messages, both Protocol Buffers (dengine.proto beside this file).
+//
+// Everything that parses bytes from the network is here, bounded and validated: a frame longer than
+// the limit, a payload that does not parse, or a message whose fields make no sense is rejected with
+// a reason, and the connection that sent it is closed by the caller. Not thread-safe per object.
+
+inline constexpr std::uint32_t ProtocolVersion = 1;
+inline constexpr std::size_t FrameHeaderBytes = 4;
+
+struct Hello {
+    std::uint64_t clusterId = 0;
+    raft::NodeId nodeId = 0;
+    std::uint32_t protocolVersion = ProtocolVersion;
+};
+
+// Appends one framed Hello / Envelope to `out`.
+void appendHello(std::string &out, const Hello &hello);
+void appendEnvelope(std::string &out, const std::vector<raft::Message> &messages);
+
+bool decodeHello(std::string_view payload, Hello &out, std::string &why);
+// Decodes an Envelope, checking every message: a known type, sender and recipient set, entries
+// with consecutive indexes. Appends to `out`.
+bool decodeEnvelope(std::string_view payload, std::vector<raft::Message> &out, std::string &why);
+
+// Splits a byte stream into frame payloads.
+class FrameReader {
+public:
+    explicit FrameReader(std::uint32_t maxFrameBytes) : m_max(maxFrameBytes) {}
+
+    void feed(const char *data, std::size_t size) { m_buffer.append(data, size); }
+    enum class Result { Frame, NeedMore, TooLarge };
+    // Takes the next complete frame's payload. TooLarge is final: the stream cannot be trusted.
+    Result next(std::string &payload);
+    std::size_t buffered() const { return m_buffer.size() - m_pos; }
+
+private:
+    std::uint32_t m_max;
+    std::string m_buffer;
+    std::size_t m_pos = 0;
+};
+
+} // namespace dengine::transport
