@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "kv/kvstore.h"
+
+#include <gtest/gtest.h>
+
+using namespace dengine;
+using namespace dengine::kv;
+
+namespace {
+
+raft::Entry entry(raft::Index index, const Command &c) { return raft::Entry{1, index, raft::EntryType::Normal, encodeCommand(c)}; }
+
+Command put(std::uint64_t request, std::string key, std::string value, std::uint64_t session = 7)
+{
+    return Command{1, session, request, {Operation{Operation::Kind::Put, std::move(key), std::move(value)}}};
+}
+
+} // namespace
+
+TEST(KvStore, command_roundTripsThroughItsEncoding)
+{
+    Command c{3, 99, 1234, {{Operation::Kind::Put, "a", std::string("v\0w", 3)}, {Operation::Kind::Remove, "b", ""}}};
+    Command out;
+    std::string why;
+    ASSERT_TRUE(decodeCommand(encodeCommand(c).view(), out, why)) << why;
+    EXPECT_EQ(out.origin, 3u);
+    EXPECT_EQ(out.session, 99u);
+    EXPECT_EQ(out.request, 1234u);
+    ASSERT_EQ(out.operations.size(), 2u);
+    EXPECT_EQ(out.operations[0].value, std::string("v\0w", 3));
+    EXPECT_EQ(out.operations[1].kind, Operation::Kind::Remove);
+}
+
+TEST(KvStore, malformedCommands_areRefusedWithAReason)
+{
+    Command out;
+    std::string why;
+    EXPECT_FALSE(decodeCommand("\xff\xff\xff", out, why));
+    EXPECT_FALSE(why.empty());
+    EXPECT_FALSE(decodeCommand(encodeCommand(Command{1, 1, 1, {}}).view(), out, why));
+    EXPECT_NE(why.find("no operations"), std::string::npos) << why;
+    EXPECT_FALSE(decodeCommand(encodeCommand(put(1, "", "x")).view(), out, why));
+    EXPECT_NE(why.find("empty key"), std::string::npos) << why;
+}
+
+TEST(KvStore, batch_appliesAllItsOperationsAtOneIndex)
+{
+    KvStore kv;
+    ASSERT_EQ(kv.apply(entry(1, put(1, "a", "1"))).outcome, KvStore::ApplyOutcome::Applied);
+    Command batch{1, 7, 2, {{Operation::Kind::Put, "b", "2"}, {Operation::Kind::Remove, "a", ""}, {Operation::Kind::Put, "c", "3"}}};
+    ASSERT_EQ(kv.apply(entry(2, batch)).outcome, KvStore::ApplyOutcome::Applied);
+    EXPECT_EQ(kv.appliedIndex(), 2u);
+    EXPECT_FALSE(kv.get("a").has_value());
+    EXPECT_EQ(kv.get("b"), "2");
+    EXPECT_EQ(kv.get("c"), "3");
+}
+
+TEST(KvStore, duplicateRequest_appliesOnce)
+{
+    KvStore kv;
+    kv.apply(entry(1, put(5, "k", "first")));
+    kv.apply(entry(2, put(6, "k", "second")));
+    // The forward of request 5 was retried and committed again later: it must not undo request 6.
+    const KvStore::Applied again = kv.apply(entry(3, put(5, "k", "first")));
+    EXPECT_EQ(again.outcome, KvStore::ApplyOutcome::Duplicate);
+    EXPECT_EQ(kv.get("k"), "second");
+    // Another session's request numbers are its own.
+    EXPECT_EQ(kv.apply(entry(4, put(5, "k", "third", 8))).outcome, KvStore::ApplyOutcome::Applied);
+    EXPECT_EQ(kv.get("k"), "third");
+}
+
+TEST(KvStore, noOpsAndMalformedEntries_advanceTheIndexAndChangeNothing)
+{
+    KvStore kv;
+    EXPECT_EQ(kv.apply(raft::Entry{1, 1, raft::EntryType::Normal, {}}).outcome, KvStore::ApplyOutcome::NoOp);
+    EXPECT_EQ(kv.apply(raft::Entry{1, 2, raft::EntryType::Normal, raft::Payload("garbage")}).outcome, KvStore::ApplyOutcome::Malformed);
+    EXPECT_EQ(kv.appliedIndex(), 2u);
+    EXPECT_EQ(kv.size(), 0u);
+    EXPECT_THROW(kv.apply(entry(5, put(1, "a", "b"))), std::logic_error) << "entries must be applied in order";
+}
+
+TEST(KvStore, scanAndRange_returnKeysInOrderWithinBounds)
+{
+    KvStore kv;
+    raft::Index i = 0;
+    for (const char *k : {"app/2", "app/1", "apple", "b", "app/3", "ap"}) {
+        ++i;
+        kv.apply(entry(i, put(i, k, std::string("v") + k)));
+    }
+    auto scan = kv.scan("app/", 0);
+    ASSERT_EQ(scan.size(), 3u);
+    EXPECT_EQ(scan[0].first, "app/1");
+    EXPECT_EQ(scan[2].first, "app/3");
+    EXPECT_EQ(kv.scan("app/", 2).size(), 2u);
+    EXPECT_EQ(kv.scan("zzz", 0).size(), 0u);
+    auto range = kv.range("app/2", "b", 0); // byte order: "app/3" < "apple" < "b"
+    ASSERT_EQ(range.size(), 3u);
+    EXPECT_EQ(range[0].first, "app/2");
+    EXPECT_EQ(range[1].first, "app/3");
+    EXPECT_EQ(range[2].first, "apple");
+    EXPECT_EQ(kv.range("apple", "", 0).size(), 2u) << "an empty end means no upper bound";
+    EXPECT_EQ(kv.range("a", "", 1).front().first, "ap");
+}
