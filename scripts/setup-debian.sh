@@ -7,6 +7,7 @@ packages=(
     build-essential cmake ninja-build git # toolchain
     libgtest-dev                          # tests
     libprotobuf-dev protobuf-compiler     # the wire format between nodes (src/transport)
+    qt6-base-dev                          # the engine's Qt layer (src/engine, tests/auto)
     clang libclang-rt-14-dev              # libFuzzer target (tests/storage/fuzz_wal_reader)
 )
 

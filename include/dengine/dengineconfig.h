@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <dengine/dengine_global.h>
+
+#include <QtCore/QMap>
+#include <QtCore/QString>
+
+// Everything one node needs to know: who it is, who its peers are, where it keeps its data.
+//
+// A plain value: copy it, fill it in, validate() it (start() does too). Thread: any; not shared.
+struct DENGINE_EXPORT DEngineConfig {
+    NodeId nodeId = 0;
+    // Every member of the cluster, this node included: id -> "host:port" it listens on for peers.
+    QMap<NodeId, QString> peers;
+    // Where this node listens; empty means the address peers[nodeId] names.
+    QString listenAddress;
+    // Shared by all members; connections from another cluster are refused.
+    quint64 clusterId = 1;
+    // The node's data directory (write-ahead log, snapshots). Created if missing; locked while open.
+    QString dataDirectory;
+
+    int tickIntervalMs = 100; // one Raft tick
+    int electionTicks = 10;   // election timeout: [electionTicks, 2 x electionTicks) ticks
+    int heartbeatTicks = 1;   // a leader's heartbeat period
+    bool checkQuorum = true;  // a leader that loses its quorum steps down; needed for lease reads
+    bool preVote = true;
+
+    int maxKeyBytes = 4096;
+    int maxValueBytes = 1 << 20;
+    int maxBatchOperations = 1024;
+    int maxPendingRequests = 100000; // calls in flight at once; more fail with Busy
+    int requestTimeoutMs = 10000;    // a call not answered by then fails with Timeout
+    int stopTimeoutMs = 5000;        // stop() returns within this, whatever the peers do
+
+    // Empty when usable, else a sentence naming the offending field.
+    QString validate() const;
+
+    // Reads a JSON file:
+    //   {"nodeId": 1, "clusterId": 7, "dataDirectory": "/var/lib/dengine/1",
+    //    "peers": {"1": "127.0.0.1:7001", "2": "127.0.0.1:7002", "3": "127.0.0.1:7003"},
+    //    "tickIntervalMs": 100, "electionTicks": 10, ...}   (every field of this struct, same names)
+    // Unknown fields are an error. On failure returns a default config and sets *error.
+    static DEngineConfig fromFile(const QString &path, QString *error);
+};

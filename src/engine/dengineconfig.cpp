@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <dengine/dengineconfig.h>
+
+#include <QtCore/QFile>
+#include <QtCore/QJsonDocument>
+#include <QtCore/QJsonObject>
+#include <QtCore/QSet>
+
+namespace {
+
+bool parseHostPort(const QString &text, QString *host, quint16 *port)
+{
+    const int colon = text.lastIndexOf(QLatin1Char(':'));
+    if (colon <= 0 || colon == text.size() - 1)
+        return false;
+    bool ok = false;
+    const uint p = text.mid(colon + 1).toUInt(&ok);
+    if (!ok || p == 0 || p > 65535)
+        return false;
+    if (host)
+        *host = text.left(colon);
+    if (port)
+        *port = static_cast<quint16>(p);
+    return true;
+}
+
+} // namespace
+
+QString DEngineConfig::validate() const
+{
+    if (nodeId == 0)
+        return QStringLiteral("nodeId: must not be 0 (0 means \"no node\")");
+    if (peers.isEmpty())
+        return QStringLiteral("peers: must list every member, this node included");
+    if (!peers.contains(nodeId))
+        return QStringLiteral("peers: does not contain this node's id %1").arg(nodeId);
+    for (auto it = peers.cbegin(); it != peers.cend(); ++it) {
+        if (it.key() == 0)
+            return QStringLiteral("peers: node id 0 is not allowed");
+        if (!parseHostPort(it.value(), nullptr, nullptr))
+            return QStringLiteral("peers: address \"%1\" of node %2 is not host:port").arg(it.value()).arg(it.key());
+    }
+    if (!listenAddress.isEmpty() && !parseHostPort(listenAddress, nullptr, nullptr))
+        return QStringLiteral("listenAddress: \"%1\" is not host:port").arg(listenAddress);
+    if (clusterId == 0)
+        return QStringLiteral("clusterId: must not be 0");
+    if (dataDirectory.isEmpty())
+        return QStringLiteral("dataDirectory: not set");
+    if (tickIntervalMs < 1 || tickIntervalMs > 60000)
+        return QStringLiteral("tickIntervalMs: must be in 1..60000");
+    if (heartbeatTicks < 1)
+        return QStringLiteral("heartbeatTicks: must be at least 1");
+    if (electionTicks <= heartbeatTicks)
+        return QStringLiteral("electionTicks: must be greater than heartbeatTicks");
+    if (electionTicks < 3)
+        return QStringLiteral("electionTicks: must be at least 3");
+    if (maxKeyBytes < 1 || maxKeyBytes > (1 << 20))
+        return QStringLiteral("maxKeyBytes: must be in 1..1048576");
+    if (maxValueBytes < 0 || maxValueBytes > (64 << 20))
+        return QStringLiteral("maxValueBytes: must be in 0..67108864");
+    if (maxBatchOperations < 1)
+        return QStringLiteral("maxBatchOperations: must be at least 1");
+    if (maxPendingRequests < 1)
+        return QStringLiteral("maxPendingRequests: must be at least 1");
+    if (requestTimeoutMs < 1)
+        return QStringLiteral("requestTimeoutMs: must be positive");
+    if (stopTimeoutMs < 1)
+        return QStringLiteral("stopTimeoutMs: must be positive");
+    return {};
+}
+
+DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
+{
+    const auto fail = [&](const QString &why) {
+        if (error)
+            *error = path + QStringLiteral(": ") + why;
+        return DEngineConfig();
+    };
+    QFile file(path);
+    if (!file.open(QIODevice::ReadOnly))
+        return fail(file.errorString());
+    QJsonParseError parseError;
+    const QJsonDocument doc = QJsonDocument::fromJson(file.readAll(), &parseError);
+    if (doc.isNull())
+        return fail(QStringLiteral("not valid JSON at offset %1: %2").arg(parseError.offset).arg(parseError.errorString()));
+    if (!doc.isObject())
+        return fail(QStringLiteral("the top level must be an object"));
+    const QJsonObject o = doc.object();
+    DEngineConfig c;
+    static const QSet<QString> known = {
+        QStringLiteral("nodeId"),          QStringLiteral("peers"),          QStringLiteral("listenAddress"),
+        QStringLiteral("clusterId"),       QStringLiteral("dataDirectory"),  QStringLiteral("tickIntervalMs"),
+        QStringLiteral("electionTicks"),   QStringLiteral("heartbeatTicks"), QStringLiteral("checkQuorum"),
+        QStringLiteral("preVote"),         QStringLiteral("maxKeyBytes"),    QStringLiteral("maxValueBytes"),
+        QStringLiteral("maxBatchOperations"), QStringLiteral("maxPendingRequests"), QStringLiteral("requestTimeoutMs"),
+        QStringLiteral("stopTimeoutMs"),
+    };
+    for (auto it = o.begin(); it != o.end(); ++it)
+        if (!known.contains(it.key()))
+            return fail(QStringLiteral("unknown field \"%1\"").arg(it.key()));
+    const auto integer = [&](const char *name, qint64 &out) -> bool {
+        const QJsonValue v = o.value(QLatin1String(name));
+        if (v.isUndefined())
+            return true;
+        if (!v.isDouble() || v.toDouble() != static_cast<double>(v.toInteger()))
+            return false;
+        out = v.toInteger();
+        return true;
+    };
+    const auto intField = [&](const char *name, int &field) -> bool {
+        qint64 v = field;
+        if (!integer(name, v) || v < INT_MIN || v > INT_MAX)
+            return false;
+        field = static_cast<int>(v);
+        return true;
+    };
+    qint64 id = 0, cluster = static_cast<qint64>(c.clusterId);
+    if (!integer("nodeId", id) || id < 0)
+        return fail(QStringLiteral("nodeId: must be a non-negative integer"));
+    c.nodeId = static_cast<NodeId>(id);
+    if (!integer("clusterId", cluster) || cluster < 0)
+        return fail(QStringLiteral("clusterId: must be a non-negative integer"));
+    c.clusterId = static_cast<quint64>(cluster);
+    const QJsonValue peers = o.value(QLatin1String("peers"));
+    if (!peers.isUndefined()) {
+        if (!peers.isObject())
+            return fail(QStringLiteral("peers: must be an object of id: \"host:port\""));
+        const QJsonObject p = peers.toObject();
+        for (auto it = p.begin(); it != p.end(); ++it) {
+            bool ok = false;
+            const NodeId peer = it.key().toULongLong(&ok);
+            if (!ok || !it.value().isString())
+                return fail(QStringLiteral("peers: entry \"%1\" must be a numeric id mapped to \"host:port\"").arg(it.key()));
+            c.peers.insert(peer, it.value().toString());
+        }
+    }
+    const auto stringField = [&](const char *name, QString &field) -> bool {
+        const QJsonValue v = o.value(QLatin1String(name));
+        if (v.isUndefined())
+            return true;
+        if (!v.isString())
+            return false;
+        field = v.toString();
+        return true;
+    };
+    const auto boolField = [&](const char *name, bool &field) -> bool {
+        const QJsonValue v = o.value(QLatin1String(name));
+        if (v.isUndefined())
+            return true;
+        if (!v.isBool())
+            return false;
+        field = v.toBool();
+        return true;
+    };
+    if (!stringField("listenAddress", c.listenAddress))
+        return fail(QStringLiteral("listenAddress: must be a string"));
+    if (!stringField("dataDirectory", c.dataDirectory))
+        return fail(QStringLiteral("dataDirectory: must be a string"));
+    if (!boolField("checkQuorum", c.checkQuorum))
+        return fail(QStringLiteral("checkQuorum: must be true or false"));
+    if (!boolField("preVote", c.preVote))
+        return fail(QStringLiteral("preVote: must be true or false"));
+    struct IntSpec {
+        const char *name;
+        int *field;
+    };
+    const IntSpec ints[] = {{"tickIntervalMs", &c.tickIntervalMs},   {"electionTicks", &c.electionTicks},
+                            {"heartbeatTicks", &c.heartbeatTicks},   {"maxKeyBytes", &c.maxKeyBytes},
+                            {"maxValueBytes", &c.maxValueBytes},     {"maxBatchOperations", &c.maxBatchOperations},
+                            {"maxPendingRequests", &c.maxPendingRequests}, {"requestTimeoutMs", &c.requestTimeoutMs},
+                            {"stopTimeoutMs", &c.stopTimeoutMs}};
+    for (const IntSpec &spec : ints)
+        if (!intField(spec.name, *spec.field))
+            return fail(QStringLiteral("%1: must be an integer").arg(QLatin1String(spec.name)));
+    if (const QString problem = c.validate(); !problem.isEmpty())
+        return fail(problem);
+    if (error)
+        error->clear();
+    return c;
+}

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <dengine/dengineconfig.h>
+
+#include <QtCore/QTemporaryDir>
+#include <QtTest/QtTest>
+
+class tst_DEngineConfig : public QObject {
+    Q_OBJECT
+
+private:
+    static DEngineConfig valid()
+    {
+        DEngineConfig c;
+        c.nodeId = 1;
+        c.peers = {{1, QStringLiteral("127.0.0.1:7001")}, {2, QStringLiteral("127.0.0.1:7002")}, {3, QStringLiteral("127.0.0.1:7003")}};
+        c.dataDirectory = QStringLiteral("/tmp/node1");
+        return c;
+    }
+
+    static QString writeFile(const QTemporaryDir &dir, const QByteArray &json)
+    {
+        const QString path = dir.filePath(QStringLiteral("node.json"));
+        QFile f(path);
+        if (!f.open(QIODevice::WriteOnly) || f.write(json) != json.size())
+            return {};
+        return path;
+    }
+
+private Q_SLOTS:
+    void validate_acceptsACompleteConfig() { QVERIFY2(valid().validate().isEmpty(), qPrintable(valid().validate())); }
+
+    void validate_namesTheBadField_data()
+    {
+        QTest::addColumn<QString>("field");
+        QTest::addColumn<int>("which");
+        QTest::newRow("nodeId") << QStringLiteral("nodeId") << 0;
+        QTest::newRow("peers without self") << QStringLiteral("peers") << 1;
+        QTest::newRow("peer address") << QStringLiteral("peers") << 2;
+        QTest::newRow("dataDirectory") << QStringLiteral("dataDirectory") << 3;
+        QTest::newRow("electionTicks") << QStringLiteral("electionTicks") << 4;
+        QTest::newRow("listenAddress") << QStringLiteral("listenAddress") << 5;
+        QTest::newRow("maxKeyBytes") << QStringLiteral("maxKeyBytes") << 6;
+    }
+    void validate_namesTheBadField()
+    {
+        QFETCH(QString, field);
+        QFETCH(int, which);
+        DEngineConfig c = valid();
+        switch (which) {
+        case 0: c.nodeId = 0; break;
+        case 1: c.peers.remove(1); break;
+        case 2: c.peers[2] = QStringLiteral("no-port"); break;
+        case 3: c.dataDirectory.clear(); break;
+        case 4: c.electionTicks = c.heartbeatTicks; break;
+        case 5: c.listenAddress = QStringLiteral("localhost:99999"); break;
+        case 6: c.maxKeyBytes = 0; break;
+        }
+        const QString problem = c.validate();
+        QVERIFY2(problem.startsWith(field + QLatin1Char(':')), qPrintable(problem));
+    }
+
+    void fromFile_readsEveryField()
+    {
+        QTemporaryDir dir;
+        const QString path = writeFile(dir, R"({"nodeId": 2, "clusterId": 42, "dataDirectory": "/var/lib/dengine/2",
+            "peers": {"1": "10.0.0.1:7001", "2": "10.0.0.2:7001", "3": "10.0.0.3:7001"},
+            "listenAddress": "0.0.0.0:7001", "tickIntervalMs": 50, "electionTicks": 20, "heartbeatTicks": 2,
+            "checkQuorum": false, "preVote": true, "maxKeyBytes": 100, "maxValueBytes": 1000,
+            "maxBatchOperations": 10, "maxPendingRequests": 99, "requestTimeoutMs": 1234, "stopTimeoutMs": 4321})");
+        QString error;
+        const DEngineConfig c = DEngineConfig::fromFile(path, &error);
+        QVERIFY2(error.isEmpty(), qPrintable(error));
+        QCOMPARE(c.nodeId, NodeId(2));
+        QCOMPARE(c.clusterId, quint64(42));
+        QCOMPARE(c.peers.size(), 3);
+        QCOMPARE(c.peers.value(3), QStringLiteral("10.0.0.3:7001"));
+        QCOMPARE(c.listenAddress, QStringLiteral("0.0.0.0:7001"));
+        QCOMPARE(c.tickIntervalMs, 50);
+        QCOMPARE(c.electionTicks, 20);
+        QCOMPARE(c.heartbeatTicks, 2);
+        QCOMPARE(c.checkQuorum, false);
+        QCOMPARE(c.maxKeyBytes, 100);
+        QCOMPARE(c.maxValueBytes, 1000);
+        QCOMPARE(c.maxBatchOperations, 10);
+        QCOMPARE(c.maxPendingRequests, 99);
+        QCOMPARE(c.requestTimeoutMs, 1234);
+        QCOMPARE(c.stopTimeoutMs, 4321);
+    }
+
+    void fromFile_refusesWithAReason_data()
+    {
+        QTest::addColumn<QByteArray>("json");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("not json") << QByteArray("{nodeId: 1") << QStringLiteral("not valid JSON");
+        QTest::newRow("not an object") << QByteArray("[1, 2]") << QStringLiteral("top level");
+        QTest::newRow("unknown field") << QByteArray(R"({"nodeId": 1, "colour": "blue"})") << QStringLiteral("unknown field \"colour\"");
+        QTest::newRow("wrong type") << QByteArray(R"({"nodeId": "one"})") << QStringLiteral("nodeId");
+        QTest::newRow("fractional") << QByteArray(R"({"nodeId": 1, "tickIntervalMs": 1.5})") << QStringLiteral("tickIntervalMs");
+        QTest::newRow("bad peer id") << QByteArray(R"({"nodeId": 1, "peers": {"x": "h:1"}})") << QStringLiteral("peers");
+        QTest::newRow("invalid after reading") << QByteArray(R"({"nodeId": 1, "peers": {"1": "h:1"}})") << QStringLiteral("dataDirectory");
+    }
+    void fromFile_refusesWithAReason()
+    {
+        QFETCH(QByteArray, json);
+        QFETCH(QString, expected);
+        QTemporaryDir dir;
+        const QString path = writeFile(dir, json);
+        QString error;
+        DEngineConfig::fromFile(path, &error);
+        QVERIFY2(error.contains(expected), qPrintable(error));
+        QVERIFY2(error.startsWith(path), qPrintable(error));
+    }
+
+    void fromFile_missingFile_saysSo()
+    {
+        QString error;
+        DEngineConfig::fromFile(QStringLiteral("/nonexistent/dengine.json"), &error);
+        QVERIFY(error.startsWith(QStringLiteral("/nonexistent/dengine.json: ")));
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_DEngineConfig)
+#include "tst_dengineconfig.moc"
