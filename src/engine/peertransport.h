@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "raft/types.h"
+#include "transport/codec.h"
+
+#include <QtCore/QMap>
+#include <QtCore/QObject>
+#include <QtCore/QString>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+class QTcpServer;
+class QTcpSocket;
+class QTimer;
+
+namespace dengine::engine {
+
+// Raft messages between nodes over TCP (QTcpServer / QTcpSocket), on the thread that owns it.
+//
+// Outbound: one connection per peer, opened on demand and reopened with exponential backoff; each
+// connection starts with a Hello (cluster id, node id), then carries Envelope frames. Messages sent
+// in one event-loop turn go out as one frame per peer. Each peer's queue is bounded in bytes: Raft
+// tolerates lost messages, so past the bound the oldest queued frames are dropped.
+//
+// Inbound: a connection must open with a Hello of this cluster from a configured node other than
+// this one; a foreign cluster, an unknown node, garbage, an oversized frame, or a message not from
+// the node that said Hello closes the connection (with a log line) and nothing else changes.
+//
+// Threads: not thread-safe; create, use and destroy it on one thread with an event loop.
+class PeerTransport : public QObject {
+    Q_OBJECT
+public:
+    struct Options {
+        raft::NodeId self = 0;
+        quint64 clusterId = 0;
+        QMap<raft::NodeId, QString> peers; // every member, "host:port"; self included
+        QString listenAddress;             // empty: peers[self]
+        quint32 maxFrameBytes = 64u << 20;
+        qint64 maxQueuedBytes = 64ll << 20; // per peer
+        int reconnectMinMs = 20;
+        int reconnectMaxMs = 1000;
+    };
+    using Receiver = std::function<void(std::vector<raft::Message> &&)>;
+    using UnreachableCallback = std::function<void(raft::NodeId)>;
+
+    PeerTransport(Options options, Receiver onReceive, UnreachableCallback onUnreachable, QObject *parent = nullptr);
+    ~PeerTransport() override;
+
+    // Starts listening. False with a reason (naming the address) if it cannot: in use, bad address.
+    bool listen(QString *error);
+    quint16 listeningPort() const;
+    // Queues messages; each goes to its `to` node. Never blocks.
+    void send(std::vector<raft::Message> messages);
+    // Closes every connection and stops listening.
+    void close();
+
+    struct Stats {
+        quint64 framesSent = 0;
+        quint64 framesReceived = 0;
+        quint64 messagesDropped = 0;
+        quint64 connectionsRefused = 0;
+    };
+    Stats stats() const { return m_stats; }
+
+private:
+    struct Outbound;
+    struct Inbound;
+    void flush();
+    void writeQueued(Outbound &out);
+    void connectPeer(raft::NodeId id);
+    void onOutboundLost(raft::NodeId id);
+    void onNewConnection();
+    void onInboundData(QTcpSocket *socket);
+    void refuse(QTcpSocket *socket, const QString &why);
+
+    Options m_opts;
+    Receiver m_onReceive;
+    UnreachableCallback m_onUnreachable;
+    QTcpServer *m_server = nullptr;
+    std::map<raft::NodeId, std::unique_ptr<Outbound>> m_out;
+    std::map<QTcpSocket *, std::unique_ptr<Inbound>> m_in;
+    std::map<raft::NodeId, std::vector<raft::Message>> m_pending; // this turn's messages per peer
+    bool m_flushScheduled = false;
+    bool m_closed = false;
+    Stats m_stats;
+};
+
+bool parseHostPort(const QString &text, QString *host, quint16 *port);
+
+} // namespace dengine::engine

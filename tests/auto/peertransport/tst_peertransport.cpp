@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: Apache-2.0
+// PeerTransport on 127.0.0.1: messages flow both ways, bad connections are closed without harm,
+// a taken port is reported, and a restarted peer is reached again. Waits are QTRY_* with generous
+// limits; nothing sleeps.
+#include "engine/peertransport.h"
+
+#include <QtNetwork/QTcpServer>
+#include <QtNetwork/QTcpSocket>
+#include <QtTest/QtTest>
+
+using dengine::engine::PeerTransport;
+using namespace dengine;
+
+namespace {
+
+quint16 freePort()
+{
+    QTcpServer probe;
+    probe.listen(QHostAddress::LocalHost, 0);
+    return probe.serverPort();
+}
+
+raft::Message heartbeat(raft::NodeId from, raft::NodeId to, std::uint64_t context)
+{
+    raft::Message m;
+    m.type = raft::MessageType::Heartbeat;
+    m.from = from;
+    m.to = to;
+    m.term = 3;
+    m.context = context;
+    return m;
+}
+
+struct Node {
+    std::vector<raft::Message> received;
+    std::vector<raft::NodeId> unreachable;
+    std::unique_ptr<PeerTransport> transport;
+
+    void start(raft::NodeId self, const QMap<raft::NodeId, QString> &peers, quint64 cluster = 7)
+    {
+        PeerTransport::Options o;
+        o.self = self;
+        o.clusterId = cluster;
+        o.peers = peers;
+        transport = std::make_unique<PeerTransport>(
+            o, [this](std::vector<raft::Message> &&ms) { received.insert(received.end(), ms.begin(), ms.end()); },
+            [this](raft::NodeId id) { unreachable.push_back(id); });
+        QString error;
+        QVERIFY2(transport->listen(&error), qPrintable(error));
+    }
+};
+
+} // namespace
+
+class tst_PeerTransport : public QObject {
+    Q_OBJECT
+
+private:
+    QMap<raft::NodeId, QString> m_peers;
+
+private Q_SLOTS:
+    void init()
+    {
+        m_peers.clear();
+        for (raft::NodeId id = 1; id <= 3; ++id)
+            m_peers.insert(id, QStringLiteral("127.0.0.1:%1").arg(freePort()));
+    }
+
+    void messages_flowBothWaysInOrder()
+    {
+        Node a, b;
+        a.start(1, m_peers);
+        b.start(2, m_peers);
+        for (std::uint64_t i = 1; i <= 100; ++i)
+            a.transport->send({heartbeat(1, 2, i)});
+        b.transport->send({heartbeat(2, 1, 42)});
+        QTRY_COMPARE_WITH_TIMEOUT(b.received.size(), std::size_t(100), 10000);
+        QTRY_COMPARE_WITH_TIMEOUT(a.received.size(), std::size_t(1), 10000);
+        for (std::size_t i = 0; i < b.received.size(); ++i)
+            QCOMPARE(b.received[i].context, std::uint64_t(i + 1));
+        QCOMPARE(a.received[0].context, std::uint64_t(42));
+        QVERIFY2(a.transport->stats().framesSent < 100, "messages of one turn share frames");
+    }
+
+    void foreignCluster_isRefusedAndTheNodeGoesOn()
+    {
+        Node a, b, stranger;
+        a.start(1, m_peers);
+        b.start(2, m_peers);
+        QMap<raft::NodeId, QString> strangerPeers = m_peers;
+        strangerPeers[3] = QStringLiteral("127.0.0.1:%1").arg(freePort());
+        stranger.start(3, strangerPeers, /*cluster*/ 99);
+        stranger.transport->send({heartbeat(3, 1, 1)});
+        QTRY_VERIFY_WITH_TIMEOUT(a.transport->stats().connectionsRefused >= 1, 10000);
+        QVERIFY(a.received.empty());
+        b.transport->send({heartbeat(2, 1, 5)});
+        QTRY_COMPARE_WITH_TIMEOUT(a.received.size(), std::size_t(1), 10000);
+    }
+
+    void garbageAndOversizedFrames_closeTheConnection()
+    {
+        Node a;
+        a.start(1, m_peers);
+        QString host;
+        quint16 port = 0;
+        QVERIFY(dengine::engine::parseHostPort(m_peers[1], &host, &port));
+        for (const QByteArray &junk : {QByteArray("\x05\x00\x00\x00hello", 9), QByteArray("\xff\xff\xff\x7f", 4)}) {
+            QTcpSocket raw;
+            raw.connectToHost(QHostAddress::LocalHost, port);
+            QVERIFY(raw.waitForConnected(10000));
+            raw.write(junk);
+            QTRY_COMPARE_WITH_TIMEOUT(raw.state(), QAbstractSocket::UnconnectedState, 10000);
+        }
+        QCOMPARE(a.transport->stats().connectionsRefused, quint64(2));
+        QVERIFY(a.received.empty());
+    }
+
+    void portInUse_isReportedWithTheAddress()
+    {
+        Node a;
+        a.start(1, m_peers);
+        PeerTransport::Options o;
+        o.self = 1;
+        o.clusterId = 7;
+        o.peers = m_peers;
+        PeerTransport second(o, [](std::vector<raft::Message> &&) {}, nullptr);
+        QString error;
+        QVERIFY(!second.listen(&error));
+        QVERIFY2(error.contains(m_peers[1]), qPrintable(error));
+    }
+
+    void restartedPeer_isReachedAgain()
+    {
+        Node a, b;
+        a.start(1, m_peers);
+        b.start(2, m_peers);
+        a.transport->send({heartbeat(1, 2, 1)});
+        QTRY_COMPARE_WITH_TIMEOUT(b.received.size(), std::size_t(1), 10000);
+        b.transport.reset(); // node 2 goes away
+        a.transport->send({heartbeat(1, 2, 2)});
+        QTRY_VERIFY_WITH_TIMEOUT(!a.unreachable.empty(), 10000);
+        QCOMPARE(a.unreachable.front(), raft::NodeId(2));
+        Node b2;
+        b2.start(2, m_peers);
+        // Like Raft's heartbeats: node 1 keeps sending on a timer until the new node hears one.
+        std::uint64_t next = 3;
+        QTimer heartbeats;
+        connect(&heartbeats, &QTimer::timeout, this, [&] { a.transport->send({heartbeat(1, 2, next++)}); });
+        heartbeats.start(20);
+        QTRY_VERIFY_WITH_TIMEOUT(!b2.received.empty(), 10000);
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_PeerTransport)
+#include "tst_peertransport.moc"
