@@ -13,11 +13,18 @@ using namespace dengine;
 
 namespace {
 
-quint16 freePort()
+// Distinct free ports: every probe stays bound until all are chosen, so two calls cannot get the
+// same port back.
+QList<quint16> freePorts(int count)
 {
-    QTcpServer probe;
-    probe.listen(QHostAddress::LocalHost, 0);
-    return probe.serverPort();
+    std::vector<std::unique_ptr<QTcpServer>> probes;
+    QList<quint16> ports;
+    for (int i = 0; i < count; ++i) {
+        probes.push_back(std::make_unique<QTcpServer>());
+        probes.back()->listen(QHostAddress::LocalHost, 0);
+        ports.append(probes.back()->serverPort());
+    }
+    return ports;
 }
 
 raft::Message heartbeat(raft::NodeId from, raft::NodeId to, std::uint64_t context)
@@ -57,13 +64,16 @@ class tst_PeerTransport : public QObject {
 
 private:
     QMap<raft::NodeId, QString> m_peers;
+    quint16 m_spare = 0; // a port no member uses
 
 private Q_SLOTS:
     void init()
     {
         m_peers.clear();
+        const QList<quint16> ports = freePorts(4);
         for (raft::NodeId id = 1; id <= 3; ++id)
-            m_peers.insert(id, QStringLiteral("127.0.0.1:%1").arg(freePort()));
+            m_peers.insert(id, QStringLiteral("127.0.0.1:%1").arg(ports[int(id - 1)]));
+        m_spare = ports[3];
     }
 
     void messages_flowBothWaysInOrder()
@@ -88,7 +98,7 @@ private Q_SLOTS:
         a.start(1, m_peers);
         b.start(2, m_peers);
         QMap<raft::NodeId, QString> strangerPeers = m_peers;
-        strangerPeers[3] = QStringLiteral("127.0.0.1:%1").arg(freePort());
+        strangerPeers[3] = QStringLiteral("127.0.0.1:%1").arg(m_spare);
         stranger.start(3, strangerPeers, /*cluster*/ 99);
         stranger.transport->send({heartbeat(3, 1, 1)});
         QTRY_VERIFY_WITH_TIMEOUT(a.transport->stats().connectionsRefused >= 1, 10000);
