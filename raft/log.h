@@ -74,7 +74,7 @@ public:
 
     Index committed() const { return m_committed; }
     void commitTo(Index index);
-    Index applying() const { return m_applying; }
+    // Handed out for applying: the core counts entries as applied once they are in a Ready.
     Index applied() const { return m_applying; }
 
     // The durable prefix: everything at or below this index is in Storage.
@@ -88,7 +88,6 @@ public:
     bool hasCommittedToApply() const;
     std::vector<Entry> committedToApply() const;
     void acceptApplying(Index index) { m_applying = index; }
-    void setApplied(Index index) { m_applying = index; }
 
     // Entries in [lo, hi) up to maxBytes (at least one). Returns false if lo is compacted.
     bool entries(Index lo, Index hi, std::uint64_t maxBytes, std::vector<Entry> &out) const;

@@ -73,7 +73,7 @@ Raft::Raft(const Config &config, Storage &storage)
         throw std::invalid_argument("raft config: applied " + std::to_string(config.applied) + " is beyond commit "
                                     + std::to_string(m_log.committed()));
     if (config.applied > 0)
-        m_log.setApplied(config.applied);
+        m_log.acceptApplying(config.applied);
     m_term = hs.term;
     m_vote = hs.vote;
     // Read batches are matched to their answers by id. An answer to a batch sent before a restart
@@ -669,13 +669,13 @@ void Raft::forwardPending()
 void Raft::sendToFollower(NodeId to, Progress &pr)
 {
     const Index last = m_log.lastIndex();
-    bool sent = false;
     if (pr.state == ProgressState::Probe) {
         // One probe at a time; an empty one still finds the match point.
         if (!pr.isPaused() && (pr.match < last || pr.sentCommit < m_log.committed()))
-            sent = sendAppend(to, pr, true);
+            sendAppend(to, pr, true);
         return;
     }
+    bool sent = false;
     while (!pr.isPaused() && pr.next <= last) {
         if (!sendAppend(to, pr, false))
             break;

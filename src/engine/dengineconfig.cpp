@@ -1,30 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <dengine/dengineconfig.h>
 
+#include "engine/hostport.h"
+
 #include <QtCore/QFile>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
 #include <QtCore/QSet>
 
-namespace {
-
-bool parseHostPort(const QString &text, QString *host, quint16 *port)
-{
-    const int colon = text.lastIndexOf(QLatin1Char(':'));
-    if (colon <= 0 || colon == text.size() - 1)
-        return false;
-    bool ok = false;
-    const uint p = text.mid(colon + 1).toUInt(&ok);
-    if (!ok || p == 0 || p > 65535)
-        return false;
-    if (host)
-        *host = text.left(colon);
-    if (port)
-        *port = static_cast<quint16>(p);
-    return true;
-}
-
-} // namespace
+using dengine::engine::parseHostPort;
 
 QString DEngineConfig::validate() const
 {

@@ -26,20 +26,6 @@ QHostAddress toAddress(const QString &host)
 }
 } // namespace
 
-bool parseHostPort(const QString &text, QString *host, quint16 *port)
-{
-    const int colon = text.lastIndexOf(QLatin1Char(':'));
-    if (colon <= 0)
-        return false;
-    bool ok = false;
-    const uint p = text.mid(colon + 1).toUInt(&ok);
-    if (!ok || p > 65535)
-        return false;
-    *host = text.left(colon);
-    *port = static_cast<quint16>(p);
-    return true;
-}
-
 struct PeerTransport::Outbound {
     QTcpSocket *socket = nullptr;
     bool connected = false;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "engine/hostport.h"
 #include "raft/types.h"
 #include "transport/codec.h"
 
@@ -88,7 +89,5 @@ private:
     bool m_closed = false;
     Stats m_stats;
 };
-
-bool parseHostPort(const QString &text, QString *host, quint16 *port);
 
 } // namespace dengine::engine

@@ -168,7 +168,7 @@ private:
     // clients
     void clientNext(Client &c);
     void clientTimeout(Client &c, std::uint64_t seq);
-    void finishOp(Client &c, bool ok, bool found = false, const std::string &value = {});
+    void finishOp(Client &c, bool found = false, const std::string &value = {});
     void failOp(Client &c);
 
     // faults
@@ -526,7 +526,7 @@ void Simulation::applyEntry(SimNode &n, const Entry &e)
     n.pendingPuts.erase(it);
     Client &c = m_clients[cmd->client];
     if (c.busy && c.seq == cmd->seq)
-        finishOp(c, true);
+        finishOp(c);
 }
 
 void Simulation::serveReads(SimNode &n)
@@ -541,7 +541,7 @@ void Simulation::serveReads(SimNode &n)
             const Operation &op = m_history[c.op];
             const auto kv = n.kv.find(op.key);
             ++m_result.linearizableReads;
-            finishOp(c, true, kv != n.kv.end(), kv != n.kv.end() ? kv->second : std::string());
+            finishOp(c, kv != n.kv.end(), kv != n.kv.end() ? kv->second : std::string());
         }
         it = n.pendingReads.erase(it);
     }
@@ -685,7 +685,7 @@ void Simulation::clientNext(Client &c)
     processReady(n);
 }
 
-void Simulation::finishOp(Client &c, bool ok, bool found, const std::string &value)
+void Simulation::finishOp(Client &c, bool found, const std::string &value)
 {
     Operation &op = m_history[c.op];
     op.ret = m_now;
@@ -693,7 +693,6 @@ void Simulation::finishOp(Client &c, bool ok, bool found, const std::string &val
         op.found = found;
         op.value = value;
     }
-    (void)ok;
     ++m_result.opsOk;
     c.busy = false;
     trace("client " + std::to_string(c.id) + " seq " + std::to_string(c.seq) + " done");
