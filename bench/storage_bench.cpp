@@ -7,7 +7,7 @@
 //      append + one fdatasync per batch), with each figure as a share of the matching limit;
 //   3. recovery: reopening the log just written, in MB/s of log scanned.
 //
-// usage: storage_bench [--dir DIR] [--seconds S] [--recovery-mb N]
+// usage: storage_bench [--dir DIR] [--seconds S] [--recovery-mb N] [--zero-fill 0|1] [--only BYTESxBATCH]
 // DIR must be on the disk to measure (not tmpfs); the default is ./storage-bench.tmp.
 #include "storage/wal.h"
 
@@ -124,7 +124,11 @@ struct LogResult {
 
 bool g_zeroFill = true; // the log's default
 
-LogResult measureLog(const std::string &dir, std::size_t entryBytes, std::size_t batch, double secs)
+// A log in steady state: a node that takes snapshots compacts its log behind them, so its
+// segments are recycled files. `steady` first writes and compacts four segments' worth of log
+// (not timed), and compacts whenever more than two segments hold entries during the run (timed).
+// Without it the log is new: every segment is a fresh file.
+LogResult measureLog(const std::string &dir, std::size_t entryBytes, std::size_t batch, double secs, bool steady)
 {
     removeTree(dir);
     storage::WalOptions o;
@@ -140,18 +144,39 @@ LogResult measureLog(const std::string &dir, std::size_t entryBytes, std::size_t
     const raft::Payload payload(data);
     std::vector<raft::Entry> entries(batch);
     raft::Index next = 1;
-    std::uint64_t count = 0, syncs = 0;
-    const auto start = Clock::now();
-    while (seconds(start, Clock::now()) < secs) {
+    auto step = [&] {
         for (auto &e : entries)
             e = raft::Entry{1, next++, raft::EntryType::Normal, payload};
         storage::StorageStatus st = wal->append(entries, raft::HardState{1, 1, next - 1});
         if (st)
             st = wal->sync();
+        if (st && steady && wal->segmentCount() > 2)
+            st = wal->compact(wal->syncedLastIndex(), 1);
         if (!st) {
-            std::fprintf(stderr, "append/sync: %s\n", st.message.c_str());
+            std::fprintf(stderr, "append/sync/compact: %s\n", st.message.c_str());
             std::exit(1);
         }
+    };
+    if (steady) {
+        const raft::Payload warm(std::string(4096, 'w'));
+        std::vector<raft::Entry> big(256);
+        while (wal->segmentCount() < 5) {
+            for (auto &e : big)
+                e = raft::Entry{1, next++, raft::EntryType::Normal, warm};
+            if (!wal->append(big, std::nullopt) || !wal->sync()) {
+                std::fprintf(stderr, "warm-up write failed\n");
+                std::exit(1);
+            }
+        }
+        if (!wal->compact(wal->syncedLastIndex(), 1)) {
+            std::fprintf(stderr, "warm-up compaction failed\n");
+            std::exit(1);
+        }
+    }
+    std::uint64_t count = 0, syncs = 0;
+    const auto start = Clock::now();
+    while (seconds(start, Clock::now()) < secs) {
+        step();
         count += batch;
         ++syncs;
     }
@@ -214,6 +239,7 @@ int main(int argc, char **argv)
     std::string dir = "storage-bench.tmp";
     double secs = 3;
     std::size_t recoveryMb = 512;
+    std::string only; // "BYTESxBATCH": run that steady row alone (for profiling)
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--dir"))
             dir = argv[i + 1];
@@ -221,6 +247,8 @@ int main(int argc, char **argv)
             secs = std::atof(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--zero-fill"))
             g_zeroFill = std::atoi(argv[i + 1]) != 0;
+        else if (!std::strcmp(argv[i], "--only"))
+            only = argv[i + 1];
         else if (!std::strcmp(argv[i], "--recovery-mb"))
             recoveryMb = static_cast<std::size_t>(std::atol(argv[i + 1]));
     }
@@ -234,18 +262,39 @@ int main(int argc, char **argv)
                 "%.0f MB/s into reserved unwritten space (1 MiB per sync)\n",
                 first.syncsPerSecond, first.p50us, first.seqMBps, first.firstWriteMBps);
     const std::string logDir = dir + "/wal-bench";
-    for (std::size_t bytes : {128u, 4096u}) {
-        for (std::size_t batch : {1u, 16u, 256u}) {
+    struct Row {
+        std::size_t bytes, batch;
+        bool steady;
+    };
+    std::vector<Row> rows;
+    for (std::size_t bytes : {128u, 4096u})
+        for (std::size_t batch : {1u, 16u, 256u})
+            rows.push_back({bytes, batch, true});
+    rows.push_back({4096, 256, false});
+    if (!only.empty()) {
+        std::size_t bytes = 0, batch = 0;
+        if (std::sscanf(only.c_str(), "%zux%zu", &bytes, &batch) != 2) {
+            std::fprintf(stderr, "--only takes BYTESxBATCH, such as 4096x256\n");
+            return 2;
+        }
+        rows = {{bytes, batch, true}};
+    }
+    std::printf("steady: segments are recycled files, the log compacted behind its writes (a node with snapshots); "
+                "new: a log's first pass, every segment a fresh file\n");
+    for (const Row &row : rows) {
+        const std::size_t bytes = row.bytes, batch = row.batch;
+        {
             const DiskLimits disk = measureDisk(dir, std::max(1.0, secs / 3));
-            const LogResult r = measureLog(logDir, bytes, batch, secs);
-            std::printf("log %4zu B x batch %3zu: %9.0f entries/s %7.1f MB/s %6.0f syncs/s = %3.0f%% of raw fdatasync rate, %3.0f%% / "
+            const LogResult r = measureLog(logDir, bytes, batch, secs, row.steady);
+            std::printf("log %-6s %4zu B x batch %3zu: %9.0f entries/s %7.1f MB/s %6.0f syncs/s = %3.0f%% of raw fdatasync rate, %3.0f%% / "
                         "%3.0f%% of sequential bandwidth (written / unwritten space; limits re-measured: %.0f/s, %.0f / %.0f MB/s)\n",
-                        bytes, batch, r.entriesPerSecond, r.mbPerSecond, r.syncsPerSecond, 100 * r.syncsPerSecond / disk.syncsPerSecond,
+                        row.steady ? "steady" : "new", bytes, batch, r.entriesPerSecond, r.mbPerSecond, r.syncsPerSecond, 100 * r.syncsPerSecond / disk.syncsPerSecond,
                         100 * r.mbPerSecond / disk.seqMBps, 100 * r.mbPerSecond / disk.firstWriteMBps, disk.syncsPerSecond,
                         disk.seqMBps, disk.firstWriteMBps);
         }
     }
-    measureRecovery(logDir, recoveryMb);
+    if (only.empty())
+        measureRecovery(logDir, recoveryMb);
     removeTree(logDir);
     return 0;
 }

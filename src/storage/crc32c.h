@@ -11,4 +11,7 @@ namespace dengine::storage {
 // values. `crc` chains: crc32c(b, crc32c(a)) == crc32c(a || b).
 std::uint32_t crc32c(const void *data, std::size_t size, std::uint32_t crc = 0);
 
+// The table-driven version alone (what crc32c falls back to), for checking one against the other.
+std::uint32_t crc32cPortable(const void *data, std::size_t size, std::uint32_t crc = 0);
+
 } // namespace dengine::storage

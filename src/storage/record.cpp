@@ -10,7 +10,7 @@ namespace dengine::storage {
 
 namespace {
 
-constexpr std::uint64_t SegmentMagic = 0x314c4157474e4544ULL; // "DENGWAL1"
+constexpr std::uint64_t SegmentMagic = 0x324c4157474e4544ULL; // "DENGWAL2"
 constexpr std::size_t EntryPrefix = 17;                       // index, term, type
 
 void put32(char *p, std::uint32_t v) { std::memcpy(p, &v, 4); }
@@ -34,22 +34,54 @@ void add64(std::string &s, std::uint64_t v)
     s.append(b, 8);
 }
 
+// The checksum of a record of segment `sequence`: the segment number, the first 8 header bytes,
+// then the payload.
+std::uint32_t recordCrc(std::uint64_t sequence, const char *header, std::string_view a, std::string_view b = {})
+{
+    char salt[8];
+    put64(salt, sequence);
+    std::uint32_t crc = crc32c(salt, 8);
+    crc = crc32c(header, 8, crc);
+    crc = crc32c(a.data(), a.size(), crc);
+    return crc32c(b.data(), b.size(), crc);
+}
+
+std::uint16_t tagOf(std::uint64_t sequence) { return static_cast<std::uint16_t>(sequence & 0xffff); }
+
+// The latest segment number below `sequence` whose tag is `tag`, or 0.
+std::uint64_t earlierWithTag(std::uint64_t sequence, std::uint16_t tag)
+{
+    std::uint64_t c = (sequence & ~std::uint64_t(0xffff)) | tag;
+    if (c >= sequence) {
+        if (c < 0x10000)
+            return 0;
+        c -= 0x10000;
+    }
+    return c;
+}
+
 // Frames a record whose payload is the concatenation of `a` and `b`.
-void appendFramed(std::string &out, RecordType type, std::string_view a, std::string_view b)
+void appendFramed(std::string &out, RecordType type, std::string_view a, std::string_view b, std::uint64_t sequence)
 {
     const std::size_t length = a.size() + b.size();
     char header[RecordHeaderSize] = {};
     put32(header, static_cast<std::uint32_t>(length));
     header[4] = static_cast<char>(type);
     header[5] = static_cast<char>(RecordVersion);
-    std::uint32_t crc = crc32c(header, 8);
-    crc = crc32c(a.data(), a.size(), crc);
-    crc = crc32c(b.data(), b.size(), crc);
-    put32(header + 8, crc);
+    const std::uint16_t tag = tagOf(sequence);
+    std::memcpy(header + 6, &tag, 2);
+    put32(header + 8, recordCrc(sequence, header, a, b));
     out.append(header, RecordHeaderSize);
     out.append(a);
     out.append(b);
     out.append(paddedSize(length) - RecordHeaderSize - length, '\0');
+}
+
+bool plausibleHeader(const char *h)
+{
+    const std::uint32_t length = get32(h);
+    const auto type = static_cast<std::uint8_t>(h[4]);
+    return length <= MaxRecordPayload && type >= 1 && type <= 7 && static_cast<std::uint8_t>(h[5]) == RecordVersion;
 }
 
 bool allZero(const char *p, std::size_t n)
@@ -70,13 +102,42 @@ const char *toString(RecordType type)
     case RecordType::HardState: return "hard-state";
     case RecordType::ConfState: return "conf-state";
     case RecordType::LogStart: return "log-start";
+    case RecordType::Synced: return "synced";
+    case RecordType::SegmentEnd: return "segment-end";
     }
     return "unknown";
 }
 
-void appendRecord(std::string &out, RecordType type, std::string_view payload) { appendFramed(out, type, payload, {}); }
+void appendRecord(std::string &out, RecordType type, std::string_view payload, std::uint64_t sequence)
+{
+    appendFramed(out, type, payload, {}, sequence);
+}
 
-DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string &why, std::uint64_t fileOffset)
+std::uint32_t recordChecksum(std::uint64_t sequence, const char *header, std::string_view payload)
+{
+    return recordCrc(sequence, header, payload);
+}
+
+bool isRecordOf(std::string_view data, std::uint64_t sequence, RecordType *type, std::size_t *size)
+{
+    if (data.size() < RecordHeaderSize)
+        return false;
+    const char *h = data.data();
+    std::uint16_t tag;
+    std::memcpy(&tag, h + 6, 2);
+    if (tag != tagOf(sequence) || !plausibleHeader(h))
+        return false;
+    const std::uint32_t length = get32(h);
+    if (data.size() < RecordHeaderSize + length || recordCrc(sequence, h, data.substr(RecordHeaderSize, length)) != get32(h + 8))
+        return false;
+    if (type)
+        *type = static_cast<RecordType>(h[4]);
+    if (size)
+        *size = paddedSize(length);
+    return true;
+}
+
+DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string &why, std::uint64_t fileOffset, std::uint64_t sequence)
 {
     if (data.size() < RecordHeaderSize) {
         if (allZero(data.data(), data.size()))
@@ -90,7 +151,9 @@ DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string
     const auto type = static_cast<std::uint8_t>(h[4]);
     const auto version = static_cast<std::uint8_t>(h[5]);
     const std::uint32_t stored = get32(h + 8);
-    if (length > MaxRecordPayload || type < 1 || type > 5 || version != RecordVersion || h[6] != 0 || h[7] != 0) {
+    std::uint16_t tag;
+    std::memcpy(&tag, h + 6, 2);
+    if (!plausibleHeader(h)) {
         // A header that was half written (zeros in its second half) is a torn write too.
         if (allZero(h + 4, 8) || allZero(h, 4)) {
             why = "record header partly written";
@@ -103,8 +166,14 @@ DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string
     const std::size_t total = paddedSize(length);
     if (data.size() < RecordHeaderSize + length)
         return DecodeStatus::Truncated;
-    std::uint32_t crc = crc32c(h, 8);
-    crc = crc32c(h + RecordHeaderSize, length, crc);
+    const std::string_view payload = data.substr(RecordHeaderSize, length);
+    const std::uint32_t crc = recordCrc(sequence, h, payload);
+    if (crc != stored && tag != tagOf(sequence)) {
+        if (const std::uint64_t earlier = earlierWithTag(sequence, tag); earlier != 0 && recordCrc(earlier, h, payload) == stored) {
+            why = "a record left by segment " + std::to_string(earlier) + ", which used this file before";
+            return DecodeStatus::Stale;
+        }
+    }
     if (crc != stored) {
         // Was part of the record never written? A crash mid-write leaves whole sectors of the
         // file unwritten, and unwritten space in a zero-filled segment reads as zeros. The sectors
@@ -136,7 +205,7 @@ DecodeStatus decodeRecord(std::string_view data, DecodedRecord &out, std::string
         return DecodeStatus::Corrupt;
     }
     out.type = static_cast<RecordType>(type);
-    out.payload = data.substr(RecordHeaderSize, length);
+    out.payload = payload;
     out.size = std::min(total, data.size());
     return DecodeStatus::Ok;
 }
@@ -148,26 +217,28 @@ std::string encodeSegmentHeader(const SegmentHeader &h)
     add64(s, h.sequence);
     add64(s, h.prevIndex);
     add64(s, h.prevTerm);
+    add64(s, h.recycled ? 1 : 0);
     return s;
 }
 
 bool decodeSegmentHeader(std::string_view p, SegmentHeader &out)
 {
-    if (p.size() != 32 || get64(p.data()) != SegmentMagic)
+    if (p.size() != 40 || get64(p.data()) != SegmentMagic || get64(p.data() + 32) > 1)
         return false;
     out.sequence = get64(p.data() + 8);
     out.prevIndex = get64(p.data() + 16);
     out.prevTerm = get64(p.data() + 24);
+    out.recycled = get64(p.data() + 32) == 1;
     return true;
 }
 
-void appendEntryRecord(std::string &out, const raft::Entry &e)
+void appendEntryRecord(std::string &out, const raft::Entry &e, std::uint64_t sequence)
 {
     char prefix[EntryPrefix];
     put64(prefix, e.index);
     put64(prefix + 8, e.term);
     prefix[16] = static_cast<char>(e.type);
-    appendFramed(out, RecordType::Entry, std::string_view(prefix, EntryPrefix), e.data.view());
+    appendFramed(out, RecordType::Entry, std::string_view(prefix, EntryPrefix), e.data.view(), sequence);
 }
 
 bool peekEntry(std::string_view p, raft::Index &index, raft::Term &term)
@@ -243,6 +314,21 @@ bool decodeLogStart(std::string_view p, raft::Index &index, raft::Term &term)
         return false;
     index = get64(p.data());
     term = get64(p.data() + 8);
+    return true;
+}
+
+std::string encodeSynced(std::uint64_t offset)
+{
+    std::string s;
+    add64(s, offset);
+    return s;
+}
+
+bool decodeSynced(std::string_view p, std::uint64_t &offset)
+{
+    if (p.size() != 8)
+        return false;
+    offset = get64(p.data());
     return true;
 }
 

@@ -12,10 +12,13 @@ namespace dengine::storage {
 namespace {
 
 constexpr const char *SegmentSuffix = ".wal";
+constexpr const char *FreeSuffix = ".free";
 
-bool parseSegmentName(const std::string &name, std::uint64_t &sequence)
+// "<16 hex digits><suffix>"
+bool parseNumberedName(const std::string &name, const char *suffix, std::uint64_t &sequence)
 {
-    if (name.size() != 16 + 4 || name.compare(16, 4, SegmentSuffix) != 0)
+    const std::size_t n = std::strlen(suffix);
+    if (name.size() != 16 + n || name.compare(16, n, suffix) != 0)
         return false;
     sequence = 0;
     for (int i = 0; i < 16; ++i) {
@@ -112,6 +115,63 @@ private:
     std::uint64_t m_read = 0;
 };
 
+// What lies after the point where a segment's records stop: the records of this segment that still
+// check out there (left by a write that a crash interrupted), and any Synced record among them that
+// says the point was durable.
+struct TailScan {
+    std::uint64_t furthestEnd = 0;            // end of the last such record, 0 if none
+    std::optional<std::uint64_t> coveringAt;  // a Synced record naming a point past the stop
+    std::uint64_t coveringClaim = 0;
+};
+
+IoStatus scanTail(ChunkReader &reader, std::uint64_t stop, std::uint64_t sequence, TailScan &out)
+{
+    const std::uint16_t tag = static_cast<std::uint16_t>(sequence & 0xffff);
+    // Records start at multiples of 4 (12-byte headers, payloads padded to 8). A record found is
+    // skipped whole, so what a payload carries is never taken for a record of its own.
+    for (std::uint64_t off = stop + 4; off + RecordHeaderSize <= reader.size();) {
+        std::string_view w;
+        if (IoStatus st = reader.window(off, RecordHeaderSize, w); !st)
+            return st;
+        if (w.size() < RecordHeaderSize)
+            break;
+        std::size_t i = 0;
+        bool found = false;
+        for (; i + RecordHeaderSize <= w.size(); i += 4) {
+            std::uint16_t t;
+            std::memcpy(&t, w.data() + i + 6, 2);
+            if (t == tag && static_cast<std::uint8_t>(w[i + 5]) == RecordVersion) {
+                found = true;
+                break;
+            }
+        }
+        off += i;
+        if (!found)
+            continue;
+        std::uint32_t length;
+        std::memcpy(&length, w.data() + i, 4);
+        if (length <= MaxRecordPayload && off + RecordHeaderSize + length <= reader.size()) {
+            if (IoStatus st = reader.window(off, RecordHeaderSize + length, w); !st)
+                return st;
+            RecordType type;
+            std::size_t size = 0;
+            if (isRecordOf(w, sequence, &type, &size)) {
+                out.furthestEnd = off + size;
+                std::uint64_t claim = 0;
+                if (type == RecordType::Synced && decodeSynced(w.substr(RecordHeaderSize, length), claim) && claim > stop
+                    && !out.coveringAt) {
+                    out.coveringAt = off;
+                    out.coveringClaim = claim;
+                }
+                off += size;
+                continue;
+            }
+        }
+        off += 4;
+    }
+    return {};
+}
+
 } // namespace
 
 StorageStatus StorageStatus::fromIo(const IoStatus &io)
@@ -131,6 +191,13 @@ std::string Wal::segmentPath(std::uint64_t sequence) const
 {
     char name[32];
     std::snprintf(name, sizeof name, "%016llx%s", static_cast<unsigned long long>(sequence), SegmentSuffix);
+    return joinPath(m_walDir, name);
+}
+
+std::string Wal::freePath(std::uint64_t sequence) const
+{
+    char name[32];
+    std::snprintf(name, sizeof name, "%016llx%s", static_cast<unsigned long long>(sequence), FreeSuffix);
     return joinPath(m_walDir, name);
 }
 
@@ -159,6 +226,11 @@ StorageStatus Wal::open(const WalOptions &options, std::unique_ptr<Wal> &out, Re
     rep = {};
     if (StorageStatus st = wal->recover(rep); !st)
         return st;
+    if (wal->m_startNext && !options.readOnly) {
+        // The last segment was finished when the process stopped, before its successor existed.
+        if (StorageStatus st = wal->startSegment(wal->m_segments.back().sequence + 1); !st)
+            return st;
+    }
     if (!options.readOnly && !wal->m_segments.empty()) {
         wal->m_background = options.prepareInBackground && options.fs == nullptr;
         if (wal->m_next.valid() == false)
@@ -190,8 +262,10 @@ StorageStatus Wal::recover(RecoveryReport &report)
     std::vector<std::uint64_t> sequences;
     for (const std::string &name : names) {
         std::uint64_t seq;
-        if (parseSegmentName(name, seq))
+        if (parseNumberedName(name, SegmentSuffix, seq))
             sequences.push_back(seq);
+        else if (parseNumberedName(name, FreeSuffix, seq))
+            m_free.push_back(seq);
         else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0)
             m_fs->remove(joinPath(m_walDir, name)); // a segment being prepared when the process died
     }
@@ -201,6 +275,8 @@ StorageStatus Wal::recover(RecoveryReport &report)
         return createFirstSegment(report);
     }
     std::sort(sequences.begin(), sequences.end());
+    std::sort(m_free.begin(), m_free.end());
+    report.recycledFiles = m_free.size();
     for (std::size_t k = 1; k < sequences.size(); ++k) {
         if (sequences[k] != sequences[k - 1] + 1)
             return corrupt("segment " + segmentPath(sequences[k - 1] + 1) + " is missing (found " + segmentPath(sequences[k - 1])
@@ -229,13 +305,15 @@ StorageStatus Wal::recover(RecoveryReport &report)
 
         std::uint64_t offset = 0;
         bool sawHeader = false;
+        bool recycled = false; // the file held an earlier segment
+        bool ended = false;    // a segment-end record closed the segment
         for (;;) {
             DecodedRecord rec;
             std::string why;
             std::string_view window;
             if (IoStatus st = reader.window(offset, 4096, window); !st)
                 return StorageStatus::fromIo(st);
-            DecodeStatus ds = decodeRecord(window, rec, why, offset);
+            DecodeStatus ds = decodeRecord(window, rec, why, offset, seg.sequence);
             if (ds == DecodeStatus::Truncated && offset + window.size() < size && window.size() >= RecordHeaderSize) {
                 // The record straddles the chunk: read it whole (its length was checked against the
                 // maximum, so this is bounded).
@@ -243,7 +321,7 @@ StorageStatus Wal::recover(RecoveryReport &report)
                 std::memcpy(&length, window.data(), 4);
                 if (IoStatus st = reader.window(offset, paddedSize(length), window); !st)
                     return StorageStatus::fromIo(st);
-                ds = decodeRecord(window, rec, why, offset);
+                ds = decodeRecord(window, rec, why, offset, seg.sequence);
             }
             if (ds == DecodeStatus::Ok) {
                 if (!sawHeader) {
@@ -268,12 +346,24 @@ StorageStatus Wal::recover(RecoveryReport &report)
                                        + std::to_string(last) + ", term " + std::to_string(lastTerm) + ")");
                     }
                     sawHeader = true;
+                    recycled = h.recycled;
                     offset += rec.size;
                     continue;
                 }
                 switch (rec.type) {
                 case RecordType::SegmentHeader:
                     return corrupt(where(seg.path, offset) + ": a second segment header");
+                case RecordType::Synced: {
+                    std::uint64_t claim;
+                    if (!decodeSynced(rec.payload, claim) || claim > offset)
+                        return corrupt(where(seg.path, offset) + ": malformed synced record");
+                    break;
+                }
+                case RecordType::SegmentEnd:
+                    if (!rec.payload.empty())
+                        return corrupt(where(seg.path, offset) + ": malformed segment-end record");
+                    ended = true;
+                    break;
                 case RecordType::Entry: {
                     raft::Index index;
                     raft::Term term;
@@ -339,27 +429,56 @@ StorageStatus Wal::recover(RecoveryReport &report)
                 // The record's full size: at the end of a file cut short its padding may be missing,
                 // and the next record must still go where the padding ends.
                 offset += paddedSize(rec.payload.size());
+                if (ended)
+                    break; // what follows is an earlier segment's, or zeros
                 continue;
             }
-            if (!sawHeader)
+            if (!sawHeader) {
+                // A whole record of another segment here: the file was renamed.
+                if (window.size() >= RecordHeaderSize) {
+                    std::uint16_t tag;
+                    std::memcpy(&tag, window.data() + 6, 2);
+                    const std::uint64_t base = (seg.sequence & ~std::uint64_t(0xffff)) | tag;
+                    for (std::uint64_t other : {base, base + 0x10000, base - 0x10000})
+                        if (other != seg.sequence && other != 0 && isRecordOf(window, other))
+                            return corrupt(where(seg.path, offset) + ": the file holds the records of segment " + std::to_string(other)
+                                           + ": segments were renamed or reordered");
+                }
                 return corrupt(where(seg.path, offset) + ": the segment does not start with a segment header ("
                                + (why.empty() ? "no record" : why) + ")");
-            if (ds == DecodeStatus::Corrupt)
-                return corrupt(where(seg.path, offset) + ": " + why);
-            // End, Torn or Truncated: the records stop here. Whatever follows must be zeros in a
-            // segment that was finished; in the last segment it is the remains of writes that a
-            // crash interrupted, never acknowledged, and they are cleared.
-            std::optional<std::uint64_t> tail;
-            if (IoStatus st = reader.lastNonZero(offset, tail); !st)
+            }
+            const std::string stopped = ds == DecodeStatus::End ? std::string("the records stop")
+                : ds == DecodeStatus::Truncated                 ? std::string("a record runs past the end of the file")
+                                                                : why;
+            if (!isLast)
+                return corrupt(where(seg.path, offset) + ": " + stopped + " before the segment-end record, in a segment that is not the last one");
+            // The last segment: the records stop here. Either a crash interrupted the writes from
+            // here on, which were never durable and so never acknowledged, and they are cut; or the
+            // data here was durable once and is damaged, which a Synced record further on proves.
+            TailScan scan;
+            if (IoStatus st = scanTail(reader, offset, seg.sequence, scan); !st)
                 return StorageStatus::fromIo(st);
-            const bool garbageAfter = tail.has_value();
-            if (ds != DecodeStatus::End && !isLast)
-                return corrupt(where(seg.path, offset) + ": " + (why.empty() ? "record runs past the end of the file" : why)
-                               + " in a segment that is not the last one");
-            if (ds == DecodeStatus::End && garbageAfter && !isLast)
-                return corrupt(where(seg.path, offset) + ": data after the end of the segment's records");
-            if (isLast && garbageAfter) {
-                const std::uint64_t length = *tail + 1 - offset;
+            if (scan.coveringAt)
+                return corrupt(where(seg.path, offset) + ": " + stopped + ", but the synced record at offset " + std::to_string(*scan.coveringAt)
+                               + " says the segment was durable up to offset " + std::to_string(scan.coveringClaim) + ": damage");
+            std::uint64_t cutEnd = scan.furthestEnd;
+            if (!recycled) {
+                // Unwritten space reads as zeros here, so a torn write shows zero sectors and
+                // anything else is damage.
+                if (ds == DecodeStatus::Corrupt)
+                    return corrupt(where(seg.path, offset) + ": " + why);
+                if (ds == DecodeStatus::Stale)
+                    return corrupt(where(seg.path, offset) + ": " + why + ", in a segment that was not recycled");
+                std::optional<std::uint64_t> tail;
+                if (IoStatus st = reader.lastNonZero(offset, tail); !st)
+                    return StorageStatus::fromIo(st);
+                cutEnd = tail ? *tail + 1 : 0;
+            }
+            // In a recycled segment the bytes after the records are an earlier segment's and stay;
+            // what must go is every record of this segment there, so none can pass for the next
+            // record after later appends.
+            if (cutEnd > offset) {
+                const std::uint64_t length = cutEnd - offset;
                 report.tornTail = seg.path + (m_opts.readOnly ? ": would cut " : ": cut ") + std::to_string(length)
                     + " bytes of an interrupted write at offset " + std::to_string(offset) + (why.empty() ? "" : " (" + why + ")");
                 if (m_opts.readOnly)
@@ -372,6 +491,8 @@ StorageStatus Wal::recover(RecoveryReport &report)
             }
             break;
         }
+        if (isLast && ended)
+            m_startNext = true;
         report.bytesScanned += reader.bytesRead();
         seg.writeOffset = offset;
         seg.file = std::move(file);
@@ -396,6 +517,8 @@ StorageStatus Wal::recover(RecoveryReport &report)
         return corrupt(*rebasedAt + ": entries are rewritten from below the oldest segment's start (index "
                        + std::to_string(oldestPrev + 1) + ") but no log-start record covers the entries before it: segments are missing");
     m_synced = last;
+    m_durableOffset = m_segments.back().writeOffset;
+    m_markedOffset = 0; // the first append says the recovered records are durable
     if (m_confState.voters.empty())
         return corrupt(m_walDir + ": no segment records the cluster configuration");
     if (m_hardState.commit > last)
@@ -404,12 +527,47 @@ StorageStatus Wal::recover(RecoveryReport &report)
     return {};
 }
 
-Wal::PreparedFile Wal::prepareFile(std::uint64_t sequence, bool zeroFill) const
+bool Wal::takeRecycled(std::uint64_t sequence, PreparedFile &p)
 {
-    // Runs on the helper thread when preparing in the background: it touches only the file system
-    // and settings that never change after open.
+    std::uint64_t old;
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_free.empty())
+            return false;
+        old = m_free.front();
+        m_free.pop_front();
+    }
+    // The file keeps its blocks and its old records: those check out only under the old segment
+    // number, so they read as stale, never as this segment's. Nothing is written here; the header
+    // (written and synced before the rename to the segment's name) is what makes it a segment.
+    const std::string tmp = segmentPath(sequence) + ".tmp";
+    m_fs->remove(tmp);
+    std::uint64_t size = 0;
+    if (!m_fs->rename(freePath(old), tmp) || !m_fs->open(tmp, OpenMode::ReadWrite, p.file) || !p.file->size(size)) {
+        p.file.reset();
+        m_fs->remove(tmp);
+        m_fs->remove(freePath(old));
+        return false;
+    }
+    if (size < m_opts.segmentBytes) {
+        if (IoStatus st = p.file->preallocate(m_opts.segmentBytes, false); !st) {
+            p.file.reset();
+            m_fs->remove(tmp);
+            return false;
+        }
+    }
+    p.recycled = true;
+    return true;
+}
+
+Wal::PreparedFile Wal::prepareFile(std::uint64_t sequence, bool zeroFill)
+{
+    // Runs on the helper thread when preparing in the background: it touches only the file system,
+    // the list of files to recycle (under the lock) and settings that never change after open.
     PreparedFile p;
     p.sequence = sequence;
+    if (takeRecycled(sequence, p))
+        return p;
     const std::string tmp = segmentPath(sequence) + ".tmp";
     m_fs->remove(tmp);
     p.status = m_fs->open(tmp, OpenMode::CreateNew, p.file);
@@ -457,9 +615,10 @@ StorageStatus Wal::startSegment(std::uint64_t sequence)
     h.sequence = sequence;
     h.prevIndex = lastIndex();
     h.prevTerm = term(h.prevIndex).value_or(0);
-    appendRecord(head, RecordType::SegmentHeader, encodeSegmentHeader(h));
-    appendRecord(head, RecordType::ConfState, encodeConfState(m_confState));
-    appendRecord(head, RecordType::HardState, encodeHardState(m_hardState));
+    h.recycled = prepared.recycled;
+    appendRecord(head, RecordType::SegmentHeader, encodeSegmentHeader(h), sequence);
+    appendRecord(head, RecordType::ConfState, encodeConfState(m_confState), sequence);
+    appendRecord(head, RecordType::HardState, encodeHardState(m_hardState), sequence);
     if (IoStatus st = file->write(head.data(), head.size(), 0); !st)
         return fail(StorageStatus::fromIo(st));
     if (IoStatus st = file->syncData(); !st)
@@ -473,6 +632,7 @@ StorageStatus Wal::startSegment(std::uint64_t sequence)
     seg.path = path;
     seg.file = std::shared_ptr<File>(std::move(file));
     seg.writeOffset = head.size();
+    m_durableOffset = m_markedOffset = head.size();
     {
         std::lock_guard lock(m_mutex);
         m_segments.push_back(std::move(seg));
@@ -508,34 +668,58 @@ StorageStatus Wal::append(const std::vector<raft::Entry> &entries, const std::op
                 return {StorageErrorCode::Config, "append: entry indexes are not consecutive"};
     }
 
+    // The records are salted with the number of the segment they go to, so first decide where
+    // they go. A batch that does not fit starts a new segment (one larger than a segment gets its
+    // own).
+    std::uint64_t need = hardState ? paddedSize(24) : 0;
+    for (const raft::Entry &e : entries)
+        need += paddedSize(17 + e.data.size());
+    // The first append after a sync says how far the segment was durable (see the class comment).
+    bool mark = m_durableOffset > m_markedOffset;
+    if (m_segments.back().writeOffset + need + (mark ? paddedSize(8) : 0) > m_opts.segmentBytes) {
+        // The finished segment must be durable, closed by its end record, before a later one
+        // exists: recovery requires every segment but the last to be whole, and the new header
+        // records the log's end so far. (The batch's hard state is not put in the new header: it
+        // goes after the batch's entries, so it can never be durable without them.)
+        Segment &old = m_segments.back();
+        std::string end;
+        appendRecord(end, RecordType::SegmentEnd, {}, old.sequence);
+        if (IoStatus st = old.file->write(end.data(), end.size(), old.writeOffset); !st)
+            return fail(StorageStatus::fromIo(st));
+        {
+            std::lock_guard lock(m_mutex);
+            old.writeOffset += end.size();
+            if (m_unsynced.empty() || m_unsynced.back() != old.file)
+                m_unsynced.push_back(old.file);
+        }
+        if (StorageStatus st = sync(); !st)
+            return st;
+        if (StorageStatus st = startSegment(old.sequence + 1); !st)
+            return st;
+        mark = false;
+    }
+    Segment &seg = m_segments.back();
+
     // One reused buffer: a fresh allocation per batch would cost page faults on every large append.
     std::string &buf = m_writeBuffer;
     buf.clear();
+    if (mark)
+        appendRecord(buf, RecordType::Synced, encodeSynced(m_durableOffset), seg.sequence);
     std::vector<std::uint64_t> &offsets = m_writeOffsets;
     offsets.clear();
     for (const raft::Entry &e : entries) {
         offsets.push_back(buf.size());
-        appendEntryRecord(buf, e);
+        appendEntryRecord(buf, e, seg.sequence);
     }
     offsets.push_back(buf.size());
     if (hardState)
-        appendRecord(buf, RecordType::HardState, encodeHardState(*hardState));
+        appendRecord(buf, RecordType::HardState, encodeHardState(*hardState), seg.sequence);
 
-    // A batch that does not fit starts a new segment (one larger than a segment gets its own).
-    if (m_segments.back().writeOffset + buf.size() > m_opts.segmentBytes && m_segments.back().writeOffset > 0) {
-        // The finished segment must be durable before a later one exists: recovery requires every
-        // segment but the last to be whole, and the new header records the log's end so far.
-        // (The batch's hard state is not put in the new header: it goes after the batch's entries,
-        // so it can never be durable without them.)
-        if (StorageStatus st = sync(); !st)
-            return st;
-        if (StorageStatus st = startSegment(m_segments.back().sequence + 1); !st)
-            return st;
-    }
-    Segment &seg = m_segments.back();
     const std::uint64_t base = seg.writeOffset;
     if (IoStatus st = seg.file->write(buf.data(), buf.size(), base); !st)
         return fail(StorageStatus::fromIo(st));
+    if (mark)
+        m_markedOffset = m_durableOffset;
 
     std::lock_guard lock(m_mutex);
     seg.writeOffset = base + buf.size();
@@ -578,9 +762,11 @@ StorageStatus Wal::sync()
         return f;
     const raft::Index target = lastIndex();
     std::vector<std::shared_ptr<File>> files;
+    std::uint64_t covered;
     {
         std::lock_guard lock(m_mutex);
         files.swap(m_unsynced);
+        covered = m_segments.back().writeOffset;
     }
     for (const auto &file : files) {
         if (IoStatus st = file->syncData(); !st) {
@@ -589,6 +775,7 @@ StorageStatus Wal::sync()
             return fail(StorageStatus::fromIo(st));
         }
     }
+    m_durableOffset = covered;
     std::lock_guard lock(m_mutex);
     m_synced = std::max(m_synced, target);
     return {};
@@ -605,7 +792,7 @@ StorageStatus Wal::compact(raft::Index index, raft::Term term)
     // First make the new start durable, then forget and delete: a crash in between leaves extra
     // segments that the next recovery drops again.
     std::string rec;
-    appendRecord(rec, RecordType::LogStart, encodeLogStart(index, term));
+    appendRecord(rec, RecordType::LogStart, encodeLogStart(index, term), m_segments.back().sequence);
     Segment &cur = m_segments.back();
     if (IoStatus st = cur.file->write(rec.data(), rec.size(), cur.writeOffset); !st)
         return fail(StorageStatus::fromIo(st));
@@ -616,7 +803,8 @@ StorageStatus Wal::compact(raft::Index index, raft::Term term)
     }
     if (StorageStatus st = sync(); !st)
         return st;
-    std::vector<std::string> doomed;
+    std::vector<std::pair<std::uint64_t, std::string>> doomed;
+    std::size_t kept;
     {
         std::lock_guard lock(m_mutex);
         const raft::Index drop = std::min<raft::Index>(index - m_first + 1, m_index.size());
@@ -630,13 +818,23 @@ StorageStatus Wal::compact(raft::Index index, raft::Term term)
         // A segment can go once every entry it holds is covered and it is not the one being
         // written; its header, configuration and hard state are repeated in every later segment.
         while (m_segments.size() > 1 && m_segments.front().maxIndex <= index) {
-            doomed.push_back(m_segments.front().path);
+            doomed.emplace_back(m_segments.front().sequence, m_segments.front().path);
             m_segments.pop_front();
         }
+        kept = m_free.size();
     }
-    for (const std::string &path : doomed)
-        if (IoStatus st = m_fs->remove(path); !st)
+    // The files go, or wait under a new name to be reused as later segments.
+    for (const auto &[sequence, path] : doomed) {
+        if (kept < m_opts.recycleSegments && !m_opts.readOnly) {
+            if (IoStatus st = m_fs->rename(path, freePath(sequence)); !st)
+                return fail(StorageStatus::fromIo(st));
+            ++kept;
+            std::lock_guard lock(m_mutex);
+            m_free.push_back(sequence);
+        } else if (IoStatus st = m_fs->remove(path); !st) {
             return fail(StorageStatus::fromIo(st));
+        }
+    }
     if (!doomed.empty())
         if (IoStatus st = m_fs->syncDirectory(m_walDir); !st)
             return fail(StorageStatus::fromIo(st));
@@ -716,7 +914,7 @@ bool Wal::readEntry(const Location &loc, raft::Entry &out, StorageStatus *error)
     }
     DecodedRecord rec;
     std::string why;
-    if (got != buf.size() || decodeRecord(std::string_view(buf).substr(0, got), rec, why) != DecodeStatus::Ok
+    if (got != buf.size() || decodeRecord(std::string_view(buf).substr(0, got), rec, why, loc.offset, loc.segment) != DecodeStatus::Ok
         || rec.type != RecordType::Entry || !decodeEntry(rec.payload, out)) {
         if (error)
             *error = corrupt(where(path, loc.offset) + ": entry record unreadable on reread" + (why.empty() ? "" : " (" + why + ")"));

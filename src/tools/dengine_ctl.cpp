@@ -84,7 +84,13 @@ int dump(const std::string &dir, bool all)
     }
     bool damaged = false;
     for (const std::string &name : names) {
-        if (name.size() < 4 || name.compare(name.size() - 4, 4, ".wal") != 0) {
+        if (name.size() == 21 && name.compare(16, 5, ".free") == 0) {
+            std::printf("%s: a compacted segment file kept for reuse\n", name.c_str());
+            continue;
+        }
+        std::uint64_t sequence = 0;
+        if (name.size() != 20 || name.compare(16, 4, ".wal") != 0
+            || std::sscanf(name.c_str(), "%16llx", reinterpret_cast<unsigned long long *>(&sequence)) != 1) {
             std::printf("%s: not a segment, ignored\n", name.c_str());
             continue;
         }
@@ -110,21 +116,17 @@ int dump(const std::string &dir, bool all)
         for (;;) {
             DecodedRecord rec;
             std::string why;
-            const DecodeStatus ds = decodeRecord(std::string_view(buf).substr(offset), rec, why, offset);
+            const DecodeStatus ds = decodeRecord(std::string_view(buf).substr(offset), rec, why, offset, sequence);
             if (ds != DecodeStatus::Ok) {
                 run.print();
-                const std::size_t tail = buf.find_last_not_of('\0');
-                const bool more = tail != std::string::npos && tail >= offset;
-                if (ds == DecodeStatus::End && !more)
-                    std::printf("  @%-10llu end of records (%llu bytes of preallocated space follow)\n",
-                                static_cast<unsigned long long>(offset), static_cast<unsigned long long>(got - offset));
-                else if (ds == DecodeStatus::Corrupt) {
-                    std::printf("  @%-10llu DAMAGE: %s\n", static_cast<unsigned long long>(offset), why.c_str());
-                    damaged = true;
-                } else
-                    std::printf("  @%-10llu %s: %s; %llu bytes up to the last non-zero byte\n", static_cast<unsigned long long>(offset),
-                                ds == DecodeStatus::End ? "end of records, but data follows" : "torn or truncated record",
-                                why.c_str(), static_cast<unsigned long long>(more ? tail + 1 - offset : 0));
+                const char *what = ds == DecodeStatus::End ? "an all-zero header"
+                    : ds == DecodeStatus::Stale            ? "an earlier segment's record"
+                    : ds == DecodeStatus::Truncated        ? "a record that runs past the end of the file"
+                    : ds == DecodeStatus::Torn             ? "a torn record"
+                                                           : "a damaged record";
+                std::printf("  @%-10llu the records stop: %s%s%s (%llu bytes follow; the check below judges them)\n",
+                            static_cast<unsigned long long>(offset), what, why.empty() ? "" : ": ", why.c_str(),
+                            static_cast<unsigned long long>(got - offset));
                 break;
             }
             if (rec.type == RecordType::Entry) {
@@ -163,12 +165,22 @@ int dump(const std::string &dir, bool all)
                     std::printf(" voters");
                     for (raft::NodeId id : cs.voters)
                         std::printf(" %llu", static_cast<unsigned long long>(id));
-                } else if (rec.type == RecordType::LogStart && decodeLogStart(rec.payload, i, t))
+                } else if (rec.type == RecordType::LogStart && decodeLogStart(rec.payload, i, t)) {
                     std::printf(" the log now starts after index %llu term %llu", static_cast<unsigned long long>(i),
                                 static_cast<unsigned long long>(t));
+                } else if (std::uint64_t synced = 0; rec.type == RecordType::Synced && decodeSynced(rec.payload, synced)) {
+                    std::printf(" durable up to offset %llu", static_cast<unsigned long long>(synced));
+                }
+                if (rec.type == RecordType::SegmentHeader && h.recycled)
+                    std::printf(" (a recycled file)");
                 std::printf("\n");
             }
             offset += rec.size;
+            if (rec.type == RecordType::SegmentEnd) {
+                run.print();
+                std::printf("  (%llu bytes after the segment's end record, not read)\n", static_cast<unsigned long long>(got - offset));
+                break;
+            }
         }
     }
     std::printf("\n");

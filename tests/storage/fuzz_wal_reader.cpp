@@ -45,16 +45,18 @@ WalOptions options(FileSystem &fs)
 }
 
 // Runs decodeRecord over `bytes` the way a scanner would, and the payload decoders on what decodes.
-void scanRecords(std::string_view bytes, std::uint64_t fileOffset)
+void scanRecords(std::string_view bytes, std::uint64_t fileOffset, std::uint64_t sequence)
 {
     std::uint64_t off = 0;
     while (off < bytes.size()) {
         DecodedRecord rec;
         std::string why;
-        const DecodeStatus ds = decodeRecord(bytes.substr(off), rec, why, fileOffset + off);
+        const DecodeStatus ds = decodeRecord(bytes.substr(off), rec, why, fileOffset + off, sequence);
         if (ds != DecodeStatus::Ok) {
-            if ((ds == DecodeStatus::Torn || ds == DecodeStatus::Corrupt) && why.empty())
-                std::abort(); // a torn or corrupt record must say why
+            if ((ds == DecodeStatus::Torn || ds == DecodeStatus::Corrupt || ds == DecodeStatus::Stale) && why.empty())
+                std::abort(); // a stale, torn or corrupt record must say why
+            if (isRecordOf(bytes.substr(off), sequence))
+                std::abort(); // the scanner's test agrees with the decoder
             off += 8;
             continue;
         }
@@ -91,7 +93,16 @@ void scanRecords(std::string_view bytes, std::uint64_t fileOffset)
             (void)decodeLogStart(rec.payload, i, t);
             break;
         }
+        case RecordType::Synced: {
+            std::uint64_t o;
+            (void)decodeSynced(rec.payload, o);
+            break;
         }
+        case RecordType::SegmentEnd:
+            break;
+        }
+        if (!isRecordOf(bytes.substr(off), sequence))
+            std::abort();
         off += rec.size;
     }
 }
@@ -118,7 +129,7 @@ std::string consistentLog(const Wal &wal, LogModel &out)
 
 } // namespace
 
-void repairChecksums(std::string &seg)
+void repairChecksums(std::string &seg, std::uint64_t sequence)
 {
     std::size_t off = 0;
     while (off + RecordHeaderSize <= seg.size()) {
@@ -128,8 +139,9 @@ void repairChecksums(std::string &seg)
             break; // the end of the records
         if (length > seg.size() - off - RecordHeaderSize)
             break;
-        std::uint32_t crc = crc32c(seg.data() + off, 8);
-        crc = crc32c(seg.data() + off + RecordHeaderSize, length, crc);
+        const std::uint16_t tag = static_cast<std::uint16_t>(sequence & 0xffff);
+        std::memcpy(seg.data() + off + 6, &tag, 2);
+        const std::uint32_t crc = recordChecksum(sequence, seg.data() + off, std::string_view(seg).substr(off + RecordHeaderSize, length));
         std::memcpy(seg.data() + off + 8, &crc, 4);
         off += paddedSize(length);
     }
@@ -156,7 +168,7 @@ WalReaderOutcome checkWalReaderInput(const std::uint8_t *data, std::size_t size)
         return result;
     const std::string_view all(reinterpret_cast<const char *>(data), size);
     const unsigned flags = data[0];
-    scanRecords(all, 8 * (flags >> 4));
+    scanRecords(all, 8 * (flags >> 4), 1);
 
     // Split the bundle into segment files.
     const std::size_t count = (flags & 3) + 1;
@@ -177,8 +189,8 @@ WalReaderOutcome checkWalReaderInput(const std::uint8_t *data, std::size_t size)
     FaultyFileSystem fs;
     for (std::size_t k = 0; k < segments.size(); ++k) {
         if (flags & 4)
-            repairChecksums(segments[k]);
-        scanRecords(segments[k], 0);
+            repairChecksums(segments[k], firstNumber + k);
+        scanRecords(segments[k], 0, firstNumber + k);
         fs.putFile(segmentPath(firstNumber + k), segments[k]);
     }
 

@@ -32,7 +32,8 @@ WalReaderOutcome checkWalReaderInput(const std::uint8_t *data, std::size_t size)
 std::string makeWalReaderInput(const std::vector<std::string> &segments, bool repairChecksums, bool numberedFromThree,
                                unsigned offsetSalt = 0);
 
-// Recomputes the checksum of every record whose header is plausible (what flag bit 2 does).
-void repairChecksums(std::string &segment);
+// Makes every record whose header is plausible one of segment `sequence`: sets its tag and
+// recomputes its checksum (what flag bit 2 does).
+void repairChecksums(std::string &segment, std::uint64_t sequence);
 
 } // namespace dengine::storage::test

@@ -2,16 +2,19 @@
 // Unit tests of the write-ahead log: round trips, conflicts, segments, compaction, the directory
 // lock, damage detection, torn tails, IO errors and the raft::Storage view.
 #include "faultyfs.h"
+#include "storage/crc32c.h"
 #include "storage/wal.h"
 #include "wal_model.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <random>
 
 using namespace dengine;
 using namespace dengine::storage;
@@ -36,14 +39,14 @@ struct RecordPos {
 };
 
 // The records of a segment file, in order, up to the first that does not decode.
-std::vector<RecordPos> scan(const std::string &bytes)
+std::vector<RecordPos> scan(const std::string &bytes, std::uint64_t sequence)
 {
     std::vector<RecordPos> out;
     std::uint64_t off = 0;
     for (;;) {
         DecodedRecord rec;
         std::string why;
-        if (decodeRecord(std::string_view(bytes).substr(off), rec, why) != DecodeStatus::Ok)
+        if (decodeRecord(std::string_view(bytes).substr(off), rec, why, off, sequence) != DecodeStatus::Ok)
             break;
         RecordPos p{off, rec.type, rec.size, 0};
         raft::Term t;
@@ -125,7 +128,7 @@ namespace {
 std::string fileWithRecordAt(std::uint64_t offset, std::size_t size, std::size_t fileSize = 4096)
 {
     std::string rec;
-    appendEntryRecord(rec, makeEntry(7, 3, payloadFor(7, size)));
+    appendEntryRecord(rec, makeEntry(7, 3, payloadFor(7, size)), 1);
     std::string file(fileSize, '\0');
     file.replace(offset, rec.size(), rec);
     return file;
@@ -134,7 +137,7 @@ std::string fileWithRecordAt(std::uint64_t offset, std::size_t size, std::size_t
 DecodeStatus decodeAt(const std::string &file, std::uint64_t offset, std::string &why)
 {
     DecodedRecord rec;
-    return decodeRecord(std::string_view(file).substr(offset), rec, why, offset);
+    return decodeRecord(std::string_view(file).substr(offset), rec, why, offset, 1);
 }
 
 void zero(std::string &file, std::uint64_t from, std::uint64_t to) { std::fill(file.begin() + static_cast<std::ptrdiff_t>(from), file.begin() + static_cast<std::ptrdiff_t>(to), '\0'); }
@@ -179,7 +182,7 @@ TEST(RecordTest, ALostLastSectorIsTornOnlyIfTheWholeSectorReadsAsZeros)
     // The record's last 40 payload bytes are in sector 2, and another record follows them there.
     std::string file = fileWithRecordAt(1024 - 12 - 17 - 60, 100);
     std::string second;
-    appendRecord(second, RecordType::HardState, encodeHardState(raft::HardState{1, 2, 3}));
+    appendRecord(second, RecordType::HardState, encodeHardState(raft::HardState{1, 2, 3}), 1);
     file.replace(1024 + 48, second.size(), second);
     const std::uint64_t off = 1024 - 12 - 17 - 60;
     std::string why;
@@ -189,6 +192,25 @@ TEST(RecordTest, ALostLastSectorIsTornOnlyIfTheWholeSectorReadsAsZeros)
     EXPECT_EQ(decodeAt(lostTail, off, why), DecodeStatus::Corrupt) << why; // the sector is not all zero
     zero(lostTail, 1024, 1536);
     EXPECT_EQ(decodeAt(lostTail, off, why), DecodeStatus::Torn) << why; // the whole sector was lost
+}
+
+TEST(Crc32cTest, KnownValueAndBothVersionsAgreeOnEveryLengthAndAlignment)
+{
+    EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u); // the CRC-32C check value
+    EXPECT_EQ(crc32cPortable("123456789", 9), 0xE3069283u);
+    std::mt19937_64 rng(7);
+    std::string data(40000, '\0');
+    for (char &c : data)
+        c = static_cast<char>(rng());
+    // Lengths around the three-lane block sizes (3 x 128 and 3 x 4096 bytes), at odd offsets.
+    for (std::size_t len : {0u, 1u, 7u, 8u, 383u, 384u, 385u, 1000u, 12287u, 12288u, 12289u, 25000u, 36900u}) {
+        for (std::size_t at : {0u, 1u, 3u, 8u}) {
+            const std::uint32_t seed = static_cast<std::uint32_t>(rng());
+            EXPECT_EQ(crc32c(data.data() + at, len, seed), crc32cPortable(data.data() + at, len, seed)) << len << " at " << at;
+        }
+    }
+    // Chaining: the CRC of a whole equals the CRC of its parts fed in turn.
+    EXPECT_EQ(crc32c(data.data() + 5000, 20000, crc32c(data.data(), 5000)), crc32c(data.data(), 25000));
 }
 
 TEST(RecordTest, ABitFlipIsCorrupt)
@@ -409,7 +431,7 @@ TEST_F(WalTest, CompactionDeletesWholeSegmentsAndReopenKeepsTheStart)
     // Find the segment that holds entry 45: all segments before it can go, it must stay.
     std::uint64_t holder = 0;
     for (std::uint64_t s = 1; s <= before; ++s)
-        for (const RecordPos &p : scan(*fs.contents(segPath(s))))
+        for (const RecordPos &p : scan(*fs.contents(segPath(s)), s))
             if (p.type == RecordType::Entry && p.index == 45)
                 holder = s;
     ASSERT_GT(holder, 1u);
@@ -471,7 +493,7 @@ protected:
         ASSERT_GE(wal->segmentCount(), 2u);
         // The first index in the last segment.
         rewriteSegment = wal->segmentCount();
-        const auto recs = scan(*fs.contents(segPath(rewriteSegment)));
+        const auto recs = scan(*fs.contents(segPath(rewriteSegment)), rewriteSegment);
         for (const RecordPos &p : recs)
             if (p.type == RecordType::Entry && !lastStart)
                 lastStart = p.index;
@@ -592,7 +614,7 @@ protected:
     RecordPos entryRecord(std::uint64_t segment, std::size_t nth)
     {
         std::vector<RecordPos> entries;
-        for (const RecordPos &p : scan(*fs.contents(segPath(segment))))
+        for (const RecordPos &p : scan(*fs.contents(segPath(segment)), segment))
             if (p.type == RecordType::Entry)
                 entries.push_back(p);
         EXPECT_GT(entries.size(), nth);
@@ -663,19 +685,33 @@ TEST_F(WalDamageTest, NonLastSegmentTruncatedAtARecordBoundaryIsCorrupt)
 {
     const RecordPos r = entryRecord(2, 4);
     ASSERT_TRUE(fs.truncateFile(segPath(2), r.offset)); // whole records missing
-    expectCorrupt(segPath(3), 0u, "segments before it end at");
+    expectCorrupt(segPath(2), r.offset, "before the segment-end record");
 }
 
-TEST_F(WalDamageTest, GarbageAfterTheRecordsOfANonLastSegmentIsCorrupt)
+TEST_F(WalDamageTest, NonLastSegmentWithoutItsEndRecordIsCorrupt)
 {
+    std::string bytes = *fs.contents(segPath(1));
+    const RecordPos last = scan(bytes, 1).back();
+    ASSERT_EQ(last.type, RecordType::SegmentEnd);
+    std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(last.offset), bytes.begin() + static_cast<std::ptrdiff_t>(last.offset + last.size), '\0');
+    fs.putFile(segPath(1), bytes);
+    expectCorrupt(segPath(1), last.offset, "before the segment-end record");
+}
+
+TEST_F(WalDamageTest, BytesAfterTheEndRecordOfANonLastSegmentAreNotRead)
+{
+    // What follows a segment's end record is an earlier use's leftovers (or zeros): never records.
     const std::string bytes = *fs.contents(segPath(1));
-    const RecordPos last = scan(bytes).back();
+    const RecordPos last = scan(bytes, 1).back();
+    ASSERT_EQ(last.type, RecordType::SegmentEnd);
     const std::uint64_t end = last.offset + last.size;
     ASSERT_LT(end + 300, bytes.size());
     std::string damaged = bytes;
     damaged[end + 200] = 'G';
     fs.putFile(segPath(1), damaged);
-    expectCorrupt(segPath(1), end, "after the end");
+    auto wal = open();
+    EXPECT_EQ(wal->firstIndex(), 1u);
+    EXPECT_EQ(wal->lastIndex(), 90u);
 }
 
 // ---- torn tails -----------------------------------------------------------------------------------------
@@ -688,12 +724,13 @@ TEST_F(WalTest, TornTailOfTheLastSegmentIsCut)
     // Entry 6 spans several sectors; it is written but the power fails before the sync.
     const std::string big = payloadFor(6, 2000);
     ASSERT_TRUE(wal->append({makeEntry(6, 1, big), makeEntry(7, 1, "seven")}, raft::HardState{1, 1, 7}).ok());
-    const std::string path = segPath(wal->segmentCount());
+    const std::uint64_t lastSegment = wal->segmentCount();
+    const std::string path = segPath(lastSegment);
     wal.reset();
     fs.crash(UnsyncedData::Keep);
     // Make it torn: the second sector of entry 6 never reached the disk.
     std::string bytes = *fs.contents(path);
-    const auto recs = scan(bytes);
+    const auto recs = scan(bytes, lastSegment);
     ASSERT_EQ(recs.at(recs.size() - 3).index, 6u);
     const std::uint64_t off6 = recs.at(recs.size() - 3).offset;
     const std::uint64_t sector = (off6 / SectorSize + 2) * SectorSize;
@@ -722,7 +759,7 @@ TEST_F(WalTest, TailWithAMissingFirstSectorIsCutToo)
     auto wal = open();
     fill(*wal, 1, 3, 1, 100);
     const std::string path = segPath(1);
-    const std::uint64_t end = scan(*fs.contents(path)).back().offset + scan(*fs.contents(path)).back().size;
+    const std::uint64_t end = scan(*fs.contents(path), 1).back().offset + scan(*fs.contents(path), 1).back().size;
     ASSERT_TRUE(wal->append({makeEntry(4, 1, payloadFor(4, 1500))}, std::nullopt).ok());
     wal.reset();
     fs.crash(UnsyncedData::Keep);
@@ -750,7 +787,7 @@ TEST_F(WalTest, LastSegmentEndingInsideARecordsPaddingTakesNewRecordsWhereThePad
     }
     ASSERT_TRUE(wal->sync().ok());
     wal.reset();
-    const auto recs = scan(*fs.contents(segPath(1)));
+    const auto recs = scan(*fs.contents(segPath(1)), 1);
     const RecordPos last = recs.back();
     ASSERT_EQ(last.index, 3u);
     ASSERT_TRUE(fs.truncateFile(segPath(1), last.offset + RecordHeaderSize + 17 + 5));
@@ -910,4 +947,223 @@ TEST_F(WalTest, StorageViewShowsOnlySyncedEntries)
     out.clear();
     EXPECT_EQ(view.entries(3, 5, 30 + 24 + 4 + 23, out), raft::StorageError::None);
     EXPECT_EQ(out.size(), 1u);
+}
+
+// ---- recycled segments and synced records ----------------------------------------------------------
+
+namespace {
+
+std::vector<std::string> namesEndingWith(FaultyFileSystem &fs, const std::string &suffix)
+{
+    std::vector<std::string> names, out;
+    EXPECT_TRUE(fs.list("/data/wal", names).ok());
+    for (const std::string &n : names)
+        if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
+            out.push_back(n);
+    return out;
+}
+
+bool headerSaysRecycled(const std::string &bytes, std::uint64_t sequence)
+{
+    DecodedRecord rec;
+    std::string why;
+    SegmentHeader h;
+    return decodeRecord(bytes, rec, why, 0, sequence) == DecodeStatus::Ok && rec.type == RecordType::SegmentHeader
+        && decodeSegmentHeader(rec.payload, h) && h.recycled;
+}
+
+} // namespace
+
+class WalRecycleTest : public WalTest {
+protected:
+    // Fills segments 1..4 or so, compacts the first ones (which wait as .free files), then writes on
+    // until the log's last segment is a recycled file, with stale records after its own.
+    void SetUp() override
+    {
+        opts.recycleSegments = 2;
+        auto wal = open();
+        fill(*wal, 1, 60, 1, 300);
+        ASSERT_GE(wal->segmentCount(), 3u);
+        ASSERT_TRUE(wal->compact(55, 1).ok());
+        model.compact(55, 1);
+        ASSERT_EQ(namesEndingWith(fs, ".free").size(), 2u);
+        // Write on until a recycled file becomes the last segment, and a little into it.
+        lastEntry = 60;
+        for (int guard = 0; guard < 100 && !headerSaysRecycled(*fs.contents(segPath(segmentNumber(*wal))), segmentNumber(*wal)); ++guard) {
+            fill(*wal, lastEntry + 1, lastEntry + 1, 1, 300);
+            ++lastEntry;
+        }
+        fill(*wal, lastEntry + 1, lastEntry + 3, 1, 300);
+        lastEntry += 3;
+        last = segmentNumber(*wal);
+        ASSERT_TRUE(headerSaysRecycled(*fs.contents(segPath(last)), last)) << "segment " << last << " is not a recycled file";
+    }
+
+    std::uint64_t segmentNumber(const Wal &wal)
+    {
+        const auto names = namesEndingWith(fs, ".wal");
+        EXPECT_EQ(names.size(), wal.segmentCount());
+        return std::stoull(names.back().substr(0, 16), nullptr, 16);
+    }
+
+    std::uint64_t last = 0;      // the last segment's number
+    raft::Index lastEntry = 0;   // the last entry written
+};
+
+TEST_F(WalRecycleTest, CompactedSegmentsAreReusedAndTheirOldRecordsNeverRead)
+{
+    // One .free file was taken for the segment being written; the rest wait (and survive a reopen).
+    RecoveryReport report;
+    auto wal = open(&report);
+    ASSERT_TRUE(wal);
+    EXPECT_TRUE(report.tornTail.empty()) << report.tornTail;
+    EXPECT_EQ(report.recycledFiles, namesEndingWith(fs, ".free").size());
+    expectModel(*wal);
+    // The old records behind the new ones are another segment's: they check out only as stale.
+    const std::string bytes = *fs.contents(segPath(last));
+    const auto recs = scan(bytes, last);
+    const std::uint64_t end = recs.back().offset + recs.back().size;
+    DecodedRecord rec;
+    std::string why;
+    EXPECT_NE(decodeRecord(std::string_view(bytes).substr(end), rec, why, end, last), DecodeStatus::Ok);
+    // Writing on over them, through more segment switches and reopens, keeps the log exact.
+    fill(*wal, lastEntry + 1, lastEntry + 65, 2, 300);
+    wal.reset();
+    wal = open(&report);
+    ASSERT_TRUE(wal);
+    EXPECT_TRUE(report.tornTail.empty()) << report.tornTail;
+    expectModel(*wal);
+}
+
+class WalRecycleCrashTest : public WalRecycleTest, public ::testing::WithParamInterface<UnsyncedData> {};
+
+TEST_P(WalRecycleCrashTest, AWriteInterruptedInARecycledSegmentLeavesAPrefixAndNoDamage)
+{
+    // The power fails before the sync: each lost sector of the write reads as the older segment's
+    // bytes again, not as zeros.
+    auto wal = open();
+    const std::string big = payloadFor(lastEntry + 1, 3000);
+    ASSERT_TRUE(wal->append({makeEntry(lastEntry + 1, 1, big), makeEntry(lastEntry + 2, 1, "next")}, raft::HardState{1, 1, lastEntry}).ok());
+    wal.reset();
+    fs.crash(GetParam());
+    RecoveryReport report;
+    wal = open(&report);
+    ASSERT_TRUE(wal);
+    ASSERT_GE(wal->lastIndex(), lastEntry);
+    ASSERT_LE(wal->lastIndex(), lastEntry + 2);
+    std::vector<raft::Entry> got;
+    ASSERT_TRUE(wal->entries(56, wal->lastIndex() + 1, ~0ULL, got));
+    for (const raft::Entry &e : got) {
+        const std::string want = e.index == lastEntry + 1 ? big : e.index == lastEntry + 2 ? std::string("next") : payloadFor(e.index, 300);
+        EXPECT_EQ(std::string(e.data.view()), want) << "entry " << e.index;
+    }
+    // A second recovery finds the same log and nothing more to cut; appends go on.
+    const raft::Index last = wal->lastIndex();
+    wal.reset();
+    wal = open(&report);
+    ASSERT_TRUE(wal);
+    EXPECT_TRUE(report.tornTail.empty()) << report.tornTail;
+    EXPECT_EQ(wal->lastIndex(), last);
+    ASSERT_TRUE(wal->append({makeEntry(last + 1, 2, "after")}, std::nullopt).ok());
+    ASSERT_TRUE(wal->sync().ok());
+    wal.reset();
+    wal = open();
+    ASSERT_TRUE(wal);
+    EXPECT_EQ(wal->lastIndex(), last + 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, WalRecycleCrashTest, ::testing::Values(UnsyncedData::Drop, UnsyncedData::Keep, UnsyncedData::TornSectors),
+                         [](const auto &info) { return std::string(toString(info.param)).substr(0, 4); });
+
+namespace {
+
+// Two synced batches after the records present: damage in the first (at `at` bytes into entry
+// `index`'s record) lies before the Synced record that the second batch starts with.
+void damageBeforeASyncedRecord(FaultyFileSystem &fs, const std::string &path, std::uint64_t sequence, raft::Index index,
+                               bool flipNotZeroSector)
+{
+    std::string bytes = *fs.contents(path);
+    const auto recs = scan(bytes, sequence);
+    const auto it = std::find_if(recs.begin(), recs.end(), [&](const RecordPos &p) { return p.type == RecordType::Entry && p.index == index; });
+    ASSERT_NE(it, recs.end());
+    const bool markerAfter = std::any_of(it, recs.end(), [](const RecordPos &p) { return p.type == RecordType::Synced; });
+    ASSERT_TRUE(markerAfter) << "no synced record after entry " << index;
+    if (flipNotZeroSector) {
+        bytes[it->offset + 100] = static_cast<char>(bytes[it->offset + 100] ^ 1);
+    } else {
+        const std::uint64_t sector = (it->offset / SectorSize + 1) * SectorSize;
+        ASSERT_LT(sector + SectorSize, it->offset + it->size);
+        std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(sector), bytes.begin() + static_cast<std::ptrdiff_t>(sector + SectorSize), '\0');
+    }
+    fs.putFile(path, bytes);
+}
+
+} // namespace
+
+TEST_F(WalRecycleTest, DamageInSyncedDataOfARecycledSegmentIsCorruptNotCut)
+{
+    auto wal = open();
+    fill(*wal, lastEntry + 1, lastEntry + 2, 1, 1500); // synced
+    fill(*wal, lastEntry + 3, lastEntry + 3, 1, 100);  // starts with a Synced record covering them
+    wal.reset();
+    damageBeforeASyncedRecord(fs, segPath(last), last, lastEntry + 2, true);
+    const StorageStatus st = openFails();
+    EXPECT_EQ(st.code, StorageErrorCode::Corrupt) << st.message;
+    EXPECT_NE(st.message.find(segPath(last)), std::string::npos) << st.message;
+    EXPECT_NE(st.message.find("durable up to"), std::string::npos) << st.message;
+}
+
+TEST_F(WalTest, ALostSectorInDataThatWasSyncedIsCorruptNotATornTail)
+{
+    // In a fresh segment a zero sector looks like a torn write; the Synced record after it says
+    // that this data was durable, so it is damage (a sector the disk lost), not a tail to cut.
+    auto wal = open();
+    fill(*wal, 1, 3, 1, 100);
+    fill(*wal, 4, 4, 1, 2000);
+    fill(*wal, 5, 5, 1, 100);
+    wal.reset();
+    damageBeforeASyncedRecord(fs, segPath(1), 1, 4, false);
+    const StorageStatus st = openFails();
+    EXPECT_EQ(st.code, StorageErrorCode::Corrupt) << st.message;
+    EXPECT_NE(st.message.find("durable up to"), std::string::npos) << st.message;
+}
+
+TEST_F(WalRecycleTest, ABitFlipInTheLastBatchOfARecycledSegmentIsCutLikeATornWrite)
+{
+    // The documented limit: with no Synced record after it, a damaged last batch in a recycled
+    // segment cannot be told from a torn write. It is cut, and the cut is reported.
+    auto wal = open();
+    fill(*wal, lastEntry + 1, lastEntry + 1, 1, 1500);
+    wal.reset();
+    std::string bytes = *fs.contents(segPath(last));
+    const auto recs = scan(bytes, last);
+    const auto it = std::find_if(recs.begin(), recs.end(), [&](const RecordPos &p) { return p.index == lastEntry + 1; });
+    ASSERT_NE(it, recs.end());
+    bytes[it->offset + 100] = static_cast<char>(bytes[it->offset + 100] ^ 1);
+    fs.putFile(segPath(last), bytes);
+    RecoveryReport report;
+    wal = open(&report);
+    ASSERT_TRUE(wal);
+    EXPECT_EQ(wal->lastIndex(), lastEntry);
+    EXPECT_FALSE(report.tornTail.empty());
+}
+
+TEST_F(WalTest, ASegmentEndedBeforeItsSuccessorExistedIsFollowedByANewOne)
+{
+    // A crash after a segment's end record was synced and before the next segment's rename.
+    auto wal = open();
+    fill(*wal, 1, 40, 1, 300);
+    const std::uint64_t count = wal->segmentCount();
+    wal.reset();
+    ASSERT_TRUE(fs.deleteFile(segPath(count))); // as if the new segment never got its name
+    wal = open();
+    ASSERT_TRUE(wal);
+    EXPECT_EQ(wal->segmentCount(), count); // a fresh last segment replaced it
+    const raft::Index last = wal->lastIndex();
+    ASSERT_TRUE(wal->append({makeEntry(last + 1, 1, "next")}, std::nullopt).ok());
+    ASSERT_TRUE(wal->sync().ok());
+    wal.reset();
+    wal = open();
+    ASSERT_TRUE(wal);
+    EXPECT_EQ(wal->lastIndex(), last + 1);
 }

@@ -86,6 +86,16 @@ std::vector<Case> generateCases()
     });
     cases.push_back({"valid-compacted", makeWalReaderInput(compacted, false, true), Case::Opens});
 
+    // Compacted, then written on: segments 4 and 5 are the files of segments 1 and 2, reused, with
+    // their old records behind the new ones.
+    const auto recycled = build([](Wal &w, FaultyFileSystem &) {
+        writeLog(w, 1, 30, 1, 400);
+        EXPECT_TRUE(w.compact(20, 1).ok());
+        writeLog(w, 31, 45, 2, 150);
+    });
+    EXPECT_GE(recycled.size(), 2u);
+    cases.push_back({"valid-recycled", makeWalReaderInput(recycled, false, true), Case::Opens});
+
     // A conflict rewrote entries from below the next segment's start, and a compaction then
     // deleted the segment that held them.
     const auto rebased = build([](Wal &w, FaultyFileSystem &) {
@@ -108,7 +118,7 @@ std::vector<Case> generateCases()
         std::uint64_t off = 0, lastOff = 0;
         DecodedRecord rec;
         std::string why;
-        while (decodeRecord(std::string_view(s).substr(off), rec, why, off) == DecodeStatus::Ok) {
+        while (decodeRecord(std::string_view(s).substr(off), rec, why, off, segs.size()) == DecodeStatus::Ok) {
             lastOff = off;
             off += rec.size;
         }
@@ -146,7 +156,7 @@ std::vector<Case> generateCases()
         std::string why;
         std::uint64_t off = 0;
         for (int k = 0; k < 3; ++k) { // segment header, configuration, hard state
-            EXPECT_EQ(decodeRecord(std::string_view(segs[0]).substr(off), rec, why, off), DecodeStatus::Ok);
+            EXPECT_EQ(decodeRecord(std::string_view(segs[0]).substr(off), rec, why, off, 1), DecodeStatus::Ok);
             off += rec.size;
         }
         segs[0].replace(off, std::string::npos, std::string(600, '\0'));
