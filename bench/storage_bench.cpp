@@ -7,7 +7,7 @@
 //      append + one fdatasync per batch), with each figure as a share of the matching limit;
 //   3. recovery: reopening the log just written, in MB/s of log scanned.
 //
-// usage: storage_bench [--dir DIR] [--seconds S] [--recovery-mb N] [--zero-fill 0|1] [--only BYTESxBATCH]
+// usage: storage_bench [--dir DIR] [--seconds S] [--recovery-mb N] [--zero-fill 0|1] [--only BYTESxBATCH[:new]]
 // DIR must be on the disk to measure (not tmpfs); the default is ./storage-bench.tmp.
 #include "storage/wal.h"
 
@@ -125,7 +125,7 @@ struct LogResult {
 bool g_zeroFill = true; // the log's default
 
 // A log in steady state: a node that takes snapshots compacts its log behind them, so its
-// segments are recycled files. `steady` first writes and compacts four segments' worth of log
+// segments are recycled files. `steady` first writes and compacts eight segments' worth of log
 // (not timed), and compacts whenever more than two segments hold entries during the run (timed).
 // Without it the log is new: every segment is a fresh file.
 LogResult measureLog(const std::string &dir, std::size_t entryBytes, std::size_t batch, double secs, bool steady)
@@ -158,19 +158,21 @@ LogResult measureLog(const std::string &dir, std::size_t entryBytes, std::size_t
         }
     };
     if (steady) {
+        // Eight segments' worth, compacted as it goes: the segment being written is a reused file.
         const raft::Payload warm(std::string(4096, 'w'));
         std::vector<raft::Entry> big(256);
-        while (wal->segmentCount() < 5) {
+        for (std::size_t mb = 0; mb < 8 * 64; ++mb) {
             for (auto &e : big)
                 e = raft::Entry{1, next++, raft::EntryType::Normal, warm};
-            if (!wal->append(big, std::nullopt) || !wal->sync()) {
-                std::fprintf(stderr, "warm-up write failed\n");
+            storage::StorageStatus st = wal->append(big, std::nullopt);
+            if (st)
+                st = wal->sync();
+            if (st && wal->segmentCount() > 2)
+                st = wal->compact(wal->syncedLastIndex(), 1);
+            if (!st) {
+                std::fprintf(stderr, "warm-up: %s\n", st.message.c_str());
                 std::exit(1);
             }
-        }
-        if (!wal->compact(wal->syncedLastIndex(), 1)) {
-            std::fprintf(stderr, "warm-up compaction failed\n");
-            std::exit(1);
         }
     }
     std::uint64_t count = 0, syncs = 0;
@@ -239,7 +241,7 @@ int main(int argc, char **argv)
     std::string dir = "storage-bench.tmp";
     double secs = 3;
     std::size_t recoveryMb = 512;
-    std::string only; // "BYTESxBATCH": run that steady row alone (for profiling)
+    std::string only; // "BYTESxBATCH[:new]": run that row alone (for profiling)
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--dir"))
             dir = argv[i + 1];
@@ -274,10 +276,10 @@ int main(int argc, char **argv)
     if (!only.empty()) {
         std::size_t bytes = 0, batch = 0;
         if (std::sscanf(only.c_str(), "%zux%zu", &bytes, &batch) != 2) {
-            std::fprintf(stderr, "--only takes BYTESxBATCH, such as 4096x256\n");
+            std::fprintf(stderr, "--only takes BYTESxBATCH[:new], such as 4096x256\n");
             return 2;
         }
-        rows = {{bytes, batch, true}};
+        rows = {{bytes, batch, only.find(":new") == std::string::npos}};
     }
     std::printf("steady: segments are recycled files, the log compacted behind its writes (a node with snapshots); "
                 "new: a log's first pass, every segment a fresh file\n");

@@ -13,6 +13,7 @@ namespace {
 
 constexpr const char *SegmentSuffix = ".wal";
 constexpr const char *FreeSuffix = ".free";
+constexpr std::uint64_t PageSize = 4096;
 
 // "<16 hex digits><suffix>"
 bool parseNumberedName(const std::string &name, const char *suffix, std::uint64_t &sequence)
@@ -716,8 +717,14 @@ StorageStatus Wal::append(const std::vector<raft::Entry> &entries, const std::op
         appendRecord(buf, RecordType::HardState, encodeHardState(*hardState), seg.sequence);
 
     const std::uint64_t base = seg.writeOffset;
+    const std::size_t used = buf.size();
+    // The write runs on to the end of its last page with zeros: a partly written page that is not
+    // in the page cache (a recycled file's old blocks) would be read from the disk first, one
+    // synchronous read per append. The zeros are not records; the next append writes over them.
+    buf.append(static_cast<std::size_t>((PageSize - (base + used) % PageSize) % PageSize), '\0');
     if (IoStatus st = seg.file->write(buf.data(), buf.size(), base); !st)
         return fail(StorageStatus::fromIo(st));
+    buf.resize(used);
     if (mark)
         m_markedOffset = m_durableOffset;
 
