@@ -21,8 +21,8 @@ std::string Config::validate() const
         return "maxInflightBytes: must be positive";
     if (maxInflightBytes < maxSizePerMsg)
         return "maxInflightBytes: must be at least maxSizePerMsg";
-    if (readOnlyOption == ReadOnlyOption::LeaseBased && !checkQuorum)
-        return "readOnlyOption: LeaseBased reads are only safe with checkQuorum enabled";
+    if (readOnlyOption != ReadOnlyOption::Safe && !checkQuorum)
+        return "readOnlyOption: lease reads are only safe with checkQuorum enabled";
     if (leaseDriftTicks < 0 || leaseDriftTicks >= electionTick - 1)
         return "leaseDriftTicks: must be in [0, electionTick - 1)";
     return {};

@@ -19,6 +19,11 @@ enum class ReadOnlyOption : std::uint8_t {
     // timeout (less a drift margin), falling back to a quorum round otherwise. Relies on bounded
     // clock drift between nodes and on check-quorum; validation refuses it without check-quorum.
     LeaseBased,
+    // Both: readIndex() always takes a quorum round, and the lease is kept (with the same restart
+    // rule for voters as LeaseBased) so that the runtime may serve chosen reads on the leader at
+    // once while Raft::leaseReadable() holds. For a per-read choice between the two. Needs
+    // check-quorum too.
+    LeaseOnRequest,
 };
 
 // Known bugs that tests switch on to prove that the simulator's checks can fail. Never set outside

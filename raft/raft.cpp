@@ -80,7 +80,7 @@ Raft::Raft(const Config &config, Storage &storage)
     // may still be in flight, so ids must not repeat across restarts: start from a random point.
     m_nextReadBatch = m_rng.next();
     becomeFollower(m_term, NoNode);
-    if (m_cfg.readOnlyOption == ReadOnlyOption::LeaseBased)
+    if (m_cfg.readOnlyOption != ReadOnlyOption::Safe)
         m_voteQuarantineUntil = static_cast<std::uint64_t>(m_cfg.electionTick);
 }
 
@@ -143,6 +143,22 @@ void Raft::setLead(NodeId lead)
     // Reads forwarded to the old leader may never be answered now: give them back at once.
     dropForwardedReads();
     m_lead = lead;
+    noteSoftState();
+}
+
+void Raft::noteSoftState()
+{
+    const SoftState now = softState();
+    if (m_softLog.empty() ? now != m_softLogBase : now != m_softLog.back())
+        m_softLog.push_back(now);
+}
+
+std::vector<SoftState> Raft::takeSoftStateLog()
+{
+    std::vector<SoftState> out;
+    out.swap(m_softLog);
+    m_softLogBase = softState();
+    return out;
 }
 
 void Raft::resetRandomizedElectionTimeout()
@@ -156,6 +172,7 @@ void Raft::becomeFollower(Term term, NodeId lead)
     reset(term);
     setLead(lead);
     m_role = Role::Follower;
+    noteSoftState();
     if (wasLeader)
         logEvent(LogLevel::Info, "stepped down to follower");
 }
@@ -166,6 +183,7 @@ void Raft::becomePreCandidate()
     m_votes.clear();
     setLead(NoNode);
     m_role = Role::PreCandidate;
+    noteSoftState();
     logEvent(LogLevel::Info, "starting pre-vote for term " + std::to_string(m_term + 1));
 }
 
@@ -174,6 +192,7 @@ void Raft::becomeCandidate()
     reset(m_term + 1);
     m_vote = m_id;
     m_role = Role::Candidate;
+    noteSoftState();
     logEvent(LogLevel::Info, "campaigning");
 }
 
@@ -182,6 +201,7 @@ void Raft::becomeLeader()
     reset(m_term);
     setLead(m_id);
     m_role = Role::Leader;
+    noteSoftState();
     m_progress.at(m_id).becomeReplicate();
     m_progress.at(m_id).match = m_log.stableLastIndex();
     // §8: a new leader commits a no-op of its own term; until then it cannot know which entries are
@@ -860,6 +880,11 @@ void Raft::handleReadRequest(NodeId from, std::uint64_t context)
         return;
     }
     m_reads.add(context, from, index, m_ticks);
+}
+
+bool Raft::leaseReadable() const
+{
+    return m_role == Role::Leader && m_committedInTerm && m_cfg.readOnlyOption != ReadOnlyOption::Safe && leaseValid();
 }
 
 bool Raft::leaseValid() const

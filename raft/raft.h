@@ -53,6 +53,13 @@ public:
     Status step(Message m);
     Status propose(std::vector<Payload> proposals, EntryType type = EntryType::Normal);
     Status readIndex(std::uint64_t context);
+    // Whether this node is a leader whose lease (see ReadOnlyOption) covers a read right now: it may
+    // then answer at its commit index without a quorum round. Always false with ReadOnlyOption::Safe.
+    bool leaseReadable() const;
+    // Every (leader, role) this node passed through since the last call, in order, without
+    // repeats: transitions that happen between two Readys are not lost.
+    std::vector<SoftState> takeSoftStateLog();
+    bool hasSoftStateLog() const { return !m_softLog.empty(); }
     // Starts an election now (pre-vote first when enabled). No effect on a leader or a non-voter.
     Status campaign();
     // The runtime made the entries up to (index, term) durable.
@@ -143,6 +150,7 @@ private:
     void expireReads();
 
     void send(Message m);
+    void noteSoftState();
     void logEvent(LogLevel level, const std::string &what) const;
 
     Config m_cfg;
@@ -150,6 +158,8 @@ private:
     Term m_term = 0;
     NodeId m_vote = NoNode;
     NodeId m_lead = NoNode;
+    std::vector<SoftState> m_softLog; // see takeSoftStateLog
+    SoftState m_softLogBase;          // the state before m_softLog's first
     Role m_role = Role::Follower;
     RaftLog m_log;
     Random m_rng;

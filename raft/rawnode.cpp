@@ -6,6 +6,7 @@ namespace dengine::raft {
 RawNode::RawNode(const Config &config, Storage &storage) : m_raft(config, storage)
 {
     m_prevSoft = m_raft.softState();
+    m_raft.takeSoftStateLog();
     m_prevHard = m_raft.hardState(); // what the storage holds already is not handed out again
 }
 
@@ -13,7 +14,7 @@ bool RawNode::hasReady() const
 {
     // flush() may create messages; conservatively report work when it has any to do.
     const Raft &r = m_raft;
-    return r.softState() != m_prevSoft || r.hardState() != m_prevHard || r.log().hasUnstableToHandOut()
+    return r.softState() != m_prevSoft || r.hasSoftStateLog() || r.hardState() != m_prevHard || r.log().hasUnstableToHandOut()
         || r.log().hasCommittedToApply() || !r.m_msgs.empty() || !r.m_msgsAfterPersist.empty() || !r.m_readStates.empty()
         || !r.m_droppedReads.empty() || r.hasPendingFlush();
 }
@@ -22,6 +23,7 @@ Ready RawNode::ready()
 {
     m_raft.flush();
     Ready rd;
+    rd.softStates = m_raft.takeSoftStateLog();
     const SoftState soft = m_raft.softState();
     if (soft != m_prevSoft) {
         rd.softState = soft;

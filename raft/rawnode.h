@@ -15,6 +15,10 @@ namespace dengine::raft {
 struct Ready {
     // 1. Informational: the leader and this node's role, when either changed since the last Ready.
     std::optional<SoftState> softState;
+    // Every (leader, role) the node passed through since the last Ready, in order (the last one is
+    // the current state): an election and its result within one Ready are both visible here, where
+    // softState shows only the end.
+    std::vector<SoftState> softStates;
 
     // 2. To write to stable storage, in Ready order: `entries` first (an entry at index i replaces
     //    any stored entry at i and after), then `hardState` when present. `mustSync` says whether
@@ -49,7 +53,7 @@ struct Ready {
     Term lastEntryTerm() const { return entries.empty() ? 0 : entries.back().term; }
     bool empty() const
     {
-        return !softState && !hardState && entries.empty() && messages.empty() && messagesAfterPersist.empty()
+        return !softState && softStates.empty() && !hardState && entries.empty() && messages.empty() && messagesAfterPersist.empty()
             && committedEntries.empty() && readStates.empty() && droppedReads.empty();
     }
 };

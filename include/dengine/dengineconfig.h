@@ -25,6 +25,10 @@ struct DENGINE_EXPORT DEngineConfig {
     int heartbeatTicks = 1;   // a leader's heartbeat period
     bool checkQuorum = true;  // a leader that loses its quorum steps down; needed for lease reads
     bool preVote = true;
+    // Allows DEngine::Consistency::Lease reads: the leader answers them from its lease, without a
+    // quorum round, assuming clocks drift apart by less than ~10%. Restarted nodes then wait an
+    // election timeout before voting. Off: Lease reads take the Linearizable path.
+    bool leaseReads = false;
 
     int maxKeyBytes = 4096;
     int maxValueBytes = 1 << 20;

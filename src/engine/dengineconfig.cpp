@@ -50,6 +50,8 @@ QString DEngineConfig::validate() const
         return QStringLiteral("requestTimeoutMs: must be positive");
     if (stopTimeoutMs < 1)
         return QStringLiteral("stopTimeoutMs: must be positive");
+    if (leaseReads && !checkQuorum)
+        return QStringLiteral("leaseReads: needs checkQuorum (a leader must step down when it loses its quorum)");
     return {};
 }
 
@@ -77,7 +79,7 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         QStringLiteral("electionTicks"),   QStringLiteral("heartbeatTicks"), QStringLiteral("checkQuorum"),
         QStringLiteral("preVote"),         QStringLiteral("maxKeyBytes"),    QStringLiteral("maxValueBytes"),
         QStringLiteral("maxBatchOperations"), QStringLiteral("maxPendingRequests"), QStringLiteral("requestTimeoutMs"),
-        QStringLiteral("stopTimeoutMs"),
+        QStringLiteral("stopTimeoutMs"), QStringLiteral("leaseReads"),
     };
     for (auto it = o.begin(); it != o.end(); ++it)
         if (!known.contains(it.key()))
@@ -144,6 +146,8 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         return fail(QStringLiteral("checkQuorum: must be true or false"));
     if (!boolField("preVote", c.preVote))
         return fail(QStringLiteral("preVote: must be true or false"));
+    if (!boolField("leaseReads", c.leaseReads))
+        return fail(QStringLiteral("leaseReads: must be true or false"));
     struct IntSpec {
         const char *name;
         int *field;

@@ -48,7 +48,7 @@ PeerTransport::PeerTransport(Options options, Receiver onReceive, UnreachableCal
 
 PeerTransport::~PeerTransport() { close(); }
 
-bool PeerTransport::listen(QString *error)
+bool PeerTransport::listen(QString *error, QAbstractSocket::SocketError *code)
 {
     const QString address = m_opts.listenAddress.isEmpty() ? m_opts.peers.value(m_opts.self) : m_opts.listenAddress;
     QString host;
@@ -57,12 +57,16 @@ bool PeerTransport::listen(QString *error)
     if (ip.isNull()) {
         if (error)
             *error = QStringLiteral("cannot listen on \"%1\": not an IP address and port").arg(address);
+        if (code)
+            *code = QAbstractSocket::HostNotFoundError;
         return false;
     }
     m_server = new QTcpServer(this);
     if (!m_server->listen(ip, port)) {
         if (error)
             *error = QStringLiteral("cannot listen on %1: %2").arg(address, m_server->errorString());
+        if (code)
+            *code = m_server->serverError();
         delete m_server;
         m_server = nullptr;
         return false;

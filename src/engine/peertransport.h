@@ -8,6 +8,7 @@
 #include <QtCore/QMap>
 #include <QtCore/QObject>
 #include <QtCore/QString>
+#include <QtNetwork/QAbstractSocket>
 
 #include <functional>
 #include <map>
@@ -51,8 +52,9 @@ public:
     PeerTransport(Options options, Receiver onReceive, UnreachableCallback onUnreachable, QObject *parent = nullptr);
     ~PeerTransport() override;
 
-    // Starts listening. False with a reason (naming the address) if it cannot: in use, bad address.
-    bool listen(QString *error);
+    // Starts listening. False with a reason (naming the address) if it cannot: in use, bad address;
+    // `code` tells which (QAbstractSocket::AddressInUseError for a port in use).
+    bool listen(QString *error, QAbstractSocket::SocketError *code = nullptr);
     quint16 listeningPort() const;
     // Queues messages; each goes to its `to` node. Never blocks.
     void send(std::vector<raft::Message> messages);

@@ -68,12 +68,17 @@ KvStore::Applied KvStore::apply(const raft::Entry &entry)
         return result;
     }
     const Command &cmd = result.command;
-    std::uint64_t &last = m_sessions[SessionKey{cmd.origin, cmd.session}];
-    if (cmd.request <= last) {
+    Session &session = m_sessions[SessionKey{cmd.origin, cmd.session}];
+    if (cmd.request <= session.floor || !session.applied.insert(cmd.request).second) {
         result.outcome = ApplyOutcome::Duplicate;
         return result;
     }
-    last = cmd.request;
+    // Bounded memory: the oldest ids fold into the floor. A retry that old (its call has long
+    // timed out) is then taken for a duplicate: it is not applied, never applied twice.
+    while (session.applied.size() > MaxRememberedRequests) {
+        session.floor = *session.applied.begin();
+        session.applied.erase(session.applied.begin());
+    }
     for (const Operation &op : cmd.operations) {
         if (op.kind == Operation::Kind::Put)
             m_data.insert_or_assign(op.key, op.value);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -61,8 +62,14 @@ public:
 
 private:
     std::map<std::string, std::string, std::less<>> m_data;
-    // Per (origin, session): the highest request applied. Requests from one session are proposed
-    // in order, so anything at or below it is a duplicate.
+    // Per (origin, session): which requests were applied. A node retries a forwarded command whose
+    // fate it does not know (the leader changed) under the same id, so requests may arrive out of
+    // order and twice; each id applies at most once. Ids at or below `floor` count as applied.
+    static constexpr std::size_t MaxRememberedRequests = 1 << 16;
+    struct Session {
+        std::uint64_t floor = 0;
+        std::set<std::uint64_t> applied;
+    };
     struct SessionKey {
         raft::NodeId origin;
         std::uint64_t session;
@@ -71,7 +78,7 @@ private:
     struct SessionHash {
         std::size_t operator()(const SessionKey &k) const { return std::hash<std::uint64_t>()(k.origin * 0x9e3779b97f4a7c15ULL ^ k.session); }
     };
-    std::unordered_map<SessionKey, std::uint64_t, SessionHash> m_sessions;
+    std::unordered_map<SessionKey, Session, SessionHash> m_sessions;
     raft::Index m_applied = 0;
 };
 

@@ -113,8 +113,11 @@ bool decodeEnvelope(std::string_view payload, std::vector<raft::Message> &out, s
                 why = "entry of unknown type " + std::to_string(we.type());
                 return false;
             }
-            if (!m.entries.empty() && we.index() != m.entries.back().index + 1) {
-                why = "entries with non-consecutive indexes";
+            // Appends carry log entries (consecutive indexes); a forwarded proposal carries new
+            // entries that have no index yet (all zero).
+            const bool proposal = m.type == raft::MessageType::Propose;
+            if (proposal ? we.index() != 0 : (!m.entries.empty() && we.index() != m.entries.back().index + 1)) {
+                why = proposal ? "a forwarded proposal with indexed entries" : "entries with non-consecutive indexes";
                 return false;
             }
             m.entries.push_back(raft::Entry{we.term(), we.index(), static_cast<raft::EntryType>(we.type()), raft::Payload(we.data())});

@@ -101,3 +101,16 @@ TEST(KvStore, scanAndRange_returnKeysInOrderWithinBounds)
     EXPECT_EQ(kv.range("apple", "", 0).size(), 2u) << "an empty end means no upper bound";
     EXPECT_EQ(kv.range("a", "", 1).front().first, "ap");
 }
+
+TEST(KvStore, requestsOutOfOrder_eachAppliesOnce)
+{
+    // Request 6's forward arrived first; 5's retry (its first forward was lost with a leader) later.
+    KvStore kv;
+    EXPECT_EQ(kv.apply(entry(1, put(6, "b", "six"))).outcome, KvStore::ApplyOutcome::Applied);
+    EXPECT_EQ(kv.apply(entry(2, put(5, "a", "five"))).outcome, KvStore::ApplyOutcome::Applied);
+    EXPECT_EQ(kv.get("a"), "five");
+    EXPECT_EQ(kv.apply(entry(3, put(5, "a", "again"))).outcome, KvStore::ApplyOutcome::Duplicate);
+    EXPECT_EQ(kv.apply(entry(4, put(6, "b", "again"))).outcome, KvStore::ApplyOutcome::Duplicate);
+    EXPECT_EQ(kv.get("a"), "five");
+    EXPECT_EQ(kv.get("b"), "six");
+}

@@ -25,7 +25,8 @@ raft::Message sample(raft::MessageType type, std::size_t entries)
     m.rejectHint = 12;
     m.context = 0xfeedfacecafebeefULL;
     for (std::size_t i = 0; i < entries; ++i)
-        m.entries.push_back(raft::Entry{7, 42 + i, raft::EntryType::Normal, raft::Payload(std::string(i * 37, static_cast<char>('a' + i)))});
+        m.entries.push_back(raft::Entry{type == raft::MessageType::Propose ? 0 : 7, type == raft::MessageType::Propose ? 0 : 42 + i,
+                                        raft::EntryType::Normal, raft::Payload(std::string(i * 37, static_cast<char>('a' + i)))});
     return m;
 }
 
@@ -67,6 +68,23 @@ TEST(Codec, envelope_roundTripsEveryMessageType)
     ASSERT_EQ(out.size(), in.size());
     for (std::size_t i = 0; i < in.size(); ++i)
         expectSame(in[i], out[i]);
+}
+
+TEST(Codec, forwardedProposal_carriesUnindexedEntries_andRefusesIndexedOnes)
+{
+    // A follower forwards new entries, which get their index only in the leader's log.
+    std::vector<raft::Message> in{sample(raft::MessageType::Propose, 3)};
+    std::string frame;
+    appendEnvelope(frame, in);
+    std::vector<raft::Message> out;
+    std::string why;
+    ASSERT_TRUE(decodeEnvelope(payloadOf(frame), out, why)) << why;
+    expectSame(in[0], out[0]);
+    in[0].entries[1].index = 5;
+    frame.clear();
+    appendEnvelope(frame, in);
+    EXPECT_FALSE(decodeEnvelope(payloadOf(frame), out, why));
+    EXPECT_NE(why.find("proposal"), std::string::npos) << why;
 }
 
 TEST(Codec, hello_roundTripsAndRequiresIds)

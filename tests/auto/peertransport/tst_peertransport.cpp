@@ -3,6 +3,7 @@
 // a taken port is reported, and a restarted peer is reached again. Waits are QTRY_* with generous
 // limits; nothing sleeps.
 #include "engine/peertransport.h"
+#include "../common/testports.h"
 
 #include <QtNetwork/QTcpServer>
 #include <QtNetwork/QTcpSocket>
@@ -13,19 +14,7 @@ using namespace dengine;
 
 namespace {
 
-// Distinct free ports: every probe stays bound until all are chosen, so two calls cannot get the
-// same port back.
-QList<quint16> freePorts(int count)
-{
-    std::vector<std::unique_ptr<QTcpServer>> probes;
-    QList<quint16> ports;
-    for (int i = 0; i < count; ++i) {
-        probes.push_back(std::make_unique<QTcpServer>());
-        probes.back()->listen(QHostAddress::LocalHost, 0);
-        ports.append(probes.back()->serverPort());
-    }
-    return ports;
-}
+using dengine::test::freePorts;
 
 raft::Message heartbeat(raft::NodeId from, raft::NodeId to, std::uint64_t context)
 {

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <dengine/dengine_global.h>
+#include <dengine/dengineconfig.h>
+
+#include <QtCore/QByteArray>
+#include <QtCore/QFuture>
+#include <QtCore/QList>
+#include <QtCore/QMetaType>
+#include <QtCore/QObject>
+#include <QtCore/QString>
+
+#include <memory>
+
+struct DEngineResult;
+struct DEngineOperation;
+class DEnginePrivate;
+
+// One node of a replicated, strongly consistent key-value store, embedded in this process.
+//
+// The node runs on a worker thread of its own. This object lives on the thread that created it
+// (the "owner thread") and is a cache of the node's state, updated just before each signal that
+// announces a change: a getter called in a slot returns what the signal announced.
+//
+// Lifecycle (the contract is the project's lifecycle document):
+//   start() -> ready() once this node knows its term's leader and has applied that leader's first
+//   entry -> ... -> stop() -> stopping() -> stopped(). Writes and Linearizable reads made before
+//   ready() wait for a leader (and fail with NoQuorum if none comes within the request timeout);
+//   calls made after stopping() fail at once with Stopping.
+//
+// Threads: call every method on the owner thread. Every signal is emitted on it, queued from the
+// worker, so a slow slot never stalls consensus. Nothing blocks except waitForReady() and
+// waitForStopped(), which run a local event loop.
+class DENGINE_EXPORT DEngine : public QObject {
+    Q_OBJECT
+    Q_PROPERTY(NodeId currentLeader READ currentLeader NOTIFY leaderChanged)
+    Q_PROPERTY(quint64 currentTerm READ currentTerm NOTIFY termChanged)
+    Q_PROPERTY(bool isReady READ isReady NOTIFY readyChanged)
+    Q_PROPERTY(Role role READ role NOTIFY roleChanged)
+    Q_PROPERTY(quint64 commitIndex READ commitIndex NOTIFY commitIndexChanged)
+    Q_PROPERTY(quint64 appliedIndex READ appliedIndex NOTIFY appliedIndexChanged)
+    Q_PROPERTY(QList<NodeId> members READ members CONSTANT)
+    Q_PROPERTY(NodeId nodeId READ nodeId CONSTANT)
+
+public:
+    // The closed set of outcomes of a key-value call.
+    enum class Status {
+        Ok,
+        NotFound,        // get: the key does not exist
+        Stopping,        // the engine is not running, or stopping: the call was not carried out
+        Timeout,         // no answer within the request timeout: a write may or may not have happened
+        InvalidArgument, // empty or oversized key or value, batch too large: nothing was written
+        NoQuorum,        // no leader could be reached in time: the call was not carried out
+        Busy,            // too many calls in flight (maxPendingRequests): nothing was done
+        StorageFailure,  // the node's storage failed; the engine is stopping
+    };
+    Q_ENUM(Status)
+
+    // How fresh a read must be.
+    enum class Consistency {
+        Linearizable, // sees every write acknowledged before the call (ReadIndex; any node; no clocks)
+        Lease,        // served by the leader from its lease when DEngineConfig::leaseReads is on
+                      // (bounded clock drift assumed); otherwise as Linearizable
+        Local,        // this node's state right now: at once, possibly behind
+    };
+    Q_ENUM(Consistency)
+
+    enum class Role { Stopped, Follower, PreCandidate, Candidate, Leader };
+    Q_ENUM(Role)
+
+    enum class Error {
+        NoError,
+        ConfigurationError,  // the configuration is invalid (the message names the field)
+        AddressInUse,        // the listen address is taken
+        DataDirectoryLocked, // another process uses the data directory
+        CorruptData,         // the data directory holds damaged data (the message names file and offset)
+        StorageFailure,      // a write or fsync failed, or the disk is full
+    };
+    Q_ENUM(Error)
+
+    explicit DEngine(const DEngineConfig &config, QObject *parent = nullptr);
+    // Stops the engine if it runs, and waits for the worker (bounded by config.stopTimeoutMs).
+    ~DEngine() override;
+
+    // Starts the node: opens (recovering) the data directory, listens, joins the cluster. Returns
+    // false at once if the engine was started before or the configuration is invalid (after
+    // emitting errorOccurred). Later failures (port in use, corrupt data, locked directory) arrive
+    // as errorOccurred, then stopping() and stopped(). Does not block on the disk or the network.
+    bool start();
+    // Begins a graceful shutdown: emits stopping() at once (unless already stopping) and stopped()
+    // once the worker has finished, within config.stopTimeoutMs. Calls in flight fail with Stopping
+    // unless they complete first. Idempotent; does not block.
+    void stop();
+    // Blocks (running a local event loop) until ready() or `msecs` pass. Returns isReady().
+    bool waitForReady(int msecs = 30000);
+    // Blocks (running a local event loop) until stopped() or `msecs` pass. True once stopped
+    // (also when the engine never started).
+    bool waitForStopped(int msecs = 30000);
+
+    NodeId nodeId() const;
+    NodeId currentLeader() const;
+    quint64 currentTerm() const;
+    bool isReady() const;
+    bool isRunning() const; // between start() and stopped()
+    Role role() const;
+    quint64 commitIndex() const;
+    quint64 appliedIndex() const;
+    QList<NodeId> members() const;
+    DEngineConfig config() const;
+    // The port the node listens on for peers (useful with port 0 in the configuration); 0 before
+    // the worker listens.
+    quint16 listeningPort() const;
+
+    // ---- key-value calls: on the owner thread; never block; every future finishes ----
+    // Each result carries a status, the leader this node knew, and the revision (log index) the
+    // answer reflects. Futures finish on the worker thread; attach continuations with a context
+    // object (QFuture::then(this, ...)) to run them on the owner thread.
+
+    // Writes succeed once durable (fsynced) on a majority and applied on this node.
+    QFuture<DEngineResult> put(const QByteArray &key, const QByteArray &value);
+    QFuture<DEngineResult> remove(const QByteArray &key);
+    // All operations apply at one log index, or none do.
+    QFuture<DEngineResult> batch(const QList<DEngineOperation> &operations);
+    QFuture<DEngineResult> get(const QByteArray &key, Consistency consistency = Consistency::Linearizable);
+    // Keys starting with `prefix`, in order, at most `limit` (0: no limit).
+    QFuture<DEngineResult> scan(const QByteArray &prefix, int limit = 0, Consistency consistency = Consistency::Linearizable);
+    // Keys in [begin, end) in order (an empty `end`: no upper bound), at most `limit` (0: no limit).
+    QFuture<DEngineResult> range(const QByteArray &begin, const QByteArray &end, int limit = 0,
+                                 Consistency consistency = Consistency::Linearizable);
+
+Q_SIGNALS:
+    // The lifecycle document says when each fires; all are queued from the worker, in order.
+    void ready();
+    void stopping();
+    void stopped();
+    void leaderChanged(NodeId leader);
+    void termChanged(quint64 term);
+    void firstCommit(quint64 index);
+    void errorOccurred(DEngine::Error error, const QString &message);
+    void readyChanged(bool ready);
+    void roleChanged(DEngine::Role role);
+    void commitIndexChanged(quint64 index);
+    void appliedIndexChanged(quint64 index);
+
+private:
+    friend class DEnginePrivate;
+    std::unique_ptr<DEnginePrivate> d;
+};
+
+// One operation of a batch.
+struct DENGINE_EXPORT DEngineOperation {
+    enum class Kind { Put, Remove };
+    Kind kind = Kind::Put;
+    QByteArray key;
+    QByteArray value;
+    static DEngineOperation put(QByteArray key, QByteArray value) { return {Kind::Put, std::move(key), std::move(value)}; }
+    static DEngineOperation remove(QByteArray key) { return {Kind::Remove, std::move(key), {}}; }
+};
+
+struct DENGINE_EXPORT DEngineKeyValue {
+    QByteArray key;
+    QByteArray value;
+    friend bool operator==(const DEngineKeyValue &, const DEngineKeyValue &) = default;
+};
+
+// The outcome of a key-value call.
+struct DENGINE_EXPORT DEngineResult {
+    DEngine::Status status = DEngine::Status::Ok;
+    QByteArray value;             // get
+    QList<DEngineKeyValue> items; // scan, range
+    quint64 revision = 0;         // the log index the answer reflects (a write's own index)
+    NodeId leaderHint = 0;        // the leader as this node knew it
+    QString message;              // why, when not Ok
+    bool ok() const { return status == DEngine::Status::Ok; }
+};
+
+Q_DECLARE_METATYPE(DEngineResult)

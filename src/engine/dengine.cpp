@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <dengine/dengine.h>
+
+#include "engine/engineworker.h"
+
+#include <QtCore/QEventLoop>
+#include <QtCore/QLoggingCategory>
+#include <QtCore/QPointer>
+#include <QtCore/QThread>
+#include <QtCore/QTimer>
+
+Q_DECLARE_LOGGING_CATEGORY(lcEngine)
+
+using dengine::engine::EngineRequest;
+using dengine::engine::EngineWorker;
+
+// The owner-thread half of DEngine: the cache the getters read, and the worker thread's lifetime.
+class DEnginePrivate {
+public:
+    DEnginePrivate(DEngine *q, const DEngineConfig &config) : q(q), config(config) {}
+
+    enum class State { Idle, Running, Stopping, Stopped };
+
+    DEngine *q;
+    DEngineConfig config;
+    State state = State::Idle;
+    QThread *thread = nullptr;
+    EngineWorker *worker = nullptr;
+
+    NodeId leader = 0;
+    quint64 term = 0;
+    bool ready = false;
+    DEngine::Role role = DEngine::Role::Stopped;
+    quint64 commit = 0;
+    quint64 applied = 0;
+    quint16 port = 0;
+
+    void beginStop();
+    void onWorkerFinished();
+    QFuture<DEngineResult> call(std::shared_ptr<EngineRequest> request);
+    QFuture<DEngineResult> refuse(DEngine::Status status, const QString &message) const;
+    QString checkKey(const QByteArray &key, const char *what) const;
+};
+
+namespace {
+
+std::string toStd(const QByteArray &b) { return std::string(b.constData(), static_cast<std::size_t>(b.size())); }
+
+} // namespace
+
+DEngine::DEngine(const DEngineConfig &config, QObject *parent) : QObject(parent), d(std::make_unique<DEnginePrivate>(this, config))
+{
+    qRegisterMetaType<DEngineResult>();
+    qRegisterMetaType<NodeId>("NodeId");
+    qRegisterMetaType<DEngine::Error>();
+    qRegisterMetaType<DEngine::Role>();
+}
+
+DEngine::~DEngine()
+{
+    const bool running = d->state == DEnginePrivate::State::Running || d->state == DEnginePrivate::State::Stopping;
+    if (d->state == DEnginePrivate::State::Running) {
+        d->state = DEnginePrivate::State::Stopping;
+        d->ready = false;
+        Q_EMIT stopping();
+    }
+    if (d->thread) {
+        // No event loop to wait in: run the worker's shutdown on its thread and wait for it.
+        if (d->worker)
+            QMetaObject::invokeMethod(d->worker, &EngineWorker::shutdown, Qt::BlockingQueuedConnection);
+        d->thread->quit();
+        if (!d->thread->wait(d->config.stopTimeoutMs))
+            qCWarning(lcEngine) << "node" << d->config.nodeId << "worker thread did not finish within stopTimeoutMs";
+        delete d->thread;
+        d->thread = nullptr;
+    }
+    if (running) {
+        d->state = DEnginePrivate::State::Stopped;
+        Q_EMIT stopped();
+    }
+}
+
+bool DEngine::start()
+{
+    if (d->state != DEnginePrivate::State::Idle) {
+        qCWarning(lcEngine) << "node" << d->config.nodeId << "start(): the engine was started before";
+        return false;
+    }
+    if (const QString why = d->config.validate(); !why.isEmpty()) {
+        Q_EMIT errorOccurred(Error::ConfigurationError, why);
+        return false;
+    }
+    d->state = DEnginePrivate::State::Running;
+    d->role = Role::Follower;
+    d->thread = new QThread;
+    d->thread->setObjectName(QStringLiteral("dengine-node-%1").arg(d->config.nodeId));
+    d->worker = new EngineWorker(d->config);
+    d->worker->moveToThread(d->thread);
+    connect(d->thread, &QThread::finished, d->worker, &QObject::deleteLater);
+
+    // Every worker signal arrives queued, in the order emitted; the cache changes just before the
+    // matching public signal.
+    DEnginePrivate *p = d.get();
+    connect(d->worker, &EngineWorker::listening, this, [p](quint16 port) { p->port = port; });
+    connect(d->worker, &EngineWorker::failed, this, [this](Error error, const QString &message) {
+        Q_EMIT errorOccurred(error, message);
+        d->beginStop();
+    });
+    connect(d->worker, &EngineWorker::softStateChanged, this, [this](NodeId leader, Role role) {
+        if (d->state != DEnginePrivate::State::Running)
+            return;
+        const bool leaderChangedNow = leader != d->leader;
+        const bool roleChangedNow = role != d->role;
+        d->leader = leader;
+        if (leaderChangedNow)
+            Q_EMIT leaderChanged(leader);
+        d->role = role;
+        if (roleChangedNow)
+            Q_EMIT roleChanged(role);
+    });
+    connect(d->worker, &EngineWorker::termChanged, this, [this](quint64 term) {
+        if (d->state != DEnginePrivate::State::Running || term == d->term)
+            return;
+        d->term = term;
+        Q_EMIT termChanged(term);
+    });
+    connect(d->worker, &EngineWorker::readyReached, this, [this] {
+        if (d->state != DEnginePrivate::State::Running || d->ready)
+            return;
+        d->ready = true;
+        Q_EMIT readyChanged(true);
+        Q_EMIT ready();
+    });
+    connect(d->worker, &EngineWorker::firstCommit, this, [this](quint64 index) {
+        if (d->state == DEnginePrivate::State::Running)
+            Q_EMIT firstCommit(index);
+    });
+    connect(d->worker, &EngineWorker::indexesChanged, this, [this](quint64 commit, quint64 applied) {
+        const bool c = commit != d->commit, a = applied != d->applied;
+        d->commit = commit;
+        if (c)
+            Q_EMIT commitIndexChanged(commit);
+        d->applied = applied;
+        if (a)
+            Q_EMIT appliedIndexChanged(applied);
+    });
+    connect(d->worker, &EngineWorker::finished, this, [p] { p->onWorkerFinished(); });
+
+    d->thread->start();
+    QMetaObject::invokeMethod(d->worker, &EngineWorker::start, Qt::QueuedConnection);
+    return true;
+}
+
+void DEnginePrivate::beginStop()
+{
+    if (state != State::Running)
+        return;
+    state = State::Stopping;
+    const bool wasReady = ready;
+    ready = false;
+    if (wasReady)
+        Q_EMIT q->readyChanged(false);
+    Q_EMIT q->stopping();
+    if (worker)
+        QMetaObject::invokeMethod(worker, &EngineWorker::shutdown, Qt::QueuedConnection);
+}
+
+void DEnginePrivate::onWorkerFinished()
+{
+    if (state == State::Stopped)
+        return;
+    if (state == State::Running) {
+        // The worker stopped on its own (a fatal error already reported): stopping comes first.
+        state = State::Stopping;
+        const bool wasReady = ready;
+        ready = false;
+        if (wasReady)
+            Q_EMIT q->readyChanged(false);
+        Q_EMIT q->stopping();
+    }
+    thread->quit();
+    thread->wait();
+    delete thread;
+    thread = nullptr;
+    worker = nullptr; // deleted with its thread's end
+    state = State::Stopped;
+    const bool leaderWas = leader != 0;
+    leader = 0;
+    if (leaderWas)
+        Q_EMIT q->leaderChanged(0);
+    role = DEngine::Role::Stopped;
+    Q_EMIT q->roleChanged(role);
+    Q_EMIT q->stopped();
+}
+
+void DEngine::stop()
+{
+    if (d->state == DEnginePrivate::State::Idle) {
+        d->state = DEnginePrivate::State::Stopped;
+        return;
+    }
+    d->beginStop();
+}
+
+bool DEngine::waitForReady(int msecs)
+{
+    if (d->ready || d->state != DEnginePrivate::State::Running)
+        return d->ready;
+    QEventLoop loop;
+    QTimer timer;
+    timer.setSingleShot(true);
+    connect(&timer, &QTimer::timeout, &loop, &QEventLoop::quit);
+    connect(this, &DEngine::ready, &loop, &QEventLoop::quit);
+    connect(this, &DEngine::stopping, &loop, &QEventLoop::quit);
+    timer.start(msecs);
+    loop.exec();
+    return d->ready;
+}
+
+bool DEngine::waitForStopped(int msecs)
+{
+    if (d->state == DEnginePrivate::State::Idle || d->state == DEnginePrivate::State::Stopped)
+        return true;
+    QEventLoop loop;
+    QTimer timer;
+    timer.setSingleShot(true);
+    connect(&timer, &QTimer::timeout, &loop, &QEventLoop::quit);
+    connect(this, &DEngine::stopped, &loop, &QEventLoop::quit);
+    timer.start(msecs);
+    loop.exec();
+    return d->state == DEnginePrivate::State::Stopped;
+}
+
+NodeId DEngine::nodeId() const { return d->config.nodeId; }
+NodeId DEngine::currentLeader() const { return d->leader; }
+quint64 DEngine::currentTerm() const { return d->term; }
+bool DEngine::isReady() const { return d->ready; }
+bool DEngine::isRunning() const { return d->state == DEnginePrivate::State::Running || d->state == DEnginePrivate::State::Stopping; }
+DEngine::Role DEngine::role() const { return d->role; }
+quint64 DEngine::commitIndex() const { return d->commit; }
+quint64 DEngine::appliedIndex() const { return d->applied; }
+QList<NodeId> DEngine::members() const { return d->config.peers.keys(); }
+DEngineConfig DEngine::config() const { return d->config; }
+quint16 DEngine::listeningPort() const { return d->port; }
+
+// ---- calls ----------------------------------------------------------------------------------------
+
+QFuture<DEngineResult> DEnginePrivate::refuse(DEngine::Status status, const QString &message) const
+{
+    DEngineResult r;
+    r.status = status;
+    r.message = message;
+    r.leaderHint = leader;
+    r.revision = applied;
+    QPromise<DEngineResult> promise;
+    promise.start();
+    promise.addResult(r);
+    promise.finish();
+    return promise.future();
+}
+
+QString DEnginePrivate::checkKey(const QByteArray &key, const char *what) const
+{
+    if (key.isEmpty())
+        return QStringLiteral("%1: must not be empty").arg(QLatin1String(what));
+    if (key.size() > config.maxKeyBytes)
+        return QStringLiteral("%1: %2 bytes, over the limit of %3 (maxKeyBytes)").arg(QLatin1String(what)).arg(key.size()).arg(config.maxKeyBytes);
+    return {};
+}
+
+QFuture<DEngineResult> DEnginePrivate::call(std::shared_ptr<EngineRequest> request)
+{
+    if (state != State::Running || !worker)
+        return refuse(DEngine::Status::Stopping, state == State::Idle ? QStringLiteral("the engine was not started")
+                                                                       : QStringLiteral("the engine is stopping"));
+    request->promise = std::make_shared<QPromise<DEngineResult>>();
+    request->promise->start();
+    QFuture<DEngineResult> future = request->promise->future();
+    QMetaObject::invokeMethod(worker, [w = worker, request] { w->submit(request); }, Qt::QueuedConnection);
+    return future;
+}
+
+QFuture<DEngineResult> DEngine::put(const QByteArray &key, const QByteArray &value)
+{
+    return batch({DEngineOperation::put(key, value)});
+}
+
+QFuture<DEngineResult> DEngine::remove(const QByteArray &key) { return batch({DEngineOperation::remove(key)}); }
+
+QFuture<DEngineResult> DEngine::batch(const QList<DEngineOperation> &operations)
+{
+    if (operations.isEmpty())
+        return d->refuse(Status::InvalidArgument, QStringLiteral("batch: no operations"));
+    if (operations.size() > d->config.maxBatchOperations)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("batch: %1 operations, over the limit of %2 (maxBatchOperations)")
+                                                      .arg(operations.size())
+                                                      .arg(d->config.maxBatchOperations));
+    auto request = std::make_shared<EngineRequest>();
+    request->kind = EngineRequest::Kind::Write;
+    request->operations.reserve(static_cast<std::size_t>(operations.size()));
+    for (const DEngineOperation &op : operations) {
+        if (const QString why = d->checkKey(op.key, "key"); !why.isEmpty())
+            return d->refuse(Status::InvalidArgument, why);
+        if (op.kind == DEngineOperation::Kind::Put && op.value.size() > d->config.maxValueBytes)
+            return d->refuse(Status::InvalidArgument, QStringLiteral("value: %1 bytes, over the limit of %2 (maxValueBytes)")
+                                                          .arg(op.value.size())
+                                                          .arg(d->config.maxValueBytes));
+        dengine::kv::Operation o;
+        o.kind = op.kind == DEngineOperation::Kind::Put ? dengine::kv::Operation::Kind::Put : dengine::kv::Operation::Kind::Remove;
+        o.key = toStd(op.key);
+        if (op.kind == DEngineOperation::Kind::Put)
+            o.value = toStd(op.value);
+        request->operations.push_back(std::move(o));
+    }
+    return d->call(std::move(request));
+}
+
+QFuture<DEngineResult> DEngine::get(const QByteArray &key, Consistency consistency)
+{
+    if (const QString why = d->checkKey(key, "key"); !why.isEmpty())
+        return d->refuse(Status::InvalidArgument, why);
+    auto request = std::make_shared<EngineRequest>();
+    request->kind = EngineRequest::Kind::Get;
+    request->key = toStd(key);
+    request->consistency = consistency;
+    return d->call(std::move(request));
+}
+
+QFuture<DEngineResult> DEngine::scan(const QByteArray &prefix, int limit, Consistency consistency)
+{
+    if (limit < 0)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("limit: must not be negative"));
+    if (prefix.size() > d->config.maxKeyBytes)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("prefix: longer than maxKeyBytes"));
+    auto request = std::make_shared<EngineRequest>();
+    request->kind = EngineRequest::Kind::Scan;
+    request->key = toStd(prefix);
+    request->limit = static_cast<std::size_t>(limit);
+    request->consistency = consistency;
+    return d->call(std::move(request));
+}
+
+QFuture<DEngineResult> DEngine::range(const QByteArray &begin, const QByteArray &end, int limit, Consistency consistency)
+{
+    if (limit < 0)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("limit: must not be negative"));
+    if (begin.size() > d->config.maxKeyBytes || end.size() > d->config.maxKeyBytes)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("range: a bound longer than maxKeyBytes"));
+    if (!end.isEmpty() && end < begin)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("range: end comes before begin"));
+    auto request = std::make_shared<EngineRequest>();
+    request->kind = EngineRequest::Kind::Range;
+    request->key = toStd(begin);
+    request->end = toStd(end);
+    request->limit = static_cast<std::size_t>(limit);
+    request->consistency = consistency;
+    return d->call(std::move(request));
+}

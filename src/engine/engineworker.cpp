@@ -1,0 +1,545 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "engine/engineworker.h"
+
+#include "engine/peertransport.h"
+#include "raft/logger.h"
+#include "storage/logwriter.h"
+#include "storage/wal.h"
+
+#include <QtCore/QLoggingCategory>
+#include <QtCore/QRandomGenerator>
+#include <QtCore/QTimer>
+
+#include <algorithm>
+#include <stdexcept>
+
+Q_LOGGING_CATEGORY(lcEngine, "dengine.engine")
+Q_LOGGING_CATEGORY(lcCore, "dengine.raft")
+
+namespace dengine::engine {
+
+// The core's rare events, into a logging category.
+class CoreLogger final : public raft::Logger {
+public:
+    explicit CoreLogger(NodeId id) : m_id(id) {}
+    void log(raft::LogLevel level, std::string_view message) override
+    {
+        const QString text = QStringLiteral("node %1: %2").arg(m_id).arg(QString::fromUtf8(message.data(), static_cast<qsizetype>(message.size())));
+        switch (level) {
+        case raft::LogLevel::Debug: qCDebug(lcCore).noquote() << text; break;
+        case raft::LogLevel::Info: qCInfo(lcCore).noquote() << text; break;
+        case raft::LogLevel::Warning: qCWarning(lcCore).noquote() << text; break;
+        case raft::LogLevel::Error: qCCritical(lcCore).noquote() << text; break;
+        }
+    }
+
+private:
+    NodeId m_id;
+};
+
+namespace {
+
+DEngine::Role toRole(raft::Role r)
+{
+    switch (r) {
+    case raft::Role::Follower: return DEngine::Role::Follower;
+    case raft::Role::PreCandidate: return DEngine::Role::PreCandidate;
+    case raft::Role::Candidate: return DEngine::Role::Candidate;
+    case raft::Role::Leader: return DEngine::Role::Leader;
+    }
+    return DEngine::Role::Follower;
+}
+
+DEngine::Error toError(storage::StorageErrorCode code)
+{
+    switch (code) {
+    case storage::StorageErrorCode::Locked: return DEngine::Error::DataDirectoryLocked;
+    case storage::StorageErrorCode::Corrupt: return DEngine::Error::CorruptData;
+    case storage::StorageErrorCode::Config: return DEngine::Error::ConfigurationError;
+    case storage::StorageErrorCode::None:
+    case storage::StorageErrorCode::Io:
+    case storage::StorageErrorCode::NoSpace: return DEngine::Error::StorageFailure;
+    }
+    return DEngine::Error::StorageFailure;
+}
+
+QByteArray toBytes(const std::string &s) { return QByteArray(s.data(), static_cast<qsizetype>(s.size())); }
+
+} // namespace
+
+EngineWorker::EngineWorker(const DEngineConfig &config) : m_config(config) {}
+
+EngineWorker::~EngineWorker() = default;
+
+void EngineWorker::start()
+{
+    if (m_started)
+        return;
+    m_started = true;
+    m_clock.start();
+    m_session = QRandomGenerator::system()->generate64() | 1;
+
+    storage::WalOptions wo;
+    wo.dir = m_config.dataDirectory.toStdString();
+    for (auto it = m_config.peers.cbegin(); it != m_config.peers.cend(); ++it)
+        wo.bootstrap.voters.push_back(it.key());
+    storage::RecoveryReport report;
+    if (storage::StorageStatus st = storage::Wal::open(wo, m_wal, &report); !st) {
+        fatal(toError(st.code), QStringLiteral("cannot open the data directory %1: %2").arg(m_config.dataDirectory, QString::fromStdString(st.message)));
+        return;
+    }
+    if (!report.tornTail.empty())
+        qCWarning(lcEngine).noquote() << "node" << m_config.nodeId << "recovery:" << QString::fromStdString(report.tornTail);
+    qCInfo(lcEngine).noquote() << QStringLiteral("node %1: log %2..%3 in %4 segment(s)%5")
+                                      .arg(m_config.nodeId)
+                                      .arg(m_wal->firstIndex())
+                                      .arg(m_wal->lastIndex())
+                                      .arg(report.segments)
+                                      .arg(report.created ? QStringLiteral(" (new)") : QString());
+    // The log's configuration wins over the file's: a member list that changed would need a
+    // configuration change, which this version does not do.
+    const raft::ConfState voters = m_wal->confState();
+    if (voters.voters.size() != static_cast<std::size_t>(m_config.peers.size())
+        || !std::all_of(voters.voters.begin(), voters.voters.end(), [&](raft::NodeId id) { return m_config.peers.contains(id); })) {
+        fatal(DEngine::Error::ConfigurationError,
+              QStringLiteral("peers: the data directory %1 belongs to a cluster with other members than the configuration lists")
+                  .arg(m_config.dataDirectory));
+        return;
+    }
+    m_storage = std::make_unique<storage::WalStorage>(*m_wal);
+
+    m_coreLogger = std::make_unique<CoreLogger>(m_config.nodeId);
+    raft::Config rc;
+    rc.id = m_config.nodeId;
+    rc.electionTick = m_config.electionTicks;
+    rc.heartbeatTick = m_config.heartbeatTicks;
+    rc.checkQuorum = m_config.checkQuorum;
+    rc.preVote = m_config.preVote;
+    rc.readOnlyOption = m_config.leaseReads ? raft::ReadOnlyOption::LeaseOnRequest : raft::ReadOnlyOption::Safe;
+    rc.seed = QRandomGenerator::system()->generate64();
+    rc.maxUncommittedEntriesSize = 256ULL << 20; // bounds memory when the disk or followers fall behind
+    rc.logger = m_coreLogger.get();
+    try {
+        m_node = std::make_unique<raft::RawNode>(rc, *m_storage);
+    } catch (const std::exception &e) {
+        fatal(DEngine::Error::CorruptData, QStringLiteral("cannot start Raft on the data directory %1: %2")
+                                               .arg(m_config.dataDirectory, QString::fromUtf8(e.what())));
+        return;
+    }
+
+    m_writer = std::make_unique<storage::LogWriter>(
+        *m_wal,
+        [this](std::uint64_t id) { QMetaObject::invokeMethod(this, [this, id] { onDurable(id); }, Qt::QueuedConnection); },
+        [this](const storage::StorageStatus &st) {
+            const QString message = QString::fromStdString(st.message);
+            QMetaObject::invokeMethod(this, [this, message] { onStorageError(message); }, Qt::QueuedConnection);
+        });
+
+    PeerTransport::Options to;
+    to.self = m_config.nodeId;
+    to.clusterId = m_config.clusterId;
+    for (auto it = m_config.peers.cbegin(); it != m_config.peers.cend(); ++it)
+        to.peers.insert(it.key(), it.value());
+    to.listenAddress = m_config.listenAddress;
+    to.maxFrameBytes = static_cast<quint32>(std::max<qint64>(64ll << 20, 4ll * (m_config.maxValueBytes + m_config.maxKeyBytes)));
+    m_transport = new PeerTransport(
+        to, [this](std::vector<raft::Message> &&msgs) { onMessages(std::move(msgs)); },
+        [this](raft::NodeId id) {
+            if (m_node)
+                m_node->reportUnreachable(id);
+        },
+        this);
+    QString why;
+    QAbstractSocket::SocketError code = QAbstractSocket::UnknownSocketError;
+    if (!m_transport->listen(&why, &code)) {
+        fatal(code == QAbstractSocket::AddressInUseError ? DEngine::Error::AddressInUse : DEngine::Error::ConfigurationError, why);
+        return;
+    }
+    Q_EMIT listening(m_transport->listeningPort());
+
+    const raft::NodeStatus st = m_node->status();
+    m_term = st.hardState.term;
+    m_commit = st.hardState.commit;
+    Q_EMIT termChanged(m_term);
+    m_ticker = new QTimer(this);
+    m_ticker->setTimerType(Qt::PreciseTimer);
+    connect(m_ticker, &QTimer::timeout, this, &EngineWorker::onTick);
+    m_ticker->start(m_config.tickIntervalMs);
+    qCInfo(lcEngine).noquote() << QStringLiteral("node %1: listening on port %2, term %3, commit %4")
+                                      .arg(m_config.nodeId)
+                                      .arg(m_transport->listeningPort())
+                                      .arg(m_term)
+                                      .arg(m_commit);
+    // A one-node cluster elects itself at once instead of waiting out a timeout.
+    if (m_config.peers.size() == 1)
+        m_node->campaign();
+    scheduleProcess();
+}
+
+void EngineWorker::fatal(DEngine::Error error, const QString &message)
+{
+    qCCritical(lcEngine).noquote() << QStringLiteral("node %1: %2").arg(m_config.nodeId).arg(message);
+    Q_EMIT failed(error, message);
+    shutdown();
+}
+
+void EngineWorker::onStorageError(const QString &message)
+{
+    if (m_down)
+        return;
+    // After a failed write or fsync nothing written can be trusted: stop, acknowledging nothing more.
+    const QString text = QStringLiteral("storage failure: %1").arg(message);
+    for (auto &[id, p] : m_pending) {
+        DEngineResult r = baseResult(DEngine::Status::StorageFailure, text);
+        p.request->promise->addResult(r);
+        p.request->promise->finish();
+    }
+    m_pending.clear();
+    fatal(DEngine::Error::StorageFailure, text);
+}
+
+void EngineWorker::shutdown()
+{
+    if (m_down)
+        return;
+    m_down = true;
+    for (auto &[id, p] : m_pending) {
+        p.request->promise->addResult(baseResult(DEngine::Status::Stopping, QStringLiteral("the engine is stopping")));
+        p.request->promise->finish();
+    }
+    m_pending.clear();
+    m_deadlines.clear();
+    m_waiting.clear();
+    m_readsAtIndex.clear();
+    if (m_ticker)
+        m_ticker->stop();
+    if (m_transport) {
+        m_transport->close();
+        delete m_transport;
+        m_transport = nullptr;
+    }
+    // The writer finishes what it was given (writes and syncs it), then the files close.
+    m_writer.reset();
+    m_node.reset();
+    m_storage.reset();
+    m_wal.reset();
+    qCInfo(lcEngine).noquote() << QStringLiteral("node %1: stopped").arg(m_config.nodeId);
+    Q_EMIT finished();
+}
+
+DEngineResult EngineWorker::baseResult(DEngine::Status status, const QString &message) const
+{
+    DEngineResult r;
+    r.status = status;
+    r.message = message;
+    r.leaderHint = m_leader;
+    r.revision = m_kv.appliedIndex();
+    return r;
+}
+
+void EngineWorker::submit(std::shared_ptr<EngineRequest> request)
+{
+    if (m_down || !m_node) {
+        DEngineResult r = baseResult(DEngine::Status::Stopping, QStringLiteral("the engine is not running"));
+        request->promise->addResult(r);
+        request->promise->finish();
+        return;
+    }
+    if (m_pending.size() >= static_cast<std::size_t>(m_config.maxPendingRequests)) {
+        request->promise->addResult(baseResult(DEngine::Status::Busy, QStringLiteral("too many calls in flight (maxPendingRequests)")));
+        request->promise->finish();
+        return;
+    }
+    if (request->kind != EngineRequest::Kind::Write && request->consistency == DEngine::Consistency::Local) {
+        Pending p;
+        p.request = std::move(request);
+        serveRead(p);
+        return;
+    }
+    const std::uint64_t id = ++m_nextRequest;
+    Pending &p = m_pending[id];
+    p.request = std::move(request);
+    p.id = id;
+    p.deadline = m_clock.elapsed() + m_config.requestTimeoutMs;
+    m_deadlines.emplace_back(p.deadline, id);
+    if (!issue(p))
+        m_waiting.push_back(id);
+    scheduleProcess();
+}
+
+// Hands a call to the core: a write as a proposal, a read as a read-index request (or, for a Lease
+// read on a leader whose lease holds, at its commit index directly). False when it must wait for a
+// leader.
+bool EngineWorker::issue(Pending &p)
+{
+    if (p.request->kind == EngineRequest::Kind::Write) {
+        kv::Command cmd;
+        cmd.origin = m_config.nodeId;
+        cmd.session = m_session;
+        cmd.request = p.id;
+        cmd.operations = p.request->operations;
+        const raft::Status st = m_node->propose(kv::encodeCommand(cmd));
+        if (st != raft::Status::Ok)
+            return false;
+        p.proposed = true;
+        return true;
+    }
+    if (p.request->consistency == DEngine::Consistency::Lease && m_node->raft().leaseReadable()) {
+        p.gotIndex = true;
+        p.readIndex = m_node->status().hardState.commit;
+        m_readsAtIndex.emplace(p.readIndex, p.id);
+        return true;
+    }
+    return m_node->readIndex(p.id) == raft::Status::Ok;
+}
+
+void EngineWorker::issueWaiting()
+{
+    if (m_waiting.empty() || !m_node)
+        return;
+    std::vector<std::uint64_t> waiting;
+    waiting.swap(m_waiting);
+    for (std::uint64_t id : waiting) {
+        auto it = m_pending.find(id);
+        if (it == m_pending.end())
+            continue;
+        if (!issue(it->second))
+            m_waiting.push_back(id);
+    }
+}
+
+void EngineWorker::scheduleProcess()
+{
+    if (m_processScheduled || m_down)
+        return;
+    m_processScheduled = true;
+    QMetaObject::invokeMethod(this, &EngineWorker::process, Qt::QueuedConnection);
+}
+
+void EngineWorker::onTick()
+{
+    if (!m_node)
+        return;
+    m_node->tick();
+    expire();
+    issueWaiting();
+    scheduleProcess();
+}
+
+void EngineWorker::onMessages(std::vector<raft::Message> &&messages)
+{
+    if (!m_node)
+        return;
+    for (raft::Message &m : messages)
+        m_node->step(std::move(m));
+    scheduleProcess();
+}
+
+void EngineWorker::onDurable(std::uint64_t upToBatchId)
+{
+    if (!m_node)
+        return;
+    std::vector<raft::Message> out;
+    while (!m_writes.empty() && m_writes.front().batchId <= upToBatchId) {
+        WriteInFlight &w = m_writes.front();
+        if (w.lastIndex != 0)
+            m_node->acknowledgePersisted(w.lastIndex, w.lastTerm);
+        for (raft::Message &m : w.afterPersist)
+            out.push_back(std::move(m));
+        m_writes.pop_front();
+    }
+    if (!out.empty())
+        m_transport->send(std::move(out));
+    scheduleProcess();
+}
+
+void EngineWorker::process()
+{
+    m_processScheduled = false;
+    if (!m_node || m_down)
+        return;
+    const NodeId leaderBefore = m_leader;
+    while (m_node->hasReady()) {
+        raft::Ready rd = m_node->ready();
+        // Every transition, not only the last of this Ready (lifecycle: nothing is coalesced).
+        for (const raft::SoftState &s : rd.softStates) {
+            if (s.leader != m_leader || s.role != m_role) {
+                m_leader = s.leader;
+                m_role = s.role;
+                Q_EMIT softStateChanged(m_leader, toRole(m_role));
+            }
+        }
+        if (rd.hardState && rd.hardState->term != m_term) {
+            m_term = rd.hardState->term;
+            Q_EMIT termChanged(m_term);
+        }
+        if (!rd.entries.empty() || rd.hardState) {
+            storage::LogWriter::Batch b;
+            b.id = ++m_nextBatchId;
+            b.entries = std::move(rd.entries);
+            b.hardState = rd.hardState;
+            b.mustSync = rd.mustSync;
+            WriteInFlight w;
+            w.batchId = b.id;
+            w.lastIndex = b.entries.empty() ? 0 : b.entries.back().index;
+            w.lastTerm = b.entries.empty() ? 0 : b.entries.back().term;
+            w.afterPersist = std::move(rd.messagesAfterPersist);
+            m_writes.push_back(std::move(w));
+            m_writer->submit(std::move(b));
+        } else if (!rd.messagesAfterPersist.empty()) {
+            // Nothing new to write, but earlier writes may still be on their way to the disk.
+            if (m_writes.empty())
+                m_transport->send(std::move(rd.messagesAfterPersist));
+            else
+                for (raft::Message &m : rd.messagesAfterPersist)
+                    m_writes.back().afterPersist.push_back(std::move(m));
+        }
+        if (!rd.messages.empty())
+            m_transport->send(std::move(rd.messages));
+        if (!rd.committedEntries.empty())
+            applyCommitted(rd.committedEntries);
+        for (const raft::ReadState &rs : rd.readStates) {
+            auto it = m_pending.find(rs.context);
+            if (it == m_pending.end() || it->second.gotIndex)
+                continue;
+            it->second.gotIndex = true;
+            it->second.readIndex = rs.index;
+            m_readsAtIndex.emplace(rs.index, rs.context);
+        }
+        for (std::uint64_t ctx : rd.droppedReads) {
+            // No answer will come (no leader, leadership changed, no quorum in time): ask again
+            // once a leader is known, until the call's deadline.
+            auto it = m_pending.find(ctx);
+            if (it != m_pending.end() && !it->second.gotIndex)
+                m_waiting.push_back(ctx);
+        }
+    }
+    if (m_leader != leaderBefore && m_leader != 0) {
+        // A new leader: writes forwarded to the old one may be lost with it. Propose them again
+        // under the same request ids (the state machine applies each id once).
+        for (auto &[id, p] : m_pending)
+            if (p.proposed && p.request->kind == EngineRequest::Kind::Write)
+                m_waiting.push_back(id);
+        issueWaiting();
+    }
+    serveReads();
+
+    const raft::NodeStatus st = m_node->status();
+    // The indexes first: a slot for ready() or firstCommit() reads appliedIndex() and must find the
+    // entry they announce applied.
+    if (st.hardState.commit != m_commit || m_kv.appliedIndex() != m_applied) {
+        m_commit = st.hardState.commit;
+        m_applied = m_kv.appliedIndex();
+        Q_EMIT indexesChanged(m_commit, m_applied);
+    }
+    // Ready: the leader of this node's term is known and its first entry is applied here.
+    if (!m_ready && m_leader != 0 && m_firstOfTermTerm == st.hardState.term && m_applied >= m_firstOfTermIndex && m_firstOfTermIndex > 0) {
+        m_ready = true;
+        Q_EMIT readyReached();
+    }
+    if (m_ready && m_firstOfTermTerm == st.hardState.term && m_firstCommitTold != m_firstOfTermTerm && m_applied >= m_firstOfTermIndex) {
+        m_firstCommitTold = m_firstOfTermTerm;
+        Q_EMIT firstCommit(m_firstOfTermIndex);
+    }
+    if (m_node->hasReady())
+        scheduleProcess();
+}
+
+void EngineWorker::applyCommitted(std::vector<raft::Entry> &entries)
+{
+    for (const raft::Entry &e : entries) {
+        if (e.term > m_lastAppliedTerm) {
+            // The first entry of a term is its leader's no-op.
+            m_firstOfTermTerm = e.term;
+            m_firstOfTermIndex = e.index;
+        }
+        m_lastAppliedTerm = e.term;
+        const kv::KvStore::Applied a = m_kv.apply(e);
+        if (a.outcome == kv::KvStore::ApplyOutcome::Malformed)
+            qCWarning(lcEngine).noquote() << QStringLiteral("node %1: entry %2 is not a command; skipped").arg(m_config.nodeId).arg(e.index);
+        if (a.outcome != kv::KvStore::ApplyOutcome::Applied || a.command.origin != m_config.nodeId || a.command.session != m_session)
+            continue;
+        auto it = m_pending.find(a.command.request);
+        if (it == m_pending.end())
+            continue;
+        DEngineResult r = baseResult(DEngine::Status::Ok);
+        r.revision = e.index;
+        finish(a.command.request, std::move(r));
+    }
+}
+
+void EngineWorker::serveReads()
+{
+    const raft::Index applied = m_kv.appliedIndex();
+    while (!m_readsAtIndex.empty() && m_readsAtIndex.begin()->first <= applied) {
+        const std::uint64_t id = m_readsAtIndex.begin()->second;
+        m_readsAtIndex.erase(m_readsAtIndex.begin());
+        auto it = m_pending.find(id);
+        if (it == m_pending.end())
+            continue;
+        Pending p = std::move(it->second);
+        m_pending.erase(it);
+        serveRead(p);
+    }
+}
+
+void EngineWorker::serveRead(Pending &p)
+{
+    const EngineRequest &q = *p.request;
+    DEngineResult r = baseResult(DEngine::Status::Ok);
+    r.revision = m_kv.appliedIndex();
+    switch (q.kind) {
+    case EngineRequest::Kind::Get: {
+        const auto v = m_kv.get(q.key);
+        if (v)
+            r.value = toBytes(*v);
+        else
+            r.status = DEngine::Status::NotFound;
+        break;
+    }
+    case EngineRequest::Kind::Scan:
+    case EngineRequest::Kind::Range: {
+        const auto items = q.kind == EngineRequest::Kind::Scan ? m_kv.scan(q.key, q.limit) : m_kv.range(q.key, q.end, q.limit);
+        r.items.reserve(static_cast<qsizetype>(items.size()));
+        for (const auto &[k, v] : items)
+            r.items.push_back(DEngineKeyValue{toBytes(k), toBytes(v)});
+        break;
+    }
+    case EngineRequest::Kind::Write: break;
+    }
+    p.request->promise->addResult(r);
+    p.request->promise->finish();
+}
+
+void EngineWorker::finish(std::uint64_t id, DEngineResult result)
+{
+    auto it = m_pending.find(id);
+    if (it == m_pending.end())
+        return;
+    it->second.request->promise->addResult(result);
+    it->second.request->promise->finish();
+    m_pending.erase(it);
+}
+
+void EngineWorker::expire()
+{
+    const qint64 now = m_clock.elapsed();
+    while (!m_deadlines.empty() && m_deadlines.front().first <= now) {
+        const std::uint64_t id = m_deadlines.front().second;
+        m_deadlines.pop_front();
+        auto it = m_pending.find(id);
+        if (it == m_pending.end())
+            continue;
+        const Pending &p = it->second;
+        const bool write = p.request->kind == EngineRequest::Kind::Write;
+        // Never handed to a leader: certainly not carried out. Otherwise the outcome is unknown.
+        if ((write && !p.proposed) || (!write && !p.gotIndex))
+            finish(id, baseResult(DEngine::Status::NoQuorum, QStringLiteral("no leader could be reached within the request timeout")));
+        else
+            finish(id, baseResult(DEngine::Status::Timeout,
+                                  write ? QStringLiteral("not applied within the request timeout: the write may or may not take effect")
+                                        : QStringLiteral("not answered within the request timeout")));
+    }
+}
+
+} // namespace dengine::engine

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <dengine/dengine.h>
+
+#include "kv/kvstore.h"
+#include "raft/rawnode.h"
+
+#include <QtCore/QElapsedTimer>
+#include <QtCore/QObject>
+#include <QtCore/QPromise>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+class QTimer;
+
+namespace dengine::storage {
+class Wal;
+class WalStorage;
+class LogWriter;
+} // namespace dengine::storage
+
+namespace dengine::engine {
+
+class PeerTransport;
+class CoreLogger;
+
+// One key-value call on its way through the worker.
+struct EngineRequest {
+    enum class Kind { Write, Get, Scan, Range };
+    Kind kind = Kind::Write;
+    std::vector<kv::Operation> operations;      // Write
+    std::string key;                            // Get: the key; Scan: the prefix; Range: begin
+    std::string end;                            // Range
+    std::size_t limit = 0;                      // Scan, Range
+    DEngine::Consistency consistency = DEngine::Consistency::Linearizable;
+    std::shared_ptr<QPromise<DEngineResult>> promise;
+};
+
+// The node itself, on the engine's worker thread: owns the Raft core, the write-ahead log and its
+// group-commit writer, the peer transport and the key-value state machine, and runs the Ready loop
+// (persist through the writer, send, apply, answer) once per event-loop turn in which anything
+// happened, so that everything arriving in one turn is proposed, written and sent together.
+//
+// Threads: lives on the worker thread; every slot runs there. Signals go to DEnginePrivate, queued.
+class EngineWorker : public QObject {
+    Q_OBJECT
+public:
+    explicit EngineWorker(const DEngineConfig &config);
+    ~EngineWorker() override;
+
+public Q_SLOTS:
+    // Opens the log, listens, starts ticking. On failure emits failed() then finished().
+    void start();
+    // Fails what is in flight with Stopping, closes the transport, finishes the log's writes, closes
+    // every file, then emits finished(). Idempotent.
+    void shutdown();
+    // Takes one call; its promise is finished exactly once, here or later.
+    void submit(std::shared_ptr<EngineRequest> request);
+
+Q_SIGNALS:
+    void listening(quint16 port);
+    void failed(DEngine::Error error, const QString &message);
+    void softStateChanged(NodeId leader, DEngine::Role role);
+    void termChanged(quint64 term);
+    void readyReached();
+    void firstCommit(quint64 index);
+    void indexesChanged(quint64 commit, quint64 applied);
+    void finished();
+
+private:
+    struct Pending {
+        std::shared_ptr<EngineRequest> request;
+        std::uint64_t id = 0;
+        qint64 deadline = 0;
+        bool proposed = false;       // Write: handed to the core (its fate is unknown until applied)
+        bool gotIndex = false;       // read: a read index was assigned
+        raft::Index readIndex = 0;
+    };
+    struct WriteInFlight {
+        std::uint64_t batchId = 0;
+        raft::Index lastIndex = 0;
+        raft::Term lastTerm = 0;
+        std::vector<raft::Message> afterPersist;
+    };
+
+    void scheduleProcess();
+    void process();
+    void onTick();
+    void onMessages(std::vector<raft::Message> &&messages);
+    void onDurable(std::uint64_t upToBatchId);
+    void onStorageError(const QString &message);
+    void fatal(DEngine::Error error, const QString &message);
+
+    void issueWaiting();
+    bool issue(Pending &p);
+    void applyCommitted(std::vector<raft::Entry> &entries);
+    void serveReads();
+    void serveRead(Pending &p);
+    void finish(std::uint64_t id, DEngineResult result);
+    void expire();
+    DEngineResult baseResult(DEngine::Status status, const QString &message = {}) const;
+
+    DEngineConfig m_config;
+    bool m_started = false;
+    bool m_down = false;
+
+    std::unique_ptr<CoreLogger> m_coreLogger;
+    std::unique_ptr<storage::Wal> m_wal;
+    std::unique_ptr<storage::WalStorage> m_storage;
+    std::unique_ptr<storage::LogWriter> m_writer;
+    std::unique_ptr<raft::RawNode> m_node;
+    PeerTransport *m_transport = nullptr;
+    QTimer *m_ticker = nullptr;
+    kv::KvStore m_kv;
+    QElapsedTimer m_clock;
+
+    bool m_processScheduled = false;
+    std::uint64_t m_nextBatchId = 0;
+    std::deque<WriteInFlight> m_writes;
+
+    std::uint64_t m_session = 0;
+    std::uint64_t m_nextRequest = 0;
+    std::unordered_map<std::uint64_t, Pending> m_pending;
+    std::deque<std::pair<qint64, std::uint64_t>> m_deadlines; // in deadline order (one timeout for all)
+    std::vector<std::uint64_t> m_waiting;                     // to issue once a leader is known
+    std::multimap<raft::Index, std::uint64_t> m_readsAtIndex; // reads waiting for their index to be applied
+
+    // What the owner was last told.
+    NodeId m_leader = 0;
+    raft::Role m_role = raft::Role::Follower;
+    quint64 m_term = 0;
+    quint64 m_commit = 0;
+    quint64 m_applied = 0;
+    bool m_ready = false;
+    raft::Term m_lastAppliedTerm = 0;
+    raft::Term m_firstOfTermTerm = 0; // the term whose first entry was applied last, and its index
+    raft::Index m_firstOfTermIndex = 0;
+    raft::Term m_firstCommitTold = 0; // the last term firstCommit was emitted for
+};
+
+} // namespace dengine::engine

@@ -1,0 +1,581 @@
+// SPDX-License-Identifier: Apache-2.0
+// DEngine against the lifecycle contract (../shared/docs/lifecycle.md), one rule per test where it
+// can be: one-node and three-node clusters on 127.0.0.1 in this process. Time is short ticks
+// (10 ms) and every wait is a QTRY_* with a generous limit; nothing sleeps.
+#include <dengine/dengine.h>
+
+#include "../common/testports.h"
+
+#include <QtCore/QTemporaryDir>
+#include <QtNetwork/QTcpServer>
+#include <QtTest/QtTest>
+
+#include <map>
+#include <memory>
+
+using dengine::test::freePorts;
+using Status = DEngine::Status;
+
+namespace {
+
+constexpr int Long = 30000; // ms: the limit of every wait (ASan and TSan builds are slow)
+
+// What one engine emitted, in order, as text ("ready", "leader 2", "term 3", "first 5", ...), with
+// the getter's value read inside the slot where the contract says it must match.
+struct Recorder {
+    QStringList events;
+    QList<NodeId> leaders;
+    QList<quint64> firstCommits;
+    bool gettersMatched = true;
+    bool onOwnerThread = true;
+
+    void attach(DEngine *e)
+    {
+        QThread *owner = QThread::currentThread();
+        auto check = [this, owner] {
+            if (QThread::currentThread() != owner)
+                onOwnerThread = false;
+        };
+        QObject::connect(e, &DEngine::ready, e, [this, e, check] {
+            check();
+            events << QStringLiteral("ready");
+            if (!e->isReady())
+                gettersMatched = false;
+        });
+        QObject::connect(e, &DEngine::stopping, e, [this, check] {
+            check();
+            events << QStringLiteral("stopping");
+        });
+        QObject::connect(e, &DEngine::stopped, e, [this, check] {
+            check();
+            events << QStringLiteral("stopped");
+        });
+        QObject::connect(e, &DEngine::leaderChanged, e, [this, e, check](NodeId leader) {
+            check();
+            events << QStringLiteral("leader %1").arg(leader);
+            leaders << leader;
+            if (e->currentLeader() != leader)
+                gettersMatched = false;
+        });
+        QObject::connect(e, &DEngine::termChanged, e, [this, e, check](quint64 term) {
+            check();
+            events << QStringLiteral("term %1").arg(term);
+            if (e->currentTerm() != term)
+                gettersMatched = false;
+        });
+        QObject::connect(e, &DEngine::firstCommit, e, [this, e, check](quint64 index) {
+            check();
+            events << QStringLiteral("first %1").arg(index);
+            firstCommits << index;
+            if (e->appliedIndex() < index)
+                gettersMatched = false; // the entry must be applied when this is said
+        });
+        QObject::connect(e, &DEngine::errorOccurred, e, [this, check](DEngine::Error error, const QString &) {
+            check();
+            events << QStringLiteral("error %1").arg(static_cast<int>(error));
+        });
+    }
+    int count(const QString &what) const { return static_cast<int>(events.count(what)); }
+    int indexOf(const QString &what) const { return static_cast<int>(events.indexOf(what)); }
+};
+
+DEngineResult await(const QFuture<DEngineResult> &f)
+{
+    [&] { QTRY_VERIFY_WITH_TIMEOUT(f.isFinished(), Long); }();
+    if (f.isFinished())
+        return f.result();
+    DEngineResult never;
+    never.status = Status::Timeout;
+    never.message = QStringLiteral("test: the future never finished");
+    return never;
+}
+
+// A cluster of `size` members on 127.0.0.1, each with its own data directory under one temporary
+// directory. Engines are created on demand and may be destroyed and made again (a restart).
+class Cluster {
+public:
+    explicit Cluster(int size)
+    {
+        const QList<quint16> ports = freePorts(size);
+        for (int i = 0; i < size; ++i)
+            m_peers.insert(NodeId(i + 1), QStringLiteral("127.0.0.1:%1").arg(ports[i]));
+    }
+    DEngineConfig config(NodeId id) const
+    {
+        DEngineConfig c;
+        c.nodeId = id;
+        c.peers = m_peers;
+        c.dataDirectory = m_dir.filePath(QStringLiteral("node%1").arg(id));
+        c.tickIntervalMs = 10;
+        c.electionTicks = 10;
+        c.heartbeatTicks = 1;
+        c.requestTimeoutMs = 5000;
+        c.stopTimeoutMs = 5000;
+        return c;
+    }
+    DEngine *make(NodeId id, const DEngineConfig *custom = nullptr)
+    {
+        auto e = std::make_unique<DEngine>(custom ? *custom : config(id));
+        recorders[id] = std::make_unique<Recorder>();
+        recorders[id]->attach(e.get());
+        DEngine *raw = e.get();
+        engines[id] = std::move(e);
+        return raw;
+    }
+    DEngine *startNode(NodeId id)
+    {
+        DEngine *e = make(id);
+        if (!e->start())
+            return nullptr;
+        return e;
+    }
+    void startAll()
+    {
+        for (NodeId id : m_peers.keys())
+            startNode(id);
+    }
+    bool allReady() const
+    {
+        for (const auto &[id, e] : engines)
+            if (!e->isReady())
+                return false;
+        return true;
+    }
+    // The leader every running node agrees on, or 0.
+    NodeId agreedLeader() const
+    {
+        NodeId leader = 0;
+        for (const auto &[id, e] : engines) {
+            if (!e->isRunning())
+                continue;
+            if (e->currentLeader() == 0 || (leader != 0 && e->currentLeader() != leader))
+                return 0;
+            leader = e->currentLeader();
+        }
+        return leader;
+    }
+    DEngine *node(NodeId id) { return engines.at(id).get(); }
+    const QMap<NodeId, QString> &peers() const { return m_peers; }
+
+    // Recorders outlive the engines (members are destroyed in reverse order): an engine destroyed
+    // while running still emits stopping() and stopped() into its recorder.
+    std::map<NodeId, std::unique_ptr<Recorder>> recorders;
+    std::map<NodeId, std::unique_ptr<DEngine>> engines;
+
+private:
+    QTemporaryDir m_dir;
+    QMap<NodeId, QString> m_peers;
+};
+
+} // namespace
+
+class TestDEngine : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    // ---- one node ----
+    void oneNode_readyOnce_afterTheTermsFirstEntryIsApplied();
+    void oneNode_keyValueCalls();
+    void oneNode_badInput_isRefusedAndWritesNothing();
+    void calls_beforeStartAndAfterStop_failWithStopping();
+    void stop_stoppingBeforeStopped_onceEach_idempotent();
+    void restart_sameDirectory_keepsTheData();
+    void badConfiguration_startFailsAndSaysWhy();
+    void portInUse_errorOccurred_thenStopped();
+    void dataDirectoryInUse_isRefused();
+    void destruction_whileRunning_stopsCleanly();
+
+    // ---- three nodes in one process ----
+    void threeNodes_allReady_agreeOnLeaderAndFirstCommit();
+    void threeNodes_followerWrite_isForwarded_andReadEverywhere();
+    void threeNodes_batchIsAtomic();
+    void threeNodes_leaderStops_othersFollowTheNewLeader();
+    void noQuorum_notReady_callsFail_stopIsPrompt();
+    void stop_failsCallsInFlight_noneHangs();
+};
+
+void TestDEngine::oneNode_readyOnce_afterTheTermsFirstEntryIsApplied()
+{
+    Cluster c(1);
+    DEngine *e = c.startNode(1);
+    QVERIFY(e);
+    QVERIFY(e->waitForReady(Long));
+    const Recorder &r = *c.recorders[1];
+    QCOMPARE(r.count(QStringLiteral("ready")), 1);
+    QCOMPARE(e->currentLeader(), NodeId(1));
+    QCOMPARE(e->role(), DEngine::Role::Leader);
+    QVERIFY(e->currentTerm() >= 1);
+    // The first firstCommit after start() comes right after ready(), naming the term's first entry.
+    QTRY_COMPARE_WITH_TIMEOUT(r.firstCommits.size(), 1, Long);
+    QCOMPARE(r.indexOf(QStringLiteral("first %1").arg(r.firstCommits[0])), r.indexOf(QStringLiteral("ready")) + 1);
+    QVERIFY(e->appliedIndex() >= r.firstCommits[0]);
+    QVERIFY(r.gettersMatched);
+    QVERIFY(r.onOwnerThread);
+    // Writes do not make it ready again.
+    QVERIFY(await(e->put("k", "v")).ok());
+    QCOMPARE(r.count(QStringLiteral("ready")), 1);
+}
+
+void TestDEngine::oneNode_keyValueCalls()
+{
+    Cluster c(1);
+    DEngine *e = c.startNode(1);
+    QVERIFY(e && e->waitForReady(Long));
+
+    const DEngineResult p1 = await(e->put("app/1", "one"));
+    QVERIFY2(p1.ok(), qPrintable(p1.message));
+    QVERIFY(p1.revision > 0);
+    QCOMPARE(p1.leaderHint, NodeId(1));
+    const DEngineResult p2 = await(e->put("app/2", "two"));
+    QVERIFY(p2.revision > p1.revision);
+    QVERIFY(await(e->put("apple", "fruit")).ok());
+    QVERIFY(await(e->put("b", "bee")).ok());
+
+    for (auto consistency : {DEngine::Consistency::Linearizable, DEngine::Consistency::Lease, DEngine::Consistency::Local}) {
+        const DEngineResult g = await(e->get("app/1", consistency));
+        QCOMPARE(g.status, Status::Ok);
+        QCOMPARE(g.value, QByteArray("one"));
+        QVERIFY(g.revision >= p2.revision);
+    }
+    QCOMPARE(await(e->get("missing")).status, Status::NotFound);
+
+    const DEngineResult s = await(e->scan("app/"));
+    QCOMPARE(s.status, Status::Ok);
+    QCOMPARE(s.items.size(), 2);
+    QCOMPARE(s.items[0].key, QByteArray("app/1"));
+    QCOMPARE(s.items[1].value, QByteArray("two"));
+    QCOMPARE(await(e->scan("app", 2)).items.size(), 2); // limit
+    QCOMPARE(await(e->scan("app")).items.size(), 3);
+
+    const DEngineResult r = await(e->range("app/2", "b"));
+    QCOMPARE(r.items.size(), 2); // byte order: "app/2" < "apple" < "b" (excluded)
+    QCOMPARE(r.items[1].key, QByteArray("apple"));
+    QCOMPARE(await(e->range("app/2", QByteArray())).items.size(), 3); // no upper bound
+
+    QVERIFY(await(e->remove("app/1")).ok());
+    QCOMPARE(await(e->get("app/1")).status, Status::NotFound);
+    QVERIFY(await(e->remove("never-there")).ok()); // removing nothing is not an error
+
+    const DEngineResult b = await(e->batch({DEngineOperation::put("x", "1"), DEngineOperation::put("y", "2"), DEngineOperation::remove("b")}));
+    QVERIFY(b.ok());
+    QCOMPARE(await(e->get("x")).value, QByteArray("1"));
+    QCOMPARE(await(e->get("y")).value, QByteArray("2"));
+    QCOMPARE(await(e->get("b")).status, Status::NotFound);
+    QTRY_VERIFY_WITH_TIMEOUT(e->appliedIndex() >= b.revision, Long);
+}
+
+void TestDEngine::oneNode_badInput_isRefusedAndWritesNothing()
+{
+    Cluster c(1);
+    DEngineConfig cfg = c.config(1);
+    cfg.maxKeyBytes = 8;
+    cfg.maxValueBytes = 16;
+    cfg.maxBatchOperations = 2;
+    DEngine *e = c.make(1, &cfg);
+    QVERIFY(e->start());
+    QVERIFY(e->waitForReady(Long));
+    const quint64 before = e->appliedIndex();
+
+    const QList<QFuture<DEngineResult>> bad = {
+        e->put("", "v"),
+        e->put("123456789", "v"),
+        e->put("k", QByteArray(17, 'v')),
+        e->remove(""),
+        e->batch({}),
+        e->batch({DEngineOperation::put("a", "1"), DEngineOperation::put("b", "2"), DEngineOperation::put("c", "3")}),
+        e->batch({DEngineOperation::put("a", "1"), DEngineOperation::put("", "2")}),
+        e->get(""),
+        e->get("123456789"),
+        e->scan("p", -1),
+        e->range("b", "a"),
+        e->range("a", "b", -5),
+    };
+    for (const auto &f : bad) {
+        const DEngineResult r = await(f);
+        QCOMPARE(r.status, Status::InvalidArgument);
+        QVERIFY(!r.message.isEmpty());
+    }
+    // Nothing reached the log: a write after them is the next entry.
+    const DEngineResult ok = await(e->put("a", "1"));
+    QVERIFY(ok.ok());
+    QCOMPARE(ok.revision, before + 1);
+    QCOMPARE(await(e->get("b")).status, Status::NotFound); // the refused batch left no trace
+}
+
+void TestDEngine::calls_beforeStartAndAfterStop_failWithStopping()
+{
+    Cluster c(1);
+    DEngine *e = c.make(1);
+    QCOMPARE(await(e->put("k", "v")).status, Status::Stopping);
+    QCOMPARE(await(e->get("k")).status, Status::Stopping);
+    QVERIFY(e->start());
+    QVERIFY(e->waitForReady(Long));
+    e->stop();
+    QCOMPARE(await(e->put("k", "v")).status, Status::Stopping); // at once, after stopping()
+    QVERIFY(e->waitForStopped(Long));
+    QCOMPARE(await(e->get("k", DEngine::Consistency::Local)).status, Status::Stopping);
+    QVERIFY(!e->start()); // an engine runs once
+}
+
+void TestDEngine::stop_stoppingBeforeStopped_onceEach_idempotent()
+{
+    Cluster c(1);
+    DEngine *e = c.startNode(1);
+    QVERIFY(e && e->waitForReady(Long));
+    QSignalSpy stopping(e, &DEngine::stopping);
+    QSignalSpy stopped(e, &DEngine::stopped);
+    e->stop();
+    QCOMPARE(stopping.size(), 1); // at once
+    QVERIFY(!e->isReady());
+    e->stop();
+    QVERIFY(e->waitForStopped(Long));
+    e->stop();
+    QCOMPARE(stopping.size(), 1);
+    QCOMPARE(stopped.size(), 1);
+    const Recorder &r = *c.recorders[1];
+    QVERIFY(r.indexOf(QStringLiteral("stopping")) < r.indexOf(QStringLiteral("stopped")));
+    QCOMPARE(r.events.last(), QStringLiteral("stopped"));
+    QCOMPARE(e->role(), DEngine::Role::Stopped);
+    QCOMPARE(e->currentLeader(), NodeId(0));
+}
+
+void TestDEngine::restart_sameDirectory_keepsTheData()
+{
+    Cluster c(1);
+    DEngine *e = c.startNode(1);
+    QVERIFY(e && e->waitForReady(Long));
+    for (int i = 0; i < 50; ++i)
+        QVERIFY(await(e->put(QByteArray("key") + QByteArray::number(i), QByteArray::number(i * i))).ok());
+    const quint64 term = e->currentTerm();
+    e->stop();
+    QVERIFY(e->waitForStopped(Long));
+
+    // stopped() means every file is closed: a new engine opens the same directory at once.
+    DEngine *again = c.startNode(1);
+    QVERIFY(again);
+    QVERIFY(again->waitForReady(Long));
+    QVERIFY(again->currentTerm() > term);
+    for (int i = 0; i < 50; i += 7) {
+        const DEngineResult g = await(again->get(QByteArray("key") + QByteArray::number(i)));
+        QCOMPARE(g.status, Status::Ok);
+        QCOMPARE(g.value, QByteArray::number(i * i));
+    }
+    QCOMPARE(await(again->scan("key")).items.size(), 50);
+}
+
+void TestDEngine::badConfiguration_startFailsAndSaysWhy()
+{
+    DEngineConfig cfg;
+    cfg.nodeId = 1;
+    cfg.peers.insert(1, QStringLiteral("127.0.0.1:7001"));
+    // dataDirectory missing
+    DEngine e(cfg);
+    QSignalSpy errors(&e, &DEngine::errorOccurred);
+    QVERIFY(!e.start());
+    QCOMPARE(errors.size(), 1);
+    QCOMPARE(errors[0][0].value<DEngine::Error>(), DEngine::Error::ConfigurationError);
+    QVERIFY(errors[0][1].toString().contains(QStringLiteral("dataDirectory")));
+    QVERIFY(!e.isRunning());
+}
+
+void TestDEngine::portInUse_errorOccurred_thenStopped()
+{
+    Cluster c(1);
+    QTcpServer squatter;
+    const quint16 port = static_cast<quint16>(c.peers().value(1).section(QLatin1Char(':'), 1).toUInt());
+    QVERIFY(squatter.listen(QHostAddress::LocalHost, port));
+    DEngine *e = c.make(1);
+    QSignalSpy errors(e, &DEngine::errorOccurred);
+    QVERIFY(e->start());
+    QVERIFY(e->waitForStopped(Long));
+    QCOMPARE(errors.size(), 1);
+    QCOMPARE(errors[0][0].value<DEngine::Error>(), DEngine::Error::AddressInUse);
+    QVERIFY(errors[0][1].toString().contains(QString::number(port)));
+    const Recorder &r = *c.recorders[1];
+    QVERIFY(r.indexOf(QStringLiteral("error %1").arg(static_cast<int>(DEngine::Error::AddressInUse))) < r.indexOf(QStringLiteral("stopping")));
+    QVERIFY(r.indexOf(QStringLiteral("stopping")) < r.indexOf(QStringLiteral("stopped")));
+    QCOMPARE(r.count(QStringLiteral("ready")), 0);
+}
+
+void TestDEngine::dataDirectoryInUse_isRefused()
+{
+    Cluster c(1);
+    DEngine *first = c.startNode(1);
+    QVERIFY(first && first->waitForReady(Long));
+    DEngineConfig cfg = c.config(1);
+    cfg.peers.insert(1, QStringLiteral("127.0.0.1:%1").arg(freePorts(1)[0])); // another port, same directory
+    DEngine second(cfg);
+    QSignalSpy errors(&second, &DEngine::errorOccurred);
+    QVERIFY(second.start());
+    QVERIFY(second.waitForStopped(Long));
+    QCOMPARE(errors.size(), 1);
+    QCOMPARE(errors[0][0].value<DEngine::Error>(), DEngine::Error::DataDirectoryLocked);
+    // The first one is unharmed.
+    QVERIFY(await(first->put("still", "here")).ok());
+}
+
+void TestDEngine::destruction_whileRunning_stopsCleanly()
+{
+    Cluster c(1);
+    DEngine *e = c.startNode(1);
+    QVERIFY(e && e->waitForReady(Long));
+    QSignalSpy stopping(e, &DEngine::stopping);
+    QSignalSpy stopped(e, &DEngine::stopped);
+    const QFuture<DEngineResult> inFlight = e->put("k", "v");
+    c.engines.erase(1); // destroys the engine while it runs
+    QCOMPARE(stopping.size(), 1);
+    QCOMPARE(stopped.size(), 1);
+    QVERIFY(inFlight.isFinished());
+    // The directory is free again.
+    DEngine *again = c.startNode(1);
+    QVERIFY(again && again->waitForReady(Long));
+}
+
+// ---- three nodes ---------------------------------------------------------------------------------
+
+void TestDEngine::threeNodes_allReady_agreeOnLeaderAndFirstCommit()
+{
+    Cluster c(3);
+    c.startAll();
+    QTRY_VERIFY_WITH_TIMEOUT(c.allReady(), Long);
+    QTRY_VERIFY_WITH_TIMEOUT(c.agreedLeader() != 0, Long);
+    const NodeId leader = c.agreedLeader();
+    QCOMPARE(c.node(leader)->role(), DEngine::Role::Leader);
+    const quint64 term = c.node(leader)->currentTerm();
+    for (auto &[id, r] : c.recorders) {
+        QTRY_COMPARE_WITH_TIMEOUT(r->firstCommits.size(), 1, Long);
+        QCOMPARE(r->count(QStringLiteral("ready")), 1);
+        // firstCommit names the same entry everywhere: the leader's first of the term.
+        QCOMPARE(r->firstCommits[0], c.recorders[leader]->firstCommits[0]);
+        QCOMPARE(r->indexOf(QStringLiteral("first %1").arg(r->firstCommits[0])), r->indexOf(QStringLiteral("ready")) + 1);
+        QCOMPARE(c.node(id)->currentTerm(), term);
+        QVERIFY(r->gettersMatched);
+        QVERIFY(r->onOwnerThread);
+        QCOMPARE(c.node(id)->members(), (QList<NodeId>{1, 2, 3}));
+    }
+}
+
+void TestDEngine::threeNodes_followerWrite_isForwarded_andReadEverywhere()
+{
+    Cluster c(3);
+    c.startAll();
+    QTRY_VERIFY_WITH_TIMEOUT(c.allReady() && c.agreedLeader() != 0, Long);
+    const NodeId leader = c.agreedLeader();
+    const NodeId follower = leader == 1 ? 2 : 1;
+    const NodeId other = 6 - leader - follower;
+
+    const DEngineResult w = await(c.node(follower)->put("from-follower", "x"));
+    QVERIFY2(w.ok(), qPrintable(w.message));
+    QCOMPARE(w.leaderHint, leader);
+    // Applied on the node that took the call before it answered (read-your-writes), and a
+    // linearizable read on any other node sees it.
+    QCOMPARE(await(c.node(follower)->get("from-follower", DEngine::Consistency::Local)).value, QByteArray("x"));
+    for (NodeId id : {leader, other}) {
+        const DEngineResult g = await(c.node(id)->get("from-follower"));
+        QCOMPARE(g.status, Status::Ok);
+        QCOMPARE(g.value, QByteArray("x"));
+        QVERIFY(g.revision >= w.revision);
+    }
+    // Many writes at once from every node: all succeed, each with its own index.
+    QList<QFuture<DEngineResult>> writes;
+    for (int i = 0; i < 300; ++i)
+        writes << c.node(NodeId(i % 3 + 1))->put(QByteArray("many/") + QByteArray::number(i), QByteArray::number(i));
+    QSet<quint64> revisions;
+    for (const auto &f : writes) {
+        const DEngineResult r = await(f);
+        QVERIFY2(r.ok(), qPrintable(r.message));
+        revisions.insert(r.revision);
+    }
+    QCOMPARE(revisions.size(), 300);
+    QCOMPARE(await(c.node(other)->scan("many/")).items.size(), 300);
+}
+
+void TestDEngine::threeNodes_batchIsAtomic()
+{
+    Cluster c(3);
+    c.startAll();
+    QTRY_VERIFY_WITH_TIMEOUT(c.allReady() && c.agreedLeader() != 0, Long);
+    QVERIFY(await(c.node(1)->put("acct/a", "100")).ok());
+    QVERIFY(await(c.node(1)->put("acct/b", "0")).ok());
+    // Move 40 from a to b in one batch, while another node keeps reading both: it must never see
+    // the money half moved.
+    const DEngineResult b = await(c.node(2)->batch({DEngineOperation::put("acct/a", "60"), DEngineOperation::put("acct/b", "40")}));
+    QVERIFY(b.ok());
+    for (NodeId id : {1, 2, 3}) {
+        const DEngineResult s = await(c.node(NodeId(id))->scan("acct/"));
+        QCOMPARE(s.items.size(), 2);
+        QCOMPARE(s.items[0].value.toInt() + s.items[1].value.toInt(), 100);
+        QCOMPARE(s.items[0].value, QByteArray("60"));
+    }
+    // A batch with one bad operation writes none of them.
+    const DEngineResult bad = await(c.node(3)->batch({DEngineOperation::put("acct/a", "0"), DEngineOperation::put(QByteArray(), "100")}));
+    QCOMPARE(bad.status, Status::InvalidArgument);
+    QCOMPARE(await(c.node(1)->get("acct/a")).value, QByteArray("60"));
+}
+
+void TestDEngine::threeNodes_leaderStops_othersFollowTheNewLeader()
+{
+    Cluster c(3);
+    c.startAll();
+    QTRY_VERIFY_WITH_TIMEOUT(c.allReady() && c.agreedLeader() != 0, Long);
+    const NodeId old = c.agreedLeader();
+    QVERIFY(await(c.node(old)->put("before", "1")).ok());
+    for (auto &[id, r] : c.recorders)
+        r->leaders.clear();
+    c.node(old)->stop();
+    QVERIFY(c.node(old)->waitForStopped(Long));
+    QTRY_VERIFY_WITH_TIMEOUT(c.agreedLeader() != 0 && c.agreedLeader() != old, Long);
+    const NodeId now = c.agreedLeader();
+    for (auto &[id, r] : c.recorders) {
+        if (id == old)
+            continue;
+        // Every survivor saw the old leader go (0) before the new one came; the new one is the
+        // last it announced, and it is the same everywhere.
+        QVERIFY2(!r->leaders.isEmpty(), "no leaderChanged after the leader stopped");
+        QCOMPARE(r->leaders.first(), NodeId(0));
+        QCOMPARE(r->leaders.last(), now);
+        QVERIFY(r->gettersMatched);
+    }
+    // The cluster goes on: writes and linearizable reads on the survivors.
+    const NodeId survivor = 6 - old - now; // the follower that is left
+    QVERIFY(await(c.node(survivor)->put("after", "2")).ok());
+    QCOMPARE(await(c.node(now)->get("before")).value, QByteArray("1"));
+    QCOMPARE(await(c.node(now)->get("after")).value, QByteArray("2"));
+}
+
+void TestDEngine::noQuorum_notReady_callsFail_stopIsPrompt()
+{
+    Cluster c(3);
+    DEngineConfig cfg = c.config(1);
+    cfg.requestTimeoutMs = 300;
+    DEngine *e = c.make(1, &cfg);
+    QVERIFY(e->start());
+    QVERIFY(!e->waitForReady(500)); // alone of three: never ready
+    const DEngineResult w = await(e->put("k", "v"));
+    QCOMPARE(w.status, Status::NoQuorum);
+    QCOMPARE(await(e->get("k")).status, Status::NoQuorum);
+    QCOMPARE(await(e->get("k", DEngine::Consistency::Local)).status, Status::NotFound); // local reads answer at once
+    e->stop();
+    QVERIFY(e->waitForStopped(Long));
+    QCOMPARE(c.recorders[1]->count(QStringLiteral("ready")), 0);
+}
+
+void TestDEngine::stop_failsCallsInFlight_noneHangs()
+{
+    Cluster c(3);
+    DEngine *e = c.startNode(1); // no quorum: nothing can complete
+    QVERIFY(e);
+    QList<QFuture<DEngineResult>> calls;
+    for (int i = 0; i < 100; ++i) {
+        calls << e->put(QByteArray::number(i), "v");
+        calls << e->get(QByteArray::number(i));
+    }
+    e->stop();
+    QVERIFY(e->waitForStopped(Long));
+    for (const auto &f : calls) {
+        QVERIFY(f.isFinished());
+        QCOMPARE(f.result().status, Status::Stopping);
+    }
+}
+
+QTEST_GUILESS_MAIN(TestDEngine)
+#include "tst_dengine.moc"
