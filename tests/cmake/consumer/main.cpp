@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+// Uses only the installed headers and library: a one-node cluster becomes ready, takes a write and
+// reads it back, then stops. Exit status 0 on success.
+#include <dengine/dengine.h>
+
+#include <QtCore/QCoreApplication>
+#include <QtCore/QTemporaryDir>
+#include <QtNetwork/QTcpServer>
+
+#include <cstdio>
+
+int main(int argc, char **argv)
+{
+    QCoreApplication app(argc, argv);
+    QTemporaryDir dir;
+    QTcpServer probe; // a free port
+    probe.listen(QHostAddress::LocalHost, 0);
+    const quint16 port = probe.serverPort();
+    probe.close();
+
+    DEngineConfig config;
+    config.nodeId = 1;
+    config.peers.insert(1, QStringLiteral("127.0.0.1:%1").arg(port));
+    config.dataDirectory = dir.path();
+    config.tickIntervalMs = 10;
+    DEngine engine(config);
+    if (!engine.start() || !engine.waitForReady(30000)) {
+        std::fprintf(stderr, "consumer: the engine did not become ready\n");
+        return 1;
+    }
+    QFuture<DEngineResult> put = engine.put("hello", "world");
+    while (!put.isFinished())
+        QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents, 20);
+    QFuture<DEngineResult> get = engine.get("hello");
+    while (!get.isFinished())
+        QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents, 20);
+    if (!put.result().ok() || get.result().value != "world") {
+        std::fprintf(stderr, "consumer: put/get failed: %s\n", qPrintable(get.result().message));
+        return 1;
+    }
+    engine.stop();
+    if (!engine.waitForStopped(30000))
+        return 1;
+    std::printf("consumer: ok (revision %llu)\n", static_cast<unsigned long long>(get.result().revision));
+    return 0;
+}
