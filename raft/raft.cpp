@@ -112,6 +112,8 @@ void Raft::reset(Term term)
         m_vote = NoNode;
     }
     setLead(NoNode);
+    m_leadTransferee = NoNode;
+    m_transferElapsed = 0;
     m_electionElapsed = 0;
     m_heartbeatElapsed = 0;
     resetRandomizedElectionTimeout();
@@ -169,9 +171,11 @@ void Raft::resetRandomizedElectionTimeout()
 void Raft::becomeFollower(Term term, NodeId lead)
 {
     const bool wasLeader = m_role == Role::Leader;
+    // The role first: the leader changes below are noted as transitions (setLead), and none of them
+    // may pair the old role with the new leader (a leader naming another node, a candidate with one).
+    m_role = Role::Follower;
     reset(term);
     setLead(lead);
-    m_role = Role::Follower;
     noteSoftState();
     if (wasLeader)
         logEvent(LogLevel::Info, "stepped down to follower");
@@ -199,8 +203,8 @@ void Raft::becomeCandidate()
 void Raft::becomeLeader()
 {
     reset(m_term);
+    m_role = Role::Leader; // before setLead, which notes the transition: never "candidate led by itself"
     setLead(m_id);
-    m_role = Role::Leader;
     noteSoftState();
     m_progress.at(m_id).becomeReplicate();
     m_progress.at(m_id).match = m_log.stableLastIndex();
@@ -220,6 +224,11 @@ void Raft::tick()
     if (m_role == Role::Leader) {
         ++m_heartbeatElapsed;
         ++m_electionElapsed;
+        if (m_leadTransferee != NoNode && ++m_transferElapsed >= m_cfg.electionTick) {
+            logEvent(LogLevel::Warning, "leadership transfer to node " + std::to_string(m_leadTransferee) + " timed out");
+            m_leadTransferee = NoNode;
+            m_transferElapsed = 0;
+        }
         if (m_electionElapsed >= m_cfg.electionTick) {
             m_electionElapsed = 0;
             if (m_cfg.checkQuorum && !quorumActive()) {
@@ -267,6 +276,8 @@ void Raft::startCampaign(CampaignType type)
         voteType = MessageType::PreVote;
         voteTerm = m_term + 1; // the term it would campaign in; its own term stays
     } else {
+        if (type == CampaignType::Transfer)
+            logEvent(LogLevel::Info, "the leader handed over: campaigning at once");
         becomeCandidate();
         voteType = MessageType::Vote;
         voteTerm = m_term;
@@ -288,6 +299,8 @@ void Raft::startCampaign(CampaignType type)
         m.term = voteTerm;
         m.index = m_log.lastIndex();
         m.logTerm = m_log.lastTerm();
+        if (type == CampaignType::Transfer)
+            m.context = TransferCampaignContext;
         send(std::move(m));
     }
 }
@@ -324,7 +337,6 @@ Status Raft::step(Message m)
     switch (m.type) {
     case MessageType::Snapshot:
     case MessageType::SnapshotResponse:
-    case MessageType::TimeoutNow:
         return Status::Unsupported;
     default:
         break;
@@ -343,8 +355,11 @@ Status Raft::step(Message m)
             // Check-quorum lease (thesis §4.2.3): a node that heard from a live leader within the
             // minimum election timeout ignores candidates, so one partitioned node rejoining with a
             // higher term cannot depose a healthy leader.
+            // A campaign the leader itself asked for (a leadership transfer) is the exception: that
+            // leader stops serving lease reads when it asks.
             const bool inLease = m_cfg.checkQuorum && m_lead != NoNode && m_electionElapsed < m_cfg.electionTick;
-            if (inLease || m_ticks < m_voteQuarantineUntil)
+            const bool transfer = m.type == MessageType::Vote && m.context == TransferCampaignContext;
+            if (!transfer && (inLease || m_ticks < m_voteQuarantineUntil))
                 return Status::Ok;
         }
         if (m.type == MessageType::PreVote) {
@@ -469,6 +484,8 @@ void Raft::acknowledgePersisted(Index index, Term term)
 
 bool Raft::appendProposals(std::vector<Payload> &proposals, EntryType type)
 {
+    if (m_leadTransferee != NoNode)
+        return false; // leadership is being handed over: the new leader takes them
     std::uint64_t size = 0;
     for (const Payload &p : proposals)
         size += p.size() + EntryOverheadBytes;
@@ -589,6 +606,40 @@ void Raft::handleAppendResponse(const Message &m)
         pr.inflights.freeLE(m.index);
     maybeCommit();
     m_broadcastPending = true;
+    if (m.from == m_leadTransferee && pr.match == m_log.lastIndex())
+        sendTimeoutNow(m.from);
+}
+
+Status Raft::transferLeadership(NodeId to)
+{
+    if (m_role != Role::Leader)
+        return Status::NoLeader;
+    if (to == m_id || !m_progress.count(to) || !m_voters.contains(to))
+        return Status::UnknownPeer;
+    if (m_leadTransferee == to)
+        return Status::Ok;
+    m_leadTransferee = to;
+    m_transferElapsed = 0;
+    logEvent(LogLevel::Info, "handing leadership to node " + std::to_string(to));
+    Progress &pr = m_progress.at(to);
+    if (pr.match == m_log.lastIndex()) {
+        sendTimeoutNow(to);
+    } else {
+        // Bring it up to date now: probe from what it acknowledged (Appends in flight to it may
+        // be lost, and the transfer has only an election timeout).
+        if (pr.state == ProgressState::Replicate)
+            pr.becomeProbe();
+        sendToFollower(to, pr);
+    }
+    return Status::Ok;
+}
+
+void Raft::sendTimeoutNow(NodeId to)
+{
+    Message m;
+    m.type = MessageType::TimeoutNow;
+    m.to = to;
+    send(std::move(m));
 }
 
 void Raft::reprobeStalledFollowers()
@@ -756,6 +807,11 @@ Status Raft::stepCandidate(Message &m)
 {
     const MessageType myResponse = m_role == Role::PreCandidate ? MessageType::PreVoteResponse : MessageType::VoteResponse;
     switch (m.type) {
+    case MessageType::TimeoutNow:
+        // The leader of this term hands over while a pre-vote of ours is pending: campaign now.
+        if (m_role == Role::PreCandidate)
+            startCampaign(CampaignType::Transfer);
+        return Status::Ok;
     case MessageType::Propose:
         return Status::NoLeader;
     case MessageType::ReadIndex:
@@ -809,6 +865,11 @@ Status Raft::stepFollower(Message &m)
         m_electionElapsed = 0;
         setLead(m.from);
         handleHeartbeat(m);
+        return Status::Ok;
+    case MessageType::TimeoutNow:
+        // The leader hands over to us: campaign now, without pre-vote (the leader vouches for it).
+        if (promotable())
+            startCampaign(CampaignType::Transfer);
         return Status::Ok;
     case MessageType::ReadIndexResponse: {
         const auto it = m_forwardedReads.find(m.context);
@@ -884,7 +945,7 @@ void Raft::handleReadRequest(NodeId from, std::uint64_t context)
 
 bool Raft::leaseReadable() const
 {
-    return m_role == Role::Leader && m_committedInTerm && m_cfg.readOnlyOption != ReadOnlyOption::Safe && leaseValid();
+    return m_role == Role::Leader && m_leadTransferee == NoNode && m_committedInTerm && m_cfg.readOnlyOption != ReadOnlyOption::Safe && leaseValid();
 }
 
 bool Raft::leaseValid() const

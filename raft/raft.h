@@ -56,6 +56,13 @@ public:
     // Whether this node is a leader whose lease (see ReadOnlyOption) covers a read right now: it may
     // then answer at its commit index without a quorum round. Always false with ReadOnlyOption::Safe.
     bool leaseReadable() const;
+    // Leadership transfer (thesis §3.10): the leader brings `to` up to date, then tells it to start
+    // an election at once (TimeoutNow), which it wins without waiting for a timeout; the others
+    // vote for it even within their leader lease. Meanwhile the leader takes no proposals (they
+    // are dropped), and it gives up after an election timeout. Returns NoLeader on a non-leader,
+    // UnknownPeer for a node that is not another voter.
+    Status transferLeadership(NodeId to);
+    NodeId leadTransferee() const { return m_leadTransferee; }
     // Every (leader, role) this node passed through since the last call, in order, without
     // repeats: transitions that happen between two Readys are not lost.
     std::vector<SoftState> takeSoftStateLog();
@@ -102,7 +109,7 @@ public:
     std::vector<std::uint64_t> m_droppedReads;
 
 private:
-    enum class CampaignType { PreElection, Election };
+    enum class CampaignType { PreElection, Election, Transfer };
 
     // Role transitions (Figure 4).
     void becomeFollower(Term term, NodeId lead);
@@ -151,6 +158,7 @@ private:
 
     void send(Message m);
     void noteSoftState();
+    void sendTimeoutNow(NodeId to);
     void logEvent(LogLevel level, const std::string &what) const;
 
     Config m_cfg;
@@ -158,6 +166,8 @@ private:
     Term m_term = 0;
     NodeId m_vote = NoNode;
     NodeId m_lead = NoNode;
+    NodeId m_leadTransferee = NoNode; // a transfer in progress, to this node
+    int m_transferElapsed = 0;        // ticks since it began
     std::vector<SoftState> m_softLog; // see takeSoftStateLog
     SoftState m_softLogBase;          // the state before m_softLog's first
     Role m_role = Role::Follower;

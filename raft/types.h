@@ -94,11 +94,15 @@ enum class MessageType : std::uint8_t {
     ReadIndexResponse, // leader -> follower: index = read index for that batch; reject if dropped
     Snapshot,          // reserved (snapshots)
     SnapshotResponse,  // reserved (snapshots)
-    TimeoutNow,        // reserved (leadership transfer)
+    TimeoutNow,        // leader -> the node it hands leadership to: campaign now
 };
 std::string_view toString(MessageType type);
 
 // A message between two nodes. Which fields mean what depends on the type (see MessageType).
+// The context of the vote requests of a campaign a leader asked for (leadership transfer): voters
+// grant them even while they still hear from that leader.
+inline constexpr std::uint64_t TransferCampaignContext = 0x7472616e73666572ULL; // "transfer"
+
 struct Message {
     MessageType type = MessageType::Append;
     NodeId from = NoNode;

@@ -162,7 +162,7 @@ void DEnginePrivate::beginStop()
         Q_EMIT q->readyChanged(false);
     Q_EMIT q->stopping();
     if (worker)
-        QMetaObject::invokeMethod(worker, &EngineWorker::shutdown, Qt::QueuedConnection);
+        QMetaObject::invokeMethod(worker, &EngineWorker::stopGracefully, Qt::QueuedConnection);
 }
 
 void DEnginePrivate::onWorkerFinished()

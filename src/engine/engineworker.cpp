@@ -198,6 +198,38 @@ void EngineWorker::onStorageError(const QString &message)
     fatal(DEngine::Error::StorageFailure, text);
 }
 
+void EngineWorker::stopGracefully()
+{
+    if (m_down || m_handingOver)
+        return;
+    // A leader first hands leadership to the most up-to-date follower that answers, so the others
+    // need not wait out an election timeout; bounded by half the stop timeout, then it stops anyway.
+    if (m_node && m_role == raft::Role::Leader && m_config.peers.size() > 1) {
+        raft::NodeId best = raft::NoNode;
+        raft::Index bestMatch = 0;
+        for (const auto &[id, pr] : m_node->raft().progress()) {
+            if (id == m_config.nodeId || !pr.recentActive)
+                continue;
+            if (best == raft::NoNode || pr.match > bestMatch) {
+                best = id;
+                bestMatch = pr.match;
+            }
+        }
+        if (best != raft::NoNode && m_node->transferLeadership(best) == raft::Status::Ok) {
+            qCInfo(lcEngine).noquote() << QStringLiteral("node %1: stopping: handing leadership to node %2").arg(m_config.nodeId).arg(best);
+            m_handingOver = true;
+            QTimer::singleShot(std::max(1, m_config.stopTimeoutMs / 2), this, [this] {
+                if (!m_down)
+                    qCWarning(lcEngine).noquote() << QStringLiteral("node %1: leadership hand-over did not finish in time; stopping anyway").arg(m_config.nodeId);
+                shutdown();
+            });
+            scheduleProcess();
+            return;
+        }
+    }
+    shutdown();
+}
+
 void EngineWorker::shutdown()
 {
     if (m_down)
@@ -423,6 +455,12 @@ void EngineWorker::process()
         issueWaiting();
     }
     serveReads();
+    if (m_handingOver && (m_role != raft::Role::Leader || m_node->raft().leadTransferee() == raft::NoNode)) {
+        // Another node campaigns now (this one stepped down on its vote request), or the core gave
+        // the transfer up (the target did not catch up within an election timeout): stop now.
+        QMetaObject::invokeMethod(this, &EngineWorker::shutdown, Qt::QueuedConnection);
+        return;
+    }
 
     const raft::NodeStatus st = m_node->status();
     // The indexes first: a slot for ready() or firstCommit() reads appliedIndex() and must find the

@@ -58,6 +58,9 @@ public:
 public Q_SLOTS:
     // Opens the log, listens, starts ticking. On failure emits failed() then finished().
     void start();
+    // stop(): a leader first hands leadership over (bounded by half the stop timeout), then
+    // shutdown(). Idempotent.
+    void stopGracefully();
     // Fails what is in flight with Stopping, closes the transport, finishes the log's writes, closes
     // every file, then emits finished(). Idempotent.
     void shutdown();
@@ -110,6 +113,7 @@ private:
     DEngineConfig m_config;
     bool m_started = false;
     bool m_down = false;
+    bool m_handingOver = false; // stopping: leadership is being handed to another node
 
     std::unique_ptr<CoreLogger> m_coreLogger;
     std::unique_ptr<storage::Wal> m_wal;

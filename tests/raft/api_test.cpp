@@ -137,7 +137,7 @@ TEST(RaftConstruction, RejectsCommitBeyondTheLogAndAppliedBeyondCommit)
 TEST(Step, ReservedMessageTypesAreUnsupported)
 {
     Network net(3);
-    for (MessageType type : {MessageType::Snapshot, MessageType::SnapshotResponse, MessageType::TimeoutNow}) {
+    for (MessageType type : {MessageType::Snapshot, MessageType::SnapshotResponse}) {
         EXPECT_EQ(net.step(makeMessage(type, 2, 1, 5)), Status::Unsupported) << toString(type);
         EXPECT_EQ(net.raft(1).term(), 0u) << "an unsupported message must change nothing, even the term";
     }

@@ -121,7 +121,7 @@ int main(int argc, char **argv)
     const auto started = std::chrono::steady_clock::now();
     std::mutex mutex;
     std::atomic<std::uint64_t> next{lo};
-    std::uint64_t done = 0, failed = 0, elections = 0, ops = 0, unknown = 0, reads = 0, crashes = 0, partitions = 0;
+    std::uint64_t done = 0, failed = 0, elections = 0, ops = 0, unknown = 0, reads = 0, crashes = 0, partitions = 0, transfers = 0;
     std::uint64_t maxHeal = 0;
     const std::uint64_t total = hi - lo + 1;
 
@@ -138,6 +138,7 @@ int main(int argc, char **argv)
             reads += r.linearizableReads;
             crashes += r.crashes;
             partitions += r.partitions;
+            transfers += r.transfers;
             maxHeal = std::max(maxHeal, r.healTicks);
             if (!r.ok) {
                 ++failed;
@@ -169,7 +170,7 @@ int main(int argc, char **argv)
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     std::cout << "seeds " << lo << "-" << hi << ": " << (done - failed) << " passed, " << failed << " failed in " << secs
               << " s (elections " << elections << ", client ops " << ops << " ok + " << unknown << " unknown, linearizable reads "
-              << reads << ", crashes " << crashes << ", partitions " << partitions << ", slowest recovery " << maxHeal
+              << reads << ", crashes " << crashes << ", partitions " << partitions << ", leadership transfers " << transfers << ", slowest recovery " << maxHeal
               << " ticks)\n";
     // A sweep that exercised nothing proves nothing.
     if (failed == 0 && total >= 20 && (elections < total || reads == 0 || crashes == 0 || partitions == 0)) {

@@ -788,6 +788,17 @@ void Simulation::nemesis()
             }
         }
         narrate("whole-cluster power cut");
+    } else if (action < 93) {
+        // The leader hands over to another node (what a leader does when it is stopped), which
+        // then campaigns at once, past the others' leader lease.
+        if (SimNode *l = leader()) {
+            const NodeId to = idOf(m_rng.below(n));
+            if (to != l->id && l->raft->transferLeadership(to) == raft::Status::Ok) {
+                ++m_result.transfers;
+                narrate("leader " + std::to_string(l->id) + " hands leadership to node " + std::to_string(to));
+                processReady(*l);
+            }
+        }
     } else {
         // Network weather: heavy loss for a while.
         m_drop = m_rng.chance(0.5) ? 0.3 : 0.1;

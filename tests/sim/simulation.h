@@ -90,6 +90,7 @@ struct SimResult {
     raft::Index maxCommit = 0;
     std::uint64_t crashes = 0;
     std::uint64_t partitions = 0;
+    std::uint64_t transfers = 0; // leadership handed over by a leader
     std::uint64_t opsOk = 0;
     std::uint64_t opsFailed = 0;  // definite failures (no leader, dropped read): not in the history
     std::uint64_t opsUnknown = 0; // timed out: may or may not have taken effect
