@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what DEngine needs to build and test on Debian 12. Idempotent: when everything is
 # present it only checks (no network). Run as root, or as a user with sudo.
+#   --bench   also what the side-by-side comparison with etcd needs (bench/vs-etcd.sh)
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,9 @@ packages=(
     qt6-base-dev                          # the engine's Qt layer (src/engine, tests/auto)
     clang libclang-rt-14-dev              # libFuzzer target (tests/storage/fuzz_wal_reader)
 )
+if [ "${1:-}" = "--bench" ]; then
+    packages+=(etcd-server etcd-client wrk python3 curl iproute2) # ../shared/bench/etcd-baseline.sh
+fi
 
 missing=()
 for p in "${packages[@]}"; do

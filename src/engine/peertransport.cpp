@@ -174,6 +174,7 @@ void PeerTransport::connectPeer(raft::NodeId id)
             return;
         o.connected = true;
         o.backoffMs = 0;
+        socket->setSocketOption(QAbstractSocket::LowDelayOption, 1); // small Raft messages: no Nagle delay
         std::string hello;
         transport::appendHello(hello, transport::Hello{m_opts.clusterId, m_opts.self, transport::ProtocolVersion});
         socket->write(hello.data(), static_cast<qint64>(hello.size()));

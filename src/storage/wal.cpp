@@ -225,17 +225,13 @@ StorageStatus Wal::open(const WalOptions &options, std::unique_ptr<Wal> &out, Re
     RecoveryReport local;
     RecoveryReport &rep = report ? *report : local;
     rep = {};
+    wal->m_background = !options.readOnly && options.prepareInBackground && options.fs == nullptr;
     if (StorageStatus st = wal->recover(rep); !st)
         return st;
     if (wal->m_startNext && !options.readOnly) {
         // The last segment was finished when the process stopped, before its successor existed.
         if (StorageStatus st = wal->startSegment(wal->m_segments.back().sequence + 1); !st)
             return st;
-    }
-    if (!options.readOnly && !wal->m_segments.empty()) {
-        wal->m_background = options.prepareInBackground && options.fs == nullptr;
-        if (wal->m_next.valid() == false)
-            wal->prepareNext(wal->m_segments.back().sequence + 1);
     }
     out = std::move(wal);
     return {};
@@ -583,13 +579,14 @@ void Wal::prepareNext(std::uint64_t sequence)
 {
     if (!m_background)
         return;
-    // Zero-filled segments make small syncs cheaper but cost a second write of the whole segment.
-    // A log that filled its last segment within a few seconds is bandwidth-bound: there the
-    // second write would halve throughput, while its syncs are large and amortize the extent
-    // updates of a plain preallocated file. A latency-bound log has the idle bandwidth to spare.
+    // Called once the current segment is half full (so a node that just started does not write
+    // zeros while it serves its first requests). Zero-filled segments make small syncs cheaper but
+    // cost a second write of the whole segment. A log that filled half its segment within a few
+    // seconds is bandwidth-bound: there the second write would halve throughput, while its syncs
+    // are large and amortize the extent updates of a plain preallocated file. A latency-bound log
+    // has the idle bandwidth to spare. (A reused file, when there is one, needs neither.)
     const auto now = std::chrono::steady_clock::now();
-    const bool fast = m_segmentStarted.has_value() && now - *m_segmentStarted < std::chrono::seconds(4);
-    m_segmentStarted = now;
+    const bool fast = m_segmentStarted.has_value() && now - *m_segmentStarted < std::chrono::seconds(2);
     const bool zeroFill = m_opts.zeroFillSegments && !fast;
     m_next = std::async(std::launch::async, [this, sequence, zeroFill] { return prepareFile(sequence, zeroFill); });
 }
@@ -604,7 +601,10 @@ StorageStatus Wal::startSegment(std::uint64_t sequence)
     if (prepared.sequence != sequence || !prepared.file) {
         if (!prepared.status)
             return fail(StorageStatus::fromIo(prepared.status));
-        prepared = prepareFile(sequence, m_opts.zeroFillSegments);
+        // On the writer's path (a new log's first segment, or no file prepared in time) the file is
+        // only preallocated where a helper thread could have written the zeros: writing 64 MiB of
+        // them here would stall every write behind it.
+        prepared = prepareFile(sequence, m_opts.zeroFillSegments && !m_background);
     }
     if (!prepared.status)
         return fail(StorageStatus::fromIo(prepared.status));
@@ -638,7 +638,7 @@ StorageStatus Wal::startSegment(std::uint64_t sequence)
         std::lock_guard lock(m_mutex);
         m_segments.push_back(std::move(seg));
     }
-    prepareNext(sequence + 1);
+    m_segmentStarted = std::chrono::steady_clock::now();
     return {};
 }
 
@@ -725,6 +725,8 @@ StorageStatus Wal::append(const std::vector<raft::Entry> &entries, const std::op
     if (IoStatus st = seg.file->write(buf.data(), buf.size(), base); !st)
         return fail(StorageStatus::fromIo(st));
     buf.resize(used);
+    if (!m_next.valid() && base + used >= m_opts.segmentBytes / 2)
+        prepareNext(seg.sequence + 1);
     if (mark)
         m_markedOffset = m_durableOffset;
 

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# DEngine and etcd side by side, in one run on this machine, under the reference workload of
+# ../shared/bench/README.md: runs bench/engine_bench, then ../shared/bench/etcd-baseline.sh (3
+# members), and prints each figure with its ratio to etcd's. Both use fresh data directories on the
+# same disk. About four minutes; keep the machine otherwise idle (this disk's rates drift).
+#   bench/vs-etcd.sh [BUILD_DIR]        environment: SECONDS_PER_ROW (5), ROUNDS (1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+shared=${SHARED_BENCH:-../shared/bench}
+secs=${SECONDS_PER_ROW:-5}
+rounds=${ROUNDS:-1}
+for tool in etcd wrk python3 curl; do
+    command -v "$tool" >/dev/null || { echo "vs-etcd: needs $tool (scripts/setup-debian.sh --bench installs it)" >&2; exit 1; }
+done
+[ -x "$build/bench/engine_bench" ] || { echo "vs-etcd: build $build/bench/engine_bench first" >&2; exit 1; }
+out=$(mktemp -d "${TMPDIR:-/tmp}/vs-etcd.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+data=$(pwd)/vs-etcd.tmp
+for r in $(seq "$rounds"); do
+    echo "== round $r: DEngine (engine_bench)"
+    "$build/bench/engine_bench" --dir "$data" --seconds "$secs" | tee "$out/dengine$r.txt"
+    rm -rf "$data"
+    echo "== round $r: etcd ($shared/etcd-baseline.sh, 3 members)"
+    VARIANTS=3 DURATION="$secs" RESULTS_FILE="$out/etcd$r.txt" "$shared/etcd-baseline.sh" >/dev/null 2>"$out/etcd$r.log" || {
+        tail -20 "$out/etcd$r.log" >&2; exit 1; }
+    cat "$out/etcd$r.txt"
+done
+python3 - "$out" "$rounds" <<'PY'
+import re, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+def rows(path, tool):
+    r = {}
+    for line in open(path):
+        f = line.split()
+        if len(f) >= 8 and f[0] == "3" and f[1] == tool:
+            try:
+                r[(f[2], f[3])] = (float(f[4]), float(f[5]), float(f[6]))
+            except ValueError:
+                pass
+        m = re.match(r"N=3\s+(ready|failover)\S*:.*all=\[([\d -]*)\]", line)
+        if m and m.group(2).split():
+            r[m.group(1)] = [int(x) for x in m.group(2).split()]
+    return r
+d = [rows(f"{out}/dengine{i}.txt", "dengine") for i in range(1, rounds + 1)]
+e = [rows(f"{out}/etcd{i}.txt", "wrk") for i in range(1, rounds + 1)]
+def med(runs, key, i):
+    xs = [x[key][i] for x in runs if key in x]
+    return statistics.median(xs) if xs else float("nan")
+print()
+print(f"DEngine / etcd on this machine, medians of {rounds} round(s); etcd driven by wrk over its HTTP gateway")
+print("| row | DEngine | etcd | ratio |")
+print("|---|---|---|---|")
+for load, c, etcdLoad in [("put", "1", "put"), ("put", "16", "put"), ("put", "64", "put"), ("lget", "16", "lget"),
+                          ("leaseget", "16", "lget"), ("sget", "16", "sget")]:
+    k, ek = (load, c), (etcdLoad, c)
+    ours, theirs = med(d, k, 0), med(e, ek, 0)
+    print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} ({etcdLoad}) | {ours / theirs:.2f}x |")
+    if load == "put" and c in ("1", "64"):
+        for i, name in ((1, "p50"), (2, "p99")):
+            o, t = med(d, k, i), med(e, ek, i)
+            print(f"| {load} c={c} {name} ms | {o:.2f} | {t:.2f} | {o / t:.2f}x (lower is better) |")
+for key in ("ready", "failover"):
+    o = [v for x in d if key in x for v in x[key]]
+    t = [v for x in e if key in x for v in x[key]]
+    if o and t:
+        mo, mt = statistics.median(o), statistics.median(t)
+        print(f"| {key} ms (median) | {mo:.0f} | {mt:.0f} | {mo / mt:.2f}x (lower is better) |")
+PY
