@@ -313,7 +313,10 @@ bool EngineWorker::issue(Pending &p)
         const raft::Status st = m_node->propose(kv::encodeCommand(cmd));
         if (st != raft::Status::Ok)
             return false;
+        const raft::NodeStatus ns = m_node->status();
         p.proposed = true;
+        p.proposedTo = ns.softState.leader;
+        p.proposedTerm = ns.hardState.term;
         return true;
     }
     if (p.request->consistency == DEngine::Consistency::Lease && m_node->raft().leaseReadable()) {
@@ -393,17 +396,19 @@ void EngineWorker::process()
     const NodeId leaderBefore = m_leader;
     while (m_node->hasReady()) {
         raft::Ready rd = m_node->ready();
-        // Every transition, not only the last of this Ready (lifecycle: nothing is coalesced).
+        // The term first: a leader announced below belongs to it (a getter in a leaderChanged slot
+        // must not show the old term). Then every transition, not only the last of this Ready
+        // (lifecycle: nothing is coalesced).
+        if (rd.hardState && rd.hardState->term != m_term) {
+            m_term = rd.hardState->term;
+            Q_EMIT termChanged(m_term);
+        }
         for (const raft::SoftState &s : rd.softStates) {
             if (s.leader != m_leader || s.role != m_role) {
                 m_leader = s.leader;
                 m_role = s.role;
                 Q_EMIT softStateChanged(m_leader, toRole(m_role));
             }
-        }
-        if (rd.hardState && rd.hardState->term != m_term) {
-            m_term = rd.hardState->term;
-            Q_EMIT termChanged(m_term);
         }
         if (!rd.entries.empty() || rd.hardState) {
             storage::LogWriter::Batch b;
@@ -447,10 +452,11 @@ void EngineWorker::process()
         }
     }
     if (m_leader != leaderBefore && m_leader != 0) {
-        // A new leader: writes forwarded to the old one may be lost with it. Propose them again
-        // under the same request ids (the state machine applies each id once).
+        // A new leader: writes handed to another leader, or to this one in an earlier term, may be
+        // lost with that leadership. Propose them again under the same request ids (the state
+        // machine applies each id once).
         for (auto &[id, p] : m_pending)
-            if (p.proposed && p.request->kind == EngineRequest::Kind::Write)
+            if (p.proposed && p.request->kind == EngineRequest::Kind::Write && (p.proposedTo != m_leader || p.proposedTerm != m_term))
                 m_waiting.push_back(id);
         issueWaiting();
     }
@@ -462,6 +468,13 @@ void EngineWorker::process()
         return;
     }
 
+    announce();
+    if (m_node->hasReady())
+        scheduleProcess();
+}
+
+void EngineWorker::announce()
+{
     const raft::NodeStatus st = m_node->status();
     // The indexes first: a slot for ready() or firstCommit() reads appliedIndex() and must find the
     // entry they announce applied.
@@ -471,28 +484,29 @@ void EngineWorker::process()
         Q_EMIT indexesChanged(m_commit, m_applied);
     }
     // Ready: the leader of this node's term is known and its first entry is applied here.
-    if (!m_ready && m_leader != 0 && m_firstOfTermTerm == st.hardState.term && m_applied >= m_firstOfTermIndex && m_firstOfTermIndex > 0) {
+    const bool termStarted = m_firstOfTermIndex > 0 && m_firstOfTermTerm == st.hardState.term && m_applied >= m_firstOfTermIndex;
+    if (!m_ready && m_leader != 0 && termStarted) {
         m_ready = true;
         Q_EMIT readyReached();
     }
-    if (m_ready && m_firstOfTermTerm == st.hardState.term && m_firstCommitTold != m_firstOfTermTerm && m_applied >= m_firstOfTermIndex) {
+    if (m_ready && termStarted && m_firstCommitTold != m_firstOfTermTerm) {
         m_firstCommitTold = m_firstOfTermTerm;
         Q_EMIT firstCommit(m_firstOfTermIndex);
     }
-    if (m_node->hasReady())
-        scheduleProcess();
 }
 
 void EngineWorker::applyCommitted(std::vector<raft::Entry> &entries)
 {
     for (const raft::Entry &e : entries) {
-        if (e.term > m_lastAppliedTerm) {
-            // The first entry of a term is its leader's no-op.
+        const bool firstOfTerm = e.term > m_lastAppliedTerm; // a leader's no-op
+        if (firstOfTerm) {
             m_firstOfTermTerm = e.term;
             m_firstOfTermIndex = e.index;
         }
         m_lastAppliedTerm = e.term;
         const kv::KvStore::Applied a = m_kv.apply(e);
+        if (firstOfTerm)
+            announce(); // ready() and firstCommit() before any answer that follows this entry
         if (a.outcome == kv::KvStore::ApplyOutcome::Malformed)
             qCWarning(lcEngine).noquote() << QStringLiteral("node %1: entry %2 is not a command; skipped").arg(m_config.nodeId).arg(e.index);
         if (a.outcome != kv::KvStore::ApplyOutcome::Applied || a.command.origin != m_config.nodeId || a.command.session != m_session)

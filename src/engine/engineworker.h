@@ -83,6 +83,8 @@ private:
         std::uint64_t id = 0;
         qint64 deadline = 0;
         bool proposed = false;       // Write: handed to the core (its fate is unknown until applied)
+        raft::NodeId proposedTo = 0; // ... when the core's leader was this node
+        raft::Term proposedTerm = 0; // ... in this term
         bool gotIndex = false;       // read: a read index was assigned
         raft::Index readIndex = 0;
     };
@@ -104,6 +106,7 @@ private:
     void issueWaiting();
     bool issue(Pending &p);
     void applyCommitted(std::vector<raft::Entry> &entries);
+    void announce(); // indexes, then ready() and firstCommit() when they are due
     void serveReads();
     void serveRead(Pending &p);
     void finish(std::uint64_t id, DEngineResult result);

@@ -288,6 +288,16 @@ void PeerTransport::onInboundData(QTcpSocket *socket)
                 return;
             }
             in.peer = hello.nodeId;
+            // The peer is back (it just connected to us): reach it now rather than after the
+            // backoff its absence built up, so a restarted node hears from the leader at once.
+            if (auto it = m_out.find(in.peer); it != m_out.end() && !it->second->socket) {
+                Outbound &o = *it->second;
+                o.backoffMs = 0;
+                if (o.retry)
+                    o.retry->stop();
+                if (!o.queue.empty())
+                    connectPeer(in.peer);
+            }
             continue;
         }
         std::vector<raft::Message> messages;

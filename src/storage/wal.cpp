@@ -125,12 +125,13 @@ struct TailScan {
     std::uint64_t coveringClaim = 0;
 };
 
-IoStatus scanTail(ChunkReader &reader, std::uint64_t stop, std::uint64_t sequence, TailScan &out)
+IoStatus scanTail(ChunkReader &reader, std::uint64_t stop, std::uint64_t sequence, TailScan &out, std::uint64_t end)
 {
     const std::uint16_t tag = static_cast<std::uint16_t>(sequence & 0xffff);
     // Records start at multiples of 4 (12-byte headers, payloads padded to 8). A record found is
     // skipped whole, so what a payload carries is never taken for a record of its own.
-    for (std::uint64_t off = stop + 4; off + RecordHeaderSize <= reader.size();) {
+    end = std::min(end, reader.size());
+    for (std::uint64_t off = stop + 4; off + RecordHeaderSize <= end;) {
         std::string_view w;
         if (IoStatus st = reader.window(off, RecordHeaderSize, w); !st)
             return st;
@@ -452,8 +453,14 @@ StorageStatus Wal::recover(RecoveryReport &report)
             // The last segment: the records stop here. Either a crash interrupted the writes from
             // here on, which were never durable and so never acknowledged, and they are cut; or the
             // data here was durable once and is damaged, which a Synced record further on proves.
+            // In a fresh segment nothing lies past the last non-zero byte: scan no further.
+            std::optional<std::uint64_t> tail;
+            if (!recycled)
+                if (IoStatus st = reader.lastNonZero(offset, tail); !st)
+                    return StorageStatus::fromIo(st);
             TailScan scan;
-            if (IoStatus st = scanTail(reader, offset, seg.sequence, scan); !st)
+            const std::uint64_t scanEnd = recycled ? reader.size() : (tail ? *tail + 1 : offset);
+            if (IoStatus st = scanTail(reader, offset, seg.sequence, scan, scanEnd); !st)
                 return StorageStatus::fromIo(st);
             if (scan.coveringAt)
                 return corrupt(where(seg.path, offset) + ": " + stopped + ", but the synced record at offset " + std::to_string(*scan.coveringAt)
@@ -466,9 +473,6 @@ StorageStatus Wal::recover(RecoveryReport &report)
                     return corrupt(where(seg.path, offset) + ": " + why);
                 if (ds == DecodeStatus::Stale)
                     return corrupt(where(seg.path, offset) + ": " + why + ", in a segment that was not recycled");
-                std::optional<std::uint64_t> tail;
-                if (IoStatus st = reader.lastNonZero(offset, tail); !st)
-                    return StorageStatus::fromIo(st);
                 cutEnd = tail ? *tail + 1 : 0;
             }
             // In a recycled segment the bytes after the records are an earlier segment's and stay;
