@@ -659,11 +659,36 @@ void Raft::reprobeStalledFollowers()
     }
 }
 
+void Raft::expediteElection()
+{
+    if (m_role == Role::Leader || !promotable())
+        return;
+    // Somewhere in the next electionTick ticks, at random so that nodes told at the same moment
+    // (a fresh cluster, a leader that died) do not all campaign at once.
+    const int remaining = 1 + static_cast<int>(m_rng.below(static_cast<std::uint64_t>(m_cfg.electionTick)));
+    m_electionElapsed = std::max(m_electionElapsed, m_randomizedElectionTimeout - remaining);
+}
+
 void Raft::reportUnreachable(NodeId id)
 {
-    // The transport lost its connection: whatever was in flight may be gone.
-    if (m_role != Role::Leader || id == m_id)
+    if (id == m_id)
         return;
+    if (m_role != Role::Leader) {
+        // A follower that lost its connection to its leader (a leader killed closes them all)
+        // need not wait out a whole election timeout. Pre-vote keeps this harmless when the leader
+        // is in fact alive: the others still hear from it and refuse. Without lease reads this
+        // node also stops counting itself in the leader's lease, so it can vote for another at once;
+        // with them the lease must run out first (the leader may be serving reads from it).
+        if (id == m_lead && m_lead != NoNode) {
+            expediteElection();
+            if (m_cfg.readOnlyOption == ReadOnlyOption::Safe) {
+                logEvent(LogLevel::Info, "lost the connection to leader " + std::to_string(id));
+                setLead(NoNode);
+            }
+        }
+        return;
+    }
+    // The transport lost its connection: whatever was in flight may be gone.
     const auto it = m_progress.find(id);
     if (it != m_progress.end() && it->second.state == ProgressState::Replicate) {
         it->second.becomeProbe();

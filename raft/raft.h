@@ -72,7 +72,14 @@ public:
     // The runtime made the entries up to (index, term) durable.
     void acknowledgePersisted(Index index, Term term);
     // The transport lost its connection to a peer: messages in flight to it may be lost.
+    // The transport lost its connection to `id`. On a leader: replication to it restarts from what
+    // it acknowledged. On a follower whose leader it is: an election comes soon (see below), and
+    // without lease reads the follower forgets the leader (so it may vote for another at once).
     void reportUnreachable(NodeId id);
+    // A follower's election timer is set to fire within the next electionTick ticks (at random)
+    // instead of after a whole randomized timeout: for a node that starts (no need to wait for a
+    // leader that may not exist) or lost its leader. Pre-vote keeps it from disrupting a live one.
+    void expediteElection();
 
     // Lazy work: Appends for everything proposed since the last call, commit updates, the
     // heartbeat round that pending reads need, forwarded proposals and reads. RawNode calls it

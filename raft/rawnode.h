@@ -87,6 +87,8 @@ public:
     // Tells the node that the connection to a peer broke, so Appends in flight to it may be lost and
     // replication to it restarts from the last acknowledged index (instead of after a timeout).
     void reportUnreachable(NodeId id) { m_raft.reportUnreachable(id); }
+    // See Raft::expediteElection: for a node that has just started.
+    void expediteElection() { m_raft.expediteElection(); }
     // Hands leadership to `to` (see Raft::transferLeadership): for a leader that is stopping.
     Status transferLeadership(NodeId to) { return m_raft.transferLeadership(to); }
 

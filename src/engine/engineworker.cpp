@@ -170,9 +170,13 @@ void EngineWorker::start()
                                       .arg(m_transport->listeningPort())
                                       .arg(m_term)
                                       .arg(m_commit);
-    // A one-node cluster elects itself at once instead of waiting out a timeout.
+    // A one-node cluster elects itself at once instead of waiting out a timeout; a member of a
+    // larger one campaigns within one election timeout (pre-vote keeps it from disturbing a
+    // leader that is already there), as a cluster starting from nothing has no leader to wait for.
     if (m_config.peers.size() == 1)
         m_node->campaign();
+    else if (m_config.preVote)
+        m_node->expediteElection();
     scheduleProcess();
 }
 
