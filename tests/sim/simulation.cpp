@@ -382,6 +382,14 @@ void Simulation::crashNode(SimNode &n)
     n.raft.reset();
     n.pendingPuts.clear(); // their clients time out: the outcome is unknown
     n.pendingReads.clear();
+    // A crashed process's connections close: the transport tells some peers at once (the others
+    // notice by their timers), as the engine's does.
+    for (SimNode &o : m_nodes) {
+        if (o.up && o.id != n.id && m_rng.chance(0.5)) {
+            o.raft->reportUnreachable(n.id);
+            processReady(o);
+        }
+    }
 }
 
 void Simulation::checkNode(SimNode &n)
