@@ -16,6 +16,7 @@
 struct DEngineResult;
 struct DEngineOperation;
 class DEnginePrivate;
+class DEngineStateMachine;
 
 // One node of a replicated, strongly consistent key-value store, embedded in this process.
 //
@@ -128,6 +129,18 @@ public:
     // Keys in [begin, end) in order (an empty `end`: no upper bound), at most `limit` (0: no limit).
     QFuture<DEngineResult> range(const QByteArray &begin, const QByteArray &end, int limit = 0,
                                  Consistency consistency = Consistency::Linearizable);
+
+    // ---- the application's own replicated state (see dengine/denginestatemachine.h) ----
+
+    // Installs the state machine that propose() and query() use; before start() only (false
+    // after). Not owned: it must outlive this engine. Every member needs the same one.
+    bool setStateMachine(DEngineStateMachine *stateMachine);
+    // Replicates `command` (at most maxValueBytes) and applies it on every node; the result's value
+    // is what DEngineStateMachine::apply returned on this node. InvalidArgument without a state
+    // machine or with an empty or oversized command.
+    QFuture<DEngineResult> propose(const QByteArray &command);
+    // The result's value is DEngineStateMachine::query(query) at the given consistency.
+    QFuture<DEngineResult> query(const QByteArray &query, Consistency consistency = Consistency::Linearizable);
 
 Q_SIGNALS:
     // The lifecycle document says when each fires; all are queued from the worker, in order.

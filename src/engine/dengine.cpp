@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <dengine/dengine.h>
+#include <dengine/denginestatemachine.h>
 
 #include "engine/engineworker.h"
 
@@ -26,6 +27,7 @@ public:
     State state = State::Idle;
     QThread *thread = nullptr;
     EngineWorker *worker = nullptr;
+    DEngineStateMachine *stateMachine = nullptr;
 
     NodeId leader = 0;
     quint64 term = 0;
@@ -94,7 +96,7 @@ bool DEngine::start()
     d->role = Role::Follower;
     d->thread = new QThread;
     d->thread->setObjectName(QStringLiteral("dengine-node-%1").arg(d->config.nodeId));
-    d->worker = new EngineWorker(d->config);
+    d->worker = new EngineWorker(d->config, d->stateMachine);
     d->worker->moveToThread(d->thread);
     connect(d->thread, &QThread::finished, d->worker, &QObject::deleteLater);
 
@@ -353,6 +355,45 @@ QFuture<DEngineResult> DEngine::range(const QByteArray &begin, const QByteArray 
     request->key = toStd(begin);
     request->end = toStd(end);
     request->limit = static_cast<std::size_t>(limit);
+    request->consistency = consistency;
+    return d->call(std::move(request));
+}
+
+// ---- the application's state machine ------------------------------------------------------------
+
+DEngineStateMachine::~DEngineStateMachine() = default;
+
+bool DEngine::setStateMachine(DEngineStateMachine *stateMachine)
+{
+    if (d->state != DEnginePrivate::State::Idle)
+        return false;
+    d->stateMachine = stateMachine;
+    return true;
+}
+
+QFuture<DEngineResult> DEngine::propose(const QByteArray &command)
+{
+    if (!d->stateMachine)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("propose: no state machine installed (setStateMachine)"));
+    if (command.isEmpty())
+        return d->refuse(Status::InvalidArgument, QStringLiteral("propose: the command is empty"));
+    if (command.size() > d->config.maxValueBytes)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("propose: %1 bytes, over the limit of %2 (maxValueBytes)")
+                                                      .arg(command.size())
+                                                      .arg(d->config.maxValueBytes));
+    auto request = std::make_shared<EngineRequest>();
+    request->kind = EngineRequest::Kind::Write;
+    request->application = toStd(command);
+    return d->call(std::move(request));
+}
+
+QFuture<DEngineResult> DEngine::query(const QByteArray &query, Consistency consistency)
+{
+    if (!d->stateMachine)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("query: no state machine installed (setStateMachine)"));
+    auto request = std::make_shared<EngineRequest>();
+    request->kind = EngineRequest::Kind::Query;
+    request->key = toStd(query);
     request->consistency = consistency;
     return d->call(std::move(request));
 }

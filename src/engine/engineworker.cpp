@@ -67,7 +67,7 @@ QByteArray toBytes(const std::string &s) { return QByteArray(s.data(), static_ca
 
 } // namespace
 
-EngineWorker::EngineWorker(const DEngineConfig &config) : m_config(config) {}
+EngineWorker::EngineWorker(const DEngineConfig &config, DEngineStateMachine *stateMachine) : m_config(config), m_stateMachine(stateMachine) {}
 
 EngineWorker::~EngineWorker() = default;
 
@@ -314,6 +314,7 @@ bool EngineWorker::issue(Pending &p)
         cmd.session = m_session;
         cmd.request = p.id;
         cmd.operations = p.request->operations;
+        cmd.application = p.request->application;
         const raft::Status st = m_node->propose(kv::encodeCommand(cmd));
         if (st != raft::Status::Ok)
             return false;
@@ -513,13 +514,25 @@ void EngineWorker::applyCommitted(std::vector<raft::Entry> &entries)
             announce(); // ready() and firstCommit() before any answer that follows this entry
         if (a.outcome == kv::KvStore::ApplyOutcome::Malformed)
             qCWarning(lcEngine).noquote() << QStringLiteral("node %1: entry %2 is not a command; skipped").arg(m_config.nodeId).arg(e.index);
-        if (a.outcome != kv::KvStore::ApplyOutcome::Applied || a.command.origin != m_config.nodeId || a.command.session != m_session)
+        if (a.outcome != kv::KvStore::ApplyOutcome::Applied)
             continue;
-        auto it = m_pending.find(a.command.request);
-        if (it == m_pending.end())
+        QByteArray value;
+        if (a.command.application) {
+            // Every node applies it; the proposer's call gets what its own apply returned.
+            if (m_stateMachine)
+                value = m_stateMachine->apply(e.index, toBytes(*a.command.application));
+            else if (!m_warnedNoStateMachine) {
+                m_warnedNoStateMachine = true;
+                qCWarning(lcEngine).noquote() << QStringLiteral("node %1: the log holds application commands but no state machine "
+                                                                "is installed here (DEngine::setStateMachine): they are skipped")
+                                                     .arg(m_config.nodeId);
+            }
+        }
+        if (a.command.origin != m_config.nodeId || a.command.session != m_session || !m_pending.count(a.command.request))
             continue;
         DEngineResult r = baseResult(DEngine::Status::Ok);
         r.revision = e.index;
+        r.value = std::move(value);
         finish(a.command.request, std::move(r));
     }
 }
@@ -561,6 +574,10 @@ void EngineWorker::serveRead(Pending &p)
             r.items.push_back(DEngineKeyValue{toBytes(k), toBytes(v)});
         break;
     }
+    case EngineRequest::Kind::Query:
+        if (m_stateMachine)
+            r.value = m_stateMachine->query(toBytes(q.key));
+        break;
     case EngineRequest::Kind::Write: break;
     }
     p.request->promise->addResult(r);

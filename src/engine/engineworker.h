@@ -2,6 +2,7 @@
 #pragma once
 
 #include <dengine/dengine.h>
+#include <dengine/denginestatemachine.h>
 
 #include "kv/kvstore.h"
 #include "raft/rawnode.h"
@@ -33,10 +34,11 @@ class CoreLogger;
 
 // One key-value call on its way through the worker.
 struct EngineRequest {
-    enum class Kind { Write, Get, Scan, Range };
+    enum class Kind { Write, Get, Scan, Range, Query };
     Kind kind = Kind::Write;
-    std::vector<kv::Operation> operations;      // Write
-    std::string key;                            // Get: the key; Scan: the prefix; Range: begin
+    std::vector<kv::Operation> operations;      // Write (or, when empty, `application`)
+    std::optional<std::string> application;     // Write: a command for the application's state machine
+    std::string key;                            // Get: the key; Scan: the prefix; Range: begin; Query: the query
     std::string end;                            // Range
     std::size_t limit = 0;                      // Scan, Range
     DEngine::Consistency consistency = DEngine::Consistency::Linearizable;
@@ -52,7 +54,8 @@ struct EngineRequest {
 class EngineWorker : public QObject {
     Q_OBJECT
 public:
-    explicit EngineWorker(const DEngineConfig &config);
+    // `stateMachine` (may be null) is the application's; not owned.
+    EngineWorker(const DEngineConfig &config, DEngineStateMachine *stateMachine);
     ~EngineWorker() override;
 
 public Q_SLOTS:
@@ -114,6 +117,8 @@ private:
     DEngineResult baseResult(DEngine::Status status, const QString &message = {}) const;
 
     DEngineConfig m_config;
+    DEngineStateMachine *m_stateMachine = nullptr;
+    bool m_warnedNoStateMachine = false;
     bool m_started = false;
     bool m_down = false;
     bool m_handingOver = false; // stopping: leadership is being handed to another node

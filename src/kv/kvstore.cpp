@@ -13,6 +13,10 @@ raft::Payload encodeCommand(const Command &command)
     c.set_origin(command.origin);
     c.set_session(command.session);
     c.set_request(command.request);
+    if (command.application) {
+        c.set_application(*command.application);
+        c.set_has_application(true);
+    }
     c.mutable_operations()->Reserve(static_cast<int>(command.operations.size()));
     for (const Operation &op : command.operations) {
         wire::Operation *w = c.add_operations();
@@ -31,13 +35,16 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
         why = "command: not a valid protocol buffer";
         return false;
     }
-    if (c.operations_size() == 0) {
-        why = "command: no operations";
+    if (c.has_application() == (c.operations_size() > 0)) {
+        why = c.has_application() ? "command: both operations and an application command" : "command: no operations";
         return false;
     }
     out.origin = c.origin();
     out.session = c.session();
     out.request = c.request();
+    out.application.reset();
+    if (c.has_application())
+        out.application = c.application();
     out.operations.clear();
     out.operations.reserve(static_cast<std::size_t>(c.operations_size()));
     for (const wire::Operation &w : c.operations()) {

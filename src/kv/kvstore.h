@@ -30,6 +30,9 @@ struct Command {
     std::uint64_t session = 0; // one per engine start: request ids restart with it
     std::uint64_t request = 0; // increasing within a session
     std::vector<Operation> operations;
+    // Instead of operations: a command for the application's state machine (applied by the
+    // engine, deduplicated here like any other).
+    std::optional<std::string> application;
 };
 
 // The log payload of a command (Protocol Buffers, src/transport/dengine.proto).
@@ -48,7 +51,8 @@ public:
     };
 
     // Applies the entry at `index` (must be appliedIndex() + 1). A malformed payload is skipped on
-    // every node alike (and reported), so the replicas stay identical.
+    // every node alike (and reported), so the replicas stay identical. An application command
+    // changes nothing here: Applied tells the caller to hand it to the application, once.
     Applied apply(const raft::Entry &entry);
 
     std::optional<std::string> get(std::string_view key) const;

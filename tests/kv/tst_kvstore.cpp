@@ -114,3 +114,23 @@ TEST(KvStore, requestsOutOfOrder_eachAppliesOnce)
     EXPECT_EQ(kv.get("a"), "five");
     EXPECT_EQ(kv.get("b"), "six");
 }
+
+TEST(KvStore, applicationCommand_roundTrips_isDeduplicated_andTouchesNoKey)
+{
+    Command app{1, 7, 3, {}, std::string("add hits 1")};
+    Command back;
+    std::string why;
+    ASSERT_TRUE(decodeCommand(encodeCommand(app).view(), back, why)) << why;
+    ASSERT_TRUE(back.application.has_value());
+    EXPECT_EQ(*back.application, "add hits 1");
+    EXPECT_TRUE(back.operations.empty());
+    KvStore kv;
+    EXPECT_EQ(kv.apply(entry(1, app)).outcome, KvStore::ApplyOutcome::Applied);
+    EXPECT_EQ(kv.apply(entry(2, app)).outcome, KvStore::ApplyOutcome::Duplicate);
+    EXPECT_EQ(kv.size(), 0u);
+    // Operations and an application command together, or neither, is malformed.
+    Command both{1, 7, 4, {{Operation::Kind::Put, "k", "v"}}, std::string("x")};
+    EXPECT_FALSE(decodeCommand(encodeCommand(both).view(), back, why));
+    Command empty{1, 7, 5, {}, std::nullopt};
+    EXPECT_FALSE(decodeCommand(encodeCommand(empty).view(), back, why));
+}

@@ -3,6 +3,7 @@
 // can be: one-node and three-node clusters on 127.0.0.1 in this process. Time is short ticks
 // (10 ms) and every wait is a QTRY_* with a generous limit; nothing sleeps.
 #include <dengine/dengine.h>
+#include <dengine/denginestatemachine.h>
 
 #include "../common/testports.h"
 
@@ -167,6 +168,30 @@ private:
     QMap<NodeId, QString> m_peers;
 };
 
+// An application's replicated state: named counters. "add NAME N" returns the new value; the query
+// "NAME" returns the current one. Records the thread it runs on.
+class Counters final : public DEngineStateMachine {
+public:
+    QByteArray apply(quint64 index, const QByteArray &command) override
+    {
+        thread = QThread::currentThread();
+        lastIndex = index;
+        const QList<QByteArray> parts = command.split(' ');
+        if (parts.size() != 3 || parts[0] != "add")
+            return QByteArray("bad command");
+        qint64 &v = values[parts[1]];
+        v += parts[2].toLongLong();
+        ++applied;
+        return QByteArray::number(v);
+    }
+    QByteArray query(const QByteArray &name) override { return QByteArray::number(values.value(name)); }
+
+    QMap<QByteArray, qint64> values;
+    quint64 lastIndex = 0;
+    int applied = 0;
+    QThread *thread = nullptr;
+};
+
 } // namespace
 
 class TestDEngine : public QObject {
@@ -191,6 +216,10 @@ private Q_SLOTS:
     void threeNodes_leaderStops_othersFollowTheNewLeader();
     void noQuorum_notReady_callsFail_stopIsPrompt();
     void stop_failsCallsInFlight_noneHangs();
+
+    // ---- the application's state machine ----
+    void stateMachine_commandsApplyOnEveryNode_onceEach_andSurviveARestart();
+    void stateMachine_badUse_isRefused();
 };
 
 void TestDEngine::oneNode_readyOnce_afterTheTermsFirstEntryIsApplied()
@@ -575,6 +604,77 @@ void TestDEngine::stop_failsCallsInFlight_noneHangs()
         QVERIFY(f.isFinished());
         QCOMPARE(f.result().status, Status::Stopping);
     }
+}
+
+void TestDEngine::stateMachine_commandsApplyOnEveryNode_onceEach_andSurviveARestart()
+{
+    Cluster c(3);
+    std::map<NodeId, std::unique_ptr<Counters>> sm;
+    for (NodeId id : {1, 2, 3}) {
+        sm[id] = std::make_unique<Counters>();
+        DEngine *e = c.make(id);
+        QVERIFY(e->setStateMachine(sm[id].get()));
+        QVERIFY(e->start());
+        QVERIFY(!e->setStateMachine(nullptr)); // only before start()
+    }
+    QTRY_VERIFY_WITH_TIMEOUT(c.allReady() && c.agreedLeader() != 0, Long);
+    // Proposals from every node, interleaved with key-value writes in the same log.
+    QList<QFuture<DEngineResult>> calls;
+    for (int i = 0; i < 60; ++i) {
+        calls << c.node(NodeId(i % 3 + 1))->propose("add hits 1");
+        calls << c.node(NodeId((i + 1) % 3 + 1))->put(QByteArray::number(i), "x");
+    }
+    QSet<QByteArray> totals;
+    for (int i = 0; i < calls.size(); ++i) {
+        const DEngineResult r = await(calls[i]);
+        QVERIFY2(r.ok(), qPrintable(r.message));
+        if (i % 2 == 0)
+            totals.insert(r.value); // each proposer sees the total its command produced
+    }
+    QCOMPARE(totals.size(), 60); // 1..60, each exactly once: no command applied twice
+    for (NodeId id : {1, 2, 3}) {
+        const DEngineResult q = await(c.node(id)->query("hits"));
+        QCOMPARE(q.status, Status::Ok);
+        QCOMPARE(q.value, QByteArray("60")); // linearizable: sees every acknowledged command
+        QTRY_COMPARE_WITH_TIMEOUT(sm[id]->applied, 60, Long);
+        QVERIFY(sm[id]->thread != QThread::currentThread()); // the worker thread, not the owner's
+    }
+    // A restarted node applies the log again into a fresh state machine.
+    c.node(2)->stop();
+    QVERIFY(c.node(2)->waitForStopped(Long));
+    auto fresh = std::make_unique<Counters>();
+    DEngine *again = c.make(2);
+    QVERIFY(again->setStateMachine(fresh.get()));
+    QVERIFY(again->start());
+    QVERIFY(again->waitForReady(Long));
+    QCOMPARE(await(again->query("hits")).value, QByteArray("60"));
+    QCOMPARE(fresh->applied, 60);
+    c.engines.erase(2); // before `fresh` goes
+}
+
+void TestDEngine::stateMachine_badUse_isRefused()
+{
+    Cluster c(1);
+    DEngineConfig cfg = c.config(1);
+    cfg.maxValueBytes = 10;
+    DEngine *e = c.make(1, &cfg);
+    QVERIFY(e->start());
+    QVERIFY(e->waitForReady(Long));
+    QCOMPARE(await(e->propose("add x 1")).status, Status::InvalidArgument); // no state machine
+    QCOMPARE(await(e->query("x")).status, Status::InvalidArgument);
+    Counters counters;
+    Cluster c2(1);
+    DEngineConfig cfg2 = c2.config(1);
+    cfg2.maxValueBytes = 10;
+    DEngine *withSm = c2.make(1, &cfg2);
+    QVERIFY(withSm->setStateMachine(&counters));
+    QVERIFY(withSm->start());
+    QVERIFY(withSm->waitForReady(Long));
+    QCOMPARE(await(withSm->propose("")).status, Status::InvalidArgument);
+    QCOMPARE(await(withSm->propose("add x 12345678")).status, Status::InvalidArgument);
+    QCOMPARE(counters.applied, 0);
+    QCOMPARE(await(withSm->propose("add x 2")).value, QByteArray("2"));
+    c2.engines.clear(); // before `counters` goes
 }
 
 QTEST_GUILESS_MAIN(TestDEngine)
