@@ -278,7 +278,7 @@ QFuture<DEngineResult> DEnginePrivate::call(std::shared_ptr<EngineRequest> reque
     request->promise = std::make_shared<QPromise<DEngineResult>>();
     request->promise->start();
     QFuture<DEngineResult> future = request->promise->future();
-    QMetaObject::invokeMethod(worker, [w = worker, request] { w->submit(request); }, Qt::QueuedConnection);
+    worker->enqueue(std::move(request));
     return future;
 }
 

@@ -239,6 +239,7 @@ void EngineWorker::shutdown()
     if (m_down)
         return;
     m_down = true;
+    drainInbox(); // calls queued before the stop fail with Stopping below, like the others
     for (auto &[id, p] : m_pending) {
         p.request->promise->addResult(baseResult(DEngine::Status::Stopping, QStringLiteral("the engine is stopping")));
         p.request->promise->finish();
@@ -271,6 +272,29 @@ DEngineResult EngineWorker::baseResult(DEngine::Status status, const QString &me
     r.leaderHint = m_leader;
     r.revision = m_kv.appliedIndex();
     return r;
+}
+
+void EngineWorker::enqueue(std::shared_ptr<EngineRequest> request)
+{
+    bool wake;
+    {
+        std::lock_guard lock(m_inboxMutex);
+        wake = m_inbox.empty();
+        m_inbox.push_back(std::move(request));
+    }
+    if (wake)
+        QMetaObject::invokeMethod(this, &EngineWorker::drainInbox, Qt::QueuedConnection);
+}
+
+void EngineWorker::drainInbox()
+{
+    std::vector<std::shared_ptr<EngineRequest>> batch;
+    {
+        std::lock_guard lock(m_inboxMutex);
+        batch.swap(m_inbox);
+    }
+    for (auto &r : batch)
+        submit(std::move(r));
 }
 
 void EngineWorker::submit(std::shared_ptr<EngineRequest> request)

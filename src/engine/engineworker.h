@@ -15,6 +15,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -70,6 +71,11 @@ public Q_SLOTS:
     // Takes one call; its promise is finished exactly once, here or later.
     void submit(std::shared_ptr<EngineRequest> request);
 
+public:
+    // Any thread: queues a call for submit(). Calls queued while the worker is busy are taken
+    // together, with one wake-up of the worker thread for all of them.
+    void enqueue(std::shared_ptr<EngineRequest> request);
+
 Q_SIGNALS:
     void listening(quint16 port);
     void failed(DEngine::Error error, const QString &message);
@@ -99,6 +105,7 @@ private:
     };
 
     void scheduleProcess();
+    void drainInbox();
     void process();
     void onTick();
     void onMessages(std::vector<raft::Message> &&messages);
@@ -132,6 +139,8 @@ private:
     QTimer *m_ticker = nullptr;
     kv::KvStore m_kv;
     QElapsedTimer m_clock;
+    std::mutex m_inboxMutex;
+    std::vector<std::shared_ptr<EngineRequest>> m_inbox; // guarded by m_inboxMutex
 
     bool m_processScheduled = false;
     std::uint64_t m_nextBatchId = 0;
