@@ -13,6 +13,8 @@
 #include <QtCore/QCoreApplication>
 #include <QtCore/QDir>
 #include <QtCore/QElapsedTimer>
+#include <QtCore/QEventLoop>
+#include <QtCore/QFutureWatcher>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QMetaEnum>
 #include <QtCore/QTemporaryDir>
@@ -34,11 +36,16 @@ void say(const QString &line)
 
 QString statusName(DEngine::Status s) { return QString::fromLatin1(QMetaEnum::fromType<DEngine::Status>().valueToKey(static_cast<int>(s))); }
 
-// Runs the event loop until the future finishes (a demo may block; applications use then()).
+// Runs the event loop (so signals keep printing) until the future finishes. A demo may wait like
+// this; applications attach a continuation instead: f.then(this, [](const DEngineResult &r) {...}).
 DEngineResult wait(QFuture<DEngineResult> f)
 {
-    while (!f.isFinished())
-        QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents, 20);
+    QEventLoop loop;
+    QFutureWatcher<DEngineResult> watcher;
+    QObject::connect(&watcher, &QFutureWatcherBase::finished, &loop, &QEventLoop::quit);
+    watcher.setFuture(f);
+    if (!f.isFinished())
+        loop.exec();
     return f.result();
 }
 

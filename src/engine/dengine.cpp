@@ -137,7 +137,9 @@ bool DEngine::start()
         if (d->state == DEnginePrivate::State::Running)
             Q_EMIT firstCommit(index);
     });
-    connect(d->worker, &EngineWorker::indexesChanged, this, [this](quint64 commit, quint64 applied) {
+    connect(d->worker, &EngineWorker::indexesChanged, this, [this, w = d->worker] {
+        // The latest values (the worker queues one of these at a time; the indexes only grow).
+        const auto [commit, applied] = w->takeIndexes();
         const bool c = commit != d->commit, a = applied != d->applied;
         d->commit = commit;
         if (c)

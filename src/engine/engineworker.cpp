@@ -274,6 +274,13 @@ DEngineResult EngineWorker::baseResult(DEngine::Status status, const QString &me
     return r;
 }
 
+std::pair<quint64, quint64> EngineWorker::takeIndexes()
+{
+    m_indexesPending.store(false, std::memory_order_release);
+    const quint64 applied = m_sharedApplied.load(std::memory_order_acquire);
+    return {m_sharedCommit.load(std::memory_order_relaxed), applied};
+}
+
 void EngineWorker::enqueue(std::shared_ptr<EngineRequest> request)
 {
     bool wake;
@@ -510,7 +517,10 @@ void EngineWorker::announce()
     if (st.hardState.commit != m_commit || m_kv.appliedIndex() != m_applied) {
         m_commit = st.hardState.commit;
         m_applied = m_kv.appliedIndex();
-        Q_EMIT indexesChanged(m_commit, m_applied);
+        m_sharedCommit.store(m_commit, std::memory_order_relaxed);
+        m_sharedApplied.store(m_applied, std::memory_order_release);
+        if (!m_indexesPending.exchange(true, std::memory_order_acq_rel))
+            Q_EMIT indexesChanged();
     }
     // Ready: the leader of this node's term is known and its first entry is applied here.
     const bool termStarted = m_firstOfTermIndex > 0 && m_firstOfTermTerm == st.hardState.term && m_applied >= m_firstOfTermIndex;

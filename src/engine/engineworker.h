@@ -11,6 +11,7 @@
 #include <QtCore/QObject>
 #include <QtCore/QPromise>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -72,6 +73,8 @@ public Q_SLOTS:
     void submit(std::shared_ptr<EngineRequest> request);
 
 public:
+    // Any thread: the latest commit and applied index, and clears the pending indexesChanged().
+    std::pair<quint64, quint64> takeIndexes();
     // Any thread: queues a call for submit(). Calls queued while the worker is busy are taken
     // together, with one wake-up of the worker thread for all of them.
     void enqueue(std::shared_ptr<EngineRequest> request);
@@ -83,7 +86,10 @@ Q_SIGNALS:
     void termChanged(quint64 term);
     void readyReached();
     void firstCommit(quint64 index);
-    void indexesChanged(quint64 commit, quint64 applied);
+    // The commit or applied index moved; read them with indexes(). One signal is pending at most:
+    // the owner reads the latest values when it handles it (they only grow), so a busy cluster
+    // does not queue an event per Ready for the owner thread.
+    void indexesChanged();
     void finished();
 
 private:
@@ -139,6 +145,9 @@ private:
     QTimer *m_ticker = nullptr;
     kv::KvStore m_kv;
     QElapsedTimer m_clock;
+    std::atomic<quint64> m_sharedCommit{0};
+    std::atomic<quint64> m_sharedApplied{0};
+    std::atomic<bool> m_indexesPending{false};
     std::mutex m_inboxMutex;
     std::vector<std::shared_ptr<EngineRequest>> m_inbox; // guarded by m_inboxMutex
 

@@ -28,12 +28,11 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "consumer: the engine did not become ready\n");
         return 1;
     }
+    // The futures finish on the engine's worker thread: blocking here is fine.
     QFuture<DEngineResult> put = engine.put("hello", "world");
-    while (!put.isFinished())
-        QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents, 20);
+    put.waitForFinished();
     QFuture<DEngineResult> get = engine.get("hello");
-    while (!get.isFinished())
-        QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents, 20);
+    get.waitForFinished();
     if (!put.result().ok() || get.result().value != "world") {
         std::fprintf(stderr, "consumer: put/get failed: %s\n", qPrintable(get.result().message));
         return 1;
