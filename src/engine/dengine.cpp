@@ -63,21 +63,43 @@ DEngine::~DEngine()
     const bool running = d->state == DEnginePrivate::State::Running || d->state == DEnginePrivate::State::Stopping;
     if (d->state == DEnginePrivate::State::Running) {
         d->state = DEnginePrivate::State::Stopping;
+        const bool wasReady = d->ready;
         d->ready = false;
+        if (wasReady)
+            Q_EMIT readyChanged(false);
         Q_EMIT stopping();
     }
     if (d->thread) {
-        // No event loop to wait in: run the worker's shutdown on its thread and wait for it.
-        if (d->worker)
-            QMetaObject::invokeMethod(d->worker, &EngineWorker::shutdown, Qt::BlockingQueuedConnection);
-        d->thread->quit();
-        if (!d->thread->wait(d->config.stopTimeoutMs))
-            qCWarning(lcEngine) << "node" << d->config.nodeId << "worker thread did not finish within stopTimeoutMs";
-        delete d->thread;
+        // No event loop to wait in: the worker shuts down and ends its thread itself; wait for
+        // that, bounded. A thread still running then is left behind (deleting it would abort).
+        if (d->worker) {
+            EngineWorker *w = d->worker;
+            QMetaObject::invokeMethod(
+                w,
+                [w] {
+                    w->shutdown();
+                    QThread::currentThread()->quit();
+                },
+                Qt::QueuedConnection);
+        } else {
+            d->thread->quit();
+        }
+        if (d->thread->wait(d->config.stopTimeoutMs)) {
+            delete d->thread;
+        } else {
+            qCCritical(lcEngine) << "node" << d->config.nodeId << "worker thread did not finish within stopTimeoutMs; left running";
+            QObject::connect(d->thread, &QThread::finished, d->thread, &QObject::deleteLater);
+        }
         d->thread = nullptr;
     }
     if (running) {
         d->state = DEnginePrivate::State::Stopped;
+        if (d->leader != 0) {
+            d->leader = 0;
+            Q_EMIT leaderChanged(0);
+        }
+        d->role = Role::Stopped;
+        Q_EMIT roleChanged(d->role);
         Q_EMIT stopped();
     }
 }
@@ -299,6 +321,17 @@ QFuture<DEngineResult> DEngine::batch(const QList<DEngineOperation> &operations)
         return d->refuse(Status::InvalidArgument, QStringLiteral("batch: %1 operations, over the limit of %2 (maxBatchOperations)")
                                                       .arg(operations.size())
                                                       .arg(d->config.maxBatchOperations));
+    // One batch is one log entry: its keys and values together stay within a few values' worth,
+    // so that any entry fits in a message between nodes.
+    qint64 bytes = 0;
+    for (const DEngineOperation &op : operations)
+        bytes += op.key.size() + op.value.size();
+    const qint64 maxBatchBytes = 4LL * d->config.maxValueBytes + d->config.maxKeyBytes;
+    if (bytes > maxBatchBytes)
+        return d->refuse(Status::InvalidArgument,
+                         QStringLiteral("batch: %1 bytes of keys and values, over the limit of %2 (4 x maxValueBytes + maxKeyBytes)")
+                             .arg(bytes)
+                             .arg(maxBatchBytes));
     auto request = std::make_shared<EngineRequest>();
     request->kind = EngineRequest::Kind::Write;
     request->operations.reserve(static_cast<std::size_t>(operations.size()));

@@ -7,6 +7,7 @@
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
 #include <QtCore/QSet>
+#include <QtNetwork/QHostAddress>
 
 using dengine::engine::parseHostPort;
 
@@ -21,8 +22,13 @@ QString DEngineConfig::validate() const
     for (auto it = peers.cbegin(); it != peers.cend(); ++it) {
         if (it.key() == 0)
             return QStringLiteral("peers: node id 0 is not allowed");
-        if (!parseHostPort(it.value(), nullptr, nullptr))
+        QString host;
+        if (!parseHostPort(it.value(), &host, nullptr))
             return QStringLiteral("peers: address \"%1\" of node %2 is not host:port").arg(it.value()).arg(it.key());
+        if (host != QLatin1String("localhost") && QHostAddress(host).isNull())
+            return QStringLiteral("peers: the host of node %1 (\"%2\") must be an IP address or localhost (names are not resolved yet)")
+                .arg(it.key())
+                .arg(host);
     }
     if (!listenAddress.isEmpty() && !parseHostPort(listenAddress, nullptr, nullptr))
         return QStringLiteral("listenAddress: \"%1\" is not host:port").arg(listenAddress);

@@ -69,7 +69,14 @@ QByteArray toBytes(const std::string &s) { return QByteArray(s.data(), static_ca
 
 EngineWorker::EngineWorker(const DEngineConfig &config, DEngineStateMachine *stateMachine) : m_config(config), m_stateMachine(stateMachine) {}
 
-EngineWorker::~EngineWorker() = default;
+EngineWorker::~EngineWorker()
+{
+    // Calls queued after the last drain (the thread ended first): every future gets a result.
+    for (auto &r : m_inbox) {
+        r->promise->addResult(baseResult(DEngine::Status::Stopping, QStringLiteral("the engine has stopped")));
+        r->promise->finish();
+    }
+}
 
 void EngineWorker::start()
 {
@@ -118,6 +125,7 @@ void EngineWorker::start()
     rc.readOnlyOption = m_config.leaseReads ? raft::ReadOnlyOption::LeaseOnRequest : raft::ReadOnlyOption::Safe;
     rc.seed = QRandomGenerator::system()->generate64();
     rc.maxUncommittedEntriesSize = 256ULL << 20; // bounds memory when the disk or followers fall behind
+    rc.maxInflightBytes = 16ULL << 20;           // per follower; each frame stays far below the transport's limit
     rc.logger = m_coreLogger.get();
     try {
         m_node = std::make_unique<raft::RawNode>(rc, *m_storage);
@@ -241,7 +249,13 @@ void EngineWorker::shutdown()
     m_down = true;
     drainInbox(); // calls queued before the stop fail with Stopping below, like the others
     for (auto &[id, p] : m_pending) {
-        p.request->promise->addResult(baseResult(DEngine::Status::Stopping, QStringLiteral("the engine is stopping")));
+        // A write already handed to a leader may still be committed by the others: its outcome
+        // is unknown (Timeout), unlike calls that never left this node (Stopping).
+        const bool unknown = p.request->kind == EngineRequest::Kind::Write && p.proposed;
+        p.request->promise->addResult(unknown ? baseResult(DEngine::Status::Timeout,
+                                                           QStringLiteral("the engine stopped before the write was applied here: "
+                                                                          "it may or may not take effect"))
+                                              : baseResult(DEngine::Status::Stopping, QStringLiteral("the engine is stopping")));
         p.request->promise->finish();
     }
     m_pending.clear();
@@ -351,6 +365,7 @@ bool EngineWorker::issue(Pending &p)
             return false;
         const raft::NodeStatus ns = m_node->status();
         p.proposed = true;
+        p.proposedAt = m_clock.elapsed();
         p.proposedTo = ns.softState.leader;
         p.proposedTerm = ns.hardState.term;
         return true;
@@ -393,6 +408,16 @@ void EngineWorker::onTick()
         return;
     m_node->tick();
     expire();
+    // A forwarded write can be lost on the way (a queue overflow, a reconnect) while the leader
+    // stays: propose again what two election timeouts did not apply (applied once, whatever comes).
+    const qint64 now = m_clock.elapsed();
+    const qint64 patience = 2LL * m_config.electionTicks * m_config.tickIntervalMs;
+    if (now - m_lastRepropose >= patience) {
+        m_lastRepropose = now;
+        for (auto &[id, p] : m_pending)
+            if (p.proposed && p.request->kind == EngineRequest::Kind::Write && now - p.proposedAt >= patience)
+                m_waiting.push_back(id);
+    }
     issueWaiting();
     scheduleProcess();
 }
@@ -430,7 +455,9 @@ void EngineWorker::process()
     if (!m_node || m_down)
         return;
     const NodeId leaderBefore = m_leader;
-    while (m_node->hasReady()) {
+    // A few Readys per turn, then back to the event loop (the rest is rescheduled below): a node
+    // replaying a long log at start must still take stop() and its timers in between.
+    for (int readys = 0; readys < 8 && m_node->hasReady(); ++readys) {
         raft::Ready rd = m_node->ready();
         // The term first: a leader announced below belongs to it (a getter in a leaderChanged slot
         // must not show the old term). Then every transition, not only the last of this Ready

@@ -98,6 +98,7 @@ private:
         std::uint64_t id = 0;
         qint64 deadline = 0;
         bool proposed = false;       // Write: handed to the core (its fate is unknown until applied)
+        qint64 proposedAt = 0;       // ... at this time (ms on m_clock)
         raft::NodeId proposedTo = 0; // ... when the core's leader was this node
         raft::Term proposedTerm = 0; // ... in this term
         bool gotIndex = false;       // read: a read index was assigned
@@ -152,6 +153,7 @@ private:
     std::vector<std::shared_ptr<EngineRequest>> m_inbox; // guarded by m_inboxMutex
 
     bool m_processScheduled = false;
+    qint64 m_lastRepropose = 0;
     std::uint64_t m_nextBatchId = 0;
     std::deque<WriteInFlight> m_writes;
 

@@ -130,10 +130,30 @@ void PeerTransport::flush()
         auto &out = m_out[to];
         if (!out)
             out = std::make_unique<Outbound>();
-        std::string frame;
-        transport::appendEnvelope(frame, messages);
-        out->queuedBytes += static_cast<qint64>(frame.size());
-        out->queue.push_back(std::move(frame));
+        // One frame per peer and turn, split so that no frame nears the receiver's limit (a turn
+        // can carry a whole inflight window of Appends).
+        const std::size_t budget = m_opts.maxFrameBytes / 2;
+        std::size_t begin = 0, bytes = 0;
+        for (std::size_t i = 0; i <= messages.size(); ++i) {
+            std::size_t size = 0;
+            if (i < messages.size()) {
+                size = 64;
+                for (const raft::Entry &e : messages[i].entries)
+                    size += e.data.size() + 32;
+            }
+            const bool last = i == messages.size();
+            if (i > begin && (last || bytes + size > budget)) {
+                std::vector<raft::Message> part(std::make_move_iterator(messages.begin() + static_cast<std::ptrdiff_t>(begin)),
+                                                std::make_move_iterator(messages.begin() + static_cast<std::ptrdiff_t>(i)));
+                std::string frame;
+                transport::appendEnvelope(frame, part);
+                out->queuedBytes += static_cast<qint64>(frame.size());
+                out->queue.push_back(std::move(frame));
+                begin = i;
+                bytes = 0;
+            }
+            bytes += size;
+        }
         while (out->queuedBytes > m_opts.maxQueuedBytes && out->queue.size() > 1) {
             // A peer that cannot keep up loses its oldest messages; Raft retransmits what matters.
             out->queuedBytes -= static_cast<qint64>(out->queue.front().size());

@@ -298,7 +298,7 @@ void TestDEngine::oneNode_badInput_isRefusedAndWritesNothing()
     DEngineConfig cfg = c.config(1);
     cfg.maxKeyBytes = 8;
     cfg.maxValueBytes = 16;
-    cfg.maxBatchOperations = 2;
+    cfg.maxBatchOperations = 8;
     DEngine *e = c.make(1, &cfg);
     QVERIFY(e->start());
     QVERIFY(e->waitForReady(Long));
@@ -310,13 +310,15 @@ void TestDEngine::oneNode_badInput_isRefusedAndWritesNothing()
         e->put("k", QByteArray(17, 'v')),
         e->remove(""),
         e->batch({}),
-        e->batch({DEngineOperation::put("a", "1"), DEngineOperation::put("b", "2"), DEngineOperation::put("c", "3")}),
+        e->batch(QList<DEngineOperation>(9, DEngineOperation::put("a", "1"))), // over maxBatchOperations
         e->batch({DEngineOperation::put("a", "1"), DEngineOperation::put("", "2")}),
         e->get(""),
         e->get("123456789"),
         e->scan("p", -1),
         e->range("b", "a"),
         e->range("a", "b", -5),
+        // a batch's keys and values together: at most 4 x maxValueBytes + maxKeyBytes
+        e->batch(QList<DEngineOperation>(5, DEngineOperation::put("a", QByteArray(16, 'v')))), // 85 bytes > 72
     };
     for (const auto &f : bad) {
         const DEngineResult r = await(f);

@@ -40,6 +40,8 @@ private Q_SLOTS:
         QTest::newRow("electionTicks") << QStringLiteral("electionTicks") << 4;
         QTest::newRow("listenAddress") << QStringLiteral("listenAddress") << 5;
         QTest::newRow("maxKeyBytes") << QStringLiteral("maxKeyBytes") << 6;
+        QTest::newRow("peer host name (not resolved)") << QStringLiteral("peers") << 7;
+        QTest::newRow("leaseReads without checkQuorum") << QStringLiteral("leaseReads") << 8;
     }
     void validate_namesTheBadField()
     {
@@ -54,6 +56,11 @@ private Q_SLOTS:
         case 4: c.electionTicks = c.heartbeatTicks; break;
         case 5: c.listenAddress = QStringLiteral("localhost:99999"); break;
         case 6: c.maxKeyBytes = 0; break;
+        case 7: c.peers[2] = QStringLiteral("db2.example:7002"); break;
+        case 8:
+            c.leaseReads = true;
+            c.checkQuorum = false;
+            break;
         }
         const QString problem = c.validate();
         QVERIFY2(problem.startsWith(field + QLatin1Char(':')), qPrintable(problem));
@@ -97,7 +104,7 @@ private Q_SLOTS:
         QTest::newRow("wrong type") << QByteArray(R"({"nodeId": "one"})") << QStringLiteral("nodeId");
         QTest::newRow("fractional") << QByteArray(R"({"nodeId": 1, "tickIntervalMs": 1.5})") << QStringLiteral("tickIntervalMs");
         QTest::newRow("bad peer id") << QByteArray(R"({"nodeId": 1, "peers": {"x": "h:1"}})") << QStringLiteral("peers");
-        QTest::newRow("invalid after reading") << QByteArray(R"({"nodeId": 1, "peers": {"1": "h:1"}})") << QStringLiteral("dataDirectory");
+        QTest::newRow("invalid after reading") << QByteArray(R"({"nodeId": 1, "peers": {"1": "127.0.0.1:1"}})") << QStringLiteral("dataDirectory");
     }
     void fromFile_refusesWithAReason()
     {

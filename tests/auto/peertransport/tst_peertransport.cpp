@@ -32,12 +32,13 @@ struct Node {
     std::vector<raft::NodeId> unreachable;
     std::unique_ptr<PeerTransport> transport;
 
-    void start(raft::NodeId self, const QMap<raft::NodeId, QString> &peers, quint64 cluster = 7)
+    void start(raft::NodeId self, const QMap<raft::NodeId, QString> &peers, quint64 cluster = 7, quint32 maxFrame = 64u << 20)
     {
         PeerTransport::Options o;
         o.self = self;
         o.clusterId = cluster;
         o.peers = peers;
+        o.maxFrameBytes = maxFrame;
         transport = std::make_unique<PeerTransport>(
             o, [this](std::vector<raft::Message> &&ms) { received.insert(received.end(), ms.begin(), ms.end()); },
             [this](raft::NodeId id) { unreachable.push_back(id); });
@@ -79,6 +80,30 @@ private Q_SLOTS:
             QCOMPARE(b.received[i].context, std::uint64_t(i + 1));
         QCOMPARE(a.received[0].context, std::uint64_t(42));
         QVERIFY2(a.transport->stats().framesSent < 100, "messages of one turn share frames");
+    }
+
+    void oneTurnOverTheFrameLimit_isSplitIntoFrames_andAllArrives()
+    {
+        // 40 Appends of 10 KiB in one turn, frames limited to 64 KiB on both ends: one frame
+        // would be refused (and the connection closed), so they must travel as several.
+        Node a, b;
+        a.start(1, m_peers, 7, 64 * 1024);
+        b.start(2, m_peers, 7, 64 * 1024);
+        std::vector<raft::Message> burst;
+        for (std::uint64_t i = 1; i <= 40; ++i) {
+            raft::Message m = heartbeat(1, 2, i);
+            m.type = raft::MessageType::Append;
+            m.index = i - 1;
+            m.logTerm = 3;
+            m.entries.push_back(raft::Entry{3, i, raft::EntryType::Normal, raft::Payload(std::string(10 * 1024, 'x'))});
+            burst.push_back(std::move(m));
+        }
+        a.transport->send(std::move(burst));
+        QTRY_COMPARE_WITH_TIMEOUT(b.received.size(), std::size_t(40), 10000);
+        for (std::size_t i = 0; i < b.received.size(); ++i)
+            QCOMPARE(b.received[i].context, std::uint64_t(i + 1));
+        QVERIFY(a.transport->stats().framesSent >= 8);
+        QVERIFY(a.unreachable.empty());
     }
 
     void foreignCluster_isRefusedAndTheNodeGoesOn()
