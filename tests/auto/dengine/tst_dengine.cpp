@@ -208,6 +208,8 @@ private Q_SLOTS:
     void portInUse_errorOccurred_thenStopped();
     void dataDirectoryInUse_isRefused();
     void destruction_whileRunning_stopsCleanly();
+    void corruptDataDirectory_isRefusedWithFileAndOffset();
+    void slots_mayCallStopAndKeyValueCalls();
 
     // ---- three nodes in one process ----
     void threeNodes_allReady_agreeOnLeaderAndFirstCommit();
@@ -215,6 +217,7 @@ private Q_SLOTS:
     void threeNodes_batchIsAtomic();
     void threeNodes_leaderStops_othersFollowTheNewLeader();
     void noQuorum_notReady_callsFail_stopIsPrompt();
+    void majority_isEnough_toBecomeReady();
     void stop_failsCallsInFlight_noneHangs();
 
     // ---- the application's state machine ----
@@ -461,6 +464,53 @@ void TestDEngine::destruction_whileRunning_stopsCleanly()
     QVERIFY(again && again->waitForReady(Long));
 }
 
+void TestDEngine::corruptDataDirectory_isRefusedWithFileAndOffset()
+{
+    Cluster c(1);
+    DEngine *e = c.startNode(1);
+    QVERIFY(e && e->waitForReady(Long));
+    for (int i = 0; i < 20; ++i)
+        QVERIFY(await(e->put(QByteArray::number(i), QByteArray(300, 'v'))).ok());
+    const QString dir = e->config().dataDirectory;
+    e->stop();
+    QVERIFY(e->waitForStopped(Long));
+    // Flip a byte in the middle of the acknowledged records.
+    const QString segment = dir + QStringLiteral("/wal/0000000000000001.wal");
+    QFile f(segment);
+    QVERIFY(f.open(QIODevice::ReadWrite));
+    f.seek(2000);
+    char b = 0;
+    QVERIFY(f.getChar(&b));
+    f.seek(2000);
+    QVERIFY(f.putChar(static_cast<char>(b ^ 0x40)));
+    f.close();
+    DEngine *again = c.make(1);
+    QSignalSpy errors(again, &DEngine::errorOccurred);
+    QVERIFY(again->start());
+    QVERIFY(again->waitForStopped(Long));
+    QCOMPARE(errors.size(), 1);
+    QCOMPARE(errors[0][0].value<DEngine::Error>(), DEngine::Error::CorruptData);
+    const QString message = errors[0][1].toString();
+    QVERIFY2(message.contains(segment) && message.contains(QStringLiteral("offset")), qPrintable(message));
+    QCOMPARE(c.recorders[1]->count(QStringLiteral("ready")), 0);
+}
+
+void TestDEngine::slots_mayCallStopAndKeyValueCalls()
+{
+    // Delivery rule 4: a slot may call any public method, stop() and the key-value calls included.
+    Cluster c(1);
+    DEngine *e = c.make(1);
+    QFuture<DEngineResult> fromSlot;
+    QObject::connect(e, &DEngine::ready, e, [&] { fromSlot = e->put("from-a-slot", "1"); });
+    QObject::connect(e, &DEngine::firstCommit, e, [&] {
+        QCOMPARE(await(fromSlot).status, Status::Ok); // waiting inside a slot does not stall the node
+        e->stop();
+    });
+    QVERIFY(e->start());
+    QVERIFY(e->waitForStopped(Long));
+    QCOMPARE(c.recorders[1]->count(QStringLiteral("stopped")), 1);
+}
+
 // ---- three nodes ---------------------------------------------------------------------------------
 
 void TestDEngine::threeNodes_allReady_agreeOnLeaderAndFirstCommit()
@@ -588,6 +638,19 @@ void TestDEngine::noQuorum_notReady_callsFail_stopIsPrompt()
     e->stop();
     QVERIFY(e->waitForStopped(Long));
     QCOMPARE(c.recorders[1]->count(QStringLiteral("ready")), 0);
+}
+
+void TestDEngine::majority_isEnough_toBecomeReady()
+{
+    // Two of three members: no start-up step waits for the third.
+    Cluster c(3);
+    DEngine *a = c.startNode(1);
+    DEngine *b = c.startNode(2);
+    QVERIFY(a && b);
+    QVERIFY(a->waitForReady(Long));
+    QVERIFY(b->waitForReady(Long));
+    QVERIFY(await(a->put("two", "of three")).ok());
+    QCOMPARE(await(b->get("two")).value, QByteArray("of three"));
 }
 
 void TestDEngine::stop_failsCallsInFlight_noneHangs()
