@@ -18,6 +18,8 @@
 //   engine_bench [--dir DIR] [--seconds S] [--rows put:1,put:16,...] [--node PATH] [--trials N]
 #include <dengine/dengine.h>
 
+#include "../tests/auto/common/testports.h"
+
 #include <QtCore/QCommandLineParser>
 #include <QtCore/QCoreApplication>
 #include <QtCore/QDir>
@@ -50,17 +52,7 @@ double cpuSeconds()
     return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-QList<quint16> freePorts(int count)
-{
-    std::vector<std::unique_ptr<QTcpServer>> probes;
-    QList<quint16> ports;
-    for (int i = 0; i < count; ++i) {
-        probes.push_back(std::make_unique<QTcpServer>());
-        probes.back()->listen(QHostAddress::LocalHost, 0);
-        ports.append(probes.back()->serverPort());
-    }
-    return ports;
-}
+using dengine::test::freePorts;
 
 // Runs the event loop until done() or limitMs pass. It sleeps while nothing happens (a timer wakes
 // it every 5 ms to check): a spinning client would take a core from the nodes it measures.

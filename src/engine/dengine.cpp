@@ -39,6 +39,17 @@ public:
 
     void beginStop();
     void onWorkerFinished();
+    // The cache changes, then the matching signal (when the value did change).
+    template <typename T, typename Signal>
+    void update(T &field, T value, Signal signal)
+    {
+        if (field == value)
+            return;
+        field = value;
+        Q_EMIT(q->*signal)(value);
+    }
+    void announceStopping();
+    void announceStopped();
     QFuture<DEngineResult> call(std::shared_ptr<EngineRequest> request);
     QFuture<DEngineResult> refuse(DEngine::Status status, const QString &message) const;
     QString checkKey(const QByteArray &key, const char *what) const;
@@ -61,14 +72,8 @@ DEngine::DEngine(const DEngineConfig &config, QObject *parent) : QObject(parent)
 DEngine::~DEngine()
 {
     const bool running = d->state == DEnginePrivate::State::Running || d->state == DEnginePrivate::State::Stopping;
-    if (d->state == DEnginePrivate::State::Running) {
-        d->state = DEnginePrivate::State::Stopping;
-        const bool wasReady = d->ready;
-        d->ready = false;
-        if (wasReady)
-            Q_EMIT readyChanged(false);
-        Q_EMIT stopping();
-    }
+    if (d->state == DEnginePrivate::State::Running)
+        d->announceStopping();
     if (d->thread) {
         // No event loop to wait in: the worker shuts down and ends its thread itself; wait for
         // that, bounded. A thread still running then is left behind (deleting it would abort).
@@ -92,16 +97,8 @@ DEngine::~DEngine()
         }
         d->thread = nullptr;
     }
-    if (running) {
-        d->state = DEnginePrivate::State::Stopped;
-        if (d->leader != 0) {
-            d->leader = 0;
-            Q_EMIT leaderChanged(0);
-        }
-        d->role = Role::Stopped;
-        Q_EMIT roleChanged(d->role);
-        Q_EMIT stopped();
-    }
+    if (running)
+        d->announceStopped();
 }
 
 bool DEngine::start()
@@ -133,26 +130,17 @@ bool DEngine::start()
     connect(d->worker, &EngineWorker::softStateChanged, this, [this](NodeId leader, Role role) {
         if (d->state != DEnginePrivate::State::Running)
             return;
-        const bool leaderChangedNow = leader != d->leader;
-        const bool roleChangedNow = role != d->role;
-        d->leader = leader;
-        if (leaderChangedNow)
-            Q_EMIT leaderChanged(leader);
-        d->role = role;
-        if (roleChangedNow)
-            Q_EMIT roleChanged(role);
+        d->update(d->leader, leader, &DEngine::leaderChanged);
+        d->update(d->role, role, &DEngine::roleChanged);
     });
     connect(d->worker, &EngineWorker::termChanged, this, [this](quint64 term) {
-        if (d->state != DEnginePrivate::State::Running || term == d->term)
-            return;
-        d->term = term;
-        Q_EMIT termChanged(term);
+        if (d->state == DEnginePrivate::State::Running)
+            d->update(d->term, term, &DEngine::termChanged);
     });
     connect(d->worker, &EngineWorker::readyReached, this, [this] {
         if (d->state != DEnginePrivate::State::Running || d->ready)
             return;
-        d->ready = true;
-        Q_EMIT readyChanged(true);
+        d->update(d->ready, true, &DEngine::readyChanged);
         Q_EMIT ready();
     });
     connect(d->worker, &EngineWorker::firstCommit, this, [this](quint64 index) {
@@ -162,13 +150,8 @@ bool DEngine::start()
     connect(d->worker, &EngineWorker::indexesChanged, this, [this, w = d->worker] {
         // The latest values (the worker queues one of these at a time; the indexes only grow).
         const auto [commit, applied] = w->takeIndexes();
-        const bool c = commit != d->commit, a = applied != d->applied;
-        d->commit = commit;
-        if (c)
-            Q_EMIT commitIndexChanged(commit);
-        d->applied = applied;
-        if (a)
-            Q_EMIT appliedIndexChanged(applied);
+        d->update(d->commit, commit, &DEngine::commitIndexChanged);
+        d->update(d->applied, applied, &DEngine::appliedIndexChanged);
     });
     connect(d->worker, &EngineWorker::finished, this, [p] { p->onWorkerFinished(); });
 
@@ -177,16 +160,26 @@ bool DEngine::start()
     return true;
 }
 
+void DEnginePrivate::announceStopping()
+{
+    state = State::Stopping;
+    update(ready, false, &DEngine::readyChanged);
+    Q_EMIT q->stopping();
+}
+
+void DEnginePrivate::announceStopped()
+{
+    state = State::Stopped;
+    update(leader, NodeId(0), &DEngine::leaderChanged);
+    update(role, DEngine::Role::Stopped, &DEngine::roleChanged);
+    Q_EMIT q->stopped();
+}
+
 void DEnginePrivate::beginStop()
 {
     if (state != State::Running)
         return;
-    state = State::Stopping;
-    const bool wasReady = ready;
-    ready = false;
-    if (wasReady)
-        Q_EMIT q->readyChanged(false);
-    Q_EMIT q->stopping();
+    announceStopping();
     if (worker)
         QMetaObject::invokeMethod(worker, &EngineWorker::stopGracefully, Qt::QueuedConnection);
 }
@@ -195,28 +188,14 @@ void DEnginePrivate::onWorkerFinished()
 {
     if (state == State::Stopped)
         return;
-    if (state == State::Running) {
-        // The worker stopped on its own (a fatal error already reported): stopping comes first.
-        state = State::Stopping;
-        const bool wasReady = ready;
-        ready = false;
-        if (wasReady)
-            Q_EMIT q->readyChanged(false);
-        Q_EMIT q->stopping();
-    }
+    if (state == State::Running)
+        announceStopping(); // the worker stopped on its own (a fatal error already reported)
     thread->quit();
     thread->wait();
     delete thread;
     thread = nullptr;
     worker = nullptr; // deleted with its thread's end
-    state = State::Stopped;
-    const bool leaderWas = leader != 0;
-    leader = 0;
-    if (leaderWas)
-        Q_EMIT q->leaderChanged(0);
-    role = DEngine::Role::Stopped;
-    Q_EMIT q->roleChanged(role);
-    Q_EMIT q->stopped();
+    announceStopped();
 }
 
 void DEngine::stop()
