@@ -11,6 +11,9 @@
 #include <QtNetwork/QTcpServer>
 #include <QtTest/QtTest>
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <map>
 #include <memory>
 
@@ -209,6 +212,7 @@ private Q_SLOTS:
     void dataDirectoryInUse_isRefused();
     void destruction_whileRunning_stopsCleanly();
     void corruptDataDirectory_isRefusedWithFileAndOffset();
+    void storageFailure_isReportedAndTheEngineStops();
     void slots_mayCallStopAndKeyValueCalls();
 
     // ---- three nodes in one process ----
@@ -493,6 +497,32 @@ void TestDEngine::corruptDataDirectory_isRefusedWithFileAndOffset()
     const QString message = errors[0][1].toString();
     QVERIFY2(message.contains(segment) && message.contains(QStringLiteral("offset")), qPrintable(message));
     QCOMPARE(c.recorders[1]->count(QStringLiteral("ready")), 0);
+}
+
+void TestDEngine::storageFailure_isReportedAndTheEngineStops()
+{
+    // A disk that refuses to grow files: a 1 MiB file-size limit on this process makes the log's
+    // 64 MiB segment preallocation fail (EFBIG), as a full disk would (ENOSPC).
+    Cluster c(1);
+    DEngine *e = c.make(1);
+    QSignalSpy errors(e, &DEngine::errorOccurred);
+    rlimit old{};
+    QCOMPARE(getrlimit(RLIMIT_FSIZE, &old), 0);
+    const auto previous = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit small{1u << 20, old.rlim_max};
+    QCOMPARE(setrlimit(RLIMIT_FSIZE, &small), 0);
+    const bool started = e->start();
+    const bool stopped = e->waitForStopped(Long);
+    setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, previous);
+    QVERIFY(started);
+    QVERIFY(stopped);
+    QCOMPARE(errors.size(), 1);
+    QCOMPARE(errors[0][0].value<DEngine::Error>(), DEngine::Error::StorageFailure);
+    QVERIFY2(errors[0][1].toString().contains(QStringLiteral("wal")), qPrintable(errors[0][1].toString()));
+    const Recorder &r = *c.recorders[1];
+    QVERIFY(r.indexOf(QStringLiteral("stopping")) < r.indexOf(QStringLiteral("stopped")));
+    QCOMPARE(r.count(QStringLiteral("ready")), 0);
 }
 
 void TestDEngine::slots_mayCallStopAndKeyValueCalls()
