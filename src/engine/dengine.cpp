@@ -10,6 +10,8 @@
 #include <QtCore/QThread>
 #include <QtCore/QTimer>
 
+#include <functional>
+
 Q_DECLARE_LOGGING_CATEGORY(lcEngine)
 
 using dengine::engine::EngineRequest;
@@ -51,6 +53,9 @@ public:
     void announceStopping();
     void announceStopped();
     QFuture<DEngineResult> call(std::shared_ptr<EngineRequest> request);
+    // A read (or query) of `kind` about `key` at `consistency`, handed to call().
+    QFuture<DEngineResult> read(EngineRequest::Kind kind, const QByteArray &key, DEngine::Consistency consistency,
+                                const std::function<void(EngineRequest &)> &more = {});
     QFuture<DEngineResult> refuse(DEngine::Status status, const QString &message) const;
     QString checkKey(const QByteArray &key, const char *what) const;
 };
@@ -285,6 +290,18 @@ QFuture<DEngineResult> DEnginePrivate::call(std::shared_ptr<EngineRequest> reque
     return future;
 }
 
+QFuture<DEngineResult> DEnginePrivate::read(EngineRequest::Kind kind, const QByteArray &key, DEngine::Consistency consistency,
+                                            const std::function<void(EngineRequest &)> &more)
+{
+    auto request = std::make_shared<EngineRequest>();
+    request->kind = kind;
+    request->key = toStd(key);
+    request->consistency = consistency;
+    if (more)
+        more(*request);
+    return call(std::move(request));
+}
+
 QFuture<DEngineResult> DEngine::put(const QByteArray &key, const QByteArray &value)
 {
     return batch({DEngineOperation::put(key, value)});
@@ -335,11 +352,7 @@ QFuture<DEngineResult> DEngine::get(const QByteArray &key, Consistency consisten
 {
     if (const QString why = d->checkKey(key, "key"); !why.isEmpty())
         return d->refuse(Status::InvalidArgument, why);
-    auto request = std::make_shared<EngineRequest>();
-    request->kind = EngineRequest::Kind::Get;
-    request->key = toStd(key);
-    request->consistency = consistency;
-    return d->call(std::move(request));
+    return d->read(EngineRequest::Kind::Get, key, consistency);
 }
 
 QFuture<DEngineResult> DEngine::scan(const QByteArray &prefix, int limit, Consistency consistency)
@@ -348,12 +361,7 @@ QFuture<DEngineResult> DEngine::scan(const QByteArray &prefix, int limit, Consis
         return d->refuse(Status::InvalidArgument, QStringLiteral("limit: must not be negative"));
     if (prefix.size() > d->config.maxKeyBytes)
         return d->refuse(Status::InvalidArgument, QStringLiteral("prefix: longer than maxKeyBytes"));
-    auto request = std::make_shared<EngineRequest>();
-    request->kind = EngineRequest::Kind::Scan;
-    request->key = toStd(prefix);
-    request->limit = static_cast<std::size_t>(limit);
-    request->consistency = consistency;
-    return d->call(std::move(request));
+    return d->read(EngineRequest::Kind::Scan, prefix, consistency, [limit](EngineRequest &r) { r.limit = static_cast<std::size_t>(limit); });
 }
 
 QFuture<DEngineResult> DEngine::range(const QByteArray &begin, const QByteArray &end, int limit, Consistency consistency)
@@ -364,13 +372,10 @@ QFuture<DEngineResult> DEngine::range(const QByteArray &begin, const QByteArray 
         return d->refuse(Status::InvalidArgument, QStringLiteral("range: a bound longer than maxKeyBytes"));
     if (!end.isEmpty() && end < begin)
         return d->refuse(Status::InvalidArgument, QStringLiteral("range: end comes before begin"));
-    auto request = std::make_shared<EngineRequest>();
-    request->kind = EngineRequest::Kind::Range;
-    request->key = toStd(begin);
-    request->end = toStd(end);
-    request->limit = static_cast<std::size_t>(limit);
-    request->consistency = consistency;
-    return d->call(std::move(request));
+    return d->read(EngineRequest::Kind::Range, begin, consistency, [&end, limit](EngineRequest &r) {
+        r.end = toStd(end);
+        r.limit = static_cast<std::size_t>(limit);
+    });
 }
 
 // ---- the application's state machine ------------------------------------------------------------
@@ -405,9 +410,5 @@ QFuture<DEngineResult> DEngine::query(const QByteArray &query, Consistency consi
 {
     if (!d->stateMachine)
         return d->refuse(Status::InvalidArgument, QStringLiteral("query: no state machine installed (setStateMachine)"));
-    auto request = std::make_shared<EngineRequest>();
-    request->kind = EngineRequest::Kind::Query;
-    request->key = toStd(query);
-    request->consistency = consistency;
-    return d->call(std::move(request));
+    return d->read(EngineRequest::Kind::Query, query, consistency);
 }

@@ -363,11 +363,10 @@ bool EngineWorker::issue(Pending &p)
         const raft::Status st = m_node->propose(kv::encodeCommand(cmd));
         if (st != raft::Status::Ok)
             return false;
-        const raft::NodeStatus ns = m_node->status();
         p.proposed = true;
         p.proposedAt = m_clock.elapsed();
-        p.proposedTo = ns.softState.leader;
-        p.proposedTerm = ns.hardState.term;
+        p.proposedTo = m_node->raft().leader();
+        p.proposedTerm = m_node->raft().term();
         return true;
     }
     if (p.request->consistency == DEngine::Consistency::Lease && m_node->raft().leaseReadable()) {

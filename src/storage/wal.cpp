@@ -189,19 +189,25 @@ StorageStatus StorageStatus::fromIo(const IoStatus &io)
 
 Wal::~Wal() = default;
 
-std::string Wal::segmentPath(std::uint64_t sequence) const
+WalFileKind parseWalFileName(const std::string &name, std::uint64_t &sequence)
+{
+    if (parseNumberedName(name, SegmentSuffix, sequence))
+        return WalFileKind::Segment;
+    if (parseNumberedName(name, FreeSuffix, sequence))
+        return WalFileKind::Free;
+    return WalFileKind::Other;
+}
+
+std::string Wal::numberedPath(std::uint64_t sequence, const char *suffix) const
 {
     char name[32];
-    std::snprintf(name, sizeof name, "%016llx%s", static_cast<unsigned long long>(sequence), SegmentSuffix);
+    std::snprintf(name, sizeof name, "%016llx%s", static_cast<unsigned long long>(sequence), suffix);
     return joinPath(m_walDir, name);
 }
 
-std::string Wal::freePath(std::uint64_t sequence) const
-{
-    char name[32];
-    std::snprintf(name, sizeof name, "%016llx%s", static_cast<unsigned long long>(sequence), FreeSuffix);
-    return joinPath(m_walDir, name);
-}
+std::string Wal::segmentPath(std::uint64_t sequence) const { return numberedPath(sequence, SegmentSuffix); }
+
+std::string Wal::freePath(std::uint64_t sequence) const { return numberedPath(sequence, FreeSuffix); }
 
 StorageStatus Wal::open(const WalOptions &options, std::unique_ptr<Wal> &out, RecoveryReport *report)
 {
@@ -260,9 +266,10 @@ StorageStatus Wal::recover(RecoveryReport &report)
     std::vector<std::uint64_t> sequences;
     for (const std::string &name : names) {
         std::uint64_t seq;
-        if (parseNumberedName(name, SegmentSuffix, seq))
+        const WalFileKind kind = parseWalFileName(name, seq);
+        if (kind == WalFileKind::Segment)
             sequences.push_back(seq);
-        else if (parseNumberedName(name, FreeSuffix, seq))
+        else if (kind == WalFileKind::Free)
             m_free.push_back(seq);
         else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0)
             m_fs->remove(joinPath(m_walDir, name)); // a segment being prepared when the process died

@@ -52,6 +52,11 @@ struct WalOptions {
     raft::ConfState bootstrap;                // the voters of a new log (ignored when one exists)
 };
 
+// The files of DIR/wal: "<16 hex digits>.wal" is a segment, "<16 hex digits>.free" a compacted
+// segment kept for reuse. Sets the number and returns what the name is.
+enum class WalFileKind { Other, Segment, Free };
+WalFileKind parseWalFileName(const std::string &name, std::uint64_t &sequence);
+
 // What recovery found and did, for logs and `dengine-ctl wal check`.
 struct RecoveryReport {
     std::size_t segments = 0;
@@ -144,8 +149,8 @@ private:
     bool takeRecycled(std::uint64_t sequence, PreparedFile &p);
     std::string freePath(std::uint64_t sequence) const;
     void prepareNext(std::uint64_t sequence);
-    StorageStatus writeRecords(const std::string &bytes, std::vector<Location> *placed);
     StorageStatus fail(StorageStatus st);
+    std::string numberedPath(std::uint64_t sequence, const char *suffix) const;
     std::string segmentPath(std::uint64_t sequence) const;
     bool readEntry(const Location &loc, raft::Entry &out, StorageStatus *error) const;
 

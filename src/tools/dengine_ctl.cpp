@@ -84,13 +84,13 @@ int dump(const std::string &dir, bool all)
     }
     bool damaged = false;
     for (const std::string &name : names) {
-        if (name.size() == 21 && name.compare(16, 5, ".free") == 0) {
+        std::uint64_t sequence = 0;
+        const WalFileKind kind = parseWalFileName(name, sequence);
+        if (kind == WalFileKind::Free) {
             std::printf("%s: a compacted segment file kept for reuse\n", name.c_str());
             continue;
         }
-        std::uint64_t sequence = 0;
-        if (name.size() != 20 || name.compare(16, 4, ".wal") != 0
-            || std::sscanf(name.c_str(), "%16llx", reinterpret_cast<unsigned long long *>(&sequence)) != 1) {
+        if (kind != WalFileKind::Segment) {
             std::printf("%s: not a segment, ignored\n", name.c_str());
             continue;
         }
