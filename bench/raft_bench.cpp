@@ -156,8 +156,6 @@ public:
                 while (n.raft->hasReady()) {
                     busy = true;
                     Ready rd = n.raft->ready();
-                    const Index lastIndex = rd.lastEntryIndex();
-                    const Term lastTerm = rd.lastEntryTerm();
                     if (!rd.entries.empty())
                         n.storage->append(rd.entries);
                     if (rd.hardState)
@@ -166,8 +164,8 @@ public:
                         m_queue.push_back(std::move(m));
                     for (Message &m : rd.messagesAfterPersist)
                         m_queue.push_back(std::move(m));
-                    if (lastIndex != 0)
-                        n.raft->acknowledgePersisted(lastIndex, lastTerm);
+                    if (rd.writeId != 0)
+                        n.raft->acknowledgePersisted(rd.writeId);
                     for (const Entry &e : rd.committedEntries) {
                         ++n.applied;
                         const char *d = e.data.data();

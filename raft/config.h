@@ -15,16 +15,44 @@ enum class ReadOnlyOption : std::uint8_t {
     // ReadIndex: the leader records its commit index and confirms with a quorum heartbeat round
     // that it is still the leader. No clock assumption. The default.
     Safe,
-    // Lease: the leader answers at once while a quorum acknowledged it within the last election
-    // timeout (less a drift margin), falling back to a quorum round otherwise. Relies on bounded
-    // clock drift between nodes and on check-quorum; validation refuses it without check-quorum.
+    // Lease: the leader answers at once while its lease holds (see "The lease" below), falling back
+    // to a quorum round otherwise. Relies on bounded clock drift between nodes and on check-quorum;
+    // validation refuses it without check-quorum.
     LeaseBased,
-    // Both: readIndex() always takes a quorum round, and the lease is kept (with the same restart
-    // rule for voters as LeaseBased) so that the runtime may serve chosen reads on the leader at
-    // once while Raft::leaseReadable() holds. For a per-read choice between the two. Needs
-    // check-quorum too.
+    // Both: readIndex() always takes a quorum round, and the lease is kept (with the same rules as
+    // LeaseBased) so that the runtime may serve chosen reads on the leader at once while
+    // Raft::leaseReadable() holds. For a per-read choice between the two. Needs check-quorum too.
     LeaseOnRequest,
 };
+
+// The lease (thesis §6.4.1), for LeaseBased and LeaseOnRequest.
+//
+// The leader's side. A heartbeat round that started at the leader's tick S and that a quorum
+// acknowledged gives the leader a lease until tick S + electionTick - 1 - leaseDriftTicks: until
+// then it may answer reads at its commit index without a new round. It holds only while the leader
+// has committed an entry of its term, hands leadership to nobody, and has sent no TimeoutNow in this
+// term: a TimeoutNow tells another node to campaign at once past the others' promises (below), so
+// the lease that sends one is over for the rest of the term, whatever becomes of that transfer.
+//
+// The voters' side, the promise that makes the lease safe. A node that takes a heartbeat or an
+// Append from the leader of its term at tick t grants no vote to anyone, and does not campaign
+// (which is voting for itself), until tick t + electionTick. A node that starts does the same for
+// its first electionTick ticks, since it may have promised something just before it stopped. The
+// one exception is a campaign the leader itself asked for (TimeoutNow) and the votes for it: that
+// leader gave its lease up when it asked. A TimeoutNow is honoured only from the leader of the
+// receiver's term and only while the receiver's log has nothing after the index the TimeoutNow
+// names: a leader takes no proposals while it hands over, so an entry after that index means the
+// transfer was given up and the TimeoutNow is stale. (Safety does not depend on this: the leader's
+// lease ended when the TimeoutNow left. It spares the cluster an election nobody wants.)
+//
+// Why the two sides fit: every node of the quorum that acknowledged round S saw it at or after S and
+// keeps its promise for electionTick of its own ticks, the first of which may come at once: at least
+// electionTick - 1 tick intervals after S. The lease is leaseDriftTicks shorter, so it ends first as
+// long as no node's clock runs faster than another's by more than leaseDriftTicks /
+// (electionTick - 1 - leaseDriftTicks) (12% with the defaults). Ticks are the clock: a runtime must
+// call tick() once per interval of real, monotonic time and catch up missed ticks before it steps
+// anything else, or a paused leader would count its lease from a stale tick (the engine does this,
+// src/engine/tickclock.h). With ReadOnlyOption::Safe no node promises anything.
 
 // Known bugs that tests switch on to prove that the simulator's checks can fail. Never set outside
 // tests; each one breaks a safety property of Raft on purpose.
@@ -32,7 +60,37 @@ struct InjectedBugs {
     bool grantSecondVoteInTerm = false;   // vote for any up-to-date candidate, ignoring the vote cast
     bool commitOldTermByCounting = false; // advance commit over an earlier term's entry by replica count (§5.4.2)
     bool readWithoutQuorum = false;       // answer ReadIndex at once, without the heartbeat round
-    bool any() const { return grantSecondVoteInTerm || commitOldTermByCounting || readWithoutQuorum; }
+    // The four stale-lease holes, each re-opened alone (see "The lease" above):
+    bool leaseReadAfterTimeoutNow = false;     // LeaseBased readIndex answered from the lease after a TimeoutNow left
+    bool leaseBackAfterAbortedTransfer = false; // the lease comes back when a transfer times out
+    bool campaignInPromiseWhenUnreachable = false; // a follower told its leader is unreachable campaigns inside its promise
+    bool campaignInRestartQuarantine = false;  // a restarted node campaigns inside its first electionTick ticks
+    // The durability acknowledgement matched by the (index, term) of the write's last entry instead
+    // of by the write: an old write's acknowledgement passes for a newer write of the same entry.
+    bool acknowledgeByIndexAndTerm = false;
+
+    bool any() const
+    {
+        return grantSecondVoteInTerm || commitOldTermByCounting || readWithoutQuorum || leaseReadAfterTimeoutNow
+            || leaseBackAfterAbortedTransfer || campaignInPromiseWhenUnreachable || campaignInRestartQuarantine
+            || acknowledgeByIndexAndTerm;
+    }
+};
+
+// The injectable bugs by the names tools and failure messages use ("two-votes", ...).
+struct InjectedBugName {
+    const char *name;
+    bool InjectedBugs::*flag;
+};
+inline constexpr InjectedBugName InjectedBugNames[] = {
+    {"two-votes", &InjectedBugs::grantSecondVoteInTerm},
+    {"old-term-commit", &InjectedBugs::commitOldTermByCounting},
+    {"read-without-quorum", &InjectedBugs::readWithoutQuorum},
+    {"lease-read-after-timeoutnow", &InjectedBugs::leaseReadAfterTimeoutNow},
+    {"lease-back-after-aborted-transfer", &InjectedBugs::leaseBackAfterAbortedTransfer},
+    {"campaign-in-promise-when-unreachable", &InjectedBugs::campaignInPromiseWhenUnreachable},
+    {"campaign-in-restart-quarantine", &InjectedBugs::campaignInRestartQuarantine},
+    {"ack-by-index-and-term", &InjectedBugs::acknowledgeByIndexAndTerm},
 };
 
 // Everything that parameterizes one Raft node. Time is counted in ticks: the runtime calls
@@ -74,9 +132,9 @@ struct Config {
     // node win a pre-vote from nodes that do hear the leader. Both are on by default.
     bool preVote = true;
     ReadOnlyOption readOnlyOption = ReadOnlyOption::Safe;
-    // Ticks subtracted from the lease (LeaseBased reads) to allow for clock drift between nodes.
-    // The lease lasts electionTick - 1 - leaseDriftTicks ticks from the start of the heartbeat
-    // round a quorum acknowledged; with the defaults it tolerates clocks running 12% apart.
+    // Ticks subtracted from the lease to allow for clock drift between nodes (see "The lease"): the
+    // lease lasts electionTick - 1 - leaseDriftTicks ticks from the start of the heartbeat round a
+    // quorum acknowledged; with the defaults it tolerates clocks running 12% apart.
     int leaseDriftTicks = 1;
     // Followers forward proposals to the leader unless this is set, in which case propose() on a
     // follower fails with ProposalDropped.

@@ -29,15 +29,45 @@ std::vector<Entry> Unstable::notInProgress() const
     return {m_entries.begin() + (m_offsetInProgress - m_offset), m_entries.end()};
 }
 
-void Unstable::stableTo(Index index, Term t)
+void Unstable::acceptInProgress(std::uint64_t writeId)
 {
-    // Only an acknowledgement of an entry that is still here, with the same term, counts: an entry
-    // that a conflicting append replaced was written to disk and then overwritten by a later write.
-    const auto have = term(index);
-    if (!have || *have != t)
+    const Index end = m_offset + m_entries.size();
+    if (m_offsetInProgress < end)
+        m_marks.push_back(Mark{writeId, end - 1, end - 1, m_entries.back().term});
+    m_offsetInProgress = end;
+}
+
+void Unstable::stableTo(std::uint64_t writeId, bool byIndexAndTerm)
+{
+    if (byIndexAndTerm) {
+        // The bug this replaced: look the write's last entry up by (index, term), which a later
+        // write may have appended again after a truncation.
+        for (const Mark &m : m_marks) {
+            if (m.writeId != writeId)
+                continue;
+            const auto have = term(m.writtenLast);
+            if (have && *have == m.writtenTerm)
+                dropThrough(m.writtenLast);
+        }
+        while (!m_marks.empty() && m_marks.front().writeId <= writeId)
+            m_marks.pop_front();
         return;
+    }
+    Index durable = 0;
+    bool any = false;
+    while (!m_marks.empty() && m_marks.front().writeId <= writeId) {
+        durable = m_marks.front().last; // non-decreasing: the last one popped is the furthest
+        any = true;
+        m_marks.pop_front();
+    }
+    if (any && durable >= m_offset)
+        dropThrough(durable);
+}
+
+void Unstable::dropThrough(Index index)
+{
     const std::size_t drop = index - m_offset + 1;
-    m_entries.erase(m_entries.begin(), m_entries.begin() + drop);
+    m_entries.erase(m_entries.begin(), m_entries.begin() + static_cast<std::ptrdiff_t>(drop));
     m_offset = index + 1;
     m_offsetInProgress = std::max(m_offsetInProgress, m_offset);
     if (m_entries.empty() && m_entries.capacity() > 4096)
@@ -63,6 +93,10 @@ void Unstable::truncateAndAppend(const std::vector<Entry> &entries)
         m_entries.resize(from - m_offset);
         m_offsetInProgress = std::min(m_offsetInProgress, from);
     }
+    // Writes handed out earlier stand only up to the cut: what they wrote from `from` on is
+    // replaced by a later write, and their acknowledgement no longer covers it.
+    for (Mark &m : m_marks)
+        m.last = std::min(m.last, from - 1);
     m_entries.insert(m_entries.end(), entries.begin(), entries.end());
 }
 
@@ -198,8 +232,11 @@ std::vector<Entry> RaftLog::committedToApply() const
 {
     std::vector<Entry> out;
     const Index hi = maxApplyIndex();
-    if (m_applying < hi)
-        entries(m_applying + 1, hi + 1, m_maxApplyBytes, out);
+    if (m_applying >= hi)
+        return out;
+    if (!entries(m_applying + 1, hi + 1, m_maxApplyBytes, out) || out.empty())
+        throw std::runtime_error("raft: the storage cannot give back committed entries " + std::to_string(m_applying + 1) + ".."
+                                 + std::to_string(hi) + ", which it holds as durable");
     return out;
 }
 

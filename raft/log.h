@@ -5,6 +5,7 @@
 #include "raft/types.h"
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <vector>
 
@@ -15,10 +16,16 @@ namespace dengine::raft {
 //   [offset, offsetInProgress)    handed to the runtime in a Ready, being written
 //   [offsetInProgress, end)       not yet handed out
 //
-// Entries leave from the front when the runtime acknowledges them as persisted (stableTo). A
-// conflicting append may cut into the in-progress part; the runtime writes in order, so the later
-// write replaces the earlier one on disk too, and the earlier acknowledgement is then ignored
-// because its (index, term) no longer matches.
+// Every Ready that writes gets a write id, one more than the last; the runtime acknowledges a write
+// by its id once it and every earlier write are durable (writes reach the disk in the order they
+// were handed out). Entries leave from the front when their write is acknowledged (stableTo).
+//
+// A write is never recognised by the (index, term) of its last entry: after a truncation the same
+// (index, term) can be appended again by a later write, and the earlier write's acknowledgement must
+// not pass for it. Each write that handed out entries leaves a mark, its id and the last index it
+// wrote; a conflicting append that cuts into the handed-out part pulls every mark at or after the
+// cut back to the entry before it (the later write replaces the rest on disk). An acknowledged id
+// then makes durable exactly what that write and the ones before it left standing.
 class Unstable {
 public:
     explicit Unstable(Index offset) : m_offset(offset), m_offsetInProgress(offset) {}
@@ -31,18 +38,29 @@ public:
     bool hasNotInProgress() const { return m_offsetInProgress < m_offset + m_entries.size(); }
     // The entries not yet handed out, in order.
     std::vector<Entry> notInProgress() const;
-    void acceptInProgress() { m_offsetInProgress = m_offset + m_entries.size(); }
-    // The runtime made (index, term) and everything before it durable.
-    void stableTo(Index index, Term term);
+    // They were handed out in the write with this id.
+    void acceptInProgress(std::uint64_t writeId);
+    // The writes up to `writeId` are durable. With `byIndexAndTerm` (an injected bug, for tests) the
+    // write is matched by the (index, term) of its last entry instead, as before write ids.
+    void stableTo(std::uint64_t writeId, bool byIndexAndTerm = false);
     void truncateAndAppend(const std::vector<Entry> &entries);
     void appendOne(Entry entry);
     // Entries in [lo, hi); both must lie within the unstable range.
     void slice(Index lo, Index hi, std::uint64_t &budget, std::vector<Entry> &out) const;
 
 private:
+    struct Mark {
+        std::uint64_t writeId;
+        Index last;         // what this write left standing: pulled back by truncations
+        Index writtenLast;  // the last entry it wrote, as written (only the injected bug uses it)
+        Term writtenTerm;
+    };
+    void dropThrough(Index index);
+
     std::vector<Entry> m_entries;
     Index m_offset;
     Index m_offsetInProgress;
+    std::deque<Mark> m_marks; // ascending write ids, non-decreasing `last`
 };
 
 // A node's view of its whole log: the durable part in Storage and the unstable tail in memory, the
@@ -79,12 +97,14 @@ public:
 
     // The durable prefix: everything at or below this index is in Storage.
     Index stableLastIndex() const { return m_unstable.offset() - 1; }
-    void stableTo(Index index, Term t) { m_unstable.stableTo(index, t); }
+    void stableTo(std::uint64_t writeId, bool byIndexAndTerm = false) { m_unstable.stableTo(writeId, byIndexAndTerm); }
     bool hasUnstableToHandOut() const { return m_unstable.hasNotInProgress(); }
     std::vector<Entry> unstableToHandOut() const { return m_unstable.notInProgress(); }
-    void acceptUnstable() { m_unstable.acceptInProgress(); }
+    void acceptUnstable(std::uint64_t writeId) { m_unstable.acceptInProgress(writeId); }
 
-    // Committed entries that are durable here and not yet handed out, up to maxApplyBytes.
+    // Committed entries that are durable here and not yet handed out, up to maxApplyBytes. Throws
+    // std::runtime_error when the storage cannot give back entries it holds as durable (it broke its
+    // contract: the node must stop, not skip them).
     bool hasCommittedToApply() const;
     std::vector<Entry> committedToApply() const;
     void acceptApplying(Index index) { m_applying = index; }

@@ -80,8 +80,11 @@ Raft::Raft(const Config &config, Storage &storage)
     // may still be in flight, so ids must not repeat across restarts: start from a random point.
     m_nextReadBatch = m_rng.next();
     becomeFollower(m_term, NoNode);
-    if (m_cfg.readOnlyOption != ReadOnlyOption::Safe)
-        m_voteQuarantineUntil = static_cast<std::uint64_t>(m_cfg.electionTick);
+    if (leaseMode()) {
+        // It may have acknowledged a leader's round just before it stopped: keep that promise.
+        m_promiseUntil = static_cast<std::uint64_t>(m_cfg.electionTick);
+        m_promiseFromStart = true;
+    }
 }
 
 NodeStatus Raft::status() const
@@ -119,6 +122,7 @@ void Raft::reset(Term term)
     resetRandomizedElectionTimeout();
     m_votes.clear();
     m_committedInTerm = false;
+    m_leaseRevoked = false;
     m_broadcastPending = false;
     m_uncommittedSize = 0;
 
@@ -228,6 +232,8 @@ void Raft::tick()
             logEvent(LogLevel::Warning, "leadership transfer to node " + std::to_string(m_leadTransferee) + " timed out");
             m_leadTransferee = NoNode;
             m_transferElapsed = 0;
+            if (m_cfg.bugs.leaseBackAfterAbortedTransfer)
+                m_leaseRevoked = false;
         }
         if (m_electionElapsed >= m_cfg.electionTick) {
             m_electionElapsed = 0;
@@ -264,6 +270,15 @@ void Raft::hup()
 {
     if (m_role == Role::Leader || !promotable())
         return;
+    if (!mayCampaign()) {
+        // A vote for itself would break the promise: the election waits for the promise to end, and
+        // a little more, drawn at random: the followers of a leader that died heard its last
+        // heartbeat together, and would otherwise all campaign at the same tick and split the vote.
+        const auto wait = static_cast<int>(m_promiseUntil - m_ticks) + static_cast<int>(m_rng.below(static_cast<std::uint64_t>(m_cfg.electionTick / 2 + 1)));
+        m_electionElapsed = std::max(0, m_randomizedElectionTimeout - wait);
+        logEvent(LogLevel::Debug, "election deferred by " + std::to_string(wait) + " ticks: inside a lease promise");
+        return;
+    }
     startCampaign(m_cfg.preVote ? CampaignType::PreElection : CampaignType::Election);
 }
 
@@ -357,9 +372,11 @@ Status Raft::step(Message m)
             // higher term cannot depose a healthy leader.
             // A campaign the leader itself asked for (a leadership transfer) is the exception: that
             // leader stops serving lease reads when it asks.
+            // In the lease modes the promise (raft/config.h) is stricter: it holds whether or not a
+            // leader is known now, and only a transfer campaign passes it.
             const bool inLease = m_cfg.checkQuorum && m_lead != NoNode && m_electionElapsed < m_cfg.electionTick;
             const bool transfer = m.type == MessageType::Vote && m.context == TransferCampaignContext;
-            if (!transfer && (inLease || m_ticks < m_voteQuarantineUntil))
+            if (!transfer && (inLease || promising()))
                 return Status::Ok;
         }
         if (m.type == MessageType::PreVote) {
@@ -416,6 +433,9 @@ void Raft::handleVoteRequest(const Message &m)
     // alone: it commits the voter to nothing.
     bool canVote = m_vote == m.from || (m_vote == NoNode && m_lead == NoNode)
         || (m.type == MessageType::PreVote && m.term > m_term);
+    // A request in this node's own term (a higher one was filtered in step): the promise holds too.
+    if (promising() && m_vote != m.from && !(m.type == MessageType::Vote && m.context == TransferCampaignContext))
+        canVote = false;
     if (m_cfg.bugs.grantSecondVoteInTerm && m.type == MessageType::Vote)
         canVote = true;
     Message resp;
@@ -470,9 +490,9 @@ Status Raft::readIndex(std::uint64_t context)
     return Status::Ok;
 }
 
-void Raft::acknowledgePersisted(Index index, Term term)
+void Raft::acknowledgePersisted(std::uint64_t writeId)
 {
-    m_log.stableTo(index, term);
+    m_log.stableTo(writeId, m_cfg.bugs.acknowledgeByIndexAndTerm);
     if (m_role != Role::Leader)
         return;
     // The leader's own acknowledgement counts toward commit only now that it is durable.
@@ -636,9 +656,13 @@ Status Raft::transferLeadership(NodeId to)
 
 void Raft::sendTimeoutNow(NodeId to)
 {
+    // From now on `to` may win votes past the others' promises: this term's lease is over.
+    m_leaseRevoked = true;
     Message m;
     m.type = MessageType::TimeoutNow;
     m.to = to;
+    m.index = m_log.lastIndex(); // lets the target tell a stale TimeoutNow (honoursTimeoutNow)
+    m.logTerm = m_log.lastTerm();
     send(std::move(m));
 }
 
@@ -680,6 +704,7 @@ void Raft::reportUnreachable(NodeId id)
         // node also stops counting itself in the leader's lease, so it can vote for another at once;
         // with them the lease must run out first (the leader may be serving reads from it).
         if (id == m_lead && m_lead != NoNode) {
+            m_leaderUnreachable = true;
             expediteElection();
             if (m_cfg.readOnlyOption == ReadOnlyOption::Safe) {
                 logEvent(LogLevel::Info, "lost the connection to leader " + std::to_string(id));
@@ -834,7 +859,7 @@ Status Raft::stepCandidate(Message &m)
     switch (m.type) {
     case MessageType::TimeoutNow:
         // The leader of this term hands over while a pre-vote of ours is pending: campaign now.
-        if (m_role == Role::PreCandidate)
+        if (m_role == Role::PreCandidate && honoursTimeoutNow(m))
             startCampaign(CampaignType::Transfer);
         return Status::Ok;
     case MessageType::Propose:
@@ -892,8 +917,9 @@ Status Raft::stepFollower(Message &m)
         handleHeartbeat(m);
         return Status::Ok;
     case MessageType::TimeoutNow:
-        // The leader hands over to us: campaign now, without pre-vote (the leader vouches for it).
-        if (promotable())
+        // The leader hands over to us: campaign now, without pre-vote (the leader vouches for it),
+        // and past the lease promise (the leader gave its lease up when it sent this).
+        if (promotable() && honoursTimeoutNow(m))
             startCampaign(CampaignType::Transfer);
         return Status::Ok;
     case MessageType::ReadIndexResponse: {
@@ -916,6 +942,7 @@ Status Raft::stepFollower(Message &m)
 
 void Raft::handleAppend(Message &m)
 {
+    notePromise();
     Message resp;
     resp.type = MessageType::AppendResponse;
     resp.to = m.from;
@@ -943,6 +970,7 @@ void Raft::handleAppend(Message &m)
 
 void Raft::handleHeartbeat(const Message &m)
 {
+    notePromise();
     m_log.commitTo(std::min(m.commit, m_log.lastIndex()));
     Message resp;
     resp.type = MessageType::HeartbeatResponse;
@@ -960,8 +988,8 @@ void Raft::handleReadRequest(NodeId from, std::uint64_t context)
         return;
     }
     const Index index = m_log.committed();
-    if (m_voters.isSingleton() || m_cfg.bugs.readWithoutQuorum
-        || (m_cfg.readOnlyOption == ReadOnlyOption::LeaseBased && leaseValid())) {
+    const bool lease = m_cfg.bugs.leaseReadAfterTimeoutNow ? leaseValid() : leaseHolds();
+    if (m_voters.isSingleton() || m_cfg.bugs.readWithoutQuorum || (m_cfg.readOnlyOption == ReadOnlyOption::LeaseBased && lease)) {
         answerRead(from, context, index);
         return;
     }
@@ -970,7 +998,52 @@ void Raft::handleReadRequest(NodeId from, std::uint64_t context)
 
 bool Raft::leaseReadable() const
 {
-    return m_role == Role::Leader && m_leadTransferee == NoNode && m_committedInTerm && m_cfg.readOnlyOption != ReadOnlyOption::Safe && leaseValid();
+    return m_role == Role::Leader && m_cfg.readOnlyOption != ReadOnlyOption::Safe && leaseHolds();
+}
+
+bool Raft::leaseHolds() const
+{
+    // The leader's side of the rule in raft/config.h ("The lease"). The read path (LeaseBased
+    // readIndex) and leaseReadable() both come here, so they cannot disagree.
+    return m_committedInTerm && m_leadTransferee == NoNode && !m_leaseRevoked && leaseValid();
+}
+
+bool Raft::promising() const { return leaseMode() && m_ticks < m_promiseUntil; }
+
+void Raft::notePromise()
+{
+    // Called for every heartbeat and Append from the leader of this node's term.
+    if (!leaseMode())
+        return;
+    m_promiseUntil = std::max(m_promiseUntil, m_ticks + static_cast<std::uint64_t>(m_cfg.electionTick));
+    m_promiseFromStart = false;
+    m_leaderUnreachable = false;
+}
+
+bool Raft::mayCampaign() const
+{
+    if (!promising())
+        return true;
+    if (m_cfg.bugs.campaignInRestartQuarantine && m_promiseFromStart)
+        return true;
+    if (m_cfg.bugs.campaignInPromiseWhenUnreachable && m_leaderUnreachable)
+        return true;
+    return false;
+}
+
+bool Raft::honoursTimeoutNow(const Message &m) const
+{
+    // Only from the leader of this term (if this node knows one), and only for the transfer that is
+    // still going on: during one the leader takes no proposals, so an entry here after the index it
+    // named means the transfer was given up since.
+    if (m_lead != NoNode && m_lead != m.from)
+        return false;
+    if (m_log.lastIndex() > m.index) {
+        logEvent(LogLevel::Info, "ignored a stale TimeoutNow from node " + std::to_string(m.from) + " (it named index "
+                                     + std::to_string(m.index) + ", this log ends at " + std::to_string(m_log.lastIndex()) + ")");
+        return false;
+    }
+    return true;
 }
 
 bool Raft::leaseValid() const

@@ -53,9 +53,14 @@ public:
     Status step(Message m);
     Status propose(std::vector<Payload> proposals, EntryType type = EntryType::Normal);
     Status readIndex(std::uint64_t context);
-    // Whether this node is a leader whose lease (see ReadOnlyOption) covers a read right now: it may
-    // then answer at its commit index without a quorum round. Always false with ReadOnlyOption::Safe.
+    // Whether this node is a leader whose lease (see "The lease" in raft/config.h) covers a read
+    // right now: it may then answer at its commit index without a quorum round. Always false with
+    // ReadOnlyOption::Safe, during a leadership transfer and, for the rest of the term, once this
+    // leader sent a TimeoutNow.
     bool leaseReadable() const;
+    // Whether this node keeps a lease promise now: it votes for nobody, itself included, except in a
+    // campaign a leader asked for (TimeoutNow). Never with ReadOnlyOption::Safe.
+    bool promising() const;
     // Leadership transfer (thesis §3.10): the leader brings `to` up to date, then tells it to start
     // an election at once (TimeoutNow), which it wins without waiting for a timeout; the others
     // vote for it even within their leader lease. Meanwhile the leader takes no proposals (they
@@ -69,16 +74,18 @@ public:
     bool hasSoftStateLog() const { return !m_softLog.empty(); }
     // Starts an election now (pre-vote first when enabled). No effect on a leader or a non-voter.
     Status campaign();
-    // The runtime made the entries up to (index, term) durable.
-    void acknowledgePersisted(Index index, Term term);
-    // The transport lost its connection to a peer: messages in flight to it may be lost.
+    // The runtime made the writes up to this id durable (see RawNode::acknowledgePersisted).
+    void acknowledgePersisted(std::uint64_t writeId);
     // The transport lost its connection to `id`. On a leader: replication to it restarts from what
     // it acknowledged. On a follower whose leader it is: an election comes soon (see below), and
-    // without lease reads the follower forgets the leader (so it may vote for another at once).
+    // without lease reads the follower forgets the leader (so it may vote for another at once); with
+    // them it keeps its promise to that leader (the leader may still be serving reads from it), and
+    // the election waits for the promise to end.
     void reportUnreachable(NodeId id);
     // A follower's election timer is set to fire within the next electionTick ticks (at random)
     // instead of after a whole randomized timeout: for a node that starts (no need to wait for a
     // leader that may not exist) or lost its leader. Pre-vote keeps it from disrupting a live one.
+    // A node inside a lease promise still campaigns only once the promise is over.
     void expediteElection();
 
     // Lazy work: Appends for everything proposed since the last call, commit updates, the
@@ -133,6 +140,10 @@ private:
     VoteResult poll(NodeId from, bool granted);
     void handleVoteRequest(const Message &m);
     bool promotable() const { return m_voters.contains(m_id); }
+    bool leaseMode() const { return m_cfg.readOnlyOption != ReadOnlyOption::Safe && !m_voters.isSingleton(); }
+    void notePromise();
+    bool mayCampaign() const;
+    bool honoursTimeoutNow(const Message &m) const;
     bool quorumActive();
 
     // Per-role message handling.
@@ -160,6 +171,7 @@ private:
     void dropRead(NodeId from, std::uint64_t context);
     void onReadAck(NodeId from, std::uint64_t round);
     bool leaseValid() const;
+    bool leaseHolds() const;
     void dropForwardedReads();
     void expireReads();
 
@@ -189,12 +201,18 @@ private:
     int m_electionElapsed = 0;
     int m_heartbeatElapsed = 0;
     int m_randomizedElectionTimeout = 0;
-    // A LeaseBased node refuses votes until this tick after (re)starting: it may have acknowledged
-    // a leader's round just before a crash, and that leader's lease must run out first.
-    std::uint64_t m_voteQuarantineUntil = 0;
+    // The lease promise (raft/config.h, "The lease"): in the lease modes, no vote for anyone, this
+    // node included, before this tick (transfer campaigns aside). Set from every heartbeat and Append
+    // of the leader, and to electionTick at start: the node may have promised just before it stopped.
+    std::uint64_t m_promiseUntil = 0;
+    // Injected bugs only: the promise is the start's quarantine (no leader heard since), and a
+    // reportUnreachable for the leader came since the leader was last heard.
+    bool m_promiseFromStart = false;
+    bool m_leaderUnreachable = false;
 
     // Leader state.
     bool m_committedInTerm = false; // an entry of this term is committed (§8: reads are safe)
+    bool m_leaseRevoked = false;    // a TimeoutNow left in this term: no lease until the term ends
     bool m_broadcastPending = false;
     std::uint64_t m_uncommittedSize = 0;
     Index m_noOpIndex = 0; // this term's no-op: the one entry of the term not counted in m_uncommittedSize

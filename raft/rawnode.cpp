@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "raft/rawnode.h"
 
+#include <stdexcept>
+#include <string>
+
 namespace dengine::raft {
 
 RawNode::RawNode(const Config &config, Storage &storage) : m_raft(config, storage)
@@ -30,19 +33,24 @@ Ready RawNode::ready()
         m_prevSoft = soft;
     }
     RaftLog &log = m_raft.log();
-    if (log.hasUnstableToHandOut()) {
-        rd.entries = log.unstableToHandOut();
-        log.acceptUnstable();
-    }
+    // Read before anything is marked as handed out: a failure leaves the node as it was.
+    if (log.hasCommittedToApply())
+        rd.committedEntries = log.committedToApply();
+    const bool writesEntries = log.hasUnstableToHandOut();
     const HardState hard = m_raft.hardState();
+    if (writesEntries || hard != m_prevHard)
+        rd.writeId = ++m_lastWriteId;
+    if (writesEntries) {
+        rd.entries = log.unstableToHandOut();
+        log.acceptUnstable(rd.writeId);
+    }
     if (hard != m_prevHard) {
         rd.hardState = hard;
         rd.mustSync = hard.term != m_prevHard.term || hard.vote != m_prevHard.vote;
         m_prevHard = hard;
     }
     rd.mustSync = rd.mustSync || !rd.entries.empty();
-    if (log.hasCommittedToApply()) {
-        rd.committedEntries = log.committedToApply();
+    if (!rd.committedEntries.empty()) {
         log.acceptApplying(rd.committedEntries.back().index);
         m_raft.reduceUncommittedSize(rd.committedEntries);
     }
@@ -51,6 +59,14 @@ Ready RawNode::ready()
     rd.readStates.swap(m_raft.m_readStates);
     rd.droppedReads.swap(m_raft.m_droppedReads);
     return rd;
+}
+
+void RawNode::acknowledgePersisted(std::uint64_t writeId)
+{
+    if (writeId == 0 || writeId > m_lastWriteId)
+        throw std::invalid_argument("raft: acknowledged write " + std::to_string(writeId) + ", but the last write handed out is "
+                                    + std::to_string(m_lastWriteId));
+    m_raft.acknowledgePersisted(writeId);
 }
 
 } // namespace dengine::raft

@@ -9,9 +9,10 @@
 namespace dengine::raft {
 
 // One batch of work the runtime must carry out for its node. Take one with RawNode::ready(), act
-// on every field in the order below, and acknowledge the writes with acknowledgePersisted(). Several
-// Readys may be outstanding at once: the runtime may hand the writes of one to a storage thread and
-// take the next before the first is durable, as long as it writes them in the order it got them.
+// on every field in the order below, and acknowledge its write with acknowledgePersisted(writeId).
+// Several Readys may be outstanding at once: the runtime may hand the writes of one to a storage
+// thread and take the next before the first is durable, as long as it writes them in the order it
+// got them.
 struct Ready {
     // 1. Informational: the leader and this node's role, when either changed since the last Ready.
     std::optional<SoftState> softState;
@@ -47,10 +48,13 @@ struct Ready {
     // or retry them; nothing else will ever be said about these contexts.
     std::vector<std::uint64_t> droppedReads;
 
-    // The last entry in `entries` (zero when there are none): pass both to acknowledgePersisted once
-    // the write is durable.
+    // Names this Ready's write (`entries` and `hardState`) when it has one, else zero. Ids increase
+    // by one per writing Ready. Once the write is durable, and every write before it (writes reach
+    // the disk in the order they were handed out), pass the id to acknowledgePersisted. Never the
+    // (index, term) of the last entry: that pair can come back in a later write after a truncation.
+    std::uint64_t writeId = 0;
+
     Index lastEntryIndex() const { return entries.empty() ? 0 : entries.back().index; }
-    Term lastEntryTerm() const { return entries.empty() ? 0 : entries.back().term; }
     bool empty() const
     {
         return !softState && softStates.empty() && !hardState && entries.empty() && messages.empty() && messagesAfterPersist.empty()
@@ -94,17 +98,21 @@ public:
 
     bool hasReady() const;
     // Takes the pending batch. The node considers everything in it handed out: the entries as being
-    // written, the committed entries as applied, the messages as sent.
+    // written, the committed entries as applied, the messages as sent. Throws std::runtime_error
+    // when the storage fails to give back durable entries (the node must stop).
     Ready ready();
-    // The writes of the Readys up to one whose last entry was (index, term) are durable. Out-of-date
-    // acknowledgements (for entries a later write replaced) are ignored.
-    void acknowledgePersisted(Index index, Term term) { m_raft.acknowledgePersisted(index, term); }
+    // The writes of every Ready up to the one with this writeId are durable. What a later write
+    // replaced does not become durable by it; an id at or below one acknowledged already changes
+    // nothing, so acknowledgements may come late or more than once. Throws std::invalid_argument for
+    // an id no Ready carried.
+    void acknowledgePersisted(std::uint64_t writeId);
 
     NodeStatus status() const { return m_raft.status(); }
     const Raft &raft() const { return m_raft; }
 
 private:
     Raft m_raft;
+    std::uint64_t m_lastWriteId = 0;
     SoftState m_prevSoft;
     HardState m_prevHard;
 };

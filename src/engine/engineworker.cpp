@@ -437,8 +437,7 @@ void EngineWorker::onDurable(std::uint64_t upToBatchId)
     std::vector<raft::Message> out;
     while (!m_writes.empty() && m_writes.front().batchId <= upToBatchId) {
         WriteInFlight &w = m_writes.front();
-        if (w.lastIndex != 0)
-            m_node->acknowledgePersisted(w.lastIndex, w.lastTerm);
+        m_node->acknowledgePersisted(w.writeId);
         for (raft::Message &m : w.afterPersist)
             out.push_back(std::move(m));
         m_writes.pop_front();
@@ -480,8 +479,7 @@ void EngineWorker::process()
             b.mustSync = rd.mustSync;
             WriteInFlight w;
             w.batchId = b.id;
-            w.lastIndex = b.entries.empty() ? 0 : b.entries.back().index;
-            w.lastTerm = b.entries.empty() ? 0 : b.entries.back().term;
+            w.writeId = rd.writeId;
             w.afterPersist = std::move(rd.messagesAfterPersist);
             m_writes.push_back(std::move(w));
             m_writer->submit(std::move(b));

@@ -105,9 +105,8 @@ private:
         raft::Index readIndex = 0;
     };
     struct WriteInFlight {
-        std::uint64_t batchId = 0;
-        raft::Index lastIndex = 0;
-        raft::Term lastTerm = 0;
+        std::uint64_t batchId = 0; // the LogWriter's
+        std::uint64_t writeId = 0; // the core's (Ready::writeId), acknowledged once the batch is durable
         std::vector<raft::Message> afterPersist;
     };
 

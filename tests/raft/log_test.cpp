@@ -83,7 +83,7 @@ TEST(Unstable, EntriesAreHandedOutOnce)
     u.truncateAndAppend(run(1, {1, 1}));
     EXPECT_TRUE(u.hasNotInProgress());
     EXPECT_EQ(indexes(u.notInProgress()), (std::vector<Index>{1, 2}));
-    u.acceptInProgress();
+    u.acceptInProgress(1);
     EXPECT_FALSE(u.hasNotInProgress());
     EXPECT_TRUE(u.notInProgress().empty());
     u.appendOne(entry(3, 1));
@@ -95,7 +95,7 @@ TEST(Unstable, ConflictingAppendHandsOutTheReplacementEntries)
 {
     Unstable u(1);
     u.truncateAndAppend(run(1, {1, 1, 1}));
-    u.acceptInProgress();
+    u.acceptInProgress(1);
     u.truncateAndAppend(run(2, {2}));
     ASSERT_TRUE(u.hasNotInProgress());
     const std::vector<Entry> again = u.notInProgress();
@@ -104,50 +104,104 @@ TEST(Unstable, ConflictingAppendHandsOutTheReplacementEntries)
     EXPECT_EQ(again[0].term, 2u);
 }
 
-TEST(Unstable, StableToRemovesTheAcknowledgedPrefix)
+TEST(Unstable, StableToRemovesWhatTheAcknowledgedWritesWrote)
 {
     Unstable u(1);
-    u.truncateAndAppend(run(1, {1, 1, 1}));
-    u.acceptInProgress();
-    u.stableTo(2, 1);
+    u.truncateAndAppend(run(1, {1, 1}));
+    u.acceptInProgress(1);
+    u.appendOne(entry(3, 1));
+    u.acceptInProgress(2);
+    u.stableTo(1);
     EXPECT_EQ(u.offset(), 3u);
     EXPECT_FALSE(u.term(2).has_value());
     EXPECT_EQ(u.lastIndex(), 3u);
     EXPECT_FALSE(u.hasNotInProgress());
-    u.stableTo(3, 1);
+    u.stableTo(2);
     EXPECT_TRUE(u.empty());
     EXPECT_EQ(u.offset(), 4u);
 }
 
-// The class comment: "the earlier acknowledgement is then ignored because its (index, term) no
-// longer matches".
-TEST(Unstable, StableToIgnoresAStaleAcknowledgementAfterAConflictingOverwrite)
+// Acknowledgements are cumulative: a later write durable means the earlier ones are, so one may
+// come late, twice, or not at all.
+TEST(Unstable, StableToIsCumulativeAndIgnoresLateAcknowledgements)
+{
+    Unstable u(1);
+    u.truncateAndAppend(run(1, {1}));
+    u.acceptInProgress(1);
+    u.appendOne(entry(2, 1));
+    u.acceptInProgress(2);
+    u.appendOne(entry(3, 1));
+    u.acceptInProgress(3);
+    u.stableTo(2);
+    EXPECT_EQ(u.offset(), 3u) << "writes 1 and 2";
+    u.stableTo(1);
+    u.stableTo(2);
+    EXPECT_EQ(u.offset(), 3u) << "late and repeated acknowledgements change nothing";
+    u.stableTo(3);
+    EXPECT_EQ(u.offset(), 4u);
+}
+
+// An acknowledged write makes durable only what it left standing: a later write that cut into it
+// replaced the rest, and that stays unstable until its own acknowledgement.
+TEST(Unstable, StableToIgnoresWhatALaterWriteReplaced)
 {
     Unstable u(1);
     u.truncateAndAppend(run(1, {1, 1, 1})); // write A: 1..3 of term 1
-    u.acceptInProgress();
+    u.acceptInProgress(1);
     u.truncateAndAppend(run(2, {2})); // write B replaces 2.. with 2 of term 2
-    u.acceptInProgress();
+    u.acceptInProgress(2);
 
-    u.stableTo(3, 1); // A's acknowledgement: entry 3 no longer exists
-    EXPECT_EQ(u.offset(), 1u);
-    u.stableTo(2, 1); // nor does entry 2 of term 1
-    EXPECT_EQ(u.offset(), 1u);
+    u.stableTo(1); // A's acknowledgement: only entry 1 of what A wrote still stands
+    EXPECT_EQ(u.offset(), 2u);
     EXPECT_EQ(u.term(2), 2u) << "the replacement stays unstable until its own write is acknowledged";
 
-    u.stableTo(2, 2); // B's acknowledgement
+    u.stableTo(2); // B's acknowledgement
     EXPECT_TRUE(u.empty());
     EXPECT_EQ(u.offset(), 3u);
 }
 
-TEST(Unstable, StableToIgnoresIndexesOutsideTheTail)
+// The case (index, term) matching got wrong: A writes 2@1, 3@1; B cuts back to 1 and writes 2@2;
+// C writes 2@1, 3@1 again. A's acknowledgement names (3, 1), which is in the log again, but on disk
+// after A and B there is only [1, 2@2]: nothing past 1 may count as durable until C's.
+TEST(Unstable, StableToIsNotFooledByTheSameEntryAppendedAgain)
+{
+    Unstable u(2); // entry 1 is durable already
+    u.truncateAndAppend(run(2, {1, 1}));
+    u.acceptInProgress(1);
+    u.truncateAndAppend(run(2, {2}));
+    u.acceptInProgress(2);
+    u.truncateAndAppend(run(2, {1, 1}));
+    u.acceptInProgress(3);
+
+    u.stableTo(1);
+    u.stableTo(2);
+    EXPECT_EQ(u.offset(), 2u);
+    EXPECT_EQ(u.term(3), 1u);
+    u.stableTo(3);
+    EXPECT_EQ(u.offset(), 4u);
+
+    // The injected bug matches A's (3, 1) and takes 2 and 3 as durable at once.
+    Unstable bug(2);
+    bug.truncateAndAppend(run(2, {1, 1}));
+    bug.acceptInProgress(1);
+    bug.truncateAndAppend(run(2, {2}));
+    bug.acceptInProgress(2);
+    bug.truncateAndAppend(run(2, {1, 1}));
+    bug.acceptInProgress(3);
+    bug.stableTo(1, true);
+    EXPECT_EQ(bug.offset(), 4u);
+}
+
+TEST(Unstable, WritesWithoutEntriesLeaveNoMark)
 {
     Unstable u(5);
     u.truncateAndAppend(run(5, {1, 1}));
-    u.stableTo(4, 1);
-    u.stableTo(9, 1);
-    EXPECT_EQ(u.offset(), 5u);
-    EXPECT_EQ(u.lastIndex(), 6u);
+    u.acceptInProgress(1);
+    u.acceptInProgress(2); // a write of the hard state only
+    u.stableTo(2);
+    EXPECT_EQ(u.offset(), 7u);
+    u.stableTo(9);
+    EXPECT_EQ(u.offset(), 7u);
 }
 
 TEST(Unstable, SliceStopsAtTheBudgetButReturnsAtLeastOne)
@@ -332,14 +386,14 @@ TEST(RaftLog, CommittedEntriesAreHandedOutOnlyOnceDurableAndInBoundedBatches)
     RaftLog log(storage, 2 * size);
     log.appendOne(entry(3, 1));
     log.appendOne(entry(4, 1));
-    log.acceptUnstable();
+    log.acceptUnstable(1);
     log.commitTo(4);
     EXPECT_EQ(indexes(log.committedToApply()), (std::vector<Index>{1, 2})) << "3 and 4 are not durable";
     log.acceptApplying(2);
     EXPECT_FALSE(log.hasCommittedToApply());
 
     ASSERT_TRUE(storage.append(run(3, {1, 1})));
-    log.stableTo(4, 1);
+    log.stableTo(1);
     ASSERT_TRUE(log.hasCommittedToApply());
     EXPECT_EQ(indexes(log.committedToApply()), (std::vector<Index>{3, 4}));
     log.acceptApplying(4);

@@ -235,7 +235,7 @@ void Network::handleReady(NodeId id, Node &n, Ready rd)
         if (const std::string v = m_cluster.observeAppend(id, prevTerm, rd.entries); !v.empty())
             violation(v);
     }
-    PendingWrite w{std::move(rd.entries), rd.hardState, std::move(rd.messagesAfterPersist)};
+    PendingWrite w{rd.writeId, std::move(rd.entries), rd.hardState, std::move(rd.messagesAfterPersist)};
     for (Message &m : rd.messages)
         m_inFlight.push_back(std::move(m));
     if (n.holding || !n.pending.empty()) {
@@ -267,8 +267,8 @@ void Network::write(NodeId id, Node &n, PendingWrite &w)
     }
     if (w.hardState)
         n.storage->setHardState(*w.hardState);
-    if (!w.entries.empty())
-        n.raw->acknowledgePersisted(w.entries.back().index, w.entries.back().term);
+    if (w.writeId != 0)
+        n.raw->acknowledgePersisted(w.writeId);
     for (Message &m : w.afterPersist)
         m_inFlight.push_back(std::move(m));
     w.afterPersist.clear();

@@ -9,8 +9,8 @@
 // safety invariants of raft/invariants.h and reports any violation as a test failure.
 //
 // Persistence follows the Ready contract (raft/rawnode.h): entries, then the hard state, go to the
-// node's MemoryStorage; acknowledgePersisted(lastEntryIndex, lastEntryTerm) follows when the Ready
-// had entries; messagesAfterPersist leave only once the write is durable. holdWrites() keeps a
+// node's MemoryStorage; acknowledgePersisted(writeId) follows; messagesAfterPersist leave only once
+// the write is durable. holdWrites() keeps a
 // node's writes pending (handed out, not yet durable) so tests can observe the state in between.
 
 #include "raft/invariants.h"
@@ -152,6 +152,7 @@ public:
 
 private:
     struct PendingWrite {
+        std::uint64_t writeId = 0;
         std::vector<Entry> entries;
         std::optional<HardState> hardState;
         std::vector<Message> afterPersist;

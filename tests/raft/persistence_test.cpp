@@ -306,5 +306,86 @@ TEST(ReadyContract, CommittedEntriesComeInOrderInBoundedBatches)
     EXPECT_GE(batches, 4u);
 }
 
+// A write's acknowledgement names that write, not the (index, term) of its last entry: the same
+// (index, term) can come back after a truncation, and an old write's acknowledgement must not pass
+// for the new one's. Follower 3 keeps three writes on its disk while leadership moves:
+//   A: 2@1, 3@1 from leader 1 (term 1);
+//   B: 2@2 from leader 2 (term 2), whose log was only [1@1]: 3 truncates;
+//   C: 2@1, 3@1 again, from 1 re-elected in term 3 by nodes with short logs, with commit 3.
+// A's acknowledgement (3, 1) matches the re-appended entry, but only C made it durable: after A and
+// B the disk holds [1@1, 2@2]. Before the fix the core took 1..3 as durable, read 2@2 back from disk
+// as committed and crashed building the next Ready.
+TEST(Section5_5_Persistence, LateAcknowledgementOfAReplacedWriteMakesNothingDurable)
+{
+    Network net(5, classicRaft);
+    net.elect(1);
+    net.deliverAll();
+    net.holdWrites(3);
+    ASSERT_EQ(net.propose(1, "a"), Status::Ok);
+    ASSERT_EQ(net.propose(1, "b"), Status::Ok);
+    net.deliver(allOf({ofType(MessageType::Append), between(1, 3)}));
+    net.drop(from(1));
+    ASSERT_EQ(net.pendingWrites(3), 1u) << "write A";
+    ASSERT_EQ(net.raft(3).log().lastIndex(), 3u);
+
+    // Leader 2 of term 2, elected by 4 and 5 (logs [1@1]); only node 3 hears from it.
+    net.isolate(1);
+    net.campaign(2);
+    net.deliver(ofType(MessageType::Vote));
+    net.deliver(ofType(MessageType::VoteResponse));
+    ASSERT_EQ(net.raft(2).role(), Role::Leader);
+    net.deliver(allOf({ofType(MessageType::Append), between(2, 3)}));
+    net.drop(anything());
+    const std::size_t throughB = net.pendingWrites(3); // B, and the new term before it
+    ASSERT_GE(throughB, 2u);
+    ASSERT_EQ(net.logTerms(3), (std::vector<std::uint64_t>{1, 2}));
+
+    // Node 1 hears of term 2 (a heartbeat of 2's, which carries no entries) and steps down; then it
+    // is elected in term 3 by 4 and 5 and commits its no-op with them.
+    Message heartbeat = makeMessage(MessageType::Heartbeat, 2, 1, net.raft(2).term());
+    heartbeat.commit = 1;
+    net.step(heartbeat);
+    ASSERT_EQ(net.raft(1).role(), Role::Follower);
+    net.drop(anything());
+    net.heal();
+    net.isolate(2);
+    const auto awayFrom3 = [](const Message &m) { return m.from != 3 && m.to != 3; };
+    for (int attempt = 0; attempt < 3 && net.raft(1).role() != Role::Leader; ++attempt) {
+        net.campaign(1); // its first try, in term 2, finds 4 and 5 voted already
+        for (int i = 0; i < 5; ++i)
+            net.deliver(awayFrom3);
+    }
+    for (int i = 0; i < 20 && net.raft(1).log().committed() < 4; ++i)
+        net.deliver(awayFrom3);
+    ASSERT_EQ(net.raft(1).role(), Role::Leader);
+    ASSERT_EQ(net.raft(1).log().committed(), 4u);
+    net.drop(anything());
+
+    // What node 1 sends node 3 once its probe found the match point: 2@1, 3@1 and its commit.
+    Message append = makeMessage(MessageType::Append, 1, 3, net.raft(1).term());
+    append.index = 1;
+    append.logTerm = 1;
+    append.commit = net.raft(1).log().committed();
+    ASSERT_TRUE(net.raft(1).log().entries(2, 4, UINT64_MAX, append.entries));
+    net.step(append);
+    net.drain(3);
+    ASSERT_GT(net.pendingWrites(3), throughB) << "write C";
+    ASSERT_EQ(net.raft(3).log().committed(), 3u);
+
+    // A and B become durable: the disk holds [1@1, 2@2], and nothing past entry 1 is durable as the
+    // core's log has it.
+    net.persist(3, throughB);
+    EXPECT_EQ(net.logTerms(3), (std::vector<std::uint64_t>{1, 1, 1}));
+    EXPECT_EQ(net.raft(3).log().stableLastIndex(), 1u);
+    net.drain(3);
+    EXPECT_EQ(net.applied(3).size(), 1u) << "entries 2 and 3 are committed but not durable here yet";
+
+    // C becomes durable: now they are applied, and they are leader 1's.
+    net.releaseWrites(3);
+    net.drain(3);
+    EXPECT_EQ(net.raft(3).log().stableLastIndex(), 3u);
+    EXPECT_EQ(net.appliedData(3), (std::vector<std::string>{"a", "b"}));
+}
+
 } // namespace
 } // namespace dengine::raft::test

@@ -91,6 +91,7 @@ struct PendingWrite {
     std::vector<Message> afterPersist;
     Index lastIndex = 0;
     Term lastTerm = 0;
+    std::uint64_t writeId = 0;
 };
 
 struct PendingRead {
@@ -428,7 +429,8 @@ void Simulation::processReady(SimNode &n)
         if (!rd.entries.empty() || rd.hardState || !rd.messagesAfterPersist.empty()) {
             PendingWrite w;
             w.lastIndex = rd.lastEntryIndex();
-            w.lastTerm = rd.lastEntryTerm();
+            w.lastTerm = rd.entries.empty() ? 0 : rd.entries.back().term;
+            w.writeId = rd.writeId;
             w.entries = std::move(rd.entries);
             w.hardState = rd.hardState;
             w.afterPersist = std::move(rd.messagesAfterPersist);
@@ -495,8 +497,8 @@ void Simulation::completeSync(SimNode &n)
         }
         for (const Message &m : w.afterPersist)
             send(m);
-        if (w.lastIndex != 0)
-            n.raft->acknowledgePersisted(w.lastIndex, w.lastTerm);
+        if (w.writeId != 0)
+            n.raft->acknowledgePersisted(w.writeId);
     }
     processReady(n);
     startSync(n);

@@ -74,8 +74,8 @@ public:
                     ASSERT_TRUE(st.ok()) << st.message;
                     st = n.wal->sync();
                     ASSERT_TRUE(st.ok()) << st.message;
-                    if (!rd.entries.empty())
-                        n.raft->acknowledgePersisted(rd.lastEntryIndex(), rd.lastEntryTerm());
+                    if (rd.writeId != 0)
+                        n.raft->acknowledgePersisted(rd.writeId);
                     for (auto &m : rd.messages)
                         m_queue.push_back(std::move(m));
                     for (auto &m : rd.messagesAfterPersist)
