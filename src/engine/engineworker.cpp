@@ -169,6 +169,10 @@ void EngineWorker::start()
     m_term = st.hardState.term;
     m_commit = st.hardState.commit;
     Q_EMIT termChanged(m_term);
+    // More catch-up ticks than any lease (electionTick - 2) or promise (electionTick) or read
+    // expiry (2 * electionTick) lasts: after them the core has seen every one of those run out.
+    m_tickClock = TickClock(m_config.tickIntervalMs, 2ULL * static_cast<std::uint64_t>(m_config.electionTicks) + 2);
+    m_tickClock.start();
     m_ticker = new QTimer(this);
     m_ticker->setTimerType(Qt::PreciseTimer);
     connect(m_ticker, &QTimer::timeout, this, &EngineWorker::onTick);
@@ -193,6 +197,33 @@ void EngineWorker::fatal(DEngine::Error error, const QString &message)
     qCCritical(lcEngine).noquote() << QStringLiteral("node %1: %2").arg(m_config.nodeId).arg(message);
     Q_EMIT failed(error, message);
     shutdown();
+}
+
+void EngineWorker::onCoreFailure(const char *what)
+{
+    if (m_down)
+        return;
+    const QString text = QStringLiteral("the consensus core stopped: %1").arg(QString::fromUtf8(what));
+    for (auto &[id, p] : m_pending) {
+        p.request->promise->addResult(baseResult(DEngine::Status::StorageFailure, text));
+        p.request->promise->finish();
+    }
+    m_pending.clear();
+    fatal(DEngine::Error::CorruptData, text);
+}
+
+void EngineWorker::advanceTicks()
+{
+    if (!m_node)
+        return;
+    const std::uint64_t skippedBefore = m_tickClock.skipped();
+    const std::uint64_t due = m_tickClock.take();
+    for (std::uint64_t i = 0; i < due; ++i)
+        m_node->tick();
+    if (m_tickClock.skipped() != skippedBefore)
+        qCWarning(lcEngine).noquote() << QStringLiteral("node %1: the worker was held up for %2 ticks; its leases and promises have run out")
+                                             .arg(m_config.nodeId)
+                                             .arg(due + m_tickClock.skipped() - skippedBefore);
 }
 
 void EngineWorker::onStorageError(const QString &message)
@@ -369,6 +400,8 @@ bool EngineWorker::issue(Pending &p)
         p.proposedTerm = m_node->raft().term();
         return true;
     }
+    if (p.request->consistency == DEngine::Consistency::Lease)
+        advanceTicks(); // the lease is decided on the core's ticks: they must be up to date
     if (p.request->consistency == DEngine::Consistency::Lease && m_node->raft().leaseReadable()) {
         p.gotIndex = true;
         p.readIndex = m_node->status().hardState.commit;
@@ -405,7 +438,12 @@ void EngineWorker::onTick()
 {
     if (!m_node)
         return;
-    m_node->tick();
+    try {
+        advanceTicks();
+    } catch (const std::exception &e) {
+        onCoreFailure(e.what());
+        return;
+    }
     expire();
     // A forwarded write can be lost on the way (a queue overflow, a reconnect) while the leader
     // stays: propose again what two election timeouts did not apply (applied once, whatever comes).
@@ -425,8 +463,15 @@ void EngineWorker::onMessages(std::vector<raft::Message> &&messages)
 {
     if (!m_node)
         return;
-    for (raft::Message &m : messages)
-        m_node->step(std::move(m));
+    try {
+        advanceTicks(); // a heartbeat is stamped with the core's tick: it must not be behind
+        for (raft::Message &m : messages)
+            m_node->step(std::move(m));
+    } catch (const std::exception &e) {
+        // A message conflicting with a committed entry: a safety bug or a damaged peer.
+        onCoreFailure(e.what());
+        return;
+    }
     scheduleProcess();
 }
 
@@ -437,7 +482,12 @@ void EngineWorker::onDurable(std::uint64_t upToBatchId)
     std::vector<raft::Message> out;
     while (!m_writes.empty() && m_writes.front().batchId <= upToBatchId) {
         WriteInFlight &w = m_writes.front();
-        m_node->acknowledgePersisted(w.writeId);
+        try {
+            m_node->acknowledgePersisted(w.writeId);
+        } catch (const std::exception &e) {
+            onCoreFailure(e.what());
+            return;
+        }
         for (raft::Message &m : w.afterPersist)
             out.push_back(std::move(m));
         m_writes.pop_front();
@@ -456,7 +506,13 @@ void EngineWorker::process()
     // A few Readys per turn, then back to the event loop (the rest is rescheduled below): a node
     // replaying a long log at start must still take stop() and its timers in between.
     for (int readys = 0; readys < 8 && m_node->hasReady(); ++readys) {
-        raft::Ready rd = m_node->ready();
+        raft::Ready rd;
+        try {
+            rd = m_node->ready();
+        } catch (const std::exception &e) {
+            onCoreFailure(e.what()); // the log could not give back committed entries
+            return;
+        }
         // The term first: a leader announced below belongs to it (a getter in a leaderChanged slot
         // must not show the old term). Then every transition, not only the last of this Ready
         // (lifecycle: nothing is coalesced).

@@ -4,6 +4,7 @@
 #include <dengine/dengine.h>
 #include <dengine/denginestatemachine.h>
 
+#include "engine/tickclock.h"
 #include "kv/kvstore.h"
 #include "raft/rawnode.h"
 
@@ -117,7 +118,12 @@ private:
     void onMessages(std::vector<raft::Message> &&messages);
     void onDurable(std::uint64_t upToBatchId);
     void onStorageError(const QString &message);
+    // The core threw: it found its storage or its peers breaking the contract it relies on.
+    void onCoreFailure(const char *what);
     void fatal(DEngine::Error error, const QString &message);
+    // Gives the core the ticks that are due by the tick clock (see tickclock.h): before a message is
+    // stepped and before a lease decision, so the core's time is never behind real time there.
+    void advanceTicks();
 
     void issueWaiting();
     bool issue(Pending &p);
@@ -143,6 +149,7 @@ private:
     std::unique_ptr<raft::RawNode> m_node;
     PeerTransport *m_transport = nullptr;
     QTimer *m_ticker = nullptr;
+    TickClock m_tickClock{1, 1}; // set up in start()
     kv::KvStore m_kv;
     QElapsedTimer m_clock;
     std::atomic<quint64> m_sharedCommit{0};
