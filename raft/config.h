@@ -61,7 +61,7 @@ struct InjectedBugs {
     bool commitOldTermByCounting = false; // advance commit over an earlier term's entry by replica count (§5.4.2)
     bool readWithoutQuorum = false;       // answer ReadIndex at once, without the heartbeat round
     // The four stale-lease holes, each re-opened alone (see "The lease" above):
-    bool leaseReadAfterTimeoutNow = false;     // LeaseBased readIndex answered from the lease after a TimeoutNow left
+    bool leaseReadAfterTimeoutNow = false;     // the lease ignores a transfer and a TimeoutNow sent (reads at once)
     bool leaseBackAfterAbortedTransfer = false; // the lease comes back when a transfer times out
     bool campaignInPromiseWhenUnreachable = false; // a follower told its leader is unreachable campaigns inside its promise
     bool campaignInRestartQuarantine = false;  // a restarted node campaigns inside its first electionTick ticks

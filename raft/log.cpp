@@ -234,7 +234,7 @@ std::vector<Entry> RaftLog::committedToApply() const
     const Index hi = maxApplyIndex();
     if (m_applying >= hi)
         return out;
-    if (!entries(m_applying + 1, hi + 1, m_maxApplyBytes, out) || out.empty())
+    if (hi > lastIndex() || !entries(m_applying + 1, hi + 1, m_maxApplyBytes, out) || out.empty())
         throw std::runtime_error("raft: the storage cannot give back committed entries " + std::to_string(m_applying + 1) + ".."
                                  + std::to_string(hi) + ", which it holds as durable");
     return out;

@@ -988,8 +988,7 @@ void Raft::handleReadRequest(NodeId from, std::uint64_t context)
         return;
     }
     const Index index = m_log.committed();
-    const bool lease = m_cfg.bugs.leaseReadAfterTimeoutNow ? leaseValid() : leaseHolds();
-    if (m_voters.isSingleton() || m_cfg.bugs.readWithoutQuorum || (m_cfg.readOnlyOption == ReadOnlyOption::LeaseBased && lease)) {
+    if (m_voters.isSingleton() || m_cfg.bugs.readWithoutQuorum || (m_cfg.readOnlyOption == ReadOnlyOption::LeaseBased && leaseHolds())) {
         answerRead(from, context, index);
         return;
     }
@@ -1005,7 +1004,8 @@ bool Raft::leaseHolds() const
 {
     // The leader's side of the rule in raft/config.h ("The lease"). The read path (LeaseBased
     // readIndex) and leaseReadable() both come here, so they cannot disagree.
-    return m_committedInTerm && m_leadTransferee == NoNode && !m_leaseRevoked && leaseValid();
+    const bool handingOver = m_leadTransferee != NoNode || m_leaseRevoked;
+    return m_committedInTerm && (!handingOver || m_cfg.bugs.leaseReadAfterTimeoutNow) && leaseValid();
 }
 
 bool Raft::promising() const { return leaseMode() && m_ticks < m_promiseUntil; }

@@ -6,13 +6,13 @@
 #   3. a ThreadSanitizer build of the storage tests that run threads (the group-commit writer);
 #   4. the libFuzzer targets of the log reader and of the wire codec (clang), each run for a bounded
 #      time over its corpus (20 s and 10 s: DENGINE_FUZZ_SECONDS, DENGINE_FUZZ_CODEC_SECONDS).
-# Environment: DENGINE_SIM_SEEDS (default 2000) seeds for the main sweep; DENGINE_QUICK=1 runs step 1 only.
+# Environment: DENGINE_SIM_SEEDS (default 4000) seeds for the main sweep; DENGINE_QUICK=1 runs step 1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
 
 jobs=$(nproc)
-seeds=${DENGINE_SIM_SEEDS:-2000}
+seeds=${DENGINE_SIM_SEEDS:-4000}
 
 echo "== build (RelWithDebInfo)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDENGINE_SIM_SEEDS="$seeds" >/dev/null

@@ -401,5 +401,16 @@ TEST(RaftLog, CommittedEntriesAreHandedOutOnlyOnceDurableAndInBoundedBatches)
     EXPECT_FALSE(log.hasCommittedToApply());
 }
 
+// A storage that loses entries it held as durable broke its contract: handing out fewer committed
+// entries (or none, and a Ready built on an empty list) would skip them silently. The core says so.
+TEST(RaftLog, CommittedEntriesTheStorageLostAreAnErrorNotAGap)
+{
+    MemoryStorage storage = storageWith({1, 1, 1});
+    RaftLog log(storage, UINT64_MAX);
+    log.commitTo(3);
+    ASSERT_TRUE(storage.append(run(2, {2}))); // the disk now ends at 2, with another entry
+    EXPECT_THROW(log.committedToApply(), std::runtime_error);
+}
+
 } // namespace
 } // namespace dengine::raft

@@ -315,37 +315,39 @@ TEST(ReadyContract, CommittedEntriesComeInOrderInBoundedBatches)
 // A's acknowledgement (3, 1) matches the re-appended entry, but only C made it durable: after A and
 // B the disk holds [1@1, 2@2]. Before the fix the core took 1..3 as durable, read 2@2 back from disk
 // as committed and crashed building the next Ready.
-TEST(Section5_5_Persistence, LateAcknowledgementOfAReplacedWriteMakesNothingDurable)
+//
+// Builds the state with A, B and C written but none durable; returns how many of node 3's pending
+// writes go up to B.
+std::size_t threeWritesOfOneIndexInFlight(Network &net)
 {
-    Network net(5, classicRaft);
     net.elect(1);
     net.deliverAll();
     net.holdWrites(3);
-    ASSERT_EQ(net.propose(1, "a"), Status::Ok);
-    ASSERT_EQ(net.propose(1, "b"), Status::Ok);
+    EXPECT_EQ(net.propose(1, "a"), Status::Ok);
+    EXPECT_EQ(net.propose(1, "b"), Status::Ok);
     net.deliver(allOf({ofType(MessageType::Append), between(1, 3)}));
     net.drop(from(1));
-    ASSERT_EQ(net.pendingWrites(3), 1u) << "write A";
-    ASSERT_EQ(net.raft(3).log().lastIndex(), 3u);
+    EXPECT_EQ(net.pendingWrites(3), 1u) << "write A";
+    EXPECT_EQ(net.raft(3).log().lastIndex(), 3u);
 
     // Leader 2 of term 2, elected by 4 and 5 (logs [1@1]); only node 3 hears from it.
     net.isolate(1);
     net.campaign(2);
     net.deliver(ofType(MessageType::Vote));
     net.deliver(ofType(MessageType::VoteResponse));
-    ASSERT_EQ(net.raft(2).role(), Role::Leader);
+    EXPECT_EQ(net.raft(2).role(), Role::Leader);
     net.deliver(allOf({ofType(MessageType::Append), between(2, 3)}));
     net.drop(anything());
     const std::size_t throughB = net.pendingWrites(3); // B, and the new term before it
-    ASSERT_GE(throughB, 2u);
-    ASSERT_EQ(net.logTerms(3), (std::vector<std::uint64_t>{1, 2}));
+    EXPECT_GE(throughB, 2u);
+    EXPECT_EQ(net.logTerms(3), (std::vector<std::uint64_t>{1, 2}));
 
     // Node 1 hears of term 2 (a heartbeat of 2's, which carries no entries) and steps down; then it
     // is elected in term 3 by 4 and 5 and commits its no-op with them.
     Message heartbeat = makeMessage(MessageType::Heartbeat, 2, 1, net.raft(2).term());
     heartbeat.commit = 1;
     net.step(heartbeat);
-    ASSERT_EQ(net.raft(1).role(), Role::Follower);
+    EXPECT_EQ(net.raft(1).role(), Role::Follower);
     net.drop(anything());
     net.heal();
     net.isolate(2);
@@ -357,8 +359,8 @@ TEST(Section5_5_Persistence, LateAcknowledgementOfAReplacedWriteMakesNothingDura
     }
     for (int i = 0; i < 20 && net.raft(1).log().committed() < 4; ++i)
         net.deliver(awayFrom3);
-    ASSERT_EQ(net.raft(1).role(), Role::Leader);
-    ASSERT_EQ(net.raft(1).log().committed(), 4u);
+    EXPECT_EQ(net.raft(1).role(), Role::Leader);
+    EXPECT_EQ(net.raft(1).log().committed(), 4u);
     net.drop(anything());
 
     // What node 1 sends node 3 once its probe found the match point: 2@1, 3@1 and its commit.
@@ -366,11 +368,19 @@ TEST(Section5_5_Persistence, LateAcknowledgementOfAReplacedWriteMakesNothingDura
     append.index = 1;
     append.logTerm = 1;
     append.commit = net.raft(1).log().committed();
-    ASSERT_TRUE(net.raft(1).log().entries(2, 4, UINT64_MAX, append.entries));
+    EXPECT_TRUE(net.raft(1).log().entries(2, 4, UINT64_MAX, append.entries));
     net.step(append);
     net.drain(3);
-    ASSERT_GT(net.pendingWrites(3), throughB) << "write C";
-    ASSERT_EQ(net.raft(3).log().committed(), 3u);
+    EXPECT_GT(net.pendingWrites(3), throughB) << "write C";
+    EXPECT_EQ(net.raft(3).log().committed(), 3u);
+    return throughB;
+}
+
+TEST(Section5_5_Persistence, LateAcknowledgementOfAReplacedWriteMakesNothingDurable)
+{
+    Network net(5, classicRaft);
+    const std::size_t throughB = threeWritesOfOneIndexInFlight(net);
+    ASSERT_FALSE(HasFailure());
 
     // A and B become durable: the disk holds [1@1, 2@2], and nothing past entry 1 is durable as the
     // core's log has it.
@@ -385,6 +395,26 @@ TEST(Section5_5_Persistence, LateAcknowledgementOfAReplacedWriteMakesNothingDura
     net.drain(3);
     EXPECT_EQ(net.raft(3).log().stableLastIndex(), 3u);
     EXPECT_EQ(net.appliedData(3), (std::vector<std::string>{"a", "b"}));
+}
+
+// The same with the old matching switched back on (InjectedBugs::acknowledgeByIndexAndTerm, what the
+// simulator's sweep must catch): A's acknowledgement makes 2 and 3 durable, which the disk does not
+// hold; the core's log shrinks to the disk's, below its commit index, and the next Ready cannot
+// read the committed entries back (before the fix: 2@2 handed out as committed, then an empty list
+// dereferenced).
+TEST(Section5_5_Persistence, LateAcknowledgement_withTheInjectedBug_breaksDurability)
+{
+    Network net(5, both(classicRaft, [](Config &c) { c.bugs.acknowledgeByIndexAndTerm = true; }));
+    net.expectViolations();
+    const std::size_t throughB = threeWritesOfOneIndexInFlight(net);
+    ASSERT_FALSE(HasFailure());
+    net.persist(3, throughB);
+    EXPECT_EQ(net.raft(3).log().stableLastIndex(), 3u) << "A's (3, 1) was taken for C's";
+    EXPECT_EQ(net.storage(3).lastIndex(), 2u) << "but the disk holds [1@1, 2@2]";
+    const auto &v = net.violations();
+    EXPECT_TRUE(std::any_of(v.begin(), v.end(), [](const std::string &s) { return s.find("beyond last index") != std::string::npos; }))
+        << "its log shrank below its commit index";
+    EXPECT_THROW(net.drain(3), std::runtime_error) << "and the committed entries cannot be read back";
 }
 
 } // namespace

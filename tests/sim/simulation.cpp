@@ -29,6 +29,7 @@ constexpr int ElectionTick = 10;
 constexpr std::uint64_t ClientTimeoutTicks = 40;
 constexpr int ProbeClient = -1;
 const std::string ProbeKey = "__probe";
+constexpr int NemesisClient = -2; // writes the nemesis makes itself (not in the checked history)
 
 // ---- the replicated KV state machine of the simulation ----------------------------------------
 
@@ -74,7 +75,24 @@ struct TraceHash {
 
 // ---- events ------------------------------------------------------------------------------------
 
-enum class EventKind : std::uint8_t { Tick, Deliver, DiskDone, ClientNext, ClientTimeout, Nemesis, Restart, Heal, Probe };
+enum class EventKind : std::uint8_t {
+    Tick,
+    Deliver,
+    DiskDone,
+    Ack, // a durability acknowledgement the runtime hands the core late
+    ClientNext,
+    ClientTimeout,
+    Nemesis,
+    Restart,
+    Heal,
+    Probe,
+    Resume,  // a paused node goes on
+    Isolate, // cut a node off (the second half of a compound fault)
+    StrikeLeader, // a fault aimed at a leader just elected
+    FlipFlop,     // the next step of a flip-flop (see Simulation::startFlipFlop)
+    LeaseSplit,   // the second step of a lease split (see Simulation::startLeaseSplit)
+    Deafen,       // a node stops hearing the others (it is still heard)
+};
 
 struct Event {
     std::uint64_t time;
@@ -82,6 +100,7 @@ struct Event {
     EventKind kind;
     int node;          // node index, or client id
     std::uint64_t arg; // incarnation, client seq, message id...
+    std::uint64_t aux; // Ack: the write id
     bool operator>(const Event &o) const { return time != o.time ? time > o.time : seq > o.seq; }
 };
 
@@ -99,6 +118,7 @@ struct PendingRead {
     std::uint64_t clientSeq;
     bool hasIndex = false;
     Index index = 0;
+    bool fromLease = false; // answered at once from the leader's lease (leaseReadable)
 };
 
 struct SimNode {
@@ -125,9 +145,25 @@ struct SimNode {
     NodeInvariants invariants;
     SoftState lastSoft;
     Term lastTerm = 0;
+
+    // A paused process (a stop signal, a stalled worker): it handles nothing until it resumes; the
+    // events meant for it wait, and the ticks it missed are counted.
+    bool paused = false;
+    std::uint64_t missedTicks = 0;
+    std::vector<Event> deferred;
+    // The disk finishes nothing before diskSlowUntil (a stall). Until acksLateUntil, after a stall,
+    // it is slow (a sync takes up to four ticks) and the runtime hands the core its durability
+    // acknowledgements late.
+    std::uint64_t diskSlowUntil = 0;
+    std::uint64_t acksLateUntil = 0;
+
+    // The log as the core handed it to the runtime (terms of entries 1..n), and how far its durable
+    // prefix has been checked against the disk: the DurableLog check.
+    std::vector<Term> shadow;
+    Index verified = 0;
 };
 
-enum class OpKind { Put, LinearizableGet, StaleGet };
+enum class OpKind { Put, LinearizableGet, LeaseGet, StaleGet };
 
 struct Client {
     int id = 0;
@@ -145,20 +181,27 @@ public:
 
 private:
     // scheduling
-    void schedule(std::uint64_t at, EventKind kind, int node, std::uint64_t arg = 0);
+    void schedule(std::uint64_t at, EventKind kind, int node, std::uint64_t arg = 0, std::uint64_t aux = 0);
     void dispatch(const Event &e);
     std::uint64_t ticks() const { return m_now / TickUnits; }
     bool inFaultPhase() const { return !m_healed; }
 
     // nodes
     void startNode(SimNode &n);
-    void crashNode(SimNode &n);
+    // A crash loses what was not synced; a clean stop (an operator's restart) writes everything first.
+    void crashNode(SimNode &n, bool clean = false);
     void processReady(SimNode &n);
     void startSync(SimNode &n);
     void completeSync(SimNode &n);
+    void acknowledge(SimNode &n, std::uint64_t writeId);
+    void checkDurableLog(SimNode &n);
+    void diskTruncatedAt(SimNode &n, Index from);
+    void pause(SimNode &n, std::uint64_t ticks);
+    void resume(SimNode &n);
     void applyEntry(SimNode &n, const Entry &e);
     void serveReads(SimNode &n);
     void checkNode(SimNode &n);
+    void checkLeases();
     SimNode *leader();
 
     // network
@@ -174,6 +217,17 @@ private:
 
     // faults
     void nemesis();
+    void block(NodeId from, NodeId to);
+    void isolate(SimNode &n);
+    void strikeLeader(SimNode &n);
+    void partitionInto(const std::vector<std::vector<NodeId>> &groups);
+    void startFlipFlop();
+    void flipFlopElected(SimNode &leader);
+    void flipFlopStep();
+    void startLeaseSplit();
+    void leaseSplitStep(SimNode &l);
+    void deafen(SimNode &n);
+    void tellUnreachable(SimNode &n, NodeId peer);
     void heal();
     std::uint64_t restartDelay();
     void probe();
@@ -201,6 +255,7 @@ private:
     Random m_rng;
     std::uint64_t m_now = 0;
     std::uint64_t m_eventSeq = 0;
+    std::uint64_t m_nemesisLo = 20, m_nemesisHi = 170; // ticks between two faults
     std::priority_queue<Event, std::vector<Event>, std::greater<>> m_queue;
     std::unordered_map<std::uint64_t, Message> m_inFlight;
     std::uint64_t m_nextMessageId = 0;
@@ -217,13 +272,30 @@ private:
     bool m_preVote = true;
     bool m_checkQuorum = true;
     ReadOnlyOption m_readOnly = ReadOnlyOption::Safe;
+    std::uint64_t m_syncTimeHi = 620;  // units a normal sync takes at most
+    bool m_groupCommit = true;         // one sync covers every queued write (else a random part of them)
+    bool m_lateAcks = false;           // acknowledgements reach the core late and out of order
 
     std::vector<Client> m_clients;
     std::vector<Operation> m_history;
     std::vector<bool> m_excluded; // operations that definitely did not happen
     std::uint64_t m_nextReadContext = 0;
 
+    // A flip-flop in progress: 0 none; 1 the old leader and its companion are cut off, waiting for
+    // the others to elect; 2 the new leader cut off with the companion (its entries reach only it).
+    struct FlipFlopState {
+        int phase = 0;
+        NodeId oldLeader = 0;
+        NodeId companion = 0;
+        NodeId newLeader = 0;
+        std::uint64_t deadline = 0;
+    } m_flip;
+    std::uint64_t m_nemesisSeq = 0;
+    NodeId m_holdTimeoutNowFrom = 0; // the next TimeoutNow this node sends comes too late (a stale one)
+
     ClusterInvariants m_cluster;
+    Term m_maxCommittedTerm = 0; // the highest term of an entry seen committed anywhere, and where
+    NodeId m_maxCommittedBy = 0;
     std::set<std::pair<Term, NodeId>> m_leadersSeen;
     bool m_healed = false;
     std::uint64_t m_healTime = 0;
@@ -264,12 +336,13 @@ void Simulation::chooseProfile()
         m_opts.nodes = pick.chance(0.5) ? 3 : 5;
         const double drops[] = {0.0, 0.01, 0.05, 0.15};
         const double dups[] = {0.0, 0.02, 0.1};
-        const std::uint64_t delays[] = {1500, 3000, 8000};
+        const std::uint64_t delays[] = {300, 1500, 3000, 8000}; // the first: a real LAN, far below a tick
         const std::uint64_t sizes[] = {1, 512, 4096, 1 << 20};
         const std::size_t inflight[] = {1, 4, 64};
         m_drop = drops[pick.below(4)];
         m_duplicate = dups[pick.below(3)];
-        m_delayHi = delays[pick.below(3)];
+        m_delayHi = delays[pick.below(4)];
+        m_delayLo = std::min<std::uint64_t>(m_delayLo, m_delayHi / 4);
         m_maxSizePerMsg = sizes[pick.below(4)];
         m_maxInflight = inflight[pick.below(3)];
         if (m_maxSizePerMsg == 1)
@@ -277,8 +350,26 @@ void Simulation::chooseProfile()
         m_heartbeatTick = 1 + static_cast<int>(pick.below(3));
         m_preVote = pick.chance(0.75);
         m_checkQuorum = pick.chance(0.75);
-        m_readOnly = m_checkQuorum && pick.chance(0.35) ? ReadOnlyOption::LeaseBased : ReadOnlyOption::Safe;
+        m_readOnly = ReadOnlyOption::Safe;
+        if (m_checkQuorum && pick.chance(0.5))
+            m_readOnly = pick.chance(0.5) ? ReadOnlyOption::LeaseBased : ReadOnlyOption::LeaseOnRequest;
+        const std::uint64_t syncs[] = {620, 620, 2000, 5000}; // the last two: a disk slower than the network
+        m_syncTimeHi = syncs[pick.below(4)];
+        m_groupCommit = pick.chance(0.7);
+        m_lateAcks = pick.chance(0.4);
         m_opts.faults = true;
+        if (m_opts.focus == SimOptions::Focus::Leases) {
+            // Leases need a network faster than they are long, and a lease mode. A real network's
+            // delays are far below a tick: there an election takes a tick or two, well inside a lease.
+            m_opts.nodes = pick.chance(0.7) ? 3 : 5;
+            const std::uint64_t leaseDelays[] = {300, 300, 1500, 3000};
+            m_delayHi = leaseDelays[pick.below(4)];
+            m_delayLo = std::min<std::uint64_t>(m_delayLo, m_delayHi / 4);
+            m_drop = std::min(m_drop, 0.01);
+            m_checkQuorum = true;
+            m_readOnly = pick.chance(0.5) ? ReadOnlyOption::LeaseBased : ReadOnlyOption::LeaseOnRequest;
+            m_syncTimeHi = std::min<std::uint64_t>(m_syncTimeHi, 2000);
+        }
     } else {
         m_drop = m_opts.dropRate;
         m_duplicate = m_opts.duplicateRate;
@@ -288,26 +379,38 @@ void Simulation::chooseProfile()
         m_preVote = m_opts.preVote;
         m_checkQuorum = m_opts.checkQuorum;
         m_readOnly = m_opts.readOnlyOption;
+        m_syncTimeHi = static_cast<std::uint64_t>(m_opts.maxSyncTicks * TickUnits);
+        m_groupCommit = m_opts.groupCommit;
+        m_lateAcks = m_opts.lateAcks;
+    }
+    if (m_opts.intenseFaults) {
+        m_nemesisLo = 3;
+        m_nemesisHi = 28;
+    } else if (m_opts.focus == SimOptions::Focus::Leases) {
+        m_nemesisLo = 10;
+        m_nemesisHi = 60;
     }
     std::ostringstream p;
-    p << m_opts.nodes << " nodes, drop " << m_drop << ", dup " << m_duplicate << ", delay<=" << m_delayHi / double(TickUnits)
+    p << (m_opts.focus == SimOptions::Focus::Leases ? "lease sweep, " : "") << m_opts.nodes << " nodes, drop " << m_drop << ", dup " << m_duplicate << ", delay<=" << m_delayHi / double(TickUnits)
       << " ticks, msg " << m_maxSizePerMsg << " B, inflight " << m_maxInflight << ", heartbeat " << m_heartbeatTick
       << (m_preVote ? ", pre-vote" : "") << (m_checkQuorum ? ", check-quorum" : "")
-      << (m_readOnly == ReadOnlyOption::LeaseBased ? ", lease reads" : "") << (m_opts.faults ? "" : ", no faults")
-      << (m_opts.intenseFaults ? ", intense faults" : "");
-    if (m_opts.bugs.grantSecondVoteInTerm)
-        p << ", BUG two votes";
-    if (m_opts.bugs.commitOldTermByCounting)
-        p << ", BUG old-term commit";
-    if (m_opts.bugs.readWithoutQuorum)
-        p << ", BUG read without quorum";
+      << (m_readOnly == ReadOnlyOption::LeaseBased       ? ", LeaseBased reads"
+          : m_readOnly == ReadOnlyOption::LeaseOnRequest ? ", LeaseOnRequest reads"
+                                                         : "")
+      << ", sync<=" << m_syncTimeHi / double(TickUnits) << " ticks" << (m_groupCommit ? "" : ", partial group commits")
+      << (m_lateAcks ? ", late acks" : "") << (m_opts.faults ? "" : ", no faults") << (m_opts.intenseFaults ? ", intense faults" : "");
+    for (const InjectedBugName &b : InjectedBugNames)
+        if (m_opts.bugs.*b.flag)
+            p << ", BUG " << b.name;
+    if (m_opts.noTickCatchUp)
+        p << ", BUG no tick catch-up";
     m_result.profile = p.str();
     m_result.nodes = m_opts.nodes;
 }
 
-void Simulation::schedule(std::uint64_t at, EventKind kind, int node, std::uint64_t arg)
+void Simulation::schedule(std::uint64_t at, EventKind kind, int node, std::uint64_t arg, std::uint64_t aux)
 {
-    m_queue.push(Event{at, m_eventSeq++, kind, node, arg});
+    m_queue.push(Event{at, m_eventSeq++, kind, node, arg, aux});
 }
 
 void Simulation::fail(const std::string &what)
@@ -346,11 +449,25 @@ void Simulation::startNode(SimNode &n)
     n.lastTerm = n.raft->status().hardState.term;
     n.invariants.restarted(n.raft->status());
     m_cluster.restarted(n.id, 0);
+    n.paused = false;
+    n.missedTicks = 0;
+    n.deferred.clear();
+    n.shadow.clear();
+    for (Index i = 1; i <= n.disk->lastIndex(); ++i) {
+        Term t = 0;
+        n.disk->term(i, t);
+        n.shadow.push_back(t);
+    }
+    n.verified = 0;
+    // As the engine does at start: campaign within one election timeout, not after a whole one
+    // (pre-vote keeps it from disturbing a leader; the lease promise defers it in the lease modes).
+    if (m_opts.nodes > 1 && m_preVote)
+        n.raft->expediteElection();
     // The first tick comes at a random phase so nodes do not tick in lockstep.
     schedule(m_now + 1 + m_rng.below(n.tickInterval), EventKind::Tick, static_cast<int>(n.id - 1), n.incarnation);
 }
 
-void Simulation::crashNode(SimNode &n)
+void Simulation::crashNode(SimNode &n, bool clean)
 {
     if (!n.up)
         return;
@@ -363,7 +480,7 @@ void Simulation::crashNode(SimNode &n)
     // the records before the first torn or missing one. So what survives is a prefix of the
     // records: some whole writes, then possibly some leading entries of the next write without
     // its hard state. (tests/storage/tst_wal_crash.cpp checks the real log against this.)
-    const std::size_t survive = n.writes.empty() ? 0 : m_rng.below(n.writes.size() + 1);
+    const std::size_t survive = n.writes.empty() ? 0 : clean ? n.writes.size() : m_rng.below(n.writes.size() + 1);
     for (std::size_t i = 0; i < survive; ++i) {
         const PendingWrite &w = n.writes[i];
         n.disk->append(w.entries);
@@ -381,16 +498,29 @@ void Simulation::crashNode(SimNode &n)
     n.syncing = 0;
     n.up = false;
     n.raft.reset();
+    for (const Event &e : n.deferred)
+        if (e.kind == EventKind::Deliver)
+            m_inFlight.erase(e.arg);
+    n.deferred.clear();
+    n.paused = false;
+    n.missedTicks = 0;
     n.pendingPuts.clear(); // their clients time out: the outcome is unknown
     n.pendingReads.clear();
     // A crashed process's connections close: the transport tells some peers at once (the others
     // notice by their timers), as the engine's does.
-    for (SimNode &o : m_nodes) {
-        if (o.up && o.id != n.id && m_rng.chance(0.5)) {
-            o.raft->reportUnreachable(n.id);
-            processReady(o);
-        }
-    }
+    for (SimNode &o : m_nodes)
+        if (o.up && o.id != n.id && m_rng.chance(0.5))
+            tellUnreachable(o, n.id);
+}
+
+void Simulation::tellUnreachable(SimNode &n, NodeId peer)
+{
+    if (!n.up || n.paused)
+        return; // a paused process learns of it when it goes on (its own timers tell it)
+    ++m_result.unreachableReports;
+    trace("node " + std::to_string(n.id) + " told node " + std::to_string(peer) + " is unreachable");
+    n.raft->reportUnreachable(peer);
+    processReady(n);
 }
 
 void Simulation::checkNode(SimNode &n)
@@ -403,12 +533,41 @@ void Simulation::checkNode(SimNode &n)
         if (m_leadersSeen.insert({st.hardState.term, n.id}).second) {
             ++m_result.elections;
             narrate("node " + std::to_string(n.id) + " became leader of term " + std::to_string(st.hardState.term));
+            // Faults that strike a leader just elected, before its first entry has spread: where
+            // logs diverge (Figure 8) and where a fresh lease meets an old one.
+            if (m_flip.phase == 1 || m_flip.phase == 3)
+                flipFlopElected(n);
+            else if (m_opts.faults && !m_healed && m_rng.chance(m_opts.intenseFaults ? 0.3 : 0.12))
+                schedule(m_now + m_rng.below(TickUnits), EventKind::StrikeLeader, static_cast<int>(n.id - 1), n.incarnation);
         }
     }
     m_result.maxTerm = std::max(m_result.maxTerm, st.hardState.term);
     if (st.hardState.commit / 100 > m_result.maxCommit / 100 && st.softState.role == Role::Leader)
         narrate("leader " + std::to_string(n.id) + " has committed " + std::to_string(st.hardState.commit) + " entries");
     m_result.maxCommit = std::max(m_result.maxCommit, st.hardState.commit);
+    const Term committedTerm = n.raft->raft().log().termOrZero(st.hardState.commit);
+    if (committedTerm > m_maxCommittedTerm) {
+        m_maxCommittedTerm = committedTerm;
+        m_maxCommittedBy = n.id;
+    }
+}
+
+void Simulation::checkLeases()
+{
+    // The lease's promise, checked directly rather than only through a read that happens to land in
+    // the window: while a node holds a lease in term T, no entry of a later term may be committed
+    // (its leader could have taken a write that a read from the lease would miss).
+    if (m_readOnly == ReadOnlyOption::Safe || !(m_opts.checks & Check::LeaseSafety) || m_failed)
+        return;
+    for (SimNode &n : m_nodes) {
+        if (!n.up || n.paused || !n.raft->raft().leaseReadable())
+            continue;
+        const Term term = n.raft->raft().term();
+        if (m_maxCommittedTerm > term)
+            fail("lease safety: node " + std::to_string(n.id) + " holds a lease in term " + std::to_string(term) + " at commit "
+                 + std::to_string(n.raft->status().hardState.commit) + ", but node " + std::to_string(m_maxCommittedBy)
+                 + " has committed an entry of term " + std::to_string(m_maxCommittedTerm));
+    }
 }
 
 void Simulation::processReady(SimNode &n)
@@ -425,6 +584,15 @@ void Simulation::processReady(SimNode &n)
         if (!rd.entries.empty()) {
             const Term prev = n.raft->raft().log().termOrZero(rd.entries.front().index - 1);
             check(Check::LogMatching, m_cluster.observeAppend(n.id, prev, rd.entries));
+            // The log as handed out: an entry at index i replaces everything from i on.
+            const Index from = rd.entries.front().index;
+            if (from > n.shadow.size() + 1)
+                check(Check::DurableLog, "node " + std::to_string(n.id) + " handed out entries from " + std::to_string(from)
+                                             + " after a log that ends at " + std::to_string(n.shadow.size()));
+            n.shadow.resize(std::min<std::size_t>(n.shadow.size(), from - 1));
+            for (const Entry &e : rd.entries)
+                n.shadow.push_back(e.term);
+            n.verified = std::min<Index>(n.verified, from - 1);
         }
         if (!rd.entries.empty() || rd.hardState || !rd.messagesAfterPersist.empty()) {
             PendingWrite w;
@@ -459,7 +627,48 @@ void Simulation::processReady(SimNode &n)
         }
         serveReads(n);
         checkNode(n);
+        checkDurableLog(n);
     }
+}
+
+void Simulation::checkDurableLog(SimNode &n)
+{
+    // What the core holds as durable (1..stableLastIndex) must be on the disk, and be the entries it
+    // handed out for those indexes; and the core's log must be the one it handed out. A durability
+    // acknowledgement taken for the wrong write breaks the first; reading back the wrong entries
+    // from disk breaks the second.
+    if (!(m_opts.checks & Check::DurableLog) || !n.up || m_failed)
+        return;
+    const RaftLog &log = n.raft->raft().log();
+    const std::string who = "node " + std::to_string(n.id) + ": ";
+    if (log.lastIndex() != n.shadow.size() || (log.lastIndex() > 0 && log.lastTerm() != n.shadow.back())) {
+        fail(who + "durable log: the core's log ends at (" + std::to_string(log.lastIndex()) + ", term " + std::to_string(log.lastTerm())
+             + ") but the log it handed out ends at (" + std::to_string(n.shadow.size()) + ", term "
+             + std::to_string(n.shadow.empty() ? 0 : n.shadow.back()) + ")");
+        return;
+    }
+    const Index stable = log.stableLastIndex();
+    if (stable > n.disk->lastIndex()) {
+        fail(who + "durable log: the core holds entries up to " + std::to_string(stable) + " as durable, but its disk ends at "
+             + std::to_string(n.disk->lastIndex()));
+        return;
+    }
+    for (Index i = n.verified + 1; i <= stable; ++i) {
+        Term onDisk = 0;
+        n.disk->term(i, onDisk);
+        if (onDisk != n.shadow[i - 1] || log.termOrZero(i) != n.shadow[i - 1]) {
+            fail(who + "durable log: entry " + std::to_string(i) + " is durable as term " + std::to_string(onDisk) + " on disk and term "
+                 + std::to_string(log.termOrZero(i)) + " in the core, but the core wrote term " + std::to_string(n.shadow[i - 1]));
+            return;
+        }
+    }
+    n.verified = stable;
+}
+
+void Simulation::diskTruncatedAt(SimNode &n, Index from)
+{
+    // Entries from `from` on were replaced on disk: what was checked there must be checked again.
+    n.verified = std::min<Index>(n.verified, from - 1);
 }
 
 void Simulation::startSync(SimNode &n)
@@ -468,8 +677,14 @@ void Simulation::startSync(SimNode &n)
     // runs wait for the next one. Each sync takes a random time.
     if (n.syncing > 0 || n.writes.empty())
         return;
-    n.syncing = n.writes.size();
-    schedule(m_now + 20 + m_rng.below(600), EventKind::DiskDone, static_cast<int>(n.id - 1), n.incarnation);
+    // Group commit takes every queued write; without it, a sync covers a random part of the queue,
+    // so writes queued together become durable (and are acknowledged) at different times.
+    n.syncing = m_groupCommit ? n.writes.size() : 1 + m_rng.below(n.writes.size());
+    // A stalled disk (a fault) finishes nothing before the stall ends: writes pile up behind it while
+    // leadership moves, and their acknowledgements come long after.
+    const std::uint64_t start = std::max(m_now, n.diskSlowUntil);
+    const std::uint64_t hi = start < n.acksLateUntil ? std::max<std::uint64_t>(m_syncTimeHi, 4 * TickUnits) : m_syncTimeHi;
+    schedule(start + 20 + m_rng.below(hi), EventKind::DiskDone, static_cast<int>(n.id - 1), n.incarnation);
 }
 
 void Simulation::completeSync(SimNode &n)
@@ -485,9 +700,12 @@ void Simulation::completeSync(SimNode &n)
                                        : "entries " + std::to_string(w.entries.front().index) + ".." + std::to_string(w.lastIndex)
                                              + " term " + std::to_string(w.lastTerm))
                   + (w.hardState ? ", hard state" : "") + ", " + std::to_string(w.afterPersist.size()) + " messages released");
-        if (!w.entries.empty() && !n.disk->append(w.entries))
-            fail("node " + std::to_string(n.id) + ": write of entries from " + std::to_string(w.entries.front().index)
-                 + " leaves a gap in its log (last " + std::to_string(n.disk->lastIndex()) + ")");
+        if (!w.entries.empty()) {
+            diskTruncatedAt(n, w.entries.front().index);
+            if (!n.disk->append(w.entries))
+                fail("node " + std::to_string(n.id) + ": write of entries from " + std::to_string(w.entries.front().index)
+                     + " leaves a gap in its log (last " + std::to_string(n.disk->lastIndex()) + ")");
+        }
         if (w.hardState) {
             if (w.hardState->term < n.durableHardState.term)
                 fail("node " + std::to_string(n.id) + ": durable term went back from " + std::to_string(n.durableHardState.term)
@@ -497,11 +715,30 @@ void Simulation::completeSync(SimNode &n)
         }
         for (const Message &m : w.afterPersist)
             send(m);
-        if (w.writeId != 0)
-            n.raft->acknowledgePersisted(w.writeId);
+        if (w.writeId == 0)
+            continue;
+        // The runtime tells the core; with late acknowledgements, some time later and in any order
+        // (an acknowledgement covers every earlier write too).
+        if (m_now < n.acksLateUntil) {
+            // A runtime that fell behind with its disk: every acknowledgement comes a little late.
+            schedule(m_now + m_rng.below(4 * TickUnits), EventKind::Ack, static_cast<int>(n.id - 1), n.incarnation, w.writeId);
+        } else if (m_lateAcks && m_rng.chance(0.5)) {
+            // Most come within a few ticks; some are held up for election timeouts (a busy runtime).
+            const std::uint64_t late = m_rng.chance(0.7) ? m_rng.below(3 * TickUnits) : m_rng.below(3 * ElectionTick * TickUnits);
+            schedule(m_now + late, EventKind::Ack, static_cast<int>(n.id - 1), n.incarnation, w.writeId);
+        }
+        else
+            acknowledge(n, w.writeId);
     }
     processReady(n);
     startSync(n);
+}
+
+void Simulation::acknowledge(SimNode &n, std::uint64_t writeId)
+{
+    trace("ack " + std::to_string(n.id) + " write " + std::to_string(writeId));
+    n.raft->acknowledgePersisted(writeId);
+    checkDurableLog(n);
 }
 
 void Simulation::applyEntry(SimNode &n, const Entry &e)
@@ -551,6 +788,8 @@ void Simulation::serveReads(SimNode &n)
             const Operation &op = m_history[c.op];
             const auto kv = n.kv.find(op.key);
             ++m_result.linearizableReads;
+            if (it->second.fromLease)
+                ++m_result.leaseReads;
             finishOp(c, kv != n.kv.end(), kv != n.kv.end() ? kv->second : std::string());
         }
         it = n.pendingReads.erase(it);
@@ -595,11 +834,33 @@ void Simulation::send(const Message &m)
         trace("drop " + describe(m));
         return;
     }
+    if (m.type == MessageType::TimeoutNow && m.from == m_holdTimeoutNowFrom) {
+        // Stuck past the end of its transfer; and shortly before it arrives, the old leader stops
+        // hearing the others (it can still be heard): a stale TimeoutNow meets a lease that the
+        // leader must no longer hold.
+        m_holdTimeoutNowFrom = 0;
+        const std::uint64_t at = m_now + (ElectionTick + 1 + m_rng.below(ElectionTick)) * TickUnits + m_rng.below(TickUnits);
+        const std::uint64_t id = m_nextMessageId++;
+        m_inFlight.emplace(id, m);
+        schedule(at, EventKind::Deliver, static_cast<int>(m.to - 1), id);
+        schedule(at - m_rng.below(4 * TickUnits), EventKind::Deafen, static_cast<int>(m.from - 1), m_nodes[m.from - 1].incarnation);
+        trace("held " + describe(m));
+        return;
+    }
     const int copies = m_rng.chance(m_duplicate) ? 2 : 1;
     for (int i = 0; i < copies; ++i) {
         const std::uint64_t id = m_nextMessageId++;
         m_inFlight.emplace(id, m);
-        schedule(m_now + m_delayLo + m_rng.below(m_delayHi - m_delayLo), EventKind::Deliver, static_cast<int>(m.to - 1), id);
+        std::uint64_t delay = m_delayLo + m_rng.below(m_delayHi - m_delayLo);
+        // A TimeoutNow may come very late (past the end of its transfer), and twice.
+        if (m.type == MessageType::TimeoutNow && m_rng.chance(0.3))
+            delay += m_rng.below(3 * ElectionTick * TickUnits);
+        schedule(m_now + delay, EventKind::Deliver, static_cast<int>(m.to - 1), id);
+    }
+    if (m.type == MessageType::TimeoutNow && m_opts.faults && !m_healed && m_rng.chance(0.2)) {
+        const std::uint64_t id = m_nextMessageId++;
+        m_inFlight.emplace(id, m);
+        schedule(m_now + m_rng.below(3 * ElectionTick * TickUnits), EventKind::Deliver, static_cast<int>(m.to - 1), id);
     }
 }
 
@@ -631,21 +892,30 @@ void Simulation::clientNext(Client &c)
 {
     if (c.busy || m_failed)
         return;
-    // Pick an up node at random: followers as often as leaders, so forwarding gets exercised.
-    std::vector<int> up;
-    for (const SimNode &n : m_nodes)
-        if (n.up)
-            up.push_back(static_cast<int>(n.id - 1));
+    const std::uint64_t roll = m_rng.below(100);
+    c.kind = roll < 50 ? OpKind::Put : roll < 85 ? OpKind::LinearizableGet : OpKind::StaleGet;
+    if (c.kind == OpKind::LinearizableGet && m_readOnly != ReadOnlyOption::Safe && m_rng.chance(0.5))
+        c.kind = OpKind::LeaseGet;
+    // Pick a running node at random: followers as often as leaders, so forwarding gets exercised.
+    // Reads go half the time to a node that believes it leads, which may be an old leader cut off
+    // from the others: where a stale lease would show.
+    std::vector<int> up, leaders;
+    for (const SimNode &n : m_nodes) {
+        if (!n.up || n.paused)
+            continue;
+        up.push_back(static_cast<int>(n.id - 1));
+        if (n.raft->status().softState.role == Role::Leader)
+            leaders.push_back(static_cast<int>(n.id - 1));
+    }
     if (up.empty()) {
         schedule(m_now + TickUnits, EventKind::ClientNext, c.id);
         return;
     }
-    c.node = up[m_rng.below(up.size())];
+    const bool read = c.kind == OpKind::LinearizableGet || c.kind == OpKind::LeaseGet;
+    c.node = read && !leaders.empty() && m_rng.chance(0.5) ? leaders[m_rng.below(leaders.size())] : up[m_rng.below(up.size())];
     SimNode &n = m_nodes[c.node];
     c.busy = true;
     ++c.seq;
-    const std::uint64_t roll = m_rng.below(100);
-    c.kind = roll < 50 ? OpKind::Put : roll < 85 ? OpKind::LinearizableGet : OpKind::StaleGet;
     Operation op;
     op.client = c.id;
     op.key = "k" + std::to_string(m_rng.below(static_cast<std::uint64_t>(m_opts.keys)));
@@ -673,6 +943,18 @@ void Simulation::clientNext(Client &c)
         n.pendingPuts.emplace(std::make_pair(c.id, c.seq), c.id);
         break;
     }
+    case OpKind::LeaseGet:
+        // As the engine serves a Lease read: at the commit index at once while the lease holds,
+        // else like a linearizable one.
+        if (n.raft->raft().leaseReadable()) {
+            const std::uint64_t ctx = ++m_nextReadContext;
+            n.pendingReads.emplace(ctx, PendingRead{c.id, c.seq, true, n.raft->status().hardState.commit, true});
+            trace("client " + std::to_string(c.id) + " lease read at node " + std::to_string(n.id) + " index "
+                  + std::to_string(n.raft->status().hardState.commit));
+            serveReads(n);
+            return;
+        }
+        [[fallthrough]];
     case OpKind::LinearizableGet: {
         const std::uint64_t ctx = ++m_nextReadContext;
         if (n.raft->readIndex(ctx) != Status::Ok) {
@@ -730,19 +1012,269 @@ void Simulation::clientTimeout(Client &c, std::uint64_t seq)
 
 // ---- faults ------------------------------------------------------------------------------------
 
+void Simulation::block(NodeId from, NodeId to)
+{
+    if (from == to || !m_blocked.insert({from, to}).second)
+        return;
+    // The transport may notice the broken link at once (a reset connection) or only by its timers.
+    if (m_rng.chance(0.5))
+        tellUnreachable(m_nodes[from - 1], to);
+}
+
+void Simulation::isolate(SimNode &n)
+{
+    for (const SimNode &o : m_nodes) {
+        block(n.id, o.id);
+        block(o.id, n.id);
+    }
+    ++m_result.partitions;
+    narrate("node " + std::to_string(n.id) + " isolated");
+}
+
+void Simulation::strikeLeader(SimNode &n)
+{
+    const std::uint64_t roll = m_rng.below(100);
+    if (roll < 45) {
+        // Cut off with one companion: its first entries reach that node only, which a later leader
+        // will overwrite, and perhaps a later one again.
+        const NodeId companion = m_nodes[m_rng.below(m_nodes.size())].id;
+        for (const SimNode &o : m_nodes) {
+            const bool inside = o.id == n.id || o.id == companion;
+            for (const SimNode &p : m_nodes) {
+                const bool pInside = p.id == n.id || p.id == companion;
+                if (inside != pInside)
+                    block(o.id, p.id);
+            }
+        }
+        ++m_result.partitions;
+        narrate("new leader " + std::to_string(n.id) + " cut off with node " + std::to_string(companion));
+    } else if (roll < 75) {
+        isolate(n);
+    } else {
+        crashNode(n);
+        schedule(m_now + restartDelay(), EventKind::Restart, static_cast<int>(n.id - 1));
+    }
+}
+
+void Simulation::partitionInto(const std::vector<std::vector<NodeId>> &groups)
+{
+    // Each group hears only itself; the nodes in no group form one more.
+    const auto groupOf = [&](NodeId id) -> std::size_t {
+        for (std::size_t g = 0; g < groups.size(); ++g)
+            if (std::find(groups[g].begin(), groups[g].end(), id) != groups[g].end())
+                return g;
+        return groups.size();
+    };
+    m_blocked.clear();
+    for (const SimNode &a : m_nodes)
+        for (const SimNode &b : m_nodes)
+            if (groupOf(a.id) != groupOf(b.id))
+                block(a.id, b.id);
+    ++m_result.partitions;
+}
+
+// A flip-flop (Raft Figure 8, with a disk that cannot keep up): one node's log is made to take an
+// entry, lose it to a conflicting one and take it back, while its disk is still writing the first:
+// writes of the same index in flight across two leader changes, acknowledged long after.
+//   1. The leader L is cut off from the others but for a companion F, which still hears them
+//      (and is not heard); F's disk stalls; L takes a write, which reaches F only.
+//   2. The others elect L2, and at once nobody but F hears L2: its first entry, at the index of
+//      L's write, reaches F only, and F's log drops L's entry. A tick or so later L2 and F are each
+//      cut off alone: the others can elect L again (its log is ahead of theirs, and they never got
+//      L2's entry).
+//   4. When L leads again, F joins it: L sends F its old entry once more.
+// Five nodes at least (a majority must elect L2 without L and F, and L without L2 and F). Each step
+// waits for what it needs; when it does not come in time (another node wins, a crash), the
+// flip-flop is given up and the partition left as it is.
+void Simulation::startFlipFlop()
+{
+    SimNode *l = leader();
+    if (m_nodes.size() < 5 || m_flip.phase != 0 || !l || l->paused)
+        return;
+    std::vector<NodeId> others;
+    for (const SimNode &o : m_nodes)
+        if (o.id != l->id && o.up)
+            others.push_back(o.id);
+    if (others.empty())
+        return;
+    SimNode &f = m_nodes[others[m_rng.below(others.size())] - 1];
+    m_flip = {1, l->id, f.id, 0, m_now + 6 * ElectionTick * TickUnits};
+    ++m_result.flipFlops;
+    f.diskSlowUntil = m_now + (7 + m_rng.below(3)) * ElectionTick * TickUnits;
+    f.acksLateUntil = f.diskSlowUntil + 4 * ElectionTick * TickUnits;
+    ++m_result.diskStalls;
+    partitionInto({{l->id, f.id}});
+    for (const SimNode &o : m_nodes)
+        m_blocked.erase({o.id, f.id}); // F hears everyone, and only L hears F
+    narrate("flip-flop: leader " + std::to_string(l->id) + " cut off with node " + std::to_string(f.id) + ", whose disk stalls");
+    Command cmd{NemesisClient, ++m_nemesisSeq, l->id, "__nemesis", "n" + std::to_string(m_nemesisSeq)};
+    if (l->up && !l->paused && l->raft->propose(encodePut(cmd)) == Status::Ok)
+        processReady(*l);
+}
+
+void Simulation::flipFlopElected(SimNode &leader)
+{
+    if (m_now > m_flip.deadline || m_healed) {
+        m_flip.phase = 0;
+        return;
+    }
+    if (m_flip.phase == 1 && leader.id != m_flip.oldLeader && leader.id != m_flip.companion) {
+        m_flip.phase = 2;
+        m_flip.newLeader = leader.id;
+        for (const SimNode &o : m_nodes)
+            if (o.id != m_flip.companion)
+                block(leader.id, o.id); // its first entries reach F only
+        schedule(m_now + TickUnits + m_rng.below(2 * TickUnits), EventKind::FlipFlop, 0);
+    } else if (m_flip.phase == 3) {
+        m_flip.phase = 0;
+        if (leader.id != m_flip.oldLeader)
+            return; // someone else won: give up
+        partitionInto({{m_flip.newLeader}});
+        ++m_result.flipFlopsCompleted;
+        narrate("flip-flop: node " + std::to_string(leader.id) + " leads again, node " + std::to_string(m_flip.companion) + " rejoins it");
+    }
+}
+
+void Simulation::flipFlopStep()
+{
+    if (m_flip.phase != 2 || m_healed)
+        return;
+    m_flip.phase = 3;
+    partitionInto({{m_flip.newLeader}, {m_flip.companion}});
+    narrate("flip-flop: nodes " + std::to_string(m_flip.newLeader) + " and " + std::to_string(m_flip.companion) + " cut off alone");
+}
+
+// A lease split: the leader keeps a bare quorum that promised it its lease, while the others stop
+// hearing from it long enough for their promises to end; then the leader is cut off (it lives on,
+// and believes in its lease), and perhaps one of the promising nodes restarts at once. Whoever
+// campaigns inside a promise now finds the voters it needs: where a broken promise shows.
+void Simulation::startLeaseSplit()
+{
+    SimNode *l = leader();
+    if (!l || l->paused)
+        return;
+    std::vector<NodeId> followers;
+    for (const SimNode &o : m_nodes)
+        if (o.id != l->id)
+            followers.push_back(o.id);
+    for (std::size_t i = followers.size(); i > 1; --i) // shuffle
+        std::swap(followers[i - 1], followers[m_rng.below(i)]);
+    const std::size_t cut = (m_nodes.size() - 1) / 2;
+    m_blocked.clear(); // from a whole network: the leader keeps exactly the quorum it needs
+    for (std::size_t i = 0; i < cut; ++i) {
+        block(l->id, followers[i]);
+        block(followers[i], l->id);
+    }
+    ++m_result.partitions;
+    narrate("lease split: leader " + std::to_string(l->id) + " keeps a bare quorum");
+    schedule(m_now + (ElectionTick + m_rng.below(ElectionTick)) * TickUnits + m_rng.below(TickUnits), EventKind::LeaseSplit,
+             static_cast<int>(l->id - 1), l->incarnation);
+}
+
+void Simulation::leaseSplitStep(SimNode &l)
+{
+    // The nodes that still heard the leader: they promised it its lease.
+    std::vector<SimNode *> promised;
+    for (SimNode &o : m_nodes)
+        if (o.id != l.id && o.up && !o.paused && !m_blocked.count({l.id, o.id}))
+            promised.push_back(&o);
+    isolate(l);
+    for (SimNode *f : promised)
+        if (m_rng.chance(0.8))
+            tellUnreachable(*f, l.id); // most transports notice a cut link soon
+    if (!promised.empty() && m_rng.chance(0.5)) {
+        // One of them restarts at once, mostly a clean restart (a crash may lose its log's tail, and
+        // with it the votes it could win).
+        SimNode &f = *promised[m_rng.below(promised.size())];
+        crashNode(f, m_rng.chance(0.8));
+        schedule(m_now + (1 + m_rng.below(3)) * TickUnits, EventKind::Restart, static_cast<int>(f.id - 1));
+    }
+}
+
+void Simulation::deafen(SimNode &n)
+{
+    for (const SimNode &o : m_nodes)
+        block(o.id, n.id);
+    ++m_result.partitions;
+    narrate("node " + std::to_string(n.id) + " stops hearing the others");
+}
+
+void Simulation::pause(SimNode &n, std::uint64_t ticks)
+{
+    if (!n.up || n.paused)
+        return;
+    n.paused = true;
+    n.missedTicks = 0;
+    ++m_result.pauses;
+    narrate("node " + std::to_string(n.id) + " paused for " + std::to_string(ticks) + " ticks");
+    schedule(m_now + ticks * TickUnits, EventKind::Resume, static_cast<int>(n.id - 1), n.incarnation);
+}
+
+void Simulation::resume(SimNode &n)
+{
+    if (!n.up || !n.paused)
+        return;
+    n.paused = false;
+    // The runtime's clock says how many ticks are due: the core gets them before anything else
+    // (src/engine/tickclock.h). The injected runtime bug drops them, as a plain timer would.
+    const std::uint64_t missed = n.missedTicks;
+    n.missedTicks = 0;
+    narrate("node " + std::to_string(n.id) + " resumed (" + std::to_string(missed) + " ticks missed"
+            + (m_opts.noTickCatchUp ? ", not caught up)" : ", caught up)"));
+    if (!m_opts.noTickCatchUp)
+        for (std::uint64_t i = 0; i < missed; ++i)
+            n.raft->tick();
+    processReady(n);
+    std::vector<Event> deferred;
+    deferred.swap(n.deferred);
+    for (const Event &e : deferred) {
+        if (!n.up || m_failed)
+            break;
+        dispatch(e);
+    }
+}
+
 void Simulation::nemesis()
 {
     if (m_healed || m_failed)
         return;
-    const std::uint64_t action = m_rng.below(100);
     const auto idOf = [&](std::uint64_t i) { return m_nodes[i].id; };
     const std::uint64_t n = m_nodes.size();
-    if (action < 20) {
+    // One fault drawn by weight (the weights add up to 100).
+    enum Fault {
+        HealNetwork, SymmetricPartition, IsolateLeader, CutLeaderLink, Asymmetric, CrashAny, CrashLeader, Bounce, PowerCut,
+        Transfer, TransferThenIsolate, Pause, DiskStall, Lossy, TransportHiccup, FlipFlop, LeaseSplit, StaleTimeoutNow
+    };
+    static constexpr std::pair<Fault, int> weights[] = {
+        {HealNetwork, 13}, {SymmetricPartition, 9}, {IsolateLeader, 8}, {CutLeaderLink, 5}, {Asymmetric, 6},
+        {CrashAny, 9}, {CrashLeader, 6}, {Bounce, 5}, {PowerCut, 2}, {Transfer, 4}, {TransferThenIsolate, 3},
+        {Pause, 6}, {DiskStall, 3}, {Lossy, 3}, {TransportHiccup, 4}, {FlipFlop, 5}, {LeaseSplit, 5}, {StaleTimeoutNow, 4},
+    };
+    // The lease sweep: the faults that put a lease and a new leader side by side.
+    static constexpr std::pair<Fault, int> leaseWeights[] = {
+        {HealNetwork, 8}, {SymmetricPartition, 4}, {IsolateLeader, 8}, {CutLeaderLink, 6}, {Asymmetric, 4},
+        {CrashAny, 4}, {CrashLeader, 4}, {Bounce, 7}, {Transfer, 5}, {TransferThenIsolate, 8}, {Pause, 8},
+        {TransportHiccup, 6}, {LeaseSplit, 18}, {StaleTimeoutNow, 10},
+    };
+    int roll = static_cast<int>(m_rng.below(100));
+    Fault fault = Lossy;
+    const auto pickFrom = [&](const auto &table) {
+        for (const auto &[f, w] : table) {
+            if (roll < w)
+                return f;
+            roll -= w;
+        }
+        return Lossy;
+    };
+    fault = m_opts.focus == SimOptions::Focus::Leases ? pickFrom(leaseWeights) : pickFrom(weights);
+    switch (fault) {
+    case HealNetwork:
         m_blocked.clear();
         m_drop = std::min(m_drop, 0.05);
         narrate("network healed");
-    } else if (action < 35) {
-        // Symmetric partition into two random sides.
+        break;
+    case SymmetricPartition: {
+        // Two random sides.
         m_blocked.clear();
         std::vector<bool> side(n);
         for (std::uint64_t i = 0; i < n; ++i)
@@ -750,47 +1282,68 @@ void Simulation::nemesis()
         for (std::uint64_t i = 0; i < n; ++i)
             for (std::uint64_t j = 0; j < n; ++j)
                 if (side[i] != side[j])
-                    m_blocked.insert({idOf(i), idOf(j)});
+                    block(idOf(i), idOf(j));
         ++m_result.partitions;
         narrate("partition (symmetric)");
-    } else if (action < 50) {
-        // Isolate the leader, the classic case for stale reads and check-quorum.
+        break;
+    }
+    case IsolateLeader:
+        // The classic case for stale reads and check-quorum: the leader lives on, cut off.
+        if (SimNode *l = leader())
+            isolate(*l);
+        break;
+    case CutLeaderLink:
+        // One follower loses the leader while the others keep it in office: that follower's promise
+        // runs out, and it will vote for another while the leader's lease stands on the others.
         if (SimNode *l = leader()) {
-            for (const SimNode &o : m_nodes)
-                if (o.id != l->id) {
-                    m_blocked.insert({l->id, o.id});
-                    m_blocked.insert({o.id, l->id});
-                }
-            ++m_result.partitions;
-            narrate("leader " + std::to_string(l->id) + " isolated");
+            const NodeId f = idOf(m_rng.below(n));
+            if (f != l->id) {
+                block(l->id, f);
+                block(f, l->id);
+                ++m_result.partitions;
+                narrate("link between leader " + std::to_string(l->id) + " and node " + std::to_string(f) + " cut");
+            }
         }
-    } else if (action < 60) {
-        // Asymmetric: one direction of one link, or a node that hears but is not heard.
+        break;
+    case Asymmetric: {
+        // One direction of one link, or a node that hears but is not heard.
         const NodeId a = idOf(m_rng.below(n));
         if (m_rng.chance(0.5)) {
-            const NodeId b = idOf(m_rng.below(n));
-            if (a != b)
-                m_blocked.insert({a, b});
+            block(a, idOf(m_rng.below(n)));
         } else {
             for (const SimNode &o : m_nodes)
-                if (o.id != a)
-                    m_blocked.insert({a, o.id});
+                block(a, o.id);
         }
         ++m_result.partitions;
         narrate("asymmetric partition around node " + std::to_string(a));
-    } else if (action < 75) {
+        break;
+    }
+    case CrashAny: {
         SimNode &victim = m_nodes[m_rng.below(n)];
         if (victim.up) {
             crashNode(victim);
             schedule(m_now + restartDelay(), EventKind::Restart, static_cast<int>(victim.id - 1));
         }
-    } else if (action < 85) {
+        break;
+    }
+    case CrashLeader:
         if (SimNode *l = leader()) {
             crashNode(*l);
             schedule(m_now + restartDelay(), EventKind::Restart, static_cast<int>(l->id - 1));
         }
-    } else if (action < 88) {
-        // Everything goes down at once (a power cut), then comes back.
+        break;
+    case Bounce: {
+        // A quick restart, a crash or a clean one: back within an election timeout, inside whatever
+        // it promised before.
+        SimNode &victim = m_nodes[m_rng.below(n)];
+        if (victim.up) {
+            crashNode(victim, m_rng.chance(0.5));
+            schedule(m_now + (1 + m_rng.below(ElectionTick)) * TickUnits, EventKind::Restart, static_cast<int>(victim.id - 1));
+        }
+        break;
+    }
+    case PowerCut:
+        // Everything goes down at once, then comes back.
         for (SimNode &v : m_nodes) {
             if (v.up) {
                 crashNode(v);
@@ -798,23 +1351,71 @@ void Simulation::nemesis()
             }
         }
         narrate("whole-cluster power cut");
-    } else if (action < 93) {
+        break;
+    case LeaseSplit:
+        startLeaseSplit();
+        break;
+    case StaleTimeoutNow:
+        if (SimNode *l = leader(); l && !l->paused) {
+            const NodeId to = idOf(m_rng.below(n));
+            if (to != l->id && l->raft->transferLeadership(to) == raft::Status::Ok) {
+                ++m_result.transfers;
+                narrate("leader " + std::to_string(l->id) + " hands leadership to node " + std::to_string(to) + " (a TimeoutNow will be late)");
+                m_holdTimeoutNowFrom = l->id;
+                processReady(*l);
+            }
+        }
+        break;
+    case Transfer:
+    case TransferThenIsolate:
         // The leader hands over to another node (what a leader does when it is stopped), which
-        // then campaigns at once, past the others' leader lease.
-        if (SimNode *l = leader()) {
+        // then campaigns at once, past the others' promises. Or the old leader is cut off right
+        // after, before it hears of the new term: the case of a lease that must have ended.
+        if (SimNode *l = leader(); l && !l->paused) {
             const NodeId to = idOf(m_rng.below(n));
             if (to != l->id && l->raft->transferLeadership(to) == raft::Status::Ok) {
                 ++m_result.transfers;
                 narrate("leader " + std::to_string(l->id) + " hands leadership to node " + std::to_string(to));
                 processReady(*l);
+                if (fault == TransferThenIsolate)
+                    schedule(m_now + m_rng.below(3 * TickUnits), EventKind::Isolate, static_cast<int>(l->id - 1), l->incarnation);
             }
         }
-    } else {
+        break;
+    case Pause: {
+        // A stopped process or a stalled worker, the leader more often than not.
+        SimNode *victim = leader();
+        if (!victim || m_rng.chance(0.4))
+            victim = &m_nodes[m_rng.below(n)];
+        pause(*victim, 1 + m_rng.below(3 * ElectionTick));
+        break;
+    }
+    case DiskStall: {
+        SimNode &victim = m_nodes[m_rng.below(n)];
+        victim.diskSlowUntil = m_now + (2 + m_rng.below(4 * ElectionTick)) * TickUnits;
+        victim.acksLateUntil = victim.diskSlowUntil + (m_rng.chance(0.5) ? m_rng.below(4 * ElectionTick) * TickUnits : 0);
+        ++m_result.diskStalls;
+        narrate("node " + std::to_string(victim.id) + "'s disk stalls");
+        break;
+    }
+    case Lossy:
         // Network weather: heavy loss for a while.
         m_drop = m_rng.chance(0.5) ? 0.3 : 0.1;
         narrate("lossy network");
+        break;
+    case FlipFlop:
+        startFlipFlop();
+        break;
+    case TransportHiccup: {
+        // A connection resets though both ends are fine: the transport reports the peer unreachable.
+        SimNode &a = m_nodes[m_rng.below(n)];
+        const NodeId b = idOf(m_rng.below(n));
+        if (a.id != b)
+            tellUnreachable(a, b);
+        break;
     }
-    schedule(m_now + (m_opts.intenseFaults ? 3 + m_rng.below(25) : 20 + m_rng.below(150)) * TickUnits, EventKind::Nemesis, 0);
+    }
+    schedule(m_now + (m_nemesisLo + m_rng.below(m_nemesisHi - m_nemesisLo)) * TickUnits, EventKind::Nemesis, 0);
 }
 
 std::uint64_t Simulation::restartDelay()
@@ -830,9 +1431,13 @@ void Simulation::heal()
     m_drop = 0;
     m_duplicate = 0;
     m_delayHi = std::min<std::uint64_t>(m_delayHi, 1500);
+    m_syncTimeHi = std::min<std::uint64_t>(m_syncTimeHi, 620); // a slow disk is weather too
     // Every node comes back, except the ones the options keep down for good.
     for (std::size_t i = 0; i < m_nodes.size(); ++i) {
         SimNode &n = m_nodes[i];
+        n.diskSlowUntil = 0;
+        n.acksLateUntil = 0;
+        resume(n);
         const bool keepDown = static_cast<int>(i) < m_opts.keepDownAfterHeal;
         if (keepDown && n.up)
             crashNode(n);
@@ -865,10 +1470,10 @@ void Simulation::probe()
     }
     // Like a client retrying: a new request every few ticks, to the leader if there is one.
     SimNode *target = leader();
-    if (!target) {
+    if (!target || target->paused) {
         std::vector<SimNode *> up;
         for (SimNode &n : m_nodes)
-            if (n.up)
+            if (n.up && !n.paused)
                 up.push_back(&n);
         if (up.empty()) {
             schedule(m_now + 3 * TickUnits, EventKind::Probe, 0);
@@ -888,11 +1493,25 @@ void Simulation::dispatch(const Event &e)
 {
     m_hash.add(e.time);
     m_hash.add(static_cast<std::uint64_t>(e.kind) << 8 | static_cast<std::uint64_t>(e.node));
+    // A paused node handles nothing: what is meant for it waits until it resumes, and its ticks
+    // are counted as missed.
+    if (e.kind == EventKind::Deliver || e.kind == EventKind::DiskDone || e.kind == EventKind::Ack) {
+        SimNode &n = m_nodes[e.node];
+        if (n.up && n.paused) {
+            n.deferred.push_back(e);
+            return;
+        }
+    }
     switch (e.kind) {
     case EventKind::Tick: {
         SimNode &n = m_nodes[e.node];
         if (!n.up || n.incarnation != e.arg)
             return;
+        if (n.paused) {
+            ++n.missedTicks;
+            schedule(m_now + n.tickInterval, EventKind::Tick, e.node, n.incarnation);
+            return;
+        }
         n.raft->tick();
         processReady(n);
         schedule(m_now + n.tickInterval, EventKind::Tick, e.node, n.incarnation);
@@ -910,6 +1529,47 @@ void Simulation::dispatch(const Event &e)
         SimNode &n = m_nodes[e.node];
         if (n.up && n.incarnation == e.arg)
             completeSync(n);
+        return;
+    }
+    case EventKind::Ack: {
+        SimNode &n = m_nodes[e.node];
+        if (n.up && n.incarnation == e.arg) {
+            acknowledge(n, e.aux);
+            processReady(n);
+        }
+        return;
+    }
+    case EventKind::Resume: {
+        SimNode &n = m_nodes[e.node];
+        if (n.incarnation == e.arg)
+            resume(n);
+        return;
+    }
+    case EventKind::Isolate: {
+        SimNode &n = m_nodes[e.node];
+        if (n.up && n.incarnation == e.arg && !m_healed)
+            isolate(n);
+        return;
+    }
+    case EventKind::FlipFlop:
+        flipFlopStep();
+        return;
+    case EventKind::LeaseSplit: {
+        SimNode &n = m_nodes[e.node];
+        if (n.up && n.incarnation == e.arg && !m_healed && !n.paused)
+            leaseSplitStep(n);
+        return;
+    }
+    case EventKind::Deafen: {
+        SimNode &n = m_nodes[e.node];
+        if (n.up && n.incarnation == e.arg && !m_healed)
+            deafen(n);
+        return;
+    }
+    case EventKind::StrikeLeader: {
+        SimNode &n = m_nodes[e.node];
+        if (n.up && n.incarnation == e.arg && !m_healed && !m_failed)
+            strikeLeader(n);
         return;
     }
     case EventKind::ClientNext:
@@ -956,6 +1616,7 @@ SimResult Simulation::run()
         ++m_result.events;
         try {
             dispatch(e);
+            checkLeases();
         } catch (const std::exception &ex) {
             // The core refuses to go on when it detects corruption (e.g. an Append conflicting
             // with a committed entry): that is a safety violation to report, not a crash.
@@ -1004,12 +1665,15 @@ std::string replayCommand(const SimOptions &options)
 {
     std::ostringstream out;
     out << "dengine-sim --seed " << options.seed << " --ticks " << options.faultTicks;
-    if (options.bugs.grantSecondVoteInTerm)
-        out << " --bug two-votes";
-    if (options.bugs.commitOldTermByCounting)
-        out << " --bug old-term-commit";
-    if (options.bugs.readWithoutQuorum)
-        out << " --bug read-without-quorum";
+    if (options.intenseFaults)
+        out << " --intense";
+    if (options.focus == SimOptions::Focus::Leases)
+        out << " --leases";
+    for (const raft::InjectedBugName &b : raft::InjectedBugNames)
+        if (options.bugs.*b.flag)
+            out << " --bug " << b.name;
+    if (options.noTickCatchUp)
+        out << " --no-tick-catch-up";
     out << " --trace";
     return out.str();
 }
