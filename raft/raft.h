@@ -63,8 +63,9 @@ public:
     bool promising() const;
     // Leadership transfer (thesis §3.10): the leader brings `to` up to date, then tells it to start
     // an election at once (TimeoutNow), which it wins without waiting for a timeout; the others
-    // vote for it even within their leader lease. Meanwhile the leader takes no proposals (they
-    // are dropped), and it gives up after an election timeout. Returns NoLeader on a non-leader,
+    // vote for it even within their lease promise. Meanwhile the leader takes no proposals (they
+    // are dropped), and it gives up after an election timeout. Once the TimeoutNow has left, the
+    // leader serves no lease read for the rest of its term, whether or not the transfer succeeds. Returns NoLeader on a non-leader,
     // UnknownPeer for a node that is not another voter.
     Status transferLeadership(NodeId to);
     NodeId leadTransferee() const { return m_leadTransferee; }

@@ -94,7 +94,8 @@ enum class MessageType : std::uint8_t {
     ReadIndexResponse, // leader -> follower: index = read index for that batch; reject if dropped
     Snapshot,          // reserved (snapshots)
     SnapshotResponse,  // reserved (snapshots)
-    TimeoutNow,        // leader -> the node it hands leadership to: campaign now
+    TimeoutNow,        // leader -> the node it hands leadership to: campaign now; index/logTerm =
+                       // the leader's last entry (a log that goes further makes it stale)
 };
 std::string_view toString(MessageType type);
 

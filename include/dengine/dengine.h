@@ -62,7 +62,7 @@ public:
     enum class Consistency {
         Linearizable, // sees every write acknowledged before the call (ReadIndex; any node; no clocks)
         Lease,        // served by the leader from its lease when DEngineConfig::leaseReads is on
-                      // (bounded clock drift assumed); otherwise as Linearizable
+                      // (bounded clock drift assumed, see there); otherwise as Linearizable
         Local,        // this node's state right now: at once, possibly behind
     };
     Q_ENUM(Consistency)

@@ -26,8 +26,14 @@ struct DENGINE_EXPORT DEngineConfig {
     bool checkQuorum = true;  // a leader that loses its quorum steps down; needed for lease reads
     bool preVote = true;
     // Allows DEngine::Consistency::Lease reads: the leader answers them from its lease, without a
-    // quorum round, assuming clocks drift apart by less than ~10%. Restarted nodes then wait an
-    // election timeout before voting. Off: Lease reads take the Linearizable path.
+    // quorum round. The lease lasts (electionTicks - 2) ticks from a heartbeat round a majority
+    // answered, measured on the boot-time clock (a paused or suspended node catches up before it
+    // decides anything), and assumes no node's clock runs more than 12% faster than another's
+    // (electionTicks 10). In exchange every node keeps a promise: for an election timeout after it
+    // last heard the leader, and after it starts, it votes for nobody, itself included. So with
+    // leaseReads a new leader is elected no sooner than an election timeout after the old one was
+    // last heard (a stopping leader's hand-over is not delayed), and a leader that handed over
+    // serves no lease read for the rest of its term. Off: Lease reads take the Linearizable path.
     bool leaseReads = false;
 
     int maxKeyBytes = 4096;

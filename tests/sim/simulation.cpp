@@ -1430,7 +1430,12 @@ void Simulation::heal()
     m_blocked.clear();
     m_drop = 0;
     m_duplicate = 0;
+    // A healed network delivers each link's messages in order, as TCP does: reordering is a fault
+    // too. (Pipelined one-entry Appends that overtake each other make a follower reject them, and
+    // the stale rejections keep sending the leader back to probing: a catch-up can take longer
+    // than the bound. Real links are FIFO.)
     m_delayHi = std::min<std::uint64_t>(m_delayHi, 1500);
+    m_delayLo = m_delayHi - 1;
     m_syncTimeHi = std::min<std::uint64_t>(m_syncTimeHi, 620); // a slow disk is weather too
     // Every node comes back, except the ones the options keep down for good.
     for (std::size_t i = 0; i < m_nodes.size(); ++i) {
@@ -1617,6 +1622,9 @@ SimResult Simulation::run()
         try {
             dispatch(e);
             checkLeases();
+            for (SimNode &n : m_nodes)
+                if (n.up && !n.paused)
+                    checkDurableLog(n);
         } catch (const std::exception &ex) {
             // The core refuses to go on when it detects corruption (e.g. an Append conflicting
             // with a committed entry): that is a safety violation to report, not a crash.
