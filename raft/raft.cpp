@@ -108,13 +108,18 @@ void Raft::logEvent(LogLevel level, const std::string &what) const
 
 // ---- role transitions -------------------------------------------------------------------------
 
-void Raft::reset(Term term)
+void Raft::reset(Term term, NodeId lead)
 {
     if (m_term != term) {
         m_term = term;
         m_vote = NoNode;
+        dropForwardedReads(); // asked of this term's leader: their answers may never come
     }
-    setLead(NoNode);
+    // One transition for the term and the leader together: a follower that learns a newer term
+    // from its leader's own message never passed through "no leader" (lifecycle: a re-elected
+    // leader it did not see elected shows as a term change alone).
+    setLead(lead);
+    noteSoftState();
     m_leadTransferee = NoNode;
     m_transferElapsed = 0;
     m_electionElapsed = 0;
@@ -178,9 +183,7 @@ void Raft::becomeFollower(Term term, NodeId lead)
     // The role first: the leader changes below are noted as transitions (setLead), and none of them
     // may pair the old role with the new leader (a leader naming another node, a candidate with one).
     m_role = Role::Follower;
-    reset(term);
-    setLead(lead);
-    noteSoftState();
+    reset(term, lead);
     if (wasLeader)
         logEvent(LogLevel::Info, "stepped down to follower");
 }
@@ -197,16 +200,15 @@ void Raft::becomePreCandidate()
 
 void Raft::becomeCandidate()
 {
-    reset(m_term + 1);
+    m_role = Role::Candidate; // before reset notes the new term: never "pre-candidate of the new term"
+    reset(m_term + 1, NoNode);
     m_vote = m_id;
-    m_role = Role::Candidate;
-    noteSoftState();
     logEvent(LogLevel::Info, "campaigning");
 }
 
 void Raft::becomeLeader()
 {
-    reset(m_term);
+    reset(m_term, NoNode);
     m_role = Role::Leader; // before setLead, which notes the transition: never "candidate led by itself"
     setLead(m_id);
     noteSoftState();

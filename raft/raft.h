@@ -69,8 +69,8 @@ public:
     // UnknownPeer for a node that is not another voter.
     Status transferLeadership(NodeId to);
     NodeId leadTransferee() const { return m_leadTransferee; }
-    // Every (leader, role) this node passed through since the last call, in order, without
-    // repeats: transitions that happen between two Readys are not lost.
+    // Every (leader, role, term) this node passed through since the last call, in order, without
+    // repeats: transitions that happen between two Readys are not lost, and each term is there.
     std::vector<SoftState> takeSoftStateLog();
     bool hasSoftStateLog() const { return !m_softLog.empty(); }
     // Starts an election now (pre-vote first when enabled). No effect on a leader or a non-voter.
@@ -110,7 +110,7 @@ public:
     const RaftLog &log() const { return m_log; }
     RaftLog &log() { return m_log; }
     HardState hardState() const { return {m_term, m_vote, m_log.committed()}; }
-    SoftState softState() const { return {m_lead, m_role}; }
+    SoftState softState() const { return {m_lead, m_role, m_term}; }
     NodeStatus status() const;
     bool committedInTerm() const { return m_committedInTerm; }
     const std::map<NodeId, Progress> &progress() const { return m_progress; }
@@ -131,7 +131,7 @@ private:
     void becomePreCandidate();
     void becomeCandidate();
     void becomeLeader();
-    void reset(Term term);
+    void reset(Term term, NodeId lead);
     void setLead(NodeId lead);
     void resetRandomizedElectionTimeout();
 

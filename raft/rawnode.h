@@ -16,9 +16,9 @@ namespace dengine::raft {
 struct Ready {
     // 1. Informational: the leader and this node's role, when either changed since the last Ready.
     std::optional<SoftState> softState;
-    // Every (leader, role) the node passed through since the last Ready, in order (the last one is
-    // the current state): an election and its result within one Ready are both visible here, where
-    // softState shows only the end.
+    // Every (leader, role, term) the node passed through since the last Ready, in order (the last
+    // one is the current state): an election and its result within one Ready are both visible here,
+    // where softState shows only the end, and so is every term, in order with the leaders.
     std::vector<SoftState> softStates;
 
     // 2. To write to stable storage, in Ready order: `entries` first (an entry at index i replaces

@@ -48,10 +48,13 @@ struct HardState {
     friend bool operator==(const HardState &, const HardState &) = default;
 };
 
-// Volatile state worth telling the application about: who leads and what this node is.
+// Volatile state worth telling the application about: who leads and what this node is, in which
+// term (the term is durable state too, but a transition is only whole with it: "leader 2" means
+// something else in term 5 than in term 7).
 struct SoftState {
     NodeId leader = NoNode;
     Role role = Role::Follower;
+    Term term = 0;
     friend bool operator==(const SoftState &, const SoftState &) = default;
 };
 

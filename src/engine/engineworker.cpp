@@ -513,19 +513,24 @@ void EngineWorker::process()
             onCoreFailure(e.what()); // the log could not give back committed entries
             return;
         }
-        // The term first: a leader announced below belongs to it (a getter in a leaderChanged slot
-        // must not show the old term). Then every transition, not only the last of this Ready
-        // (lifecycle: nothing is coalesced).
-        if (rd.hardState && rd.hardState->term != m_term) {
-            m_term = rd.hardState->term;
-            Q_EMIT termChanged(m_term);
-        }
+        // Every transition, not only the last of this Ready (lifecycle: nothing is coalesced), in
+        // the order it happened; in each, the term first, so a leader is announced after the term
+        // it leads (a getter in a leaderChanged slot shows that term, never an older one).
         for (const raft::SoftState &s : rd.softStates) {
+            if (s.term != m_term) {
+                m_term = s.term;
+                Q_EMIT termChanged(m_term);
+            }
             if (s.leader != m_leader || s.role != m_role) {
                 m_leader = s.leader;
                 m_role = s.role;
                 Q_EMIT softStateChanged(m_leader, toRole(m_role));
             }
+        }
+        if (rd.hardState && rd.hardState->term != m_term) {
+            // Every term change is a transition too; this only guards the invariant.
+            m_term = rd.hardState->term;
+            Q_EMIT termChanged(m_term);
         }
         if (!rd.entries.empty() || rd.hardState) {
             storage::LogWriter::Batch b;

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Ready::softStates and Raft::takeSoftStateLog (raft/rawnode.h): every (leader, role) the node
+// Ready::softStates and Raft::takeSoftStateLog (raft/rawnode.h): every (leader, role, term) the node
 // passed through since the last Ready, in order, without repeats, so that an application told of
 // transitions (lifecycle: "Every transition is delivered, in the order it happened. Nothing is
-// coalesced away.") misses none that happen between two Readys.
+// coalesced away.") misses none that happen between two Readys, and announces each term before the
+// leaders of that term.
 
 #include "network.h"
 
@@ -16,20 +17,20 @@ namespace dengine::raft {
 // Readable SoftStates in failure messages.
 static void PrintTo(const SoftState &s, std::ostream *out)
 {
-    *out << "{leader " << s.leader << ", " << toString(s.role) << "}";
+    *out << "{leader " << s.leader << ", " << toString(s.role) << ", term " << s.term << "}";
 }
 } // namespace dengine::raft
 
 namespace dengine::raft::test {
 namespace {
 
-SoftState follower(NodeId leader) { return {leader, Role::Follower}; }
+SoftState follower(NodeId leader, Term term) { return {leader, Role::Follower, term}; }
 
 std::string describe(const std::vector<SoftState> &states)
 {
     std::ostringstream out;
     for (const SoftState &s : states)
-        out << "{leader " << s.leader << ", " << toString(s.role) << "} ";
+        out << "{leader " << s.leader << ", " << toString(s.role) << ", term " << s.term << "} ";
     return out.str();
 }
 
@@ -51,7 +52,7 @@ struct LedByOne {
         net.elect(1);
         net.deliverAll();
         net.clearReadys();
-        EXPECT_EQ(net.raft(2).softState(), follower(1));
+        EXPECT_EQ(net.raft(2).softState(), follower(1, 1));
         EXPECT_FALSE(net.node(2).hasReady());
     }
 };
@@ -67,29 +68,28 @@ TEST(ReadySoftStates, LeaderLostAndNewLeaderLearnedWithinOneReadyAreBothReported
     net.campaign(3);
     net.drain(3);
     net.step(peekOne(net, MessageType::Vote, 3, 2));
-    ASSERT_EQ(net.raft(2).softState(), follower(NoNode));
+    ASSERT_EQ(net.raft(2).softState(), follower(NoNode, 2));
     net.step(peekOne(net, MessageType::Vote, 3, 1));
     net.drain(1);
     net.step(peekOne(net, MessageType::VoteResponse, 1, 3));
     ASSERT_EQ(net.raft(3).role(), Role::Leader);
     net.drain(3);
     net.step(peekOne(net, MessageType::Append, 3, 2));
-    ASSERT_EQ(net.raft(2).softState(), follower(3));
+    ASSERT_EQ(net.raft(2).softState(), follower(3, 2));
     ASSERT_TRUE(net.readys(2).empty()) << "node 2 must not have been drained in between";
 
     net.drain(2);
     ASSERT_EQ(net.readys(2).size(), 1u);
     const Ready &rd = net.readys(2).front();
-    EXPECT_EQ(rd.softStates, (std::vector<SoftState>{follower(NoNode), follower(3)})) << describe(rd.softStates);
+    EXPECT_EQ(rd.softStates, (std::vector<SoftState>{follower(NoNode, 2), follower(3, 2)})) << describe(rd.softStates);
     ASSERT_TRUE(rd.softState.has_value());
-    EXPECT_EQ(*rd.softState, follower(3));
+    EXPECT_EQ(*rd.softState, follower(3, 2));
 }
 
 // The same within one Ready, but the leader that comes back is the one that left (X -> 0 -> X: the
-// lifecycle's re-election "where the node saw the election"). softState, which compares only the
-// ends, says nothing; softStates still has both steps, and hasReady() announces them. (In a running
-// node such a return always comes with a new term or messages as well, so hasReady() is also checked
-// through its parts: the transition log, and a Ready holding only transitions not being empty.)
+// lifecycle's re-election "where the node saw the election"): softStates has both steps, each with
+// the new term, and hasReady() announces them (also checked through its parts: the transition log,
+// and a Ready holding only transitions not being empty).
 TEST(ReadySoftStates, SameLeaderRegainedWithinOneReadyIsReportedThoughSoftStateIsUnchanged)
 {
     LedByOne c;
@@ -103,26 +103,45 @@ TEST(ReadySoftStates, SameLeaderRegainedWithinOneReadyIsReportedThoughSoftStateI
     vote.index = last;
     vote.logTerm = lastTerm;
     net.step(vote);
-    ASSERT_EQ(net.raft(2).softState(), follower(NoNode));
+    ASSERT_EQ(net.raft(2).softState(), follower(NoNode, term + 1));
     Message append = makeMessage(MessageType::Append, 1, 2, term + 1);
     append.index = last;
     append.logTerm = lastTerm;
     append.commit = net.raft(2).log().committed();
     net.step(append);
-    ASSERT_EQ(net.raft(2).softState(), follower(1));
+    ASSERT_EQ(net.raft(2).softState(), follower(1, term + 1));
 
     EXPECT_TRUE(net.raft(2).hasSoftStateLog());
     EXPECT_TRUE(net.node(2).hasReady());
     Ready onlyTransitions;
-    onlyTransitions.softStates = {follower(NoNode), follower(1)};
+    onlyTransitions.softStates = {follower(NoNode, term + 1), follower(1, term + 1)};
     EXPECT_FALSE(onlyTransitions.empty());
     net.drain(2);
     ASSERT_EQ(net.readys(2).size(), 1u);
     const Ready &rd = net.readys(2).front();
-    EXPECT_EQ(rd.softStates, (std::vector<SoftState>{follower(NoNode), follower(1)})) << describe(rd.softStates);
-    EXPECT_FALSE(rd.softState.has_value()) << "the leader and role at the end are those of the last Ready";
+    EXPECT_EQ(rd.softStates, (std::vector<SoftState>{follower(NoNode, term + 1), follower(1, term + 1)})) << describe(rd.softStates);
+    ASSERT_TRUE(rd.softState.has_value()) << "the term changed";
+    EXPECT_EQ(*rd.softState, follower(1, term + 1));
     EXPECT_FALSE(net.raft(2).hasSoftStateLog()) << "taken with the Ready";
     EXPECT_FALSE(net.node(2).hasReady());
+}
+
+// Two heartbeats of a leader the node never saw elected, in terms 3 and 5, arrive in one frame: each
+// term is reported, in order, with the leader it came with, and never a leader of a newer term
+// before that term (the engine used to say "term 5, leader 3, leader 0, leader 3").
+TEST(ReadySoftStates, EachTermIsReportedInOrderWithItsLeader)
+{
+    LedByOne c;
+    Network &net = c.net;
+    for (Term t : {Term{3}, Term{5}}) {
+        Message heartbeat = makeMessage(MessageType::Heartbeat, 3, 2, t);
+        heartbeat.commit = net.raft(2).log().committed();
+        net.step(heartbeat);
+    }
+    net.drain(2);
+    ASSERT_EQ(net.readys(2).size(), 1u);
+    const Ready &rd = net.readys(2).front();
+    EXPECT_EQ(rd.softStates, (std::vector<SoftState>{follower(3, 3), follower(3, 5)})) << describe(rd.softStates);
 }
 
 // A Ready taken when nothing about leader or role changed carries neither field.
@@ -175,7 +194,7 @@ void runFailovers(Network &net)
         net.deliverAll();
         net.tickAll();
         net.deliverAll();
-        ASSERT_EQ(net.raft(*old).softState(), follower(*next));
+        ASSERT_EQ(net.raft(*old).softState(), follower(*next, net.raft(*next).term()));
     }
 }
 
@@ -261,7 +280,7 @@ TEST(ReadySoftStates, ElectionWonAndLeadershipLostAreReportedAsTheRolesTheNodeHe
         ASSERT_EQ(net.raft(1).role(), Role::Leader);
         ASSERT_FALSE(net.readys(1).empty());
         const Ready &rd = net.readys(1).front();
-        EXPECT_EQ(rd.softStates, (std::vector<SoftState>{{NoNode, Role::PreCandidate}, {NoNode, Role::Candidate}, {1, Role::Leader}}))
+        EXPECT_EQ(rd.softStates, (std::vector<SoftState>{{NoNode, Role::PreCandidate, 0}, {NoNode, Role::Candidate, 1}, {1, Role::Leader, 1}}))
             << describe(rd.softStates);
     }
     {
@@ -273,11 +292,12 @@ TEST(ReadySoftStates, ElectionWonAndLeadershipLostAreReportedAsTheRolesTheNodeHe
         append.logTerm = net.raft(1).log().lastTerm();
         append.commit = net.raft(1).log().committed();
         net.step(append);
-        ASSERT_EQ(net.raft(1).softState(), follower(3));
+        ASSERT_EQ(net.raft(1).softState(), follower(3, 2));
         net.drain(1);
         ASSERT_FALSE(net.readys(1).empty());
         const Ready &rd = net.readys(1).front();
-        EXPECT_EQ(rd.softStates, (std::vector<SoftState>{follower(NoNode), follower(3)})) << describe(rd.softStates);
+        // Straight from leading term 1 to following 3 in term 2: it never knew no leader.
+        EXPECT_EQ(rd.softStates, (std::vector<SoftState>{follower(3, 2)})) << describe(rd.softStates);
     }
 }
 
