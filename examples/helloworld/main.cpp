@@ -38,16 +38,7 @@ QString statusName(DEngine::Status s) { return QString::fromLatin1(QMetaEnum::fr
 
 // Runs the event loop (so signals keep printing) until the future finishes. A demo may wait like
 // this; applications attach a continuation instead: f.then(this, [](const DEngineResult &r) {...}).
-DEngineResult wait(QFuture<DEngineResult> f)
-{
-    QEventLoop loop;
-    QFutureWatcher<DEngineResult> watcher;
-    QObject::connect(&watcher, &QFutureWatcherBase::finished, &loop, &QEventLoop::quit);
-    watcher.setFuture(f);
-    if (!f.isFinished())
-        loop.exec();
-    return f.result();
-}
+DEngineResult wait(QFuture<DEngineResult> f) { return DEngine::waitForResult(f); }
 
 } // namespace
 

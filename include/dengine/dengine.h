@@ -5,6 +5,7 @@
 #include <dengine/dengineconfig.h>
 
 #include <QtCore/QByteArray>
+#include <QtCore/QDeadlineTimer>
 #include <QtCore/QFuture>
 #include <QtCore/QList>
 #include <QtCore/QMetaType>
@@ -43,6 +44,10 @@ class DENGINE_EXPORT DEngine : public QObject {
     Q_PROPERTY(quint64 appliedIndex READ appliedIndex NOTIFY appliedIndexChanged)
     Q_PROPERTY(QList<NodeId> members READ members CONSTANT)
     Q_PROPERTY(NodeId nodeId READ nodeId CONSTANT)
+    Q_PROPERTY(State state READ state NOTIFY stateChanged)
+    Q_PROPERTY(quint16 listeningPort READ listeningPort NOTIFY listeningPortChanged)
+    Q_PROPERTY(Error error READ error NOTIFY errorOccurred)
+    Q_PROPERTY(QString errorString READ errorString NOTIFY errorOccurred)
 
 public:
     // The closed set of outcomes of a key-value call.
@@ -70,6 +75,11 @@ public:
     enum class Role { Stopped, Follower, PreCandidate, Candidate, Leader };
     Q_ENUM(Role)
 
+    // Where the object is in its life: Idle (made, never started), Running (from start() until
+    // stopping()), Stopping, Stopped (after stopped(); start() may be called again).
+    enum class State { Idle, Running, Stopping, Stopped };
+    Q_ENUM(State)
+
     enum class Error {
         NoError,
         ConfigurationError,  // the configuration is invalid (the message names the field)
@@ -81,25 +91,42 @@ public:
     Q_ENUM(Error)
 
     explicit DEngine(const DEngineConfig &config, QObject *parent = nullptr);
-    // Stops the engine if it runs, and waits for the worker (bounded by config.stopTimeoutMs).
+    // Stops the engine if it runs, as stop() does (a leader hands over first), and waits for the
+    // worker, bounded by config.stopTimeoutMs; emits stopping() and stopped() before it returns.
     ~DEngine() override;
 
-    // Starts the node: opens (recovering) the data directory, listens, joins the cluster. Returns
-    // false at once if the engine was started before or the configuration is invalid (after
-    // emitting errorOccurred). Later failures (port in use, corrupt data, locked directory) arrive
-    // as errorOccurred, then stopping() and stopped(). Does not block on the disk or the network.
+    // Starts the node: opens (recovering) the data directory, listens, joins the cluster. Allowed
+    // when Idle or Stopped (an engine may be started again after stopped(), on the same data
+    // directory). Returns false at once if it is running or stopping, or the configuration is
+    // invalid (after emitting errorOccurred). Later failures (port in use, corrupt data, locked
+    // directory) arrive as errorOccurred, then stopping() and stopped(). Emits stateChanged and
+    // roleChanged (Follower). Does not block on the disk or the network.
     bool start();
     // Begins a graceful shutdown: emits stopping() at once (unless already stopping) and stopped()
-    // once the worker has finished, within config.stopTimeoutMs. Calls in flight fail with Stopping
-    // unless they complete first. Idempotent; does not block.
+    // once the worker has finished, within config.stopTimeoutMs: a leader first hands leadership to
+    // its most up-to-date follower. If the worker is stuck (a write or fsync that does not return),
+    // stopped() still comes at the deadline, after errorOccurred(StorageFailure), and the worker is
+    // left to finish on its own (it holds the data directory until then). Calls in flight fail
+    // with Stopping (or Timeout, for writes that reached a leader) unless they complete first.
+    // Idempotent; a no-op before start(). Does not block.
     void stop();
-    // Blocks (running a local event loop) until ready() or `msecs` pass. Returns isReady().
-    bool waitForReady(int msecs = 30000);
-    // Blocks (running a local event loop) until stopped() or `msecs` pass. True once stopped
+    // Blocks (running a local event loop) until ready() or the deadline. Returns isReady().
+    bool waitForReady(QDeadlineTimer deadline);
+    bool waitForReady(int msecs = 30000) { return waitForReady(QDeadlineTimer(msecs)); }
+    // Blocks (running a local event loop) until stopped() or the deadline. True once stopped
     // (also when the engine never started).
-    bool waitForStopped(int msecs = 30000);
+    bool waitForStopped(QDeadlineTimer deadline);
+    bool waitForStopped(int msecs = 30000) { return waitForStopped(QDeadlineTimer(msecs)); }
+    // Blocks (running a local event loop on the calling thread) until `future` finishes or the
+    // deadline passes; returns its result, or a Timeout result with a message. Any thread with an
+    // event loop; on the owner thread it is the way to wait for one call.
+    static DEngineResult waitForResult(const QFuture<DEngineResult> &future, QDeadlineTimer deadline = QDeadlineTimer(30000));
 
     NodeId nodeId() const;
+    State state() const;
+    // The last error reported by errorOccurred since start() (NoError and empty before any).
+    Error error() const;
+    QString errorString() const;
     NodeId currentLeader() const;
     quint64 currentTerm() const;
     bool isReady() const;
@@ -109,14 +136,19 @@ public:
     quint64 appliedIndex() const;
     QList<NodeId> members() const;
     DEngineConfig config() const;
-    // The port the node listens on for peers (useful with port 0 in the configuration); 0 before
-    // the worker listens.
+    // The port the node listens on for peers (useful with port 0 in the listen address); 0 before
+    // the worker listens and after stopped(). listeningPortChanged() announces it.
     quint16 listeningPort() const;
 
     // ---- key-value calls: on the owner thread; never block; every future finishes ----
     // Each result carries a status, the leader this node knew, and the revision (log index) the
-    // answer reflects. Futures finish on the worker thread; attach continuations with a context
-    // object (QFuture::then(this, ...)) to run them on the owner thread.
+    // answer reflects. Futures finish on the owner thread, from its event loop: a continuation
+    // (QFuture::then, with or without a context) runs there, never on the Raft thread, so a slow one
+    // cannot stall consensus, and it may call this object. So do not block the owner thread in
+    // QFuture::waitForFinished() or result() before the future is finished: the future finishes
+    // only once the owner thread's event loop runs again. To wait, use waitForResult().
+    // Calls and bytes in flight are bounded (maxPendingRequests, maxPendingBytes): past the bound
+    // a call fails at once with Busy.
 
     // Writes succeed once durable (fsynced) on a majority and applied on this node.
     QFuture<DEngineResult> put(const QByteArray &key, const QByteArray &value);
@@ -124,11 +156,17 @@ public:
     // All operations apply at one log index, or none do.
     QFuture<DEngineResult> batch(const QList<DEngineOperation> &operations);
     QFuture<DEngineResult> get(const QByteArray &key, Consistency consistency = Consistency::Linearizable);
-    // Keys starting with `prefix`, in order, at most `limit` (0: no limit).
+    // Keys starting with `prefix`, in order, at most `limit` (0: no limit of the caller's), and never
+    // more than the configuration's maxScanItems and maxScanBytes: when more keys follow, the
+    // result's nextKey is the first of them; continue with range(nextKey, prefixEnd(prefix)).
     QFuture<DEngineResult> scan(const QByteArray &prefix, int limit = 0, Consistency consistency = Consistency::Linearizable);
-    // Keys in [begin, end) in order (an empty `end`: no upper bound), at most `limit` (0: no limit).
+    // Keys in [begin, end) in order (an empty `end`: no upper bound), limited as scan() is;
+    // continue with range(nextKey, end).
     QFuture<DEngineResult> range(const QByteArray &begin, const QByteArray &end, int limit = 0,
                                  Consistency consistency = Consistency::Linearizable);
+    // The first key after every key that starts with `prefix` (empty: none, the prefix is all 0xff
+    // bytes or empty): the end of a range() over that prefix.
+    static QByteArray prefixEnd(const QByteArray &prefix);
 
     // ---- the application's own replicated state (see dengine/denginestatemachine.h) ----
 
@@ -155,6 +193,8 @@ Q_SIGNALS:
     void roleChanged(DEngine::Role role);
     void commitIndexChanged(quint64 index);
     void appliedIndexChanged(quint64 index);
+    void stateChanged(DEngine::State state);
+    void listeningPortChanged(quint16 port);
 
 private:
     friend class DEnginePrivate;
@@ -182,6 +222,7 @@ struct DENGINE_EXPORT DEngineResult {
     DEngine::Status status = DEngine::Status::Ok;
     QByteArray value;             // get
     QList<DEngineKeyValue> items; // scan, range
+    QByteArray nextKey;           // scan, range: more keys follow from this one (empty: no more)
     quint64 revision = 0;         // the log index the answer reflects (a write's own index)
     NodeId leaderHint = 0;        // the leader as this node knew it
     QString message;              // why, when not Ok

@@ -39,8 +39,15 @@ struct DENGINE_EXPORT DEngineConfig {
     int maxKeyBytes = 4096;
     int maxValueBytes = 1 << 20;
     int maxBatchOperations = 1024;
-    int maxPendingRequests = 100000; // calls in flight at once; more fail with Busy
+    int maxPendingRequests = 100000; // calls in flight at once; more fail with Busy at the call
+    // Bytes of keys, values and commands in flight at once (from the call until its future
+    // finishes); a call that would pass it fails with Busy at the call. One call alone may be larger.
+    qint64 maxPendingBytes = 128LL << 20;
     int requestTimeoutMs = 10000;    // a call not answered by then fails with Timeout
+    // A scan or range answers at most this many items and about this many bytes of keys and values
+    // (at least one item), whatever its own limit; DEngineResult::nextKey says where the rest starts.
+    int maxScanItems = 10000;
+    qint64 maxScanBytes = 16LL << 20;
     int stopTimeoutMs = 5000;        // stop() returns within this, whatever the peers do
 
     // Empty when usable, else a sentence naming the offending field.
@@ -50,6 +57,8 @@ struct DENGINE_EXPORT DEngineConfig {
     //   {"nodeId": 1, "clusterId": 7, "dataDirectory": "/var/lib/dengine/1",
     //    "peers": {"1": "127.0.0.1:7001", "2": "127.0.0.1:7002", "3": "127.0.0.1:7003"},
     //    "tickIntervalMs": 100, "electionTicks": 10, ...}   (every field of this struct, same names)
-    // Unknown fields are an error. On failure returns a default config and sets *error.
+    // Unknown fields are an error. nodeId and clusterId above 2^53 (where a JSON number loses
+    // digits) must be written as strings ("18446744073709551615"). On failure returns a default
+    // config and sets *error.
     static DEngineConfig fromFile(const QString &path, QString *error);
 };

@@ -4,12 +4,16 @@
 
 #include "engine/engineworker.h"
 
+#include <QtCore/QCoreApplication>
 #include <QtCore/QEventLoop>
+#include <QtCore/QFutureWatcher>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QPointer>
 #include <QtCore/QThread>
 #include <QtCore/QTimer>
 
+#include <algorithm>
+#include <climits>
 #include <functional>
 
 Q_DECLARE_LOGGING_CATEGORY(lcEngine)
@@ -22,11 +26,14 @@ class DEnginePrivate {
 public:
     DEnginePrivate(DEngine *q, const DEngineConfig &config) : q(q), config(config) {}
 
-    enum class State { Idle, Running, Stopping, Stopped };
+    using State = DEngine::State;
 
     DEngine *q;
     DEngineConfig config;
     State state = State::Idle;
+    DEngine::Error error = DEngine::Error::NoError;
+    QString errorString;
+    QTimer *stopDeadline = nullptr; // owner side: stopped() comes by stopTimeoutMs, whatever the worker does
     QThread *thread = nullptr;
     EngineWorker *worker = nullptr;
     DEngineStateMachine *stateMachine = nullptr;
@@ -39,6 +46,13 @@ public:
     quint64 applied = 0;
     quint16 port = 0;
 
+    // Results come back through the courier and finish here, on the owner thread. Calls and bytes in
+    // flight (counted from the call until its future finishes) are bounded at the call.
+    QObject *courierTarget = nullptr;
+    std::shared_ptr<dengine::engine::ResultCourier> courier;
+    qint64 callsInFlight = 0;
+    qint64 bytesInFlight = 0;
+
     void beginStop();
     void onWorkerFinished();
     // The cache changes, then the matching signal (when the value did change).
@@ -50,9 +64,18 @@ public:
         field = value;
         Q_EMIT(q->*signal)(value);
     }
+    void setState(State s);
+    void reportError(DEngine::Error e, const QString &message);
     void announceStopping();
     void announceStopped();
+    // The worker did not finish by the deadline: leave it to finish on its own, and say stopped.
+    void abandonWorker();
+    // Lets the worker and its thread delete themselves when the thread ends; forgets both.
+    void leaveBehind();
     QFuture<DEngineResult> call(std::shared_ptr<EngineRequest> request);
+    // Delivers what the courier still holds for the owner thread, then lets results finish where
+    // they are (the engine is going away).
+    void flushCourier();
     // A read (or query) of `kind` about `key` at `consistency`, handed to call().
     QFuture<DEngineResult> read(EngineRequest::Kind kind, const QByteArray &key, DEngine::Consistency consistency,
                                 const std::function<void(EngineRequest &)> &more = {});
@@ -68,6 +91,13 @@ std::string toStd(const QByteArray &b) { return std::string(b.constData(), stati
 
 DEngine::DEngine(const DEngineConfig &config, QObject *parent) : QObject(parent), d(std::make_unique<DEnginePrivate>(this, config))
 {
+    // A child: it moves with the engine if the engine moves to another thread.
+    d->courierTarget = new QObject(this);
+    DEnginePrivate *p = d.get();
+    d->courier = std::make_shared<dengine::engine::ResultCourier>(d->courierTarget, [p](qint64 bytes) {
+        --p->callsInFlight;
+        p->bytesInFlight -= bytes;
+    });
     qRegisterMetaType<DEngineResult>();
     qRegisterMetaType<NodeId>("NodeId");
     qRegisterMetaType<DEngine::Error>();
@@ -80,103 +110,142 @@ DEngine::~DEngine()
     if (d->state == DEnginePrivate::State::Running)
         d->announceStopping();
     if (d->thread) {
-        // No event loop to wait in: the worker shuts down and ends its thread itself; wait for
-        // that, bounded. A thread still running then is left behind (deleting it would abort).
-        if (d->worker) {
-            EngineWorker *w = d->worker;
-            QMetaObject::invokeMethod(
-                w,
-                [w] {
-                    w->shutdown();
-                    QThread::currentThread()->quit();
-                },
-                Qt::QueuedConnection);
-        } else {
+        // As stop() does, a leader hands over first; there is no event loop to wait in, so wait for
+        // the worker's thread, which ends when the worker has finished (bounded by stopTimeoutMs).
+        // A thread still running then is left behind (deleting it would abort).
+        if (d->worker)
+            QMetaObject::invokeMethod(d->worker, &EngineWorker::stopGracefully, Qt::QueuedConnection);
+        else
             d->thread->quit();
-        }
         if (d->thread->wait(d->config.stopTimeoutMs)) {
+            delete d->worker; // its thread has ended: safe from here
             delete d->thread;
         } else {
             qCCritical(lcEngine) << "node" << d->config.nodeId << "worker thread did not finish within stopTimeoutMs; left running";
-            QObject::connect(d->thread, &QThread::finished, d->thread, &QObject::deleteLater);
+            d->leaveBehind();
         }
         d->thread = nullptr;
+        d->worker = nullptr;
     }
+    d->flushCourier();
     if (running)
         d->announceStopped();
 }
 
+void DEnginePrivate::flushCourier()
+{
+    QCoreApplication::sendPostedEvents(courierTarget, QEvent::MetaCall);
+    courier->detach();
+}
+
 bool DEngine::start()
 {
-    if (d->state != DEnginePrivate::State::Idle) {
-        qCWarning(lcEngine) << "node" << d->config.nodeId << "start(): the engine was started before";
+    if (d->state != DEnginePrivate::State::Idle && d->state != DEnginePrivate::State::Stopped) {
+        qCWarning(lcEngine) << "node" << d->config.nodeId << "start(): the engine is running or stopping";
         return false;
     }
+    d->error = Error::NoError;
+    d->errorString.clear();
     if (const QString why = d->config.validate(); !why.isEmpty()) {
-        Q_EMIT errorOccurred(Error::ConfigurationError, why);
+        d->reportError(Error::ConfigurationError, why);
         return false;
     }
-    d->state = DEnginePrivate::State::Running;
-    d->role = Role::Follower;
+    d->setState(DEnginePrivate::State::Running);
+    d->update(d->role, Role::Follower, &DEngine::roleChanged);
+    // A new run replays the log from its start: its indexes begin again.
+    d->update(d->commit, quint64(0), &DEngine::commitIndexChanged);
+    d->update(d->applied, quint64(0), &DEngine::appliedIndexChanged);
     d->thread = new QThread;
     d->thread->setObjectName(QStringLiteral("dengine-node-%1").arg(d->config.nodeId));
     d->worker = new EngineWorker(d->config, d->stateMachine);
     d->worker->moveToThread(d->thread);
-    connect(d->thread, &QThread::finished, d->worker, &QObject::deleteLater);
+    // The thread ends when the worker has finished, whoever waits for it (the destructor has no
+    // event loop to take onWorkerFinished from).
+    connect(d->worker, &EngineWorker::finished, d->thread, &QThread::quit, Qt::DirectConnection);
 
     // Every worker signal arrives queued, in the order emitted; the cache changes just before the
-    // matching public signal.
+    // matching public signal. Only the current worker's count: one left behind at a stop deadline
+    // (or before a restart) may still emit.
     DEnginePrivate *p = d.get();
-    connect(d->worker, &EngineWorker::listening, this, [p](quint16 port) { p->port = port; });
-    connect(d->worker, &EngineWorker::failed, this, [this](Error error, const QString &message) {
-        Q_EMIT errorOccurred(error, message);
-        d->beginStop();
+    EngineWorker *w = d->worker;
+    connect(w, &EngineWorker::listening, this, [p, w](quint16 port) {
+        if (p->worker == w && p->state == DEnginePrivate::State::Running)
+            p->update(p->port, port, &DEngine::listeningPortChanged);
     });
-    connect(d->worker, &EngineWorker::softStateChanged, this, [this](NodeId leader, Role role) {
-        if (d->state != DEnginePrivate::State::Running)
+    connect(w, &EngineWorker::failed, this, [p, w](Error error, const QString &message) {
+        if (p->worker != w)
             return;
-        d->update(d->leader, leader, &DEngine::leaderChanged);
-        d->update(d->role, role, &DEngine::roleChanged);
+        p->reportError(error, message);
+        p->beginStop();
     });
-    connect(d->worker, &EngineWorker::termChanged, this, [this](quint64 term) {
-        if (d->state == DEnginePrivate::State::Running)
-            d->update(d->term, term, &DEngine::termChanged);
-    });
-    connect(d->worker, &EngineWorker::readyReached, this, [this] {
-        if (d->state != DEnginePrivate::State::Running || d->ready)
+    connect(w, &EngineWorker::softStateChanged, this, [p, w](NodeId leader, Role role) {
+        if (p->worker != w || p->state != DEnginePrivate::State::Running)
             return;
-        d->update(d->ready, true, &DEngine::readyChanged);
+        p->update(p->leader, leader, &DEngine::leaderChanged);
+        p->update(p->role, role, &DEngine::roleChanged);
+    });
+    connect(w, &EngineWorker::termChanged, this, [p, w](quint64 term) {
+        if (p->worker == w && p->state == DEnginePrivate::State::Running)
+            p->update(p->term, term, &DEngine::termChanged);
+    });
+    connect(w, &EngineWorker::readyReached, this, [this, p, w] {
+        if (p->worker != w || p->state != DEnginePrivate::State::Running || p->ready)
+            return;
+        p->update(p->ready, true, &DEngine::readyChanged);
         Q_EMIT ready();
     });
-    connect(d->worker, &EngineWorker::firstCommit, this, [this](quint64 index) {
-        if (d->state == DEnginePrivate::State::Running)
+    connect(w, &EngineWorker::firstCommit, this, [this, p, w](quint64 index) {
+        if (p->worker == w && p->state == DEnginePrivate::State::Running)
             Q_EMIT firstCommit(index);
     });
-    connect(d->worker, &EngineWorker::indexesChanged, this, [this, w = d->worker] {
+    connect(w, &EngineWorker::indexesChanged, this, [p, w] {
+        if (p->worker != w)
+            return;
         // The latest values (the worker queues one of these at a time; the indexes only grow).
         const auto [commit, applied] = w->takeIndexes();
-        d->update(d->commit, commit, &DEngine::commitIndexChanged);
-        d->update(d->applied, applied, &DEngine::appliedIndexChanged);
+        p->update(p->commit, commit, &DEngine::commitIndexChanged);
+        p->update(p->applied, applied, &DEngine::appliedIndexChanged);
     });
-    connect(d->worker, &EngineWorker::finished, this, [p] { p->onWorkerFinished(); });
+    connect(w, &EngineWorker::finished, this, [p, w] {
+        if (p->worker == w)
+            p->onWorkerFinished();
+    });
 
     d->thread->start();
     QMetaObject::invokeMethod(d->worker, &EngineWorker::start, Qt::QueuedConnection);
     return true;
 }
 
+void DEnginePrivate::setState(State s)
+{
+    if (state == s)
+        return;
+    state = s;
+    Q_EMIT q->stateChanged(s);
+}
+
+void DEnginePrivate::reportError(DEngine::Error e, const QString &message)
+{
+    error = e;
+    errorString = message;
+    Q_EMIT q->errorOccurred(e, message);
+}
+
 void DEnginePrivate::announceStopping()
 {
-    state = State::Stopping;
+    setState(State::Stopping);
     update(ready, false, &DEngine::readyChanged);
     Q_EMIT q->stopping();
 }
 
 void DEnginePrivate::announceStopped()
 {
-    state = State::Stopped;
+    if (stopDeadline)
+        stopDeadline->stop();
     update(leader, NodeId(0), &DEngine::leaderChanged);
     update(role, DEngine::Role::Stopped, &DEngine::roleChanged);
+    update(port, quint16(0), &DEngine::listeningPortChanged);
+    setState(State::Stopped);
     Q_EMIT q->stopped();
 }
 
@@ -187,6 +256,34 @@ void DEnginePrivate::beginStop()
     announceStopping();
     if (worker)
         QMetaObject::invokeMethod(worker, &EngineWorker::stopGracefully, Qt::QueuedConnection);
+    if (!stopDeadline) {
+        stopDeadline = new QTimer(q);
+        stopDeadline->setSingleShot(true);
+        QObject::connect(stopDeadline, &QTimer::timeout, q, [this] { abandonWorker(); });
+    }
+    // The worker bounds its own part (a hand-over takes half of it); this is for a worker that
+    // cannot finish at all.
+    stopDeadline->start(config.stopTimeoutMs);
+}
+
+void DEnginePrivate::leaveBehind()
+{
+    QObject::connect(thread, &QThread::finished, worker, &QObject::deleteLater);
+    QObject::connect(thread, &QThread::finished, thread, &QObject::deleteLater);
+    thread = nullptr;
+    worker = nullptr;
+}
+
+void DEnginePrivate::abandonWorker()
+{
+    if (state != State::Stopping || !thread)
+        return;
+    reportError(DEngine::Error::StorageFailure,
+                QStringLiteral("the node did not finish stopping within stopTimeoutMs (%1 ms): a write or fsync may be hanging; "
+                               "stopped without it, and its data directory stays locked until it finishes")
+                    .arg(config.stopTimeoutMs));
+    leaveBehind();
+    announceStopped();
 }
 
 void DEnginePrivate::onWorkerFinished()
@@ -197,51 +294,78 @@ void DEnginePrivate::onWorkerFinished()
         announceStopping(); // the worker stopped on its own (a fatal error already reported)
     thread->quit();
     thread->wait();
+    delete worker; // owned here until its thread has ended (a worker deleted early would leave queued
+                   // calls to it dangling)
     delete thread;
     thread = nullptr;
-    worker = nullptr; // deleted with its thread's end
+    worker = nullptr;
     announceStopped();
 }
 
-void DEngine::stop()
-{
-    if (d->state == DEnginePrivate::State::Idle) {
-        d->state = DEnginePrivate::State::Stopped;
-        return;
-    }
-    d->beginStop();
-}
+void DEngine::stop() { d->beginStop(); } // nothing to do unless running
 
-bool DEngine::waitForReady(int msecs)
+namespace {
+// Runs a local event loop until `until` quits it or the deadline passes.
+template <typename Connect> void waitIn(QDeadlineTimer deadline, Connect until)
+{
+    QEventLoop loop;
+    QTimer timer;
+    timer.setSingleShot(true);
+    QObject::connect(&timer, &QTimer::timeout, &loop, &QEventLoop::quit);
+    until(loop);
+    if (!deadline.isForever())
+        timer.start(static_cast<int>(std::clamp<qint64>(deadline.remainingTime(), 0, INT_MAX)));
+    loop.exec();
+}
+} // namespace
+
+bool DEngine::waitForReady(QDeadlineTimer deadline)
 {
     if (d->ready || d->state != DEnginePrivate::State::Running)
         return d->ready;
-    QEventLoop loop;
-    QTimer timer;
-    timer.setSingleShot(true);
-    connect(&timer, &QTimer::timeout, &loop, &QEventLoop::quit);
-    connect(this, &DEngine::ready, &loop, &QEventLoop::quit);
-    connect(this, &DEngine::stopping, &loop, &QEventLoop::quit);
-    timer.start(msecs);
-    loop.exec();
+    waitIn(deadline, [this](QEventLoop &loop) {
+        connect(this, &DEngine::ready, &loop, &QEventLoop::quit);
+        connect(this, &DEngine::stopping, &loop, &QEventLoop::quit);
+    });
     return d->ready;
 }
 
-bool DEngine::waitForStopped(int msecs)
+bool DEngine::waitForStopped(QDeadlineTimer deadline)
 {
     if (d->state == DEnginePrivate::State::Idle || d->state == DEnginePrivate::State::Stopped)
         return true;
-    QEventLoop loop;
-    QTimer timer;
-    timer.setSingleShot(true);
-    connect(&timer, &QTimer::timeout, &loop, &QEventLoop::quit);
-    connect(this, &DEngine::stopped, &loop, &QEventLoop::quit);
-    timer.start(msecs);
-    loop.exec();
+    waitIn(deadline, [this](QEventLoop &loop) { connect(this, &DEngine::stopped, &loop, &QEventLoop::quit); });
     return d->state == DEnginePrivate::State::Stopped;
 }
 
+DEngineResult DEngine::waitForResult(const QFuture<DEngineResult> &future, QDeadlineTimer deadline)
+{
+    if (!future.isFinished()) {
+        QEventLoop loop;
+        QFutureWatcher<DEngineResult> watcher;
+        QTimer timer;
+        timer.setSingleShot(true);
+        QObject::connect(&watcher, &QFutureWatcherBase::finished, &loop, &QEventLoop::quit);
+        QObject::connect(&timer, &QTimer::timeout, &loop, &QEventLoop::quit);
+        watcher.setFuture(future);
+        if (!deadline.isForever())
+            timer.start(static_cast<int>(std::clamp<qint64>(deadline.remainingTime(), 0, INT_MAX)));
+        if (!future.isFinished())
+            loop.exec();
+    }
+    if (future.isFinished() && future.resultCount() > 0)
+        return future.result();
+    DEngineResult r;
+    r.status = Status::Timeout;
+    r.message = future.isCanceled() ? QStringLiteral("the call was abandoned (the engine was destroyed)")
+                                    : QStringLiteral("waitForResult: the deadline passed before the call finished");
+    return r;
+}
+
 NodeId DEngine::nodeId() const { return d->config.nodeId; }
+DEngine::State DEngine::state() const { return d->state; }
+DEngine::Error DEngine::error() const { return d->error; }
+QString DEngine::errorString() const { return d->errorString; }
 NodeId DEngine::currentLeader() const { return d->leader; }
 quint64 DEngine::currentTerm() const { return d->term; }
 bool DEngine::isReady() const { return d->ready; }
@@ -283,6 +407,20 @@ QFuture<DEngineResult> DEnginePrivate::call(std::shared_ptr<EngineRequest> reque
     if (state != State::Running || !worker)
         return refuse(DEngine::Status::Stopping, state == State::Idle ? QStringLiteral("the engine was not started")
                                                                        : QStringLiteral("the engine is stopping"));
+    qint64 bytes = static_cast<qint64>(request->key.size() + request->end.size() + request->application.value_or(std::string()).size());
+    for (const dengine::kv::Operation &op : request->operations)
+        bytes += static_cast<qint64>(op.key.size() + op.value.size());
+    if (callsInFlight >= config.maxPendingRequests)
+        return refuse(DEngine::Status::Busy, QStringLiteral("%1 calls in flight, the limit (maxPendingRequests)").arg(callsInFlight));
+    if (bytesInFlight > 0 && bytesInFlight + bytes > config.maxPendingBytes)
+        return refuse(DEngine::Status::Busy, QStringLiteral("%1 bytes in flight, and this call's %2 would pass the limit of %3 (maxPendingBytes)")
+                                                 .arg(bytesInFlight)
+                                                 .arg(bytes)
+                                                 .arg(config.maxPendingBytes));
+    ++callsInFlight;
+    bytesInFlight += bytes;
+    request->bytes = bytes;
+    request->courier = courier;
     request->promise = std::make_shared<QPromise<DEngineResult>>();
     request->promise->start();
     QFuture<DEngineResult> future = request->promise->future();
@@ -376,6 +514,19 @@ QFuture<DEngineResult> DEngine::range(const QByteArray &begin, const QByteArray 
         r.end = toStd(end);
         r.limit = static_cast<std::size_t>(limit);
     });
+}
+
+QByteArray DEngine::prefixEnd(const QByteArray &prefix)
+{
+    QByteArray end = prefix;
+    while (!end.isEmpty()) {
+        if (static_cast<unsigned char>(end.back()) != 0xff) {
+            end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+            return end;
+        }
+        end.chop(1);
+    }
+    return end;
 }
 
 // ---- the application's state machine ------------------------------------------------------------

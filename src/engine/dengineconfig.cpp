@@ -6,6 +6,8 @@
 #include <QtCore/QFile>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
+#include <QtCore/QMap>
+#include <QtCore/QPair>
 #include <QtCore/QSet>
 #include <QtNetwork/QHostAddress>
 
@@ -19,19 +21,28 @@ QString DEngineConfig::validate() const
         return QStringLiteral("peers: must list every member, this node included");
     if (!peers.contains(nodeId))
         return QStringLiteral("peers: does not contain this node's id %1").arg(nodeId);
+    QMap<QPair<QString, quint16>, NodeId> addresses;
     for (auto it = peers.cbegin(); it != peers.cend(); ++it) {
         if (it.key() == 0)
             return QStringLiteral("peers: node id 0 is not allowed");
         QString host;
-        if (!parseHostPort(it.value(), &host, nullptr))
-            return QStringLiteral("peers: address \"%1\" of node %2 is not host:port").arg(it.value()).arg(it.key());
-        if (host != QLatin1String("localhost") && QHostAddress(host).isNull())
+        quint16 port = 0;
+        // Port 0 ("any free port") only where nobody needs to dial it: a one-node cluster's own entry.
+        const bool anyPort = peers.size() == 1;
+        if (!parseHostPort(it.value(), &host, &port, anyPort))
+            return QStringLiteral("peers: address \"%1\" of node %2 is not host:port (port 1..65535)").arg(it.value()).arg(it.key());
+        const QHostAddress ip = host == QLatin1String("localhost") ? QHostAddress(QHostAddress::LocalHost) : QHostAddress(host);
+        if (ip.isNull())
             return QStringLiteral("peers: the host of node %1 (\"%2\") must be an IP address or localhost (names are not resolved yet)")
                 .arg(it.key())
                 .arg(host);
+        const auto key = qMakePair(ip.toString(), port);
+        if (addresses.contains(key))
+            return QStringLiteral("peers: nodes %1 and %2 have the same address %3").arg(addresses.value(key)).arg(it.key()).arg(it.value());
+        addresses.insert(key, it.key());
     }
-    if (!listenAddress.isEmpty() && !parseHostPort(listenAddress, nullptr, nullptr))
-        return QStringLiteral("listenAddress: \"%1\" is not host:port").arg(listenAddress);
+    if (!listenAddress.isEmpty() && !parseHostPort(listenAddress, nullptr, nullptr, true))
+        return QStringLiteral("listenAddress: \"%1\" is not host:port (port 0..65535, 0: any free port)").arg(listenAddress);
     if (clusterId == 0)
         return QStringLiteral("clusterId: must not be 0");
     if (dataDirectory.isEmpty())
@@ -52,6 +63,12 @@ QString DEngineConfig::validate() const
         return QStringLiteral("maxBatchOperations: must be at least 1");
     if (maxPendingRequests < 1)
         return QStringLiteral("maxPendingRequests: must be at least 1");
+    if (maxPendingBytes < 1)
+        return QStringLiteral("maxPendingBytes: must be at least 1");
+    if (maxScanItems < 1)
+        return QStringLiteral("maxScanItems: must be at least 1");
+    if (maxScanBytes < 1)
+        return QStringLiteral("maxScanBytes: must be at least 1");
     if (requestTimeoutMs < 1)
         return QStringLiteral("requestTimeoutMs: must be positive");
     if (stopTimeoutMs < 1)
@@ -85,7 +102,8 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         QStringLiteral("electionTicks"),   QStringLiteral("heartbeatTicks"), QStringLiteral("checkQuorum"),
         QStringLiteral("preVote"),         QStringLiteral("maxKeyBytes"),    QStringLiteral("maxValueBytes"),
         QStringLiteral("maxBatchOperations"), QStringLiteral("maxPendingRequests"), QStringLiteral("requestTimeoutMs"),
-        QStringLiteral("stopTimeoutMs"), QStringLiteral("leaseReads"),
+        QStringLiteral("stopTimeoutMs"), QStringLiteral("leaseReads"), QStringLiteral("maxPendingBytes"),
+        QStringLiteral("maxScanItems"), QStringLiteral("maxScanBytes"),
     };
     for (auto it = o.begin(); it != o.end(); ++it)
         if (!known.contains(it.key()))
@@ -106,13 +124,39 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         field = static_cast<int>(v);
         return true;
     };
-    qint64 id = 0, cluster = static_cast<qint64>(c.clusterId);
-    if (!integer("nodeId", id) || id < 0)
-        return fail(QStringLiteral("nodeId: must be a non-negative integer"));
+    // A 64-bit id: a JSON number up to 2^53 (beyond it a number loses digits, and the id would be
+    // another one), or a string of decimal digits for any value.
+    const auto id64 = [&](const char *name, quint64 &out) -> QString {
+        const QJsonValue v = o.value(QLatin1String(name));
+        if (v.isUndefined())
+            return {};
+        constexpr double exact = 9007199254740992.0; // 2^53
+        if (v.isDouble()) {
+            const double d = v.toDouble();
+            if (d < 0 || d != static_cast<double>(static_cast<quint64>(d)))
+                return QStringLiteral("%1: must be a non-negative integer").arg(QLatin1String(name));
+            if (d > exact)
+                return QStringLiteral("%1: %2 is above 2^53, where a JSON number loses digits; write it as a string").arg(QLatin1String(name)).arg(d, 0, 'f', 0);
+            out = static_cast<quint64>(d);
+            return {};
+        }
+        if (v.isString()) {
+            bool ok = false;
+            const QString text = v.toString();
+            out = text.toULongLong(&ok, 10);
+            if (!ok || text.isEmpty() || !text.front().isDigit())
+                return QStringLiteral("%1: \"%2\" is not a decimal 64-bit integer").arg(QLatin1String(name), text);
+            return {};
+        }
+        return QStringLiteral("%1: must be a non-negative integer (or a string of digits)").arg(QLatin1String(name));
+    };
+    quint64 id = 0, cluster = c.clusterId;
+    if (const QString why = id64("nodeId", id); !why.isEmpty())
+        return fail(why);
     c.nodeId = static_cast<NodeId>(id);
-    if (!integer("clusterId", cluster) || cluster < 0)
-        return fail(QStringLiteral("clusterId: must be a non-negative integer"));
-    c.clusterId = static_cast<quint64>(cluster);
+    if (const QString why = id64("clusterId", cluster); !why.isEmpty())
+        return fail(why);
+    c.clusterId = cluster;
     const QJsonValue peers = o.value(QLatin1String("peers"));
     if (!peers.isUndefined()) {
         if (!peers.isObject())
@@ -162,10 +206,14 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
                             {"heartbeatTicks", &c.heartbeatTicks},   {"maxKeyBytes", &c.maxKeyBytes},
                             {"maxValueBytes", &c.maxValueBytes},     {"maxBatchOperations", &c.maxBatchOperations},
                             {"maxPendingRequests", &c.maxPendingRequests}, {"requestTimeoutMs", &c.requestTimeoutMs},
-                            {"stopTimeoutMs", &c.stopTimeoutMs}};
+                            {"stopTimeoutMs", &c.stopTimeoutMs},           {"maxScanItems", &c.maxScanItems}};
     for (const IntSpec &spec : ints)
         if (!intField(spec.name, *spec.field))
             return fail(QStringLiteral("%1: must be an integer").arg(QLatin1String(spec.name)));
+    if (!integer("maxPendingBytes", c.maxPendingBytes))
+        return fail(QStringLiteral("maxPendingBytes: must be an integer"));
+    if (!integer("maxScanBytes", c.maxScanBytes))
+        return fail(QStringLiteral("maxScanBytes: must be an integer"));
     if (const QString problem = c.validate(); !problem.isEmpty())
         return fail(problem);
     if (error)

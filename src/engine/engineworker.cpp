@@ -67,15 +67,39 @@ QByteArray toBytes(const std::string &s) { return QByteArray(s.data(), static_ca
 
 } // namespace
 
+void ResultCourier::deliver(std::shared_ptr<QPromise<DEngineResult>> promise, DEngineResult result, qint64 bytes)
+{
+    std::lock_guard lock(m_mutex);
+    if (!m_target) {
+        promise->addResult(std::move(result));
+        promise->finish();
+        return;
+    }
+    QMetaObject::invokeMethod(
+        m_target,
+        [self = shared_from_this(), promise = std::move(promise), result = std::move(result), bytes]() mutable {
+            if (self->m_done)
+                self->m_done(bytes);
+            promise->addResult(std::move(result));
+            promise->finish();
+        },
+        Qt::QueuedConnection);
+}
+
+void ResultCourier::detach()
+{
+    std::lock_guard lock(m_mutex);
+    m_target = nullptr;
+    m_done = nullptr;
+}
+
 EngineWorker::EngineWorker(const DEngineConfig &config, DEngineStateMachine *stateMachine) : m_config(config), m_stateMachine(stateMachine) {}
 
 EngineWorker::~EngineWorker()
 {
     // Calls queued after the last drain (the thread ended first): every future gets a result.
-    for (auto &r : m_inbox) {
-        r->promise->addResult(baseResult(DEngine::Status::Stopping, QStringLiteral("the engine has stopped")));
-        r->promise->finish();
-    }
+    for (auto &r : m_inbox)
+        r->complete(baseResult(DEngine::Status::Stopping, QStringLiteral("the engine has stopped")));
 }
 
 void EngineWorker::start()
@@ -204,11 +228,7 @@ void EngineWorker::onCoreFailure(const char *what)
     if (m_down)
         return;
     const QString text = QStringLiteral("the consensus core stopped: %1").arg(QString::fromUtf8(what));
-    for (auto &[id, p] : m_pending) {
-        p.request->promise->addResult(baseResult(DEngine::Status::StorageFailure, text));
-        p.request->promise->finish();
-    }
-    m_pending.clear();
+    failPending(DEngine::Status::StorageFailure, text);
     fatal(DEngine::Error::CorruptData, text);
 }
 
@@ -232,12 +252,7 @@ void EngineWorker::onStorageError(const QString &message)
         return;
     // After a failed write or fsync nothing written can be trusted: stop, acknowledging nothing more.
     const QString text = QStringLiteral("storage failure: %1").arg(message);
-    for (auto &[id, p] : m_pending) {
-        DEngineResult r = baseResult(DEngine::Status::StorageFailure, text);
-        p.request->promise->addResult(r);
-        p.request->promise->finish();
-    }
-    m_pending.clear();
+    failPending(DEngine::Status::StorageFailure, text);
     fatal(DEngine::Error::StorageFailure, text);
 }
 
@@ -279,17 +294,7 @@ void EngineWorker::shutdown()
         return;
     m_down = true;
     drainInbox(); // calls queued before the stop fail with Stopping below, like the others
-    for (auto &[id, p] : m_pending) {
-        // A write already handed to a leader may still be committed by the others: its outcome
-        // is unknown (Timeout), unlike calls that never left this node (Stopping).
-        const bool unknown = p.request->kind == EngineRequest::Kind::Write && p.proposed;
-        p.request->promise->addResult(unknown ? baseResult(DEngine::Status::Timeout,
-                                                           QStringLiteral("the engine stopped before the write was applied here: "
-                                                                          "it may or may not take effect"))
-                                              : baseResult(DEngine::Status::Stopping, QStringLiteral("the engine is stopping")));
-        p.request->promise->finish();
-    }
-    m_pending.clear();
+    failPending(DEngine::Status::Stopping, QStringLiteral("the engine is stopping"));
     m_deadlines.clear();
     m_waiting.clear();
     m_readsAtIndex.clear();
@@ -352,14 +357,11 @@ void EngineWorker::drainInbox()
 void EngineWorker::submit(std::shared_ptr<EngineRequest> request)
 {
     if (m_down || !m_node) {
-        DEngineResult r = baseResult(DEngine::Status::Stopping, QStringLiteral("the engine is not running"));
-        request->promise->addResult(r);
-        request->promise->finish();
+        request->complete(baseResult(DEngine::Status::Stopping, QStringLiteral("the engine is not running")));
         return;
     }
     if (m_pending.size() >= static_cast<std::size_t>(m_config.maxPendingRequests)) {
-        request->promise->addResult(baseResult(DEngine::Status::Busy, QStringLiteral("too many calls in flight (maxPendingRequests)")));
-        request->promise->finish();
+        request->complete(baseResult(DEngine::Status::Busy, QStringLiteral("too many calls in flight (maxPendingRequests)")));
         return;
     }
     if (request->kind != EngineRequest::Kind::Write && request->consistency == DEngine::Consistency::Local) {
@@ -371,6 +373,8 @@ void EngineWorker::submit(std::shared_ptr<EngineRequest> request)
     const std::uint64_t id = ++m_nextRequest;
     Pending &p = m_pending[id];
     p.request = std::move(request);
+    if (p.request->kind == EngineRequest::Kind::Write)
+        m_pendingWrites.insert(id);
     p.id = id;
     p.deadline = m_clock.elapsed() + m_config.requestTimeoutMs;
     m_deadlines.emplace_back(p.deadline, id);
@@ -389,6 +393,7 @@ bool EngineWorker::issue(Pending &p)
         cmd.origin = m_config.nodeId;
         cmd.session = m_session;
         cmd.request = p.id;
+        cmd.lowestPending = m_pendingWrites.empty() ? p.id : std::min(p.id, *m_pendingWrites.begin());
         cmd.operations = p.request->operations;
         cmd.application = p.request->application;
         const raft::Status st = m_node->propose(kv::encodeCommand(cmd));
@@ -451,9 +456,17 @@ void EngineWorker::onTick()
     const qint64 patience = 2LL * m_config.electionTicks * m_config.tickIntervalMs;
     if (now - m_lastRepropose >= patience) {
         m_lastRepropose = now;
-        for (auto &[id, p] : m_pending)
-            if (p.proposed && p.request->kind == EngineRequest::Kind::Write && now - p.proposedAt >= patience)
-                m_waiting.push_back(id);
+        // Not the leader's own writes of its current term: they are in its log, and will commit
+        // or go with the term (and then be proposed again, below in process()).
+        const bool leading = m_role == raft::Role::Leader;
+        const raft::Term term = m_node->raft().term();
+        for (auto &[id, p] : m_pending) {
+            if (!p.proposed || p.request->kind != EngineRequest::Kind::Write || now - p.proposedAt < patience)
+                continue;
+            if (leading && p.proposedTo == m_config.nodeId && p.proposedTerm == term)
+                continue;
+            m_waiting.push_back(id);
+        }
     }
     issueWaiting();
     scheduleProcess();
@@ -687,10 +700,17 @@ void EngineWorker::serveRead(Pending &p)
     }
     case EngineRequest::Kind::Scan:
     case EngineRequest::Kind::Range: {
-        const auto items = q.kind == EngineRequest::Kind::Scan ? m_kv.scan(q.key, q.limit) : m_kv.range(q.key, q.end, q.limit);
-        r.items.reserve(static_cast<qsizetype>(items.size()));
-        for (const auto &[k, v] : items)
+        // Bounded (maxScanItems, maxScanBytes), whatever the caller's limit: a whole store is not
+        // copied on the Raft thread. nextKey says where the rest begins.
+        const std::size_t cap = static_cast<std::size_t>(m_config.maxScanItems);
+        const std::size_t limit = q.limit == 0 ? cap : std::min(q.limit, cap);
+        const auto maxBytes = static_cast<std::size_t>(m_config.maxScanBytes);
+        const kv::KvStore::Page page = q.kind == EngineRequest::Kind::Scan ? m_kv.scan(q.key, limit, maxBytes)
+                                                                            : m_kv.range(q.key, q.end, limit, maxBytes);
+        r.items.reserve(static_cast<qsizetype>(page.items.size()));
+        for (const auto &[k, v] : page.items)
             r.items.push_back(DEngineKeyValue{toBytes(k), toBytes(v)});
+        r.nextKey = toBytes(page.nextKey);
         break;
     }
     case EngineRequest::Kind::Query:
@@ -699,8 +719,7 @@ void EngineWorker::serveRead(Pending &p)
         break;
     case EngineRequest::Kind::Write: break;
     }
-    p.request->promise->addResult(r);
-    p.request->promise->finish();
+    p.request->complete(std::move(r));
 }
 
 void EngineWorker::finish(std::uint64_t id, DEngineResult result)
@@ -708,9 +727,23 @@ void EngineWorker::finish(std::uint64_t id, DEngineResult result)
     auto it = m_pending.find(id);
     if (it == m_pending.end())
         return;
-    it->second.request->promise->addResult(result);
-    it->second.request->promise->finish();
+    it->second.request->complete(std::move(result));
+    m_pendingWrites.erase(id);
     m_pending.erase(it);
+}
+
+void EngineWorker::failPending(DEngine::Status status, const QString &why)
+{
+    for (auto &[id, p] : m_pending) {
+        // A write already handed to a leader may still be committed by the others: its outcome is
+        // unknown (Timeout), unlike calls that never left this node, which get `status`.
+        const bool unknown = p.request->kind == EngineRequest::Kind::Write && p.proposed;
+        p.request->complete(unknown ? baseResult(DEngine::Status::Timeout,
+                                                 QStringLiteral("%1; the write had reached a leader and may or may not take effect").arg(why))
+                                    : baseResult(status, why));
+    }
+    m_pending.clear();
+    m_pendingWrites.clear();
 }
 
 void EngineWorker::expire()

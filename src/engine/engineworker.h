@@ -15,10 +15,12 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -35,6 +37,27 @@ namespace dengine::engine {
 class PeerTransport;
 class CoreLogger;
 
+// Carries results from the worker to the owner thread, where the futures finish: a continuation
+// attached without a context (QFuture::then(f)) runs on the owner thread, never on the Raft
+// thread, and may call the engine. `target` is a QObject on the owner thread; `done` runs there
+// before each future finishes (the owner's count of calls and bytes in flight). Once detached (the
+// engine is being destroyed and has delivered what was queued), results finish where they are.
+//
+// Threads: deliver() from any thread; detach() on the owner thread.
+class ResultCourier : public std::enable_shared_from_this<ResultCourier> {
+public:
+    using Done = std::function<void(qint64 bytes)>;
+    ResultCourier(QObject *target, Done done) : m_target(target), m_done(std::move(done)) {}
+
+    void deliver(std::shared_ptr<QPromise<DEngineResult>> promise, DEngineResult result, qint64 bytes);
+    void detach();
+
+private:
+    std::mutex m_mutex;
+    QObject *m_target; // guarded by m_mutex
+    Done m_done;       // owner thread only
+};
+
 // One key-value call on its way through the worker.
 struct EngineRequest {
     enum class Kind { Write, Get, Scan, Range, Query };
@@ -46,6 +69,11 @@ struct EngineRequest {
     std::size_t limit = 0;                      // Scan, Range
     DEngine::Consistency consistency = DEngine::Consistency::Linearizable;
     std::shared_ptr<QPromise<DEngineResult>> promise;
+    std::shared_ptr<ResultCourier> courier;
+    qint64 bytes = 0; // what the call counts against maxPendingBytes
+
+    // Finishes the call (once): its future finishes on the owner thread.
+    void complete(DEngineResult result) { courier->deliver(promise, std::move(result), bytes); }
 };
 
 // The node itself, on the engine's worker thread: owns the Raft core, the write-ahead log and its
@@ -133,6 +161,9 @@ private:
     void serveRead(Pending &p);
     void finish(std::uint64_t id, DEngineResult result);
     void expire();
+    // Every call in flight fails: with `status`, or with Timeout (unknown outcome) for a write that
+    // had reached a leader.
+    void failPending(DEngine::Status status, const QString &why);
     DEngineResult baseResult(DEngine::Status status, const QString &message = {}) const;
 
     DEngineConfig m_config;
@@ -166,6 +197,7 @@ private:
     std::uint64_t m_session = 0;
     std::uint64_t m_nextRequest = 0;
     std::unordered_map<std::uint64_t, Pending> m_pending;
+    std::set<std::uint64_t> m_pendingWrites; // the writes among them, in id order (Command::lowestPending)
     std::deque<std::pair<qint64, std::uint64_t>> m_deadlines; // in deadline order (one timeout for all)
     std::vector<std::uint64_t> m_waiting;                     // to issue once a leader is known
     std::multimap<raft::Index, std::uint64_t> m_readsAtIndex; // reads waiting for their index to be applied

@@ -53,7 +53,7 @@ bool PeerTransport::listen(QString *error, QAbstractSocket::SocketError *code)
     const QString address = m_opts.listenAddress.isEmpty() ? m_opts.peers.value(m_opts.self) : m_opts.listenAddress;
     QString host;
     quint16 port = 0;
-    const QHostAddress ip = parseHostPort(address, &host, &port) ? toAddress(host) : QHostAddress();
+    const QHostAddress ip = parseHostPort(address, &host, &port, true) ? toAddress(host) : QHostAddress();
     if (ip.isNull()) {
         if (error)
             *error = QStringLiteral("cannot listen on \"%1\": not an IP address and port").arg(address);

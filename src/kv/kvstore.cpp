@@ -3,6 +3,7 @@
 
 #include "dengine.pb.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace dengine::kv {
@@ -13,6 +14,7 @@ raft::Payload encodeCommand(const Command &command)
     c.set_origin(command.origin);
     c.set_session(command.session);
     c.set_request(command.request);
+    c.set_lowest_pending(command.lowestPending);
     if (command.application) {
         c.set_application(*command.application);
         c.set_has_application(true);
@@ -42,6 +44,7 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
     out.origin = c.origin();
     out.session = c.session();
     out.request = c.request();
+    out.lowestPending = c.lowest_pending();
     out.application.reset();
     if (c.has_application())
         out.application = c.application();
@@ -75,13 +78,22 @@ KvStore::Applied KvStore::apply(const raft::Entry &entry)
         return result;
     }
     const Command &cmd = result.command;
-    Session &session = m_sessions[SessionKey{cmd.origin, cmd.session}];
+    const SessionKey key{cmd.origin, cmd.session};
+    const bool newSession = !m_sessions.count(key);
+    Session &session = m_sessions[key];
+    if (newSession) {
+        session.firstIndex = entry.index;
+        pruneSessions(cmd.origin);
+    }
+    // What the origin has finished is forgotten: ids below its lowest pending one.
+    if (cmd.lowestPending > session.floor + 1) {
+        session.floor = cmd.lowestPending - 1;
+        session.applied.erase(session.applied.begin(), session.applied.upper_bound(session.floor));
+    }
     if (cmd.request <= session.floor || !session.applied.insert(cmd.request).second) {
         result.outcome = ApplyOutcome::Duplicate;
         return result;
     }
-    // Bounded memory: the oldest ids fold into the floor. A retry that old (its call has long
-    // timed out) is then taken for a duplicate: it is not applied, never applied twice.
     while (session.applied.size() > MaxRememberedRequests) {
         session.floor = *session.applied.begin();
         session.applied.erase(session.applied.begin());
@@ -96,6 +108,28 @@ KvStore::Applied KvStore::apply(const raft::Entry &entry)
     return result;
 }
 
+void KvStore::pruneSessions(raft::NodeId origin)
+{
+    // Deterministic (it depends on the applied entries only): every replica prunes alike.
+    std::vector<std::pair<raft::Index, std::uint64_t>> mine;
+    for (const auto &[k, s] : m_sessions)
+        if (k.origin == origin)
+            mine.emplace_back(s.firstIndex, k.session);
+    if (mine.size() <= SessionsPerOrigin)
+        return;
+    std::sort(mine.begin(), mine.end());
+    for (std::size_t i = 0; i + SessionsPerOrigin < mine.size(); ++i)
+        m_sessions.erase(SessionKey{origin, mine[i].second});
+}
+
+std::size_t KvStore::rememberedRequests() const
+{
+    std::size_t n = 0;
+    for (const auto &[k, s] : m_sessions)
+        n += s.applied.size();
+    return n;
+}
+
 std::optional<std::string> KvStore::get(std::string_view key) const
 {
     const auto it = m_data.find(key);
@@ -104,30 +138,39 @@ std::optional<std::string> KvStore::get(std::string_view key) const
     return it->second;
 }
 
-std::vector<std::pair<std::string, std::string>> KvStore::scan(std::string_view prefix, std::size_t limit) const
+namespace {
+
+// Collects items from `it` while `inside` holds, up to the limits; the first item always fits.
+template <typename It, typename Inside>
+KvStore::Page collect(It it, It end, Inside inside, std::size_t limit, std::size_t maxBytes)
 {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (auto it = m_data.lower_bound(prefix); it != m_data.end(); ++it) {
-        if (it->first.compare(0, prefix.size(), prefix) != 0)
+    KvStore::Page page;
+    std::size_t bytes = 0;
+    for (; it != end && inside(it->first); ++it) {
+        const std::size_t size = it->first.size() + it->second.size();
+        if ((limit && page.items.size() == limit) || (!page.items.empty() && bytes + size > maxBytes)) {
+            page.nextKey = it->first;
             break;
-        if (limit && out.size() == limit)
-            break;
-        out.emplace_back(it->first, it->second);
+        }
+        bytes += size;
+        page.items.emplace_back(it->first, it->second);
     }
-    return out;
+    return page;
 }
 
-std::vector<std::pair<std::string, std::string>> KvStore::range(std::string_view begin, std::string_view end, std::size_t limit) const
+} // namespace
+
+KvStore::Page KvStore::scan(std::string_view prefix, std::size_t limit, std::size_t maxBytes) const
 {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (auto it = m_data.lower_bound(begin); it != m_data.end(); ++it) {
-        if (!end.empty() && it->first >= end)
-            break;
-        if (limit && out.size() == limit)
-            break;
-        out.emplace_back(it->first, it->second);
-    }
-    return out;
+    return collect(
+        m_data.lower_bound(prefix), m_data.end(), [prefix](const std::string &k) { return k.compare(0, prefix.size(), prefix) == 0; }, limit,
+        maxBytes);
+}
+
+KvStore::Page KvStore::range(std::string_view begin, std::string_view end, std::size_t limit, std::size_t maxBytes) const
+{
+    return collect(
+        m_data.lower_bound(begin), m_data.end(), [end](const std::string &k) { return end.empty() || k < end; }, limit, maxBytes);
 }
 
 } // namespace dengine::kv

@@ -33,6 +33,9 @@ struct Command {
     // Instead of operations: a command for the application's state machine (applied by the
     // engine, deduplicated here like any other).
     std::optional<std::string> application;
+    // The origin's lowest request id still in flight in this session (0: unknown). Every id below it
+    // has finished at the origin: a copy of one that still reaches the log is a duplicate.
+    std::uint64_t lowestPending = 0;
 };
 
 // The log payload of a command (Protocol Buffers, src/transport/dengine.proto).
@@ -56,23 +59,45 @@ public:
     Applied apply(const raft::Entry &entry);
 
     std::optional<std::string> get(std::string_view key) const;
-    // Keys with the prefix, in order, at most `limit` (0: no limit).
-    std::vector<std::pair<std::string, std::string>> scan(std::string_view prefix, std::size_t limit) const;
-    // Keys in [begin, end) in order; an empty `end` means no upper bound.
-    std::vector<std::pair<std::string, std::string>> range(std::string_view begin, std::string_view end, std::size_t limit) const;
+
+    // A page of a scan or range: the items, and the key to continue from when the page was cut
+    // short by a limit (empty when the scan is complete).
+    struct Page {
+        std::vector<std::pair<std::string, std::string>> items;
+        std::string nextKey;
+    };
+    // Keys with the prefix, in order, at most `limit` items (0: no limit) and about `maxBytes` of
+    // keys and values (at least one item).
+    Page scan(std::string_view prefix, std::size_t limit, std::size_t maxBytes = SIZE_MAX) const;
+    // Keys in [begin, end) in order (an empty `end`: no upper bound), limited the same way.
+    Page range(std::string_view begin, std::string_view end, std::size_t limit, std::size_t maxBytes = SIZE_MAX) const;
 
     raft::Index appliedIndex() const { return m_applied; }
     std::size_t size() const { return m_data.size(); }
+    // Deduplication state, for tests and status: sessions remembered, request ids remembered.
+    std::size_t sessionCount() const { return m_sessions.size(); }
+    std::size_t rememberedRequests() const;
+
+    // Sessions kept per origin: a node's newest ones (one per start). A copy of a command from an
+    // older session still reaching the log would need that many restarts of its origin in between.
+    static constexpr std::size_t SessionsPerOrigin = 4;
 
 private:
     std::map<std::string, std::string, std::less<>> m_data;
     // Per (origin, session): which requests were applied. A node retries a forwarded command whose
     // fate it does not know (the leader changed) under the same id, so requests may arrive out of
-    // order and twice; each id applies at most once. Ids at or below `floor` count as applied.
-    static constexpr std::size_t MaxRememberedRequests = 1 << 16;
+    // order and twice; each id applies at most once. Ids below `floor` have finished at the origin
+    // (its lowestPending said so) and count as applied; the set holds the applied ids above it,
+    // so it stays as small as the origin's calls in flight.
+    //
+    // A hard cap guards against an origin that never reports progress (entries written before
+    // lowestPending existed): past it the oldest ids fold into the floor. It is far above any
+    // maxPendingRequests the engine allows, so no call still in flight is folded in.
+    static constexpr std::size_t MaxRememberedRequests = 1 << 22;
     struct Session {
         std::uint64_t floor = 0;
         std::set<std::uint64_t> applied;
+        raft::Index firstIndex = 0; // where it first appeared: the order sessions are pruned in
     };
     struct SessionKey {
         raft::NodeId origin;
@@ -83,6 +108,7 @@ private:
         std::size_t operator()(const SessionKey &k) const { return std::hash<std::uint64_t>()(k.origin * 0x9e3779b97f4a7c15ULL ^ k.session); }
     };
     std::unordered_map<SessionKey, Session, SessionHash> m_sessions;
+    void pruneSessions(raft::NodeId origin);
     raft::Index m_applied = 0;
 };
 

@@ -5,6 +5,7 @@
 
 using namespace dengine;
 using namespace dengine::kv;
+using dengine::raft::NodeId;
 
 namespace {
 
@@ -87,19 +88,98 @@ TEST(KvStore, scanAndRange_returnKeysInOrderWithinBounds)
         ++i;
         kv.apply(entry(i, put(i, k, std::string("v") + k)));
     }
-    auto scan = kv.scan("app/", 0);
+    auto scan = kv.scan("app/", 0).items;
     ASSERT_EQ(scan.size(), 3u);
     EXPECT_EQ(scan[0].first, "app/1");
     EXPECT_EQ(scan[2].first, "app/3");
-    EXPECT_EQ(kv.scan("app/", 2).size(), 2u);
-    EXPECT_EQ(kv.scan("zzz", 0).size(), 0u);
-    auto range = kv.range("app/2", "b", 0); // byte order: "app/3" < "apple" < "b"
+    EXPECT_EQ(kv.scan("app/", 0).nextKey, "") << "complete";
+    EXPECT_EQ(kv.scan("app/", 2).items.size(), 2u);
+    EXPECT_EQ(kv.scan("app/", 2).nextKey, "app/3") << "where the rest begins";
+    EXPECT_EQ(kv.scan("zzz", 0).items.size(), 0u);
+    auto range = kv.range("app/2", "b", 0).items; // byte order: "app/3" < "apple" < "b"
     ASSERT_EQ(range.size(), 3u);
     EXPECT_EQ(range[0].first, "app/2");
     EXPECT_EQ(range[1].first, "app/3");
     EXPECT_EQ(range[2].first, "apple");
-    EXPECT_EQ(kv.range("apple", "", 0).size(), 2u) << "an empty end means no upper bound";
-    EXPECT_EQ(kv.range("a", "", 1).front().first, "ap");
+    EXPECT_EQ(kv.range("apple", "", 0).items.size(), 2u) << "an empty end means no upper bound";
+    EXPECT_EQ(kv.range("a", "", 1).items.front().first, "ap");
+}
+
+// A scan is bounded in bytes too, and always makes progress: a page holds at least one item.
+TEST(KvStore, scanAndRange_stopAtTheByteBudget_andSayWhereTheRestBegins)
+{
+    KvStore kv;
+    for (raft::Index i = 1; i <= 10; ++i)
+        kv.apply(entry(i, put(i, "k" + std::to_string(i - 1), std::string(100, 'x'))));
+    const KvStore::Page first = kv.scan("k", 0, 350);
+    ASSERT_EQ(first.items.size(), 3u) << "3 x 102 bytes fit in 350, a fourth does not";
+    EXPECT_EQ(first.nextKey, "k3");
+    const KvStore::Page rest = kv.range(first.nextKey, "", 0, 1);
+    ASSERT_EQ(rest.items.size(), 1u) << "one item even over the budget";
+    EXPECT_EQ(rest.items[0].first, "k3");
+    EXPECT_EQ(rest.nextKey, "k4");
+    std::size_t total = 0;
+    for (std::string from = "k"; !from.empty();) {
+        const KvStore::Page page = kv.range(from, "", 4, SIZE_MAX);
+        total += page.items.size();
+        from = page.nextKey;
+    }
+    EXPECT_EQ(total, 10u) << "paging visits every key once";
+}
+
+// A call whose forward is retried late must still apply when it finally commits, however many
+// newer calls of its session were applied meanwhile: ids are forgotten only once the origin says
+// they finished (lowestPending), not when a fixed window passes them. (Before: 65,536 newer ids
+// pushed the floor past it, and its caller got Timeout for a write that certainly did not apply.)
+TEST(KvStore, aRequestStillPendingIsAppliedHoweverManyNewerOnesWereApplied)
+{
+    KvStore kv;
+    raft::Index i = 0;
+    for (std::uint64_t r = 2; r <= 70002; ++r) {
+        Command c = put(r, "k", std::to_string(r));
+        c.lowestPending = 1; // request 1 is still in flight at the origin
+        ASSERT_EQ(kv.apply(entry(++i, c)).outcome, KvStore::ApplyOutcome::Applied) << r;
+    }
+    Command late = put(1, "late", "1");
+    late.lowestPending = 1;
+    EXPECT_EQ(kv.apply(entry(++i, late)).outcome, KvStore::ApplyOutcome::Applied);
+    EXPECT_EQ(kv.apply(entry(++i, late)).outcome, KvStore::ApplyOutcome::Duplicate);
+}
+
+// What the origin finished is forgotten: the ids remembered stay as few as its calls in flight.
+TEST(KvStore, finishedRequestsAreForgotten)
+{
+    KvStore kv;
+    raft::Index i = 0;
+    for (std::uint64_t r = 1; r <= 1000; ++r) {
+        Command c = put(r, "k", "v");
+        c.lowestPending = r > 3 ? r - 3 : 1; // three calls in flight at a time
+        kv.apply(entry(++i, c));
+    }
+    EXPECT_LE(kv.rememberedRequests(), 4u);
+    // A finished request's late copy is a duplicate: it does not apply again.
+    Command old = put(10, "k", "stale");
+    old.lowestPending = 997;
+    EXPECT_EQ(kv.apply(entry(++i, old)).outcome, KvStore::ApplyOutcome::Duplicate);
+    EXPECT_EQ(kv.get("k"), "v");
+}
+
+// A node starts a new session each time it starts; only its newest few are kept, so a node
+// restarted many times does not grow every replica's memory.
+TEST(KvStore, sessionsArePrunedAcrossManyRestarts)
+{
+    KvStore kv;
+    raft::Index i = 0;
+    for (std::uint64_t session = 1; session <= 200; ++session) {
+        for (NodeId origin : {NodeId{1}, NodeId{2}, NodeId{3}}) {
+            Command c{origin, session, 1, {Operation{Operation::Kind::Put, "k", "v"}}};
+            ASSERT_EQ(kv.apply(entry(++i, c)).outcome, KvStore::ApplyOutcome::Applied);
+        }
+    }
+    EXPECT_EQ(kv.sessionCount(), 3 * KvStore::SessionsPerOrigin);
+    // The newest sessions still deduplicate.
+    Command again{2, 200, 1, {Operation{Operation::Kind::Put, "k", "again"}}};
+    EXPECT_EQ(kv.apply(entry(++i, again)).outcome, KvStore::ApplyOutcome::Duplicate);
 }
 
 TEST(KvStore, requestsOutOfOrder_eachAppliesOnce)

@@ -28,18 +28,17 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "consumer: the engine did not become ready\n");
         return 1;
     }
-    // The futures finish on the engine's worker thread: blocking here is fine.
-    QFuture<DEngineResult> put = engine.put("hello", "world");
-    put.waitForFinished();
-    QFuture<DEngineResult> get = engine.get("hello");
-    get.waitForFinished();
-    if (!put.result().ok() || get.result().value != "world") {
-        std::fprintf(stderr, "consumer: put/get failed: %s\n", qPrintable(get.result().message));
+    // The futures finish on this (the owner) thread's event loop: wait with waitForResult, which
+    // runs it, never with QFuture::waitForFinished here.
+    const DEngineResult put = DEngine::waitForResult(engine.put("hello", "world"));
+    const DEngineResult get = DEngine::waitForResult(engine.get("hello"));
+    if (!put.ok() || get.value != "world") {
+        std::fprintf(stderr, "consumer: put/get failed: %s\n", qPrintable(get.message));
         return 1;
     }
     engine.stop();
     if (!engine.waitForStopped(30000))
         return 1;
-    std::printf("consumer: ok (revision %llu)\n", static_cast<unsigned long long>(get.result().revision));
+    std::printf("consumer: ok (revision %llu)\n", static_cast<unsigned long long>(get.revision));
     return 0;
 }
