@@ -201,9 +201,15 @@ private:
     std::unique_ptr<DEnginePrivate> d;
 };
 
-// One operation of a batch.
+// One operation of a batch. A gadget: usable from QML and in a QVariant.
 struct DENGINE_EXPORT DEngineOperation {
+    Q_GADGET
+    Q_PROPERTY(Kind kind MEMBER kind)
+    Q_PROPERTY(QByteArray key MEMBER key)
+    Q_PROPERTY(QByteArray value MEMBER value)
+public:
     enum class Kind { Put, Remove };
+    Q_ENUM(Kind)
     Kind kind = Kind::Put;
     QByteArray key;
     QByteArray value;
@@ -212,13 +218,27 @@ struct DENGINE_EXPORT DEngineOperation {
 };
 
 struct DENGINE_EXPORT DEngineKeyValue {
+    Q_GADGET
+    Q_PROPERTY(QByteArray key MEMBER key)
+    Q_PROPERTY(QByteArray value MEMBER value)
+public:
     QByteArray key;
     QByteArray value;
     friend bool operator==(const DEngineKeyValue &, const DEngineKeyValue &) = default;
 };
 
-// The outcome of a key-value call.
+// The outcome of a key-value call. A gadget: its fields are properties (QML, QVariant).
 struct DENGINE_EXPORT DEngineResult {
+    Q_GADGET
+    Q_PROPERTY(DEngine::Status status MEMBER status)
+    Q_PROPERTY(QByteArray value MEMBER value)
+    Q_PROPERTY(QList<DEngineKeyValue> items MEMBER items)
+    Q_PROPERTY(QByteArray nextKey MEMBER nextKey)
+    Q_PROPERTY(quint64 revision MEMBER revision)
+    Q_PROPERTY(NodeId leaderHint MEMBER leaderHint)
+    Q_PROPERTY(QString message MEMBER message)
+    Q_PROPERTY(bool ok READ ok)
+public:
     DEngine::Status status = DEngine::Status::Ok;
     QByteArray value;             // get
     QList<DEngineKeyValue> items; // scan, range
@@ -230,3 +250,5 @@ struct DENGINE_EXPORT DEngineResult {
 };
 
 Q_DECLARE_METATYPE(DEngineResult)
+Q_DECLARE_METATYPE(DEngineKeyValue)
+Q_DECLARE_METATYPE(DEngineOperation)

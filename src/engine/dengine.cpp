@@ -3,6 +3,7 @@
 #include <dengine/denginestatemachine.h>
 
 #include "engine/engineworker.h"
+#include "engine/limits.h"
 
 #include <QtCore/QCoreApplication>
 #include <QtCore/QEventLoop>
@@ -460,7 +461,7 @@ QFuture<DEngineResult> DEngine::batch(const QList<DEngineOperation> &operations)
     qint64 bytes = 0;
     for (const DEngineOperation &op : operations)
         bytes += op.key.size() + op.value.size();
-    const qint64 maxBatchBytes = 4LL * d->config.maxValueBytes + d->config.maxKeyBytes;
+    const qint64 maxBatchBytes = dengine::engine::EngineLimits::maxBatchBytes(d->config);
     if (bytes > maxBatchBytes)
         return d->refuse(Status::InvalidArgument,
                          QStringLiteral("batch: %1 bytes of keys and values, over the limit of %2 (4 x maxValueBytes + maxKeyBytes)")

@@ -11,6 +11,8 @@
 #include <QtCore/QSet>
 #include <QtNetwork/QHostAddress>
 
+#include <cmath>
+
 using dengine::engine::parseHostPort;
 
 QString DEngineConfig::validate() const
@@ -59,8 +61,8 @@ QString DEngineConfig::validate() const
         return QStringLiteral("maxKeyBytes: must be in 1..1048576");
     if (maxValueBytes < 0 || maxValueBytes > (64 << 20))
         return QStringLiteral("maxValueBytes: must be in 0..67108864");
-    if (maxBatchOperations < 1)
-        return QStringLiteral("maxBatchOperations: must be at least 1");
+    if (maxBatchOperations < 1 || maxBatchOperations > 1000000)
+        return QStringLiteral("maxBatchOperations: must be in 1..1000000");
     if (maxPendingRequests < 1)
         return QStringLiteral("maxPendingRequests: must be at least 1");
     if (maxPendingBytes < 1)
@@ -133,10 +135,10 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         constexpr double exact = 9007199254740992.0; // 2^53
         if (v.isDouble()) {
             const double d = v.toDouble();
-            if (d < 0 || d != static_cast<double>(static_cast<quint64>(d)))
+            if (d > exact && d == std::floor(d))
+                return QStringLiteral("%1: %2 is above 2^53, where a JSON number loses digits; write it as a string").arg(QLatin1String(name)).arg(d, 0, 'g', 20);
+            if (d < 0 || d > exact || d != std::floor(d))
                 return QStringLiteral("%1: must be a non-negative integer").arg(QLatin1String(name));
-            if (d > exact)
-                return QStringLiteral("%1: %2 is above 2^53, where a JSON number loses digits; write it as a string").arg(QLatin1String(name)).arg(d, 0, 'f', 0);
             out = static_cast<quint64>(d);
             return {};
         }

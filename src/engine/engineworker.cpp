@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "engine/engineworker.h"
 
+#include "engine/limits.h"
 #include "engine/peertransport.h"
 #include "raft/logger.h"
 #include "storage/logwriter.h"
@@ -150,6 +151,7 @@ void EngineWorker::start()
     rc.seed = QRandomGenerator::system()->generate64();
     rc.maxUncommittedEntriesSize = 256ULL << 20; // bounds memory when the disk or followers fall behind
     rc.maxInflightBytes = 16ULL << 20;           // per follower; each frame stays far below the transport's limit
+    rc.maxSizePerMsg = EngineLimits::MaxAppendBytes;
     rc.logger = m_coreLogger.get();
     try {
         m_node = std::make_unique<raft::RawNode>(rc, *m_storage);
@@ -173,7 +175,7 @@ void EngineWorker::start()
     for (auto it = m_config.peers.cbegin(); it != m_config.peers.cend(); ++it)
         to.peers.insert(it.key(), it.value());
     to.listenAddress = m_config.listenAddress;
-    to.maxFrameBytes = static_cast<quint32>(std::max<qint64>(64ll << 20, 4ll * (m_config.maxValueBytes + m_config.maxKeyBytes)));
+    to.maxFrameBytes = static_cast<quint32>(std::min<qint64>(EngineLimits::maxFrameBytes(m_config), UINT32_MAX));
     m_transport = new PeerTransport(
         to, [this](std::vector<raft::Message> &&msgs) { onMessages(std::move(msgs)); },
         [this](raft::NodeId id) {

@@ -42,6 +42,11 @@ private Q_SLOTS:
         QTest::newRow("maxKeyBytes") << QStringLiteral("maxKeyBytes") << 6;
         QTest::newRow("peer host name (not resolved)") << QStringLiteral("peers") << 7;
         QTest::newRow("leaseReads without checkQuorum") << QStringLiteral("leaseReads") << 8;
+        QTest::newRow("two peers, one address") << QStringLiteral("peers") << 9;
+        QTest::newRow("same address, localhost spelled out") << QStringLiteral("peers") << 10;
+        QTest::newRow("port 0 in a peer others dial") << QStringLiteral("peers") << 11;
+        QTest::newRow("maxPendingBytes") << QStringLiteral("maxPendingBytes") << 12;
+        QTest::newRow("maxScanItems") << QStringLiteral("maxScanItems") << 13;
     }
     void validate_namesTheBadField()
     {
@@ -61,6 +66,14 @@ private Q_SLOTS:
             c.leaseReads = true;
             c.checkQuorum = false;
             break;
+        case 9: c.peers[3] = c.peers[2]; break;
+        case 10:
+            c.peers[2] = QStringLiteral("localhost:7001");
+            c.peers[1] = QStringLiteral("127.0.0.1:7001");
+            break;
+        case 11: c.peers[2] = QStringLiteral("127.0.0.1:0"); break;
+        case 12: c.maxPendingBytes = 0; break;
+        case 13: c.maxScanItems = 0; break;
         }
         const QString problem = c.validate();
         QVERIFY2(problem.startsWith(field + QLatin1Char(':')), qPrintable(problem));
@@ -116,6 +129,38 @@ private Q_SLOTS:
         DEngineConfig::fromFile(path, &error);
         QVERIFY2(error.contains(expected), qPrintable(error));
         QVERIFY2(error.startsWith(path), qPrintable(error));
+    }
+
+    // Port 0 ("any free port") where nobody dials it: the listen address, a one-node cluster's peer.
+    void validate_acceptsPortZeroWhereNobodyDialsIt()
+    {
+        DEngineConfig c = valid();
+        c.listenAddress = QStringLiteral("0.0.0.0:0");
+        QVERIFY2(c.validate().isEmpty(), qPrintable(c.validate()));
+        DEngineConfig one = valid();
+        one.peers = {{1, QStringLiteral("127.0.0.1:0")}};
+        QVERIFY2(one.validate().isEmpty(), qPrintable(one.validate()));
+    }
+
+    // A JSON number holds 53 bits exactly: a bigger id as a number is refused (it would silently be
+    // another id); as a string of digits, any 64-bit id is read exactly.
+    void fromFile_idsAbove2To53_areStrings()
+    {
+        QTemporaryDir dir;
+        QString error;
+        const QString big = writeFile(dir, R"({"nodeId": 1, "clusterId": 18446744073709551615, "dataDirectory": "/tmp/x",
+            "peers": {"1": "127.0.0.1:7001"}})");
+        DEngineConfig::fromFile(big, &error);
+        QVERIFY2(error.contains(QStringLiteral("clusterId")) && error.contains(QStringLiteral("string")), qPrintable(error));
+        const QString asString = writeFile(dir, R"({"nodeId": "9007199254740993", "clusterId": "18446744073709551615",
+            "dataDirectory": "/tmp/x", "peers": {"9007199254740993": "127.0.0.1:7001"}})");
+        const DEngineConfig c = DEngineConfig::fromFile(asString, &error);
+        QVERIFY2(error.isEmpty(), qPrintable(error));
+        QCOMPARE(c.nodeId, NodeId(9007199254740993ULL));
+        QCOMPARE(c.clusterId, quint64(18446744073709551615ULL));
+        const QString bad = writeFile(dir, R"({"nodeId": "12x"})");
+        DEngineConfig::fromFile(bad, &error);
+        QVERIFY2(error.contains(QStringLiteral("nodeId")), qPrintable(error));
     }
 
     void fromFile_missingFile_saysSo()
