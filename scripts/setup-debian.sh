@@ -9,6 +9,7 @@ packages=(
     libgtest-dev                          # tests
     libprotobuf-dev protobuf-compiler     # the wire format between nodes (src/transport)
     qt6-base-dev                          # the engine's Qt layer (src/engine, tests/auto)
+    libssl-dev                            # certificates (src/certs, dengine-ctl certs)
     clang libclang-rt-14-dev              # libFuzzer target (tests/storage/fuzz_wal_reader)
 )
 if [ "${1:-}" = "--bench" ]; then

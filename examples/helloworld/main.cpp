@@ -4,15 +4,20 @@
 // It prints every lifecycle signal as it arrives, waits for the cluster to be ready (instead of
 // polling), writes and reads through different nodes, then stops the leader and shows the others
 // electing a new one and carrying on. Data lives under a temporary directory (or --dir DIR, which
-// keeps it: run twice to see a restart recover the data).
+// keeps it: run twice to see a restart recover the data). The nodes speak mutual TLS, with a
+// certificate authority and node certificates made under DIR/certs on the first run (what
+// `dengine-ctl certs init|node` makes); --insecure runs them on plain TCP instead.
 //
-//   helloworld [--dir DIR] [--base-port N] [--verbose]
+//   helloworld [--dir DIR] [--base-port N] [--insecure] [--verbose]
 #include <dengine/dengine.h>
+
+#include "certs/certs.h"
 
 #include <QtCore/QCommandLineParser>
 #include <QtCore/QCoreApplication>
 #include <QtCore/QDir>
 #include <QtCore/QElapsedTimer>
+#include <QtCore/QFile>
 #include <QtCore/QEventLoop>
 #include <QtCore/QFutureWatcher>
 #include <QtCore/QLoggingCategory>
@@ -53,8 +58,10 @@ int main(int argc, char **argv)
     QCommandLineOption verboseOption(QStringLiteral("verbose"), QStringLiteral("Show the engine's own log lines (dengine.*) too."));
     QCommandLineOption portOption(QStringLiteral("base-port"), QStringLiteral("Nodes listen on N+1..N+3 (default 17300)."),
                                   QStringLiteral("N"), QStringLiteral("17300"));
+    QCommandLineOption insecureOption(QStringLiteral("insecure"), QStringLiteral("Plain TCP between the nodes instead of mutual TLS."));
     parser.addOption(dirOption);
     parser.addOption(portOption);
+    parser.addOption(insecureOption);
     parser.addOption(verboseOption);
     parser.process(app);
     if (!parser.isSet(verboseOption))
@@ -68,6 +75,25 @@ int main(int argc, char **argv)
     for (NodeId id = 1; id <= 3; ++id)
         peers.insert(id, QStringLiteral("127.0.0.1:%1").arg(basePort + static_cast<int>(id)));
 
+    // Mutual TLS: the cluster's authority and a certificate per node, made once (like
+    // `dengine-ctl certs init DIR --cluster 1` and `dengine-ctl certs node DIR --cluster 1 --node N`).
+    const bool tls = !parser.isSet(insecureOption);
+    const QString certs = QDir(root).filePath(QStringLiteral("certs"));
+    if (tls && !QFile::exists(certs + QStringLiteral("/ca.pem"))) {
+        QDir().mkpath(certs);
+        std::string error;
+        dengine::certs::Options o;
+        o.cluster = 1;
+        bool ok = dengine::certs::createAuthority(certs.toStdString(), o, &error);
+        for (NodeId id = 1; ok && id <= 3; ++id)
+            ok = dengine::certs::createMember(certs.toStdString(), id, o, &error);
+        if (!ok) {
+            say(QStringLiteral("cannot make the certificates: %1").arg(QString::fromStdString(error)));
+            return 1;
+        }
+        say(QStringLiteral("made a certificate authority and three node certificates in %1").arg(certs));
+    }
+
     std::map<NodeId, std::unique_ptr<DEngine>> nodes;
     for (NodeId id = 1; id <= 3; ++id) {
         DEngineConfig config;
@@ -75,6 +101,13 @@ int main(int argc, char **argv)
         config.peers = peers;
         config.dataDirectory = QDir(root).filePath(QStringLiteral("node%1").arg(id));
         config.tickIntervalMs = 50;  // elections in 0.5-1 s
+        if (tls) {
+            config.tlsCaFile = certs + QStringLiteral("/ca.pem");
+            config.tlsCertificateFile = certs + QStringLiteral("/node-%1.pem").arg(id);
+            config.tlsKeyFile = certs + QStringLiteral("/node-%1.key").arg(id);
+        } else {
+            config.insecure = true;
+        }
         auto node = std::make_unique<DEngine>(config);
         DEngine *n = node.get();
         const QString who = QStringLiteral("node %1:").arg(id);
@@ -89,7 +122,7 @@ int main(int argc, char **argv)
         QObject::connect(n, &DEngine::errorOccurred, [=](DEngine::Error, const QString &message) { say(who + QStringLiteral(" ERROR ") + message); });
         nodes[id] = std::move(node);
     }
-    say(QStringLiteral("starting three nodes, data in %1").arg(root));
+    say(QStringLiteral("starting three nodes, data in %1, %2").arg(root, tls ? QStringLiteral("mutual TLS between them") : QStringLiteral("plain TCP between them (insecure)")));
     for (auto &[id, n] : nodes)
         if (!n->start())
             return 1;

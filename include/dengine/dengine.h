@@ -87,6 +87,8 @@ public:
         DataDirectoryLocked, // another process uses the data directory
         CorruptData,         // the data directory holds damaged data (the message names file and offset)
         StorageFailure,      // a write or fsync failed, or the disk is full
+        CertificateError,    // a TLS file is missing, unreadable, expired, not the authority's, or names
+                             // another node (the message names the field and the file)
     };
     Q_ENUM(Error)
 

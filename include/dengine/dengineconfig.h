@@ -20,6 +20,17 @@ struct DENGINE_EXPORT DEngineConfig {
     // The node's data directory (write-ahead log, snapshots). Created if missing; locked while open.
     QString dataDirectory;
 
+    // Mutual TLS between nodes (TLS 1.3): the cluster's certificate authority (PEM), this node's
+    // certificate, which must name it (dengine-ctl certs node makes one), and its private key.
+    // Every connection is verified both ways against the authority, and a peer's certificate must
+    // name the member the peer says it is. All three are required unless `insecure` is set.
+    QString tlsCaFile;
+    QString tlsCertificateFile;
+    QString tlsKeyFile;
+    // Plain TCP between nodes: anyone who can reach the port can write to the cluster. For demos
+    // and tests on one machine only; the engine logs a warning at start.
+    bool insecure = false;
+
     int tickIntervalMs = 100; // one Raft tick
     int electionTicks = 10;   // election timeout: [electionTicks, 2 x electionTicks) ticks
     int heartbeatTicks = 1;   // a leader's heartbeat period

@@ -3,7 +3,9 @@
 
 #include "engine/hostport.h"
 
+#include <QtCore/QDir>
 #include <QtCore/QFile>
+#include <QtCore/QFileInfo>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
 #include <QtCore/QMap>
@@ -49,6 +51,15 @@ QString DEngineConfig::validate() const
         return QStringLiteral("clusterId: must not be 0");
     if (dataDirectory.isEmpty())
         return QStringLiteral("dataDirectory: not set");
+    if (!insecure) {
+        if (tlsCaFile.isEmpty())
+            return QStringLiteral("tlsCaFile: not set (TLS between nodes needs the cluster's authority, a certificate and a key; "
+                                  "or set insecure for plain TCP)");
+        if (tlsCertificateFile.isEmpty())
+            return QStringLiteral("tlsCertificateFile: not set (or set insecure for plain TCP)");
+        if (tlsKeyFile.isEmpty())
+            return QStringLiteral("tlsKeyFile: not set (or set insecure for plain TCP)");
+    }
     if (tickIntervalMs < 1 || tickIntervalMs > 60000)
         return QStringLiteral("tickIntervalMs: must be in 1..60000");
     if (heartbeatTicks < 1)
@@ -105,7 +116,8 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         QStringLiteral("preVote"),         QStringLiteral("maxKeyBytes"),    QStringLiteral("maxValueBytes"),
         QStringLiteral("maxBatchOperations"), QStringLiteral("maxPendingRequests"), QStringLiteral("requestTimeoutMs"),
         QStringLiteral("stopTimeoutMs"), QStringLiteral("leaseReads"), QStringLiteral("maxPendingBytes"),
-        QStringLiteral("maxScanItems"), QStringLiteral("maxScanBytes"),
+        QStringLiteral("maxScanItems"), QStringLiteral("maxScanBytes"), QStringLiteral("tlsCaFile"),
+        QStringLiteral("tlsCertificateFile"), QStringLiteral("tlsKeyFile"), QStringLiteral("insecure"),
     };
     for (auto it = o.begin(); it != o.end(); ++it)
         if (!known.contains(it.key()))
@@ -200,6 +212,17 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         return fail(QStringLiteral("preVote: must be true or false"));
     if (!boolField("leaseReads", c.leaseReads))
         return fail(QStringLiteral("leaseReads: must be true or false"));
+    if (!boolField("insecure", c.insecure))
+        return fail(QStringLiteral("insecure: must be true or false"));
+    // TLS files: a relative path is relative to the configuration file's directory.
+    const QDir base = QFileInfo(path).absoluteDir();
+    for (auto [name, field] : {std::pair{"tlsCaFile", &c.tlsCaFile}, std::pair{"tlsCertificateFile", &c.tlsCertificateFile},
+                               std::pair{"tlsKeyFile", &c.tlsKeyFile}}) {
+        if (!stringField(name, *field))
+            return fail(QStringLiteral("%1: must be a string").arg(QLatin1String(name)));
+        if (!field->isEmpty())
+            *field = QDir::cleanPath(base.absoluteFilePath(*field));
+    }
     struct IntSpec {
         const char *name;
         int *field;

@@ -3,6 +3,7 @@
 
 #include "engine/limits.h"
 #include "engine/peertransport.h"
+#include "engine/tlsidentity.h"
 #include "raft/logger.h"
 #include "storage/logwriter.h"
 #include "storage/wal.h"
@@ -170,6 +171,14 @@ void EngineWorker::start()
         });
 
     PeerTransport::Options to;
+    if (!m_config.insecure) {
+        QString why;
+        to.tls = TlsIdentity::load(m_config, &why);
+        if (!to.tls) {
+            fatal(DEngine::Error::CertificateError, why);
+            return;
+        }
+    }
     to.self = m_config.nodeId;
     to.clusterId = m_config.clusterId;
     for (auto it = m_config.peers.cbegin(); it != m_config.peers.cend(); ++it)
@@ -480,14 +489,37 @@ void EngineWorker::onMessages(std::vector<raft::Message> &&messages)
         return;
     try {
         advanceTicks(); // a heartbeat is stamped with the core's tick: it must not be behind
-        for (raft::Message &m : messages)
+        for (raft::Message &m : messages) {
+            if (m.type == raft::MessageType::Propose && !stampedByItsSender(m))
+                continue;
             m_node->step(std::move(m));
+        }
     } catch (const std::exception &e) {
         // A message conflicting with a committed entry: a safety bug or a damaged peer.
         onCoreFailure(e.what());
         return;
     }
     scheduleProcess();
+}
+
+bool EngineWorker::stampedByItsSender(raft::Message &m)
+{
+    // A forwarded proposal may only carry commands of the node that forwarded it (the transport
+    // authenticated that node): one that names another origin would finish that node's pending
+    // call with content it never wrote. Drop such entries, keep the rest.
+    const std::size_t before = m.entries.size();
+    std::erase_if(m.entries, [&](const raft::Entry &e) {
+        kv::Command c;
+        std::string why;
+        return !kv::decodeCommand(e.data.view(), c, why) || c.origin != m.from;
+    });
+    if (m.entries.size() != before)
+        qCWarning(lcEngine).noquote() << QStringLiteral("node %1: dropped %2 forwarded command(s) from node %3 that named another origin "
+                                                        "or did not parse")
+                                             .arg(m_config.nodeId)
+                                             .arg(before - m.entries.size())
+                                             .arg(m.from);
+    return !m.entries.empty();
 }
 
 void EngineWorker::onDurable(std::uint64_t upToBatchId)

@@ -152,6 +152,9 @@ private:
     // Gives the core the ticks that are due by the tick clock (see tickclock.h): before a message is
     // stepped and before a lease decision, so the core's time is never behind real time there.
     void advanceTicks();
+    // Keeps the entries of a forwarded proposal whose commands name its sender as their origin;
+    // false when none is left.
+    bool stampedByItsSender(raft::Message &m);
 
     void issueWaiting();
     bool issue(Pending &p);

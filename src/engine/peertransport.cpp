@@ -1,13 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "engine/peertransport.h"
 
+#include "transport/hellogate.h"
+
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QTimer>
 #include <QtNetwork/QHostAddress>
+#include <QtNetwork/QSslSocket>
 #include <QtNetwork/QTcpServer>
 #include <QtNetwork/QTcpSocket>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <deque>
+#include <optional>
 
 Q_LOGGING_CATEGORY(lcTransport, "dengine.transport")
 
@@ -24,6 +31,25 @@ QHostAddress toAddress(const QString &host)
         return QHostAddress(QHostAddress::LocalHost);
     return QHostAddress(host);
 }
+
+// Hands each accepted descriptor to the transport before anything is read from it: the transport
+// decides whether to take it (the pending-connection cap) and wraps it, plain or TLS.
+class DescriptorServer final : public QTcpServer {
+public:
+    explicit DescriptorServer(std::function<void(qintptr)> onDescriptor, QObject *parent)
+        : QTcpServer(parent), m_onDescriptor(std::move(onDescriptor))
+    {
+    }
+
+protected:
+    void incomingConnection(qintptr descriptor) override { m_onDescriptor(descriptor); }
+
+private:
+    std::function<void(qintptr)> m_onDescriptor;
+};
+
+// Pre-Hello sockets buffer no more than a Hello and a TLS record or two.
+constexpr qint64 PreHelloReadBuffer = 16 << 10;
 } // namespace
 
 struct PeerTransport::Outbound {
@@ -33,12 +59,16 @@ struct PeerTransport::Outbound {
     qint64 queuedBytes = 0;
     int backoffMs = 0;
     QTimer *retry = nullptr;
+    QString lastTlsError; // logged once until it changes
 };
 
 struct PeerTransport::Inbound {
     explicit Inbound(quint32 maxFrame) : reader(maxFrame) {}
-    transport::FrameReader reader;
-    raft::NodeId peer = 0; // set once its Hello was accepted
+    std::optional<transport::HelloGate> gate; // until the Hello was accepted
+    transport::FrameReader reader;            // after it
+    raft::NodeId peer = 0;                    // set once its Hello was accepted
+    quint64 order = 0;                        // acceptance order (the oldest of a peer goes first)
+    QTimer *deadline = nullptr;               // the handshake's (TLS and Hello)
 };
 
 PeerTransport::PeerTransport(Options options, Receiver onReceive, UnreachableCallback onUnreachable, QObject *parent)
@@ -61,7 +91,7 @@ bool PeerTransport::listen(QString *error, QAbstractSocket::SocketError *code)
             *code = QAbstractSocket::HostNotFoundError;
         return false;
     }
-    m_server = new QTcpServer(this);
+    m_server = new DescriptorServer([this](qintptr descriptor) { onIncoming(descriptor); }, this);
     if (!m_server->listen(ip, port)) {
         if (error)
             *error = QStringLiteral("cannot listen on %1: %2").arg(address, m_server->errorString());
@@ -71,7 +101,11 @@ bool PeerTransport::listen(QString *error, QAbstractSocket::SocketError *code)
         m_server = nullptr;
         return false;
     }
-    connect(m_server, &QTcpServer::newConnection, this, &PeerTransport::onNewConnection);
+    if (!m_opts.tls)
+        qCWarning(lcTransport).noquote() << QStringLiteral("node %1: INSECURE: plain TCP on %2; anyone who reaches this port can write "
+                                                           "to the cluster (set tlsCaFile, tlsCertificateFile and tlsKeyFile)")
+                                                .arg(m_opts.self)
+                                                .arg(address);
     return true;
 }
 
@@ -185,10 +219,11 @@ void PeerTransport::connectPeer(raft::NodeId id)
     quint16 port = 0;
     if (!parseHostPort(m_opts.peers.value(id), &host, &port))
         return;
-    auto *socket = new QTcpSocket(this);
+    QTcpSocket *socket = m_opts.tls ? new QSslSocket(this) : new QTcpSocket(this);
     socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
     out.socket = socket;
-    connect(socket, &QTcpSocket::connected, this, [this, id, socket] {
+    // Over TLS the link is up once the handshake verified the peer; plain, once connected.
+    const auto onUp = [this, id, socket] {
         Outbound &o = *m_out[id];
         if (o.socket != socket)
             return;
@@ -199,7 +234,11 @@ void PeerTransport::connectPeer(raft::NodeId id)
         transport::appendHello(hello, transport::Hello{m_opts.clusterId, m_opts.self, transport::ProtocolVersion});
         socket->write(hello.data(), static_cast<qint64>(hello.size()));
         writeQueued(o);
-    });
+    };
+    if (m_opts.tls)
+        connect(static_cast<QSslSocket *>(socket), &QSslSocket::encrypted, this, onUp);
+    else
+        connect(socket, &QTcpSocket::connected, this, onUp);
     connect(socket, &QTcpSocket::bytesWritten, this, [this, id, socket] {
         Outbound &o = *m_out[id];
         if (o.socket == socket && o.connected)
@@ -213,7 +252,28 @@ void PeerTransport::connectPeer(raft::NodeId id)
         if (m_out[id]->socket == socket)
             onOutboundLost(id);
     });
-    socket->connectToHost(toAddress(host), port);
+    if (m_opts.tls) {
+        auto *ssl = static_cast<QSslSocket *>(socket);
+        connect(ssl, &QSslSocket::sslErrors, this, [this, id](const QList<QSslError> &errors) {
+            // The handshake fails on them (verification is on); say why, once per kind of failure.
+            QStringList why;
+            for (const QSslError &e : errors)
+                why << e.errorString();
+            const QString text = why.join(QStringLiteral("; "));
+            Outbound &o = *m_out[id];
+            if (text != o.lastTlsError) {
+                o.lastTlsError = text;
+                qCWarning(lcTransport).noquote() << QStringLiteral("node %1: TLS to node %2 failed: %3").arg(m_opts.self).arg(id).arg(text);
+            }
+        });
+        ssl->setSslConfiguration(m_opts.tls->configuration());
+        // The peer's certificate must name the member it is: Qt checks this name against it.
+        const QString name = TlsIdentity::memberName(id, m_opts.clusterId);
+        ssl->setPeerVerifyName(name);
+        ssl->connectToHostEncrypted(toAddress(host).toString(), port, name);
+    } else {
+        socket->connectToHost(toAddress(host), port);
+    }
 }
 
 void PeerTransport::onOutboundLost(raft::NodeId id)
@@ -244,24 +304,118 @@ void PeerTransport::onOutboundLost(raft::NodeId id)
     out.retry->start(out.backoffMs);
 }
 
-void PeerTransport::onNewConnection()
+std::size_t PeerTransport::pendingInbound() const
 {
-    while (QTcpSocket *socket = m_server->nextPendingConnection()) {
-        socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
-        m_in.emplace(socket, std::make_unique<Inbound>(m_opts.maxFrameBytes));
-        connect(socket, &QTcpSocket::readyRead, this, [this, socket] { onInboundData(socket); });
-        connect(socket, &QTcpSocket::disconnected, this, [this, socket] {
-            if (m_in.erase(socket))
-                socket->deleteLater();
+    std::size_t n = 0;
+    for (const auto &[socket, in] : m_in)
+        n += in->peer == 0 ? 1 : 0;
+    return n;
+}
+
+void PeerTransport::onIncoming(qintptr descriptor)
+{
+    if (m_closed || pendingInbound() >= static_cast<std::size_t>(m_opts.maxPendingInbound)) {
+        // Not even read from: a flood of connections that never say Hello costs a descriptor each,
+        // for the moment it takes to close it.
+        ::close(static_cast<int>(descriptor));
+        if (m_stats.connectionsRefused++ % 100 == 0)
+            qCWarning(lcTransport).noquote() << QStringLiteral("node %1 refused a connection: %2 are waiting for their Hello already "
+                                                               "(maxPendingInbound; %3 refused so far)")
+                                                    .arg(m_opts.self)
+                                                    .arg(m_opts.maxPendingInbound)
+                                                    .arg(m_stats.connectionsRefused);
+        return;
+    }
+    QTcpSocket *socket = m_opts.tls ? new QSslSocket(this) : new QTcpSocket(this);
+    if (!socket->setSocketDescriptor(descriptor)) {
+        ::close(static_cast<int>(descriptor));
+        delete socket;
+        return;
+    }
+    socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
+    socket->setReadBufferSize(PreHelloReadBuffer);
+    auto in = std::make_unique<Inbound>(m_opts.maxFrameBytes);
+    in->deadline = new QTimer(socket);
+    in->deadline->setSingleShot(true);
+    connect(in->deadline, &QTimer::timeout, this, [this, socket] {
+        refuse(socket, QStringLiteral("no TLS handshake and Hello within %1 ms").arg(m_opts.handshakeTimeoutMs));
+    });
+    in->deadline->start(m_opts.handshakeTimeoutMs);
+    m_in.emplace(socket, std::move(in));
+    connect(socket, &QTcpSocket::readyRead, this, [this, socket] { onInboundData(socket); });
+    connect(socket, &QTcpSocket::disconnected, this, [this, socket] {
+        if (m_in.erase(socket))
+            socket->deleteLater();
+    });
+    if (m_opts.tls) {
+        auto *ssl = static_cast<QSslSocket *>(socket);
+        connect(ssl, &QSslSocket::sslErrors, this, [this, socket](const QList<QSslError> &errors) {
+            QStringList why;
+            for (const QSslError &e : errors)
+                why << e.errorString();
+            refuse(socket, QStringLiteral("TLS: %1").arg(why.join(QStringLiteral("; "))));
         });
+        connect(ssl, &QSslSocket::errorOccurred, this, [this, socket](QAbstractSocket::SocketError e) {
+            if (e != QAbstractSocket::RemoteHostClosedError && m_in.count(socket) && m_in.at(socket)->peer == 0)
+                refuse(socket, QStringLiteral("TLS: %1").arg(socket->errorString()));
+        });
+        ssl->setSslConfiguration(m_opts.tls->configuration());
+        ssl->startServerEncryption();
+    }
+}
+
+bool PeerTransport::pastHello(const Inbound &in) const { return in.peer != 0; }
+
+void PeerTransport::accept(QTcpSocket *socket, Inbound &in, raft::NodeId peer)
+{
+    in.peer = peer;
+    in.gate.reset();
+    in.deadline->stop();
+    socket->setReadBufferSize(0);
+    static quint64 order = 0;
+    in.order = ++order;
+    ++m_stats.connectionsAccepted;
+    // A member keeps a few connections (a restarted process's old one may linger half-open); a new
+    // one past the cap closes its oldest.
+    std::vector<std::pair<quint64, QTcpSocket *>> same;
+    for (const auto &[s, other] : m_in)
+        if (other->peer == peer)
+            same.emplace_back(other->order, s);
+    if (same.size() > static_cast<std::size_t>(m_opts.maxInboundPerPeer)) {
+        std::sort(same.begin(), same.end());
+        for (std::size_t i = 0; i + m_opts.maxInboundPerPeer < same.size(); ++i)
+            refuse(same[i].second, QStringLiteral("node %1 has %2 newer connections (maxInboundPerPeer)").arg(peer).arg(m_opts.maxInboundPerPeer));
+    }
+    // The peer is back (it just connected to us): reach it now rather than after the backoff its
+    // absence built up, so a restarted node hears from the leader at once.
+    if (auto it = m_out.find(peer); it != m_out.end() && !it->second->socket) {
+        Outbound &o = *it->second;
+        o.backoffMs = 0;
+        if (o.retry)
+            o.retry->stop();
+        if (!o.queue.empty())
+            connectPeer(peer);
     }
 }
 
 void PeerTransport::refuse(QTcpSocket *socket, const QString &why)
 {
-    qCWarning(lcTransport).noquote() << QStringLiteral("node %1 closed a connection from %2: %3")
-                                            .arg(m_opts.self)
-                                            .arg(socket->peerAddress().toString(), why);
+    // At most a few lines per ten seconds: a flood of strangers must not flood the log too.
+    if (!m_refusalWindow.isValid() || m_refusalWindow.elapsed() > 10000) {
+        if (m_refusalsSuppressed > 0)
+            qCWarning(lcTransport).noquote() << QStringLiteral("node %1 closed %2 more connections without saying why")
+                                                    .arg(m_opts.self)
+                                                    .arg(m_refusalsSuppressed);
+        m_refusalWindow.start();
+        m_refusalsLogged = 0;
+        m_refusalsSuppressed = 0;
+    }
+    if (m_refusalsLogged++ < 5)
+        qCWarning(lcTransport).noquote() << QStringLiteral("node %1 closed a connection from %2: %3")
+                                                .arg(m_opts.self)
+                                                .arg(socket->peerAddress().toString(), why);
+    else
+        ++m_refusalsSuppressed;
     ++m_stats.connectionsRefused;
     socket->disconnect(this);
     m_in.erase(socket);
@@ -275,6 +429,36 @@ void PeerTransport::onInboundData(QTcpSocket *socket)
     if (it == m_in.end())
         return;
     Inbound &in = *it->second;
+    if (!pastHello(in)) {
+        if (m_opts.tls && !static_cast<QSslSocket *>(socket)->isEncrypted())
+            return; // the handshake first (Qt only hands over decrypted bytes)
+        if (!in.gate) {
+            transport::HelloGate::Policy policy;
+            policy.clusterId = m_opts.clusterId;
+            policy.self = m_opts.self;
+            policy.isMember = [this](raft::NodeId id) { return m_opts.peers.contains(id); };
+            policy.tls = m_opts.tls != nullptr;
+            if (m_opts.tls)
+                policy.certified = TlsIdentity::memberOf(static_cast<QSslSocket *>(socket)->peerCertificate(), m_opts.clusterId);
+            in.gate.emplace(std::move(policy));
+        }
+        const QByteArray bytes = socket->read(PreHelloReadBuffer);
+        switch (in.gate->feed(bytes.constData(), static_cast<std::size_t>(bytes.size()))) {
+        case transport::HelloGate::Result::NeedMore:
+            return;
+        case transport::HelloGate::Result::Refused:
+            refuse(socket, QString::fromStdString(in.gate->reason()));
+            return;
+        case transport::HelloGate::Result::Accepted: {
+            const std::string rest = in.gate->takeLeftover();
+            accept(socket, in, in.gate->peer());
+            if (!m_in.count(socket))
+                return;
+            in.reader.feed(rest.data(), rest.size());
+            break;
+        }
+        }
+    }
     const QByteArray bytes = socket->readAll();
     in.reader.feed(bytes.constData(), static_cast<std::size_t>(bytes.size()));
     std::string payload;
@@ -289,37 +473,6 @@ void PeerTransport::onInboundData(QTcpSocket *socket)
             break;
         }
         std::string why;
-        if (in.peer == 0) {
-            transport::Hello hello;
-            if (!transport::decodeHello(payload, hello, why)) {
-                refuse(socket, QString::fromStdString(why));
-                return;
-            }
-            if (hello.clusterId != m_opts.clusterId) {
-                refuse(socket, QStringLiteral("it belongs to cluster %1, not %2").arg(hello.clusterId).arg(m_opts.clusterId));
-                return;
-            }
-            if (hello.nodeId == m_opts.self || !m_opts.peers.contains(hello.nodeId)) {
-                refuse(socket, QStringLiteral("node %1 is not a member").arg(hello.nodeId));
-                return;
-            }
-            if (hello.protocolVersion != transport::ProtocolVersion) {
-                refuse(socket, QStringLiteral("protocol version %1 is not %2").arg(hello.protocolVersion).arg(transport::ProtocolVersion));
-                return;
-            }
-            in.peer = hello.nodeId;
-            // The peer is back (it just connected to us): reach it now rather than after the
-            // backoff its absence built up, so a restarted node hears from the leader at once.
-            if (auto it = m_out.find(in.peer); it != m_out.end() && !it->second->socket) {
-                Outbound &o = *it->second;
-                o.backoffMs = 0;
-                if (o.retry)
-                    o.retry->stop();
-                if (!o.queue.empty())
-                    connectPeer(in.peer);
-            }
-            continue;
-        }
         std::vector<raft::Message> messages;
         if (!transport::decodeEnvelope(payload, messages, why)) {
             refuse(socket, QString::fromStdString(why));

@@ -2,9 +2,11 @@
 #pragma once
 
 #include "engine/hostport.h"
+#include "engine/tlsidentity.h"
 #include "raft/types.h"
 #include "transport/codec.h"
 
+#include <QtCore/QElapsedTimer>
 #include <QtCore/QMap>
 #include <QtCore/QObject>
 #include <QtCore/QString>
@@ -21,16 +23,24 @@ class QTimer;
 
 namespace dengine::engine {
 
-// Raft messages between nodes over TCP (QTcpServer / QTcpSocket), on the thread that owns it.
+// Raft messages between nodes over mutual TLS (QSslSocket; plain TCP only when the configuration
+// says insecure), on the thread that owns it.
 //
-// Outbound: one connection per peer, opened on demand and reopened with exponential backoff; each
-// connection starts with a Hello (cluster id, node id), then carries Envelope frames. Messages sent
-// in one event-loop turn go out as one frame per peer. Each peer's queue is bounded in bytes: Raft
-// tolerates lost messages, so past the bound the oldest queued frames are dropped.
+// Outbound: one connection per peer, opened on demand and reopened with exponential backoff. Over
+// TLS the peer's certificate must be signed by the cluster's authority and name that peer (its
+// member name is the connection's peer verify name). Each connection starts with a Hello (cluster
+// id, node id), then carries Envelope frames. Messages sent in one event-loop turn go out as one
+// frame per peer. Each peer's queue is bounded in bytes: Raft tolerates lost messages, so past the
+// bound the oldest queued frames are dropped.
 //
-// Inbound: a connection must open with a Hello of this cluster from a configured node other than
-// this one; a foreign cluster, an unknown node, garbage, an oversized frame, or a message not from
-// the node that said Hello closes the connection (with a log line) and nothing else changes.
+// Inbound, the trust boundary: a connection must complete the TLS handshake (its certificate is
+// required and checked against the authority) and then say a Hello (transport/hellogate.h) naming
+// this cluster and the very member its certificate names, within handshakeTimeoutMs, in at most a
+// few hundred bytes. Until then it may buffer no more than that; at most maxPendingInbound
+// connections wait so at a time (more are closed at once), and an accepted member keeps at most
+// maxInboundPerPeer connections (a new one closes its oldest). Garbage, an oversized frame, or a
+// message not from the node that said Hello closes the connection (with a log line) and nothing
+// else changes.
 //
 // Threads: not thread-safe; create, use and destroy it on one thread with an event loop.
 class PeerTransport : public QObject {
@@ -45,6 +55,11 @@ public:
         qint64 maxQueuedBytes = 64ll << 20; // per peer
         int reconnectMinMs = 20;
         int reconnectMaxMs = 1000;
+        // Null: plain TCP (insecure). Otherwise every connection is mutual TLS with this identity.
+        std::shared_ptr<const TlsIdentity> tls;
+        int handshakeTimeoutMs = 5000;
+        int maxPendingInbound = 32;
+        int maxInboundPerPeer = 4;
     };
     using Receiver = std::function<void(std::vector<raft::Message> &&)>;
     using UnreachableCallback = std::function<void(raft::NodeId)>;
@@ -66,6 +81,7 @@ public:
         quint64 framesReceived = 0;
         quint64 messagesDropped = 0;
         quint64 connectionsRefused = 0;
+        quint64 connectionsAccepted = 0; // inbound, past the Hello
     };
     Stats stats() const { return m_stats; }
 
@@ -76,9 +92,12 @@ private:
     void writeQueued(Outbound &out);
     void connectPeer(raft::NodeId id);
     void onOutboundLost(raft::NodeId id);
-    void onNewConnection();
+    void onIncoming(qintptr descriptor);
     void onInboundData(QTcpSocket *socket);
+    void accept(QTcpSocket *socket, Inbound &in, raft::NodeId peer);
     void refuse(QTcpSocket *socket, const QString &why);
+    bool pastHello(const Inbound &in) const;
+    std::size_t pendingInbound() const;
 
     Options m_opts;
     Receiver m_onReceive;
@@ -90,6 +109,9 @@ private:
     bool m_flushScheduled = false;
     bool m_closed = false;
     Stats m_stats;
+    QElapsedTimer m_refusalWindow; // refusal log lines: a few per window
+    int m_refusalsLogged = 0;
+    quint64 m_refusalsSuppressed = 0;
 };
 
 } // namespace dengine::engine

@@ -5,14 +5,21 @@
 //                                      index range, hard state, a torn tail, or the damage found
 //   dengine-ctl wal dump DIR [--all]   every segment and record (entry runs are summarized unless
 //                                      --all), with segment boundaries and where damage starts
+//   dengine-ctl certs init DIR --cluster N [--days D]
+//                                      a certificate authority for cluster N: DIR/ca.pem, ca.key
+//   dengine-ctl certs node DIR --cluster N --node ID [--days D]
+//                                      a member's certificate and key, signed by DIR's authority:
+//                                      DIR/node-ID.pem, DIR/node-ID.key (src/certs/certs.h)
 //
-// Exit status: 0 healthy (a torn tail, which start-up cuts, counts as healthy), 1 damaged or
-// unreadable, 2 bad usage. Run it on a stopped node: a running one holds the directory's lock.
+// Exit status: 0 healthy (a torn tail, which start-up cuts, counts as healthy) or done, 1 damaged,
+// unreadable or failed, 2 bad usage. Run `wal` on a stopped node: a running one holds the lock.
+#include "certs/certs.h"
 #include "storage/filesystem.h"
 #include "storage/record.h"
 #include "storage/wal.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -24,7 +31,10 @@ namespace {
 
 int usage()
 {
-    std::fprintf(stderr, "usage: dengine-ctl wal check DIR\n       dengine-ctl wal dump DIR [--all]\n");
+    std::fprintf(stderr, "usage: dengine-ctl wal check DIR\n"
+                         "       dengine-ctl wal dump DIR [--all]\n"
+                         "       dengine-ctl certs init DIR --cluster N [--days D]\n"
+                         "       dengine-ctl certs node DIR --cluster N --node ID [--days D]\n");
     return 2;
 }
 
@@ -190,8 +200,54 @@ int dump(const std::string &dir, bool all)
 
 } // namespace
 
+int makeCertificates(int argc, char **argv)
+{
+    // dengine-ctl certs init|node DIR --cluster N [--node ID] [--days D]
+    const std::string cmd = argv[2];
+    const std::string dir = argv[3];
+    dengine::certs::Options o;
+    std::uint64_t node = 0;
+    for (int i = 4; i < argc; i += 2) {
+        if (i + 1 >= argc)
+            return usage();
+        char *end = nullptr;
+        const unsigned long long v = std::strtoull(argv[i + 1], &end, 10);
+        if (*end != '\0')
+            return usage();
+        if (!std::strcmp(argv[i], "--cluster"))
+            o.cluster = v;
+        else if (!std::strcmp(argv[i], "--node"))
+            node = v;
+        else if (!std::strcmp(argv[i], "--days") && v > 0 && v < 100000)
+            o.days = static_cast<int>(v);
+        else
+            return usage();
+    }
+    std::string error;
+    if (cmd == "init" && node == 0) {
+        if (!dengine::certs::createAuthority(dir, o, &error)) {
+            std::fprintf(stderr, "dengine-ctl: %s\n", error.c_str());
+            return 1;
+        }
+        std::printf("made %s/ca.pem and %s/ca.key (the key signs members: keep it off the nodes)\n", dir.c_str(), dir.c_str());
+        return 0;
+    }
+    if (cmd == "node" && node != 0) {
+        if (!dengine::certs::createMember(dir, node, o, &error)) {
+            std::fprintf(stderr, "dengine-ctl: %s\n", error.c_str());
+            return 1;
+        }
+        std::printf("made %s/node-%llu.pem and %s/node-%llu.key for %s\n", dir.c_str(), static_cast<unsigned long long>(node), dir.c_str(),
+                    static_cast<unsigned long long>(node), dengine::certs::memberName(node, o.cluster).c_str());
+        return 0;
+    }
+    return usage();
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !std::strcmp(argv[1], "certs"))
+        return makeCertificates(argc, argv);
     if (argc < 4 || std::strcmp(argv[1], "wal") != 0)
         return usage();
     const std::string cmd = argv[2];

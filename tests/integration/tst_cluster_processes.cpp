@@ -125,6 +125,7 @@ public:
         o.insert(QStringLiteral("heartbeatTicks"), 1);
         o.insert(QStringLiteral("requestTimeoutMs"), 5000);
         o.insert(QStringLiteral("stopTimeoutMs"), 5000);
+        o.insert(QStringLiteral("insecure"), true); // one machine; TLS has its own tests
         return o;
     }
     QString writeConfig(NodeId id, const QJsonObject &config) const

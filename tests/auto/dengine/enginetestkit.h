@@ -114,6 +114,7 @@ public:
         c.heartbeatTicks = 1;
         c.requestTimeoutMs = 5000;
         c.stopTimeoutMs = 5000;
+        c.insecure = true; // one machine; tst_dengine_tls runs a cluster on TLS
         return c;
     }
     DEngine *make(NodeId id, const DEngineConfig *custom = nullptr)

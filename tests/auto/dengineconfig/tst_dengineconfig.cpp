@@ -14,6 +14,9 @@ private:
         c.nodeId = 1;
         c.peers = {{1, QStringLiteral("127.0.0.1:7001")}, {2, QStringLiteral("127.0.0.1:7002")}, {3, QStringLiteral("127.0.0.1:7003")}};
         c.dataDirectory = QStringLiteral("/tmp/node1");
+        c.tlsCaFile = QStringLiteral("/etc/dengine/ca.pem");
+        c.tlsCertificateFile = QStringLiteral("/etc/dengine/node-1.pem");
+        c.tlsKeyFile = QStringLiteral("/etc/dengine/node-1.key");
         return c;
     }
 
@@ -47,6 +50,8 @@ private Q_SLOTS:
         QTest::newRow("port 0 in a peer others dial") << QStringLiteral("peers") << 11;
         QTest::newRow("maxPendingBytes") << QStringLiteral("maxPendingBytes") << 12;
         QTest::newRow("maxScanItems") << QStringLiteral("maxScanItems") << 13;
+        QTest::newRow("TLS without the authority") << QStringLiteral("tlsCaFile") << 14;
+        QTest::newRow("TLS without the key") << QStringLiteral("tlsKeyFile") << 15;
     }
     void validate_namesTheBadField()
     {
@@ -74,6 +79,8 @@ private Q_SLOTS:
         case 11: c.peers[2] = QStringLiteral("127.0.0.1:0"); break;
         case 12: c.maxPendingBytes = 0; break;
         case 13: c.maxScanItems = 0; break;
+        case 14: c.tlsCaFile.clear(); break;
+        case 15: c.tlsKeyFile.clear(); break;
         }
         const QString problem = c.validate();
         QVERIFY2(problem.startsWith(field + QLatin1Char(':')), qPrintable(problem));
@@ -86,7 +93,8 @@ private Q_SLOTS:
             "peers": {"1": "10.0.0.1:7001", "2": "10.0.0.2:7001", "3": "10.0.0.3:7001"},
             "listenAddress": "0.0.0.0:7001", "tickIntervalMs": 50, "electionTicks": 20, "heartbeatTicks": 2,
             "checkQuorum": false, "preVote": true, "maxKeyBytes": 100, "maxValueBytes": 1000,
-            "maxBatchOperations": 10, "maxPendingRequests": 99, "requestTimeoutMs": 1234, "stopTimeoutMs": 4321})");
+            "maxBatchOperations": 10, "maxPendingRequests": 99, "requestTimeoutMs": 1234, "stopTimeoutMs": 4321,
+            "tlsCaFile": "certs/ca.pem", "tlsCertificateFile": "/etc/dengine/node-2.pem", "tlsKeyFile": "certs/../keys/node-2.key"})");
         QString error;
         const DEngineConfig c = DEngineConfig::fromFile(path, &error);
         QVERIFY2(error.isEmpty(), qPrintable(error));
@@ -105,6 +113,23 @@ private Q_SLOTS:
         QCOMPARE(c.maxPendingRequests, 99);
         QCOMPARE(c.requestTimeoutMs, 1234);
         QCOMPARE(c.stopTimeoutMs, 4321);
+        // TLS files: relative to the configuration file's directory.
+        QCOMPARE(c.tlsCaFile, dir.filePath(QStringLiteral("certs/ca.pem")));
+        QCOMPARE(c.tlsCertificateFile, QStringLiteral("/etc/dengine/node-2.pem"));
+        QCOMPARE(c.tlsKeyFile, dir.filePath(QStringLiteral("keys/node-2.key")));
+        QCOMPARE(c.insecure, false);
+    }
+
+    // Plain TCP only when asked for: without TLS files and without insecure, a config is refused.
+    void validate_insecureIsAnExplicitOptIn()
+    {
+        DEngineConfig c = valid();
+        c.tlsCaFile.clear();
+        c.tlsCertificateFile.clear();
+        c.tlsKeyFile.clear();
+        QVERIFY(c.validate().startsWith(QStringLiteral("tlsCaFile:")));
+        c.insecure = true;
+        QCOMPARE(c.validate(), QString());
     }
 
     void fromFile_refusesWithAReason_data()
@@ -153,7 +178,7 @@ private Q_SLOTS:
         DEngineConfig::fromFile(big, &error);
         QVERIFY2(error.contains(QStringLiteral("clusterId")) && error.contains(QStringLiteral("string")), qPrintable(error));
         const QString asString = writeFile(dir, R"({"nodeId": "9007199254740993", "clusterId": "18446744073709551615",
-            "dataDirectory": "/tmp/x", "peers": {"9007199254740993": "127.0.0.1:7001"}})");
+            "dataDirectory": "/tmp/x", "peers": {"9007199254740993": "127.0.0.1:7001"}, "insecure": true})");
         const DEngineConfig c = DEngineConfig::fromFile(asString, &error);
         QVERIFY2(error.isEmpty(), qPrintable(error));
         QCOMPARE(c.nodeId, NodeId(9007199254740993ULL));

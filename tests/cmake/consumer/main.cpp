@@ -23,6 +23,7 @@ int main(int argc, char **argv)
     config.peers.insert(1, QStringLiteral("127.0.0.1:%1").arg(port));
     config.dataDirectory = dir.path();
     config.tickIntervalMs = 10;
+    config.insecure = true; // one node, one machine
     DEngine engine(config);
     if (!engine.start() || !engine.waitForReady(30000)) {
         std::fprintf(stderr, "consumer: the engine did not become ready\n");

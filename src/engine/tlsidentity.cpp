@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "engine/tlsidentity.h"
+
+#include "certs/certs.h"
+
+#include <QtCore/QFile>
+#include <QtNetwork/QSslKey>
+#include <QtNetwork/QSslSocket>
+
+namespace dengine::engine {
+
+QString TlsIdentity::memberName(quint64 node, quint64 cluster) { return QString::fromStdString(certs::memberName(node, cluster)); }
+
+quint64 TlsIdentity::memberOf(const QSslCertificate &certificate, quint64 cluster)
+{
+    // The DNS alternative names (what a member's certificate carries), else the common name.
+    QStringList names = certificate.subjectAlternativeNames().values(QSsl::DnsEntry);
+    if (names.isEmpty())
+        names = certificate.subjectInfo(QSslCertificate::CommonName);
+    const QString suffix = QStringLiteral(".c%1.dengine").arg(cluster);
+    for (const QString &name : names) {
+        if (!name.startsWith(QLatin1Char('n')) || !name.endsWith(suffix))
+            continue;
+        bool ok = false;
+        const quint64 node = name.mid(1, name.size() - 1 - suffix.size()).toULongLong(&ok);
+        if (ok && node != 0 && name == memberName(node, cluster))
+            return node;
+    }
+    return 0;
+}
+
+std::shared_ptr<const TlsIdentity> TlsIdentity::load(const DEngineConfig &config, QString *error)
+{
+    const auto fail = [&](const QString &why) -> std::shared_ptr<const TlsIdentity> {
+        if (error)
+            *error = why;
+        return nullptr;
+    };
+    if (!QSslSocket::supportsSsl())
+        return fail(QStringLiteral("TLS: this Qt has no TLS backend (the OpenSSL plugin); install it, or set insecure"));
+    // The checks a peer will make, first, with a message naming the file.
+    std::string why;
+    if (!certs::checkMember(config.tlsCaFile.toStdString(), config.tlsCertificateFile.toStdString(), config.tlsKeyFile.toStdString(),
+                            certs::memberName(config.nodeId, config.clusterId), &why))
+        return fail(QStringLiteral("TLS: %1").arg(QString::fromStdString(why)));
+    const QList<QSslCertificate> authorities = QSslCertificate::fromPath(config.tlsCaFile, QSsl::Pem);
+    const QList<QSslCertificate> own = QSslCertificate::fromPath(config.tlsCertificateFile, QSsl::Pem);
+    QFile keyFile(config.tlsKeyFile);
+    if (authorities.isEmpty() || own.isEmpty() || !keyFile.open(QIODevice::ReadOnly))
+        return fail(QStringLiteral("TLS: cannot load %1, %2 or %3").arg(config.tlsCaFile, config.tlsCertificateFile, config.tlsKeyFile));
+    const QByteArray keyPem = keyFile.readAll();
+    QSslKey key(keyPem, QSsl::Ec, QSsl::Pem);
+    if (key.isNull())
+        key = QSslKey(keyPem, QSsl::Rsa, QSsl::Pem);
+    if (key.isNull())
+        return fail(QStringLiteral("TLS: key file %1: not an EC or RSA private key Qt can use").arg(config.tlsKeyFile));
+
+    auto identity = std::make_shared<TlsIdentity>();
+    identity->m_cluster = config.clusterId;
+    QSslConfiguration c = QSslConfiguration::defaultConfiguration();
+    c.setProtocol(QSsl::TlsV1_3OrLater);
+    c.setPeerVerifyMode(QSslSocket::VerifyPeer); // both ways: a client certificate is required too
+    c.setCaCertificates(authorities);            // this cluster's authority, not the system's
+    c.setLocalCertificate(own.front());
+    c.setLocalCertificateChain(own);
+    c.setPrivateKey(key);
+    identity->m_configuration = c;
+    return identity;
+}
+
+} // namespace dengine::engine

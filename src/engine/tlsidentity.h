@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <dengine/dengineconfig.h>
+
+#include <QtNetwork/QSslCertificate>
+#include <QtNetwork/QSslConfiguration>
+
+#include <memory>
+
+namespace dengine::engine {
+
+// A node's side of mutual TLS, between nodes (and, with the same code, to clients): TLS 1.3 only;
+// its own certificate and key; the cluster's authority as the only one trusted; the peer's
+// certificate required and checked against the member it claims to be. A member's certificate
+// names it as certs::memberName(node, cluster) (subject CN and DNS alternative name; dengine-ctl
+// certs makes them).
+//
+// Threads: immutable once loaded; share it between threads freely.
+class TlsIdentity {
+public:
+    // Loads and checks the configuration's files as a peer would: readable, parsable, signed by the
+    // authority, valid now, naming this node of this cluster, the key the certificate's. On failure
+    // returns null and sets *error to a sentence naming the configuration field and the file.
+    static std::shared_ptr<const TlsIdentity> load(const DEngineConfig &config, QString *error);
+
+    // The configuration for sockets on either side: verification on, the authority only.
+    const QSslConfiguration &configuration() const { return m_configuration; }
+    quint64 clusterId() const { return m_cluster; }
+
+    static QString memberName(quint64 node, quint64 cluster);
+    // The member of `cluster` a certificate names, or 0 when it names none (another cluster's, a
+    // client's, a stranger's).
+    static quint64 memberOf(const QSslCertificate &certificate, quint64 cluster);
+
+private:
+    QSslConfiguration m_configuration;
+    quint64 m_cluster = 0;
+};
+
+} // namespace dengine::engine
