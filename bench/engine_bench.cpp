@@ -15,8 +15,13 @@
 // <cpu%>", the column layout of etcd-baseline.sh's rows (cpu% is this whole process: nodes and
 // clients together; 200 = both cores), then "N=3 ready: ... all=[...]" and "N=3 failover: ...".
 //
-//   engine_bench [--dir DIR] [--seconds S] [--rows put:1,put:16,...] [--node PATH] [--trials N]
+// With --tls the nodes speak mutual TLS (certificates made under DIR), and the rows are labelled
+// "dengtls" instead of "dengine"; without it they run on plain TCP (insecure), as before.
+//
+//   engine_bench [--dir DIR] [--seconds S] [--rows put:1,put:16,...] [--node PATH] [--trials N] [--tls]
 #include <dengine/dengine.h>
+
+#include "certs/certs.h"
 
 #include "../tests/auto/common/testports.h"
 
@@ -75,13 +80,27 @@ struct Row {
 
 class InProcessCluster {
 public:
-    InProcessCluster(const QString &dir, bool leaseReads)
+    InProcessCluster(const QString &dir, bool leaseReads, bool tls)
     {
         const QList<quint16> ports = freePorts(3);
         QMap<NodeId, QString> peers;
         for (int i = 0; i < 3; ++i)
             peers.insert(NodeId(i + 1), QStringLiteral("127.0.0.1:%1").arg(ports[i]));
         QDir().mkpath(dir);
+        if (tls) {
+            const std::string certs = QDir(dir).filePath(QStringLiteral("certs")).toStdString();
+            QDir().mkpath(QString::fromStdString(certs));
+            dengine::certs::Options o;
+            o.cluster = 1;
+            std::string error;
+            bool ok = dengine::certs::createAuthority(certs, o, &error);
+            for (NodeId id = 1; ok && id <= 3; ++id)
+                ok = dengine::certs::createMember(certs, id, o, &error);
+            if (!ok) {
+                std::fprintf(stderr, "engine_bench: %s\n", error.c_str());
+                std::exit(1);
+            }
+        }
         for (NodeId id = 1; id <= 3; ++id) {
             DEngineConfig c;
             c.nodeId = id;
@@ -89,6 +108,14 @@ public:
             c.dataDirectory = QDir(dir).filePath(QStringLiteral("node%1").arg(id));
             c.leaseReads = leaseReads;
             c.maxPendingRequests = 1000000;
+            if (tls) {
+                const QString certs = QDir(dir).filePath(QStringLiteral("certs"));
+                c.tlsCaFile = certs + QStringLiteral("/ca.pem");
+                c.tlsCertificateFile = certs + QStringLiteral("/node-%1.pem").arg(id);
+                c.tlsKeyFile = certs + QStringLiteral("/node-%1.key").arg(id);
+            } else {
+                c.insecure = true;
+            }
             nodes.push_back(std::make_unique<DEngine>(c));
         }
         for (auto &n : nodes)
@@ -111,10 +138,10 @@ struct RowResult {
     double cpuPercent = 0;
 };
 
-RowResult runRow(const QString &dir, const Row &row, double seconds)
+RowResult runRow(const QString &dir, const Row &row, double seconds, bool tls)
 {
     const bool lease = row.load == QLatin1String("leaseget");
-    InProcessCluster cluster(dir, lease);
+    InProcessCluster cluster(dir, lease, tls);
     DEngine *leader = nullptr;
     pump([&] { return (leader = cluster.leader()) != nullptr; }, 60000);
     if (!leader) {
@@ -265,6 +292,7 @@ void runProcesses(const QString &program, const QString &dir, int trials)
         c.insert(QStringLiteral("nodeId"), i);
         c.insert(QStringLiteral("peers"), peers);
         c.insert(QStringLiteral("dataDirectory"), QDir(dir).filePath(QStringLiteral("proc%1").arg(i)));
+        c.insert(QStringLiteral("insecure"), true); // the ready and failover rows measure elections, not TLS
         const QString path = QDir(dir).filePath(QStringLiteral("node%1.json").arg(i));
         QFile f(path);
         f.open(QIODevice::WriteOnly);
@@ -344,23 +372,26 @@ int main(int argc, char **argv)
     p.addOption(secOpt);
     p.addOption(rowsOpt);
     p.addOption(nodeOpt);
+    QCommandLineOption tlsOpt(QStringLiteral("tls"), QStringLiteral("Mutual TLS between the nodes (rows labelled dengtls)."));
     p.addOption(trialsOpt);
+    p.addOption(tlsOpt);
     p.process(app);
+    const bool tls = p.isSet(tlsOpt);
 
     const QString dir = QDir(p.value(dirOpt)).absolutePath();
     const double seconds = p.value(secOpt).toDouble();
-    std::printf("engine_bench: 3 embedded nodes in one process on 127.0.0.1, fsync on, data in %s, %.0f s per row, key 16 B, value 128 B, "
-                "closed loop, all calls to the leader, a new cluster per row\n",
-                qPrintable(dir), seconds);
+    std::printf("engine_bench: 3 embedded nodes in one process on 127.0.0.1, fsync on, %s, data in %s, %.0f s per row, key 16 B, "
+                "value 128 B, closed loop, all calls to the leader, a new cluster per row\n",
+                tls ? "mutual TLS 1.3 between nodes" : "plain TCP between nodes", qPrintable(dir), seconds);
     std::printf("%-3s %-7s %-8s %4s %10s %9s %9s %6s %6s\n", "N", "tool", "load", "c", "ops/s", "p50_ms", "p99_ms", "errors", "cpu%");
     int rowNumber = 0;
     for (const QString &spec : p.value(rowsOpt).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
         Row row{spec.section(QLatin1Char(':'), 0, 0), spec.section(QLatin1Char(':'), 1, 1).toInt()};
         const QString rowDir = QDir(dir).filePath(QStringLiteral("row%1").arg(++rowNumber));
         QDir(rowDir).removeRecursively();
-        const RowResult r = runRow(rowDir, row, seconds);
+        const RowResult r = runRow(rowDir, row, seconds, tls);
         QDir(rowDir).removeRecursively();
-        std::printf("%-3d %-7s %-8s %4d %10.0f %9.2f %9.2f %6llu %6.0f\n", 3, "dengine", qPrintable(row.load), row.clients, r.opsPerSecond, r.p50ms,
+        std::printf("%-3d %-7s %-8s %4d %10.0f %9.2f %9.2f %6llu %6.0f\n", 3, tls ? "dengtls" : "dengine", qPrintable(row.load), row.clients, r.opsPerSecond, r.p50ms,
                     r.p99ms, static_cast<unsigned long long>(r.errors), r.cpuPercent);
         std::fflush(stdout);
     }

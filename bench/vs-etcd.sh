@@ -21,6 +21,9 @@ for r in $(seq "$rounds"); do
     echo "== round $r: DEngine (engine_bench)"
     "$build/bench/engine_bench" --dir "$data" --seconds "$secs" | tee "$out/dengine$r.txt"
     rm -rf "$data"
+    echo "== round $r: DEngine on mutual TLS (engine_bench --tls, the put c=64 and linearizable get rows)"
+    "$build/bench/engine_bench" --dir "$data" --seconds "$secs" --tls --rows put:64,lget:16 --node "" | tee "$out/dengtls$r.txt"
+    rm -rf "$data"
     echo "== round $r: etcd ($shared/etcd-baseline.sh, 3 members)"
     VARIANTS=3 DURATION="$secs" RESULTS_FILE="$out/etcd$r.txt" "$shared/etcd-baseline.sh" >/dev/null 2>"$out/etcd$r.log" || {
         tail -20 "$out/etcd$r.log" >&2; exit 1; }
@@ -43,6 +46,7 @@ def rows(path, tool):
             r[m.group(1)] = [int(x) for x in m.group(2).split()]
     return r
 d = [rows(f"{out}/dengine{i}.txt", "dengine") for i in range(1, rounds + 1)]
+t = [rows(f"{out}/dengtls{i}.txt", "dengtls") for i in range(1, rounds + 1)]
 e = [rows(f"{out}/etcd{i}.txt", "wrk") for i in range(1, rounds + 1)]
 def med(runs, key, i):
     xs = [x[key][i] for x in runs if key in x]
@@ -60,6 +64,16 @@ for load, c, etcdLoad in [("put", "1", "put"), ("put", "16", "put"), ("put", "64
         for i, name in ((1, "p50"), (2, "p99")):
             o, t = med(d, k, i), med(e, ek, i)
             print(f"| {load} c={c} {name} ms | {o:.2f} | {t:.2f} | {o / t:.2f}x (lower is better) |")
+print()
+print("DEngine with mutual TLS 1.3 between the nodes / plain TCP, same run")
+print("| row | TLS | plain TCP | TLS / plain |")
+print("|---|---|---|---|")
+for load, c in [("put", "64"), ("lget", "16")]:
+    k = (load, c)
+    on, off = med(t, k, 0), med(d, k, 0)
+    print(f"| {load} c={c} ops/s | {on:.0f} | {off:.0f} | {on / off:.2f}x |")
+    o1, o2 = med(t, k, 1), med(d, k, 1)
+    print(f"| {load} c={c} p50 ms | {o1:.2f} | {o2:.2f} | {o1 / o2:.2f}x |")
 for key in ("ready", "failover"):
     o = [v for x in d if key in x for v in x[key]]
     t = [v for x in e if key in x for v in x[key]]

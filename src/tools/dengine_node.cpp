@@ -36,7 +36,9 @@ const char usageText[] = R"(Runs one DEngine node and drives it through stdin an
 
 The configuration file is DEngineConfig's JSON (DEngineConfig::fromFile), for example:
   {"nodeId": 1, "dataDirectory": "/tmp/n1",
-   "peers": {"1": "127.0.0.1:7001", "2": "127.0.0.1:7002", "3": "127.0.0.1:7003"}}
+   "peers": {"1": "127.0.0.1:7001", "2": "127.0.0.1:7002", "3": "127.0.0.1:7003"},
+   "tlsCaFile": "certs/ca.pem", "tlsCertificateFile": "certs/node-1.pem", "tlsKeyFile": "certs/node-1.key"}
+(paths relative to the file; dengine-ctl certs makes them), or "insecure": true for plain TCP.
 
 Stdout, one line each, flushed at once:
   ready | leader <id> | term <n> | first <index> | stopping | stopped
