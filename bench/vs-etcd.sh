@@ -62,8 +62,14 @@ for load, c, etcdLoad in [("put", "1", "put"), ("put", "16", "put"), ("put", "64
     print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} ({etcdLoad}) | {ours / theirs:.2f}x |")
     if load == "put" and c in ("1", "64"):
         for i, name in ((1, "p50"), (2, "p99")):
-            o, t = med(d, k, i), med(e, ek, i)
-            print(f"| {load} c={c} {name} ms | {o:.2f} | {t:.2f} | {o / t:.2f}x (lower is better) |")
+            o, theirs = med(d, k, i), med(e, ek, i)
+            print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
+for key in ("ready", "failover"):
+    ours = [v for x in d if key in x for v in x[key]]
+    theirs = [v for x in e if key in x for v in x[key]]
+    if ours and theirs:
+        mo, mt = statistics.median(ours), statistics.median(theirs)
+        print(f"| {key} ms (median) | {mo:.0f} | {mt:.0f} | {mo / mt:.2f}x (lower is better) |")
 print()
 print("DEngine with mutual TLS 1.3 between the nodes / plain TCP, same run")
 print("| row | TLS | plain TCP | TLS / plain |")
@@ -74,10 +80,4 @@ for load, c in [("put", "64"), ("lget", "16")]:
     print(f"| {load} c={c} ops/s | {on:.0f} | {off:.0f} | {on / off:.2f}x |")
     o1, o2 = med(t, k, 1), med(d, k, 1)
     print(f"| {load} c={c} p50 ms | {o1:.2f} | {o2:.2f} | {o1 / o2:.2f}x |")
-for key in ("ready", "failover"):
-    o = [v for x in d if key in x for v in x[key]]
-    t = [v for x in e if key in x for v in x[key]]
-    if o and t:
-        mo, mt = statistics.median(o), statistics.median(t)
-        print(f"| {key} ms (median) | {mo:.0f} | {mt:.0f} | {mo / mt:.2f}x (lower is better) |")
 PY
