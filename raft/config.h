@@ -68,12 +68,18 @@ struct InjectedBugs {
     // The durability acknowledgement matched by the (index, term) of the write's last entry instead
     // of by the write: an old write's acknowledgement passes for a newer write of the same entry.
     bool acknowledgeByIndexAndTerm = false;
+    // Snapshots: a follower installs a snapshot at or below its commit index (its log and commit go
+    // back to it, and entries it may have applied are forgotten)...
+    bool restoreCommittedSnapshot = false;
+    // ...or, given a snapshot whose index its log reaches, commits up to it without checking that
+    // its entry there has the snapshot's term (it may be from a deposed leader).
+    bool snapshotCommitWithoutTermCheck = false;
 
     bool any() const
     {
         return grantSecondVoteInTerm || commitOldTermByCounting || readWithoutQuorum || leaseReadAfterTimeoutNow
             || leaseBackAfterAbortedTransfer || campaignInPromiseWhenUnreachable || campaignInRestartQuarantine
-            || acknowledgeByIndexAndTerm;
+            || acknowledgeByIndexAndTerm || restoreCommittedSnapshot || snapshotCommitWithoutTermCheck;
     }
 };
 
@@ -91,6 +97,8 @@ inline constexpr InjectedBugName InjectedBugNames[] = {
     {"campaign-in-promise-when-unreachable", &InjectedBugs::campaignInPromiseWhenUnreachable},
     {"campaign-in-restart-quarantine", &InjectedBugs::campaignInRestartQuarantine},
     {"ack-by-index-and-term", &InjectedBugs::acknowledgeByIndexAndTerm},
+    {"restore-old-snapshot", &InjectedBugs::restoreCommittedSnapshot},
+    {"snapshot-commit-without-term-check", &InjectedBugs::snapshotCommitWithoutTermCheck},
 };
 
 // Everything that parameterizes one Raft node. Time is counted in ticks: the runtime calls
@@ -141,7 +149,8 @@ struct Config {
     bool disableProposalForwarding = false;
 
     // The last index the state machine had applied when the node restarted; committed entries up to
-    // it are not handed out again. 0 replays the whole log.
+    // it are not handed out again. 0 replays the log after the newest snapshot (Storage::snapshot),
+    // which the runtime restores its state machine from before it starts the node.
     Index applied = 0;
 
     Logger *logger = nullptr; // optional; not owned

@@ -19,6 +19,8 @@ std::optional<Index> Unstable::lastIndex() const
 
 std::optional<Term> Unstable::term(Index index) const
 {
+    if (m_snapshot && index == m_snapshot->metadata.index)
+        return m_snapshot->metadata.term;
     if (index < m_offset || index >= m_offset + m_entries.size())
         return std::nullopt;
     return m_entries[index - m_offset].term;
@@ -29,8 +31,22 @@ std::vector<Entry> Unstable::notInProgress() const
     return {m_entries.begin() + (m_offsetInProgress - m_offset), m_entries.end()};
 }
 
+void Unstable::restore(Snapshot snapshot)
+{
+    m_entries.clear();
+    m_offset = snapshot.metadata.index + 1;
+    m_offsetInProgress = m_offset;
+    // Writes handed out before it wrote entries the snapshot replaces: their acknowledgements make
+    // nothing durable any more (the snapshot's own write, later, does).
+    m_marks.clear();
+    m_snapshot = std::move(snapshot);
+    m_snapshotWriteId = 0;
+}
+
 void Unstable::acceptInProgress(std::uint64_t writeId)
 {
+    if (m_snapshot && m_snapshotWriteId == 0)
+        m_snapshotWriteId = writeId;
     const Index end = m_offset + m_entries.size();
     if (m_offsetInProgress < end)
         m_marks.push_back(Mark{writeId, end - 1, end - 1, m_entries.back().term});
@@ -39,6 +55,10 @@ void Unstable::acceptInProgress(std::uint64_t writeId)
 
 void Unstable::stableTo(std::uint64_t writeId, bool byIndexAndTerm)
 {
+    if (m_snapshot && m_snapshotWriteId != 0 && m_snapshotWriteId <= writeId) {
+        m_snapshot.reset();
+        m_snapshotWriteId = 0;
+    }
     if (byIndexAndTerm) {
         // The bug this replaced: look the write's last entry up by (index, term), which a later
         // write may have appended again after a truncation.
@@ -78,6 +98,8 @@ void Unstable::truncateAndAppend(const std::vector<Entry> &entries)
 {
     if (entries.empty())
         return;
+    // Nothing at or below a pending snapshot is ever replaced: that is all committed.
+    assert(!m_snapshot || entries.front().index > m_snapshot->metadata.index);
     const Index from = entries.front().index;
     const Index end = m_offset + m_entries.size();
     if (from == end) {
@@ -125,24 +147,50 @@ void Unstable::slice(Index lo, Index hi, std::uint64_t &budget, std::vector<Entr
 RaftLog::RaftLog(Storage &storage, std::uint64_t maxApplyBytes)
     : m_storage(storage), m_unstable(storage.lastIndex() + 1), m_maxApplyBytes(maxApplyBytes)
 {
-    // Everything up to the snapshot is committed and applied by definition.
-    m_committed = storage.firstIndex() - 1;
-    m_applying = storage.firstIndex() - 1;
+    // Everything up to the snapshot is committed and applied by definition (the runtime restores its
+    // state machine from the newest snapshot at start); the log may keep entries behind it.
+    m_committed = std::max(storage.firstIndex() - 1, storage.snapshot().metadata.index);
+    m_applying = m_committed;
 }
 
-Index RaftLog::firstIndex() const { return m_storage.firstIndex(); }
+Index RaftLog::firstIndex() const
+{
+    if (const auto &snap = m_unstable.snapshot())
+        return snap->metadata.index + 1;
+    return m_storage.firstIndex();
+}
 
 Index RaftLog::lastIndex() const
 {
     if (auto last = m_unstable.lastIndex())
         return *last;
+    if (const auto &snap = m_unstable.snapshot())
+        return snap->metadata.index;
     return m_storage.lastIndex();
+}
+
+Snapshot RaftLog::snapshot() const
+{
+    if (const auto &snap = m_unstable.snapshot())
+        return *snap;
+    return m_storage.snapshot();
+}
+
+void RaftLog::restore(Snapshot snapshot, bool allowAtOrBelowCommit)
+{
+    if (snapshot.metadata.index <= m_committed && !allowAtOrBelowCommit)
+        throw std::logic_error("raft: restoring snapshot " + std::to_string(snapshot.metadata.index) + " at or below commit "
+                               + std::to_string(m_committed));
+    m_committed = snapshot.metadata.index;
+    m_unstable.restore(std::move(snapshot));
 }
 
 Term RaftLog::lastTerm() const { return termOrZero(lastIndex()); }
 
 std::optional<Term> RaftLog::term(Index index) const
 {
+    if (index + 1 < firstIndex())
+        return std::nullopt; // compacted
     if (auto t = m_unstable.term(index))
         return t;
     // Indexes at or above the unstable offset that the unstable part lacks are beyond the log, even

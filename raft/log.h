@@ -26,6 +26,9 @@ namespace dengine::raft {
 // wrote; a conflicting append that cuts into the handed-out part pulls every mark at or after the
 // cut back to the entry before it (the later write replaces the rest on disk). An acknowledged id
 // then makes durable exactly what that write and the ones before it left standing.
+//
+// A snapshot received from the leader replaces the whole log (restore): it waits here, before the
+// entries that follow it, until the write that carries it is acknowledged.
 class Unstable {
 public:
     explicit Unstable(Index offset) : m_offset(offset), m_offsetInProgress(offset) {}
@@ -34,6 +37,12 @@ public:
     bool empty() const { return m_entries.empty(); }
     std::optional<Index> lastIndex() const;
     std::optional<Term> term(Index index) const;
+
+    // The snapshot not yet durable, if any (its index is offset() - 1).
+    const std::optional<Snapshot> &snapshot() const { return m_snapshot; }
+    bool hasSnapshotToHandOut() const { return m_snapshot && m_snapshotWriteId == 0; }
+    // Replaces everything with the snapshot: the entries, and what earlier writes would make durable.
+    void restore(Snapshot snapshot);
 
     bool hasNotInProgress() const { return m_offsetInProgress < m_offset + m_entries.size(); }
     // The entries not yet handed out, in order.
@@ -61,6 +70,8 @@ private:
     Index m_offset;
     Index m_offsetInProgress;
     std::deque<Mark> m_marks; // ascending write ids, non-decreasing `last`
+    std::optional<Snapshot> m_snapshot;
+    std::uint64_t m_snapshotWriteId = 0; // the write it was handed out in; 0 while not handed out
 };
 
 // A node's view of its whole log: the durable part in Storage and the unstable tail in memory, the
@@ -69,6 +80,8 @@ class RaftLog {
 public:
     RaftLog(Storage &storage, std::uint64_t maxApplyBytes);
 
+    // The first index that has an entry (or would have: lastIndex() + 1 right after a snapshot); the
+    // position before it holds the newest snapshot's term.
     Index firstIndex() const;
     Index lastIndex() const;
     Term lastTerm() const;
@@ -95,12 +108,28 @@ public:
     // Handed out for applying: the core counts entries as applied once they are in a Ready.
     Index applied() const { return m_applying; }
 
-    // The durable prefix: everything at or below this index is in Storage.
-    Index stableLastIndex() const { return m_unstable.offset() - 1; }
+    // The durable prefix: everything at or below this index is in Storage. While a received
+    // snapshot is not yet durable, only what the storage's own snapshot covers counts (the rest of
+    // the stored log is being replaced).
+    Index stableLastIndex() const
+    {
+        return m_unstable.snapshot() ? m_storage.firstIndex() - 1 : m_unstable.offset() - 1;
+    }
     void stableTo(std::uint64_t writeId, bool byIndexAndTerm = false) { m_unstable.stableTo(writeId, byIndexAndTerm); }
-    bool hasUnstableToHandOut() const { return m_unstable.hasNotInProgress(); }
+    bool hasUnstableToHandOut() const { return m_unstable.hasNotInProgress() || m_unstable.hasSnapshotToHandOut(); }
     std::vector<Entry> unstableToHandOut() const { return m_unstable.notInProgress(); }
+    // The received snapshot to hand out with the next write, if any.
+    const Snapshot *unstableSnapshotToHandOut() const
+    {
+        return m_unstable.hasSnapshotToHandOut() ? &*m_unstable.snapshot() : nullptr;
+    }
     void acceptUnstable(std::uint64_t writeId) { m_unstable.acceptInProgress(writeId); }
+
+    // The newest snapshot: a received one not yet durable, else the storage's.
+    Snapshot snapshot() const;
+    // Replaces the log with a snapshot from the leader (whose index is beyond the commit index; the
+    // injected bug restoreCommittedSnapshot lets an older one through).
+    void restore(Snapshot snapshot, bool allowAtOrBelowCommit = false);
 
     // Committed entries that are durable here and not yet handed out, up to maxApplyBytes. Throws
     // std::runtime_error when the storage cannot give back entries it holds as durable (it broke its

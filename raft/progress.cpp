@@ -39,8 +39,19 @@ void Inflights::reset()
 
 void Progress::becomeProbe()
 {
+    // Out of Snapshot state, the follower has (or will have had) the snapshot: probe after it.
+    next = state == ProgressState::Snapshot ? std::max(match + 1, pendingSnapshot + 1) : match + 1;
     state = ProgressState::Probe;
-    next = match + 1;
+    pendingSnapshot = 0;
+    probeSent = false;
+    inflights.reset();
+}
+
+void Progress::becomeSnapshot(Index snapshotIndex, std::uint64_t nowTick)
+{
+    state = ProgressState::Snapshot;
+    pendingSnapshot = snapshotIndex;
+    snapshotSentTick = nowTick;
     probeSent = false;
     inflights.reset();
 }
@@ -48,6 +59,7 @@ void Progress::becomeProbe()
 void Progress::becomeReplicate()
 {
     state = ProgressState::Replicate;
+    pendingSnapshot = 0;
     next = match + 1;
     probeSent = false;
     inflights.reset();
@@ -116,7 +128,8 @@ std::string Progress::describe() const
 {
     static const char *names[] = {"probe", "replicate", "snapshot"};
     return std::string(names[static_cast<int>(state)]) + " match=" + std::to_string(match) + " next=" + std::to_string(next)
-        + " inflight=" + std::to_string(inflights.count());
+        + " inflight=" + std::to_string(inflights.count())
+        + (state == ProgressState::Snapshot ? " snapshot=" + std::to_string(pendingSnapshot) : std::string());
 }
 
 } // namespace dengine::raft

@@ -45,7 +45,8 @@ private:
 //             heartbeat response) before the next, stepping `next` back on rejection.
 //  Replicate: the follower matched; send optimistically (next = last sent + 1), many messages in
 //             flight up to the Inflights window.
-//  Snapshot:  reserved for snapshots: the follower needs one before any Append can match.
+//  Snapshot:  the follower needs entries the leader compacted: a snapshot is on its way to it, and
+//             nothing else is sent until it is acknowledged or reported lost (RawNode::reportSnapshot).
 enum class ProgressState : std::uint8_t { Probe, Replicate, Snapshot };
 
 struct Progress {
@@ -62,10 +63,13 @@ struct Progress {
     bool probeSent = false;    // Probe: an Append is outstanding, wait for its answer
     bool recentActive = false; // heard from since the last check-quorum round
     bool isLearner = false;    // reserved (learners)
+    Index pendingSnapshot = 0; // Snapshot: the index of the snapshot sent
+    std::uint64_t snapshotSentTick = 0; // Snapshot: when it was sent
     Inflights inflights;
 
     void becomeProbe();
     void becomeReplicate();
+    void becomeSnapshot(Index snapshotIndex, std::uint64_t nowTick);
     // An acknowledgement of `index`: returns true if match moved forward.
     bool maybeUpdate(Index index);
     // A rejection of the Append at `rejected`; `hint` is where the leader wants to probe next.

@@ -351,13 +351,10 @@ Status Raft::step(Message m)
 {
     if (m.to != m_id || m.from == NoNode || m.from == m_id)
         return Status::InvalidMessage;
-    switch (m.type) {
-    case MessageType::Snapshot:
-    case MessageType::SnapshotResponse:
+    if (m.type == MessageType::SnapshotResponse)
         return Status::Unsupported;
-    default:
-        break;
-    }
+    if (m.type == MessageType::Snapshot && (!m.snapshot || m.snapshot->empty()))
+        return Status::InvalidMessage;
     // Nodes outside the configuration are ignored entirely: a removed node that does not know it
     // was removed cannot disrupt the cluster with its elections.
     if (!m_progress.count(m.from))
@@ -386,13 +383,14 @@ Status Raft::step(Message m)
         } else if (m.type == MessageType::PreVoteResponse && !m.reject) {
             // A granted pre-vote carries the term we would campaign in, not a newer leader's term.
         } else {
-            const bool fromLeader = m.type == MessageType::Append || m.type == MessageType::Heartbeat;
+            const bool fromLeader = m.type == MessageType::Append || m.type == MessageType::Heartbeat || m.type == MessageType::Snapshot;
             if (m_role == Role::Leader || m_term != m.term)
                 logEvent(LogLevel::Info, "saw term " + std::to_string(m.term) + " from node " + std::to_string(m.from));
             becomeFollower(m.term, fromLeader ? m.from : NoNode);
         }
     } else if (m.term != 0 && m.term < m_term) {
-        if ((m_cfg.checkQuorum || m_cfg.preVote) && (m.type == MessageType::Heartbeat || m.type == MessageType::Append)) {
+        if ((m_cfg.checkQuorum || m_cfg.preVote)
+            && (m.type == MessageType::Heartbeat || m.type == MessageType::Append || m.type == MessageType::Snapshot)) {
             // A stale leader, perhaps back from a partition. With pre-vote or check-quorum our
             // higher term might otherwise never reach it (we never campaign against it), so tell
             // it, and it steps down.
@@ -593,6 +591,7 @@ Status Raft::stepLeader(Message &m)
         return Status::Ok;
     case MessageType::Append:
     case MessageType::Heartbeat:
+    case MessageType::Snapshot:
         // Another leader in our own term: impossible unless election safety is broken. Ignore it and
         // let the invariant checks report the cause.
         logEvent(LogLevel::Error, "received " + std::string(toString(m.type)) + " from node " + std::to_string(m.from)
@@ -622,10 +621,18 @@ void Raft::handleAppendResponse(const Message &m)
     }
     if (!pr.maybeUpdate(m.index))
         return; // a duplicate or reordered acknowledgement
-    if (pr.state == ProgressState::Probe)
+    if (pr.state == ProgressState::Probe) {
         pr.becomeReplicate();
-    else if (pr.state == ProgressState::Replicate)
+    } else if (pr.state == ProgressState::Snapshot) {
+        // The follower has the snapshot (or got this far otherwise): go on with entries once they
+        // follow on from what it has; until then the snapshot's report decides.
+        if (pr.match + 1 >= m_log.firstIndex()) {
+            pr.becomeProbe();
+            pr.becomeReplicate();
+        }
+    } else {
         pr.inflights.freeLE(m.index);
+    }
     maybeCommit();
     m_broadcastPending = true;
     if (m.from == m_leadTransferee && pr.match == m_log.lastIndex())
@@ -814,9 +821,7 @@ bool Raft::sendAppend(NodeId to, Progress &pr, bool allowEmpty)
     const auto prevTerm = m_log.term(prevIndex);
     Message m;
     if (!prevTerm || !m_log.entries(pr.next, m_log.lastIndex() + 1, m_cfg.maxSizePerMsg, m.entries)) {
-        // The follower needs entries that were compacted away: only a snapshot can catch it up,
-        // and snapshots are not supported yet (no compaction happens, so this is unreachable today).
-        logEvent(LogLevel::Error, "node " + std::to_string(to) + " needs a snapshot, which is not supported yet");
+        sendSnapshot(to, pr); // what it needs next is compacted
         return false;
     }
     if (m.entries.empty() && !allowEmpty)
@@ -834,6 +839,109 @@ bool Raft::sendAppend(NodeId to, Progress &pr, bool allowEmpty)
     pr.sentCommit = std::max(pr.sentCommit, m.commit);
     send(std::move(m));
     return true;
+}
+
+void Raft::sendSnapshot(NodeId to, Progress &pr)
+{
+    // Only to a follower heard from lately: a snapshot is big, and a dead node would take it only to
+    // lose it.
+    if (!pr.recentActive)
+        return;
+    Snapshot snap = m_log.snapshot();
+    if (snap.empty()) {
+        logEvent(LogLevel::Error, "node " + std::to_string(to) + " needs entries from " + std::to_string(pr.next)
+                                     + ", which are compacted, and there is no snapshot to send");
+        return;
+    }
+    Message m;
+    m.type = MessageType::Snapshot;
+    m.to = to;
+    m.index = snap.metadata.index;
+    m.logTerm = snap.metadata.term;
+    m.commit = m_log.committed();
+    logEvent(LogLevel::Info, "sending the snapshot at index " + std::to_string(snap.metadata.index) + " (term "
+                                 + std::to_string(snap.metadata.term) + ") to node " + std::to_string(to) + ", which needs index "
+                                 + std::to_string(pr.next) + " (compacted)");
+    pr.becomeSnapshot(snap.metadata.index, m_ticks);
+    m.snapshot = std::make_shared<const Snapshot>(std::move(snap));
+    send(std::move(m));
+}
+
+void Raft::reportSnapshot(NodeId id, bool delivered)
+{
+    if (m_role != Role::Leader)
+        return;
+    const auto it = m_progress.find(id);
+    if (it == m_progress.end() || it->second.state != ProgressState::Snapshot)
+        return;
+    Progress &pr = it->second;
+    if (!delivered) {
+        logEvent(LogLevel::Warning, "the snapshot at index " + std::to_string(pr.pendingSnapshot) + " did not reach node "
+                                        + std::to_string(id) + "; it will be sent again");
+        pr.pendingSnapshot = 0;
+    }
+    // Probe again, but only once the follower answers a heartbeat (it may still be installing it):
+    // its acknowledgement of the snapshot, if it comes first, moves it on as well.
+    pr.becomeProbe();
+    pr.probeSent = true;
+}
+
+void Raft::handleSnapshot(const Message &m)
+{
+    notePromise();
+    const SnapshotMetadata &md = m.snapshot->metadata;
+    Message resp;
+    resp.type = MessageType::AppendResponse;
+    resp.to = m.from;
+    if (restore(*m.snapshot)) {
+        logEvent(LogLevel::Info, "restored the snapshot at index " + std::to_string(md.index) + " (term " + std::to_string(md.term) + ")");
+        resp.index = m_log.lastIndex();
+    } else {
+        resp.index = m_log.committed();
+    }
+    send(std::move(resp));
+}
+
+bool Raft::restore(const Snapshot &snap)
+{
+    const SnapshotMetadata &md = snap.metadata;
+    const bool bug = m_cfg.bugs.restoreCommittedSnapshot;
+    if (md.index <= m_log.committed() && !bug)
+        return false; // it has all of that already (a late or duplicated snapshot)
+    const ConfState &cs = md.confState;
+    if (!cs.learners.empty() || !cs.votersOutgoing.empty() || !cs.learnersNext.empty() || cs.autoLeave) {
+        logEvent(LogLevel::Error, "ignored a snapshot whose configuration has learners or is joint (not supported yet)");
+        return false;
+    }
+    if (std::find(cs.voters.begin(), cs.voters.end(), m_id) == cs.voters.end()) {
+        logEvent(LogLevel::Warning, "ignored a snapshot whose configuration does not include this node");
+        return false;
+    }
+    const bool haveLast = m_cfg.bugs.snapshotCommitWithoutTermCheck ? m_log.lastIndex() >= md.index : m_log.matchTerm(md.index, md.term);
+    if (md.index > m_log.committed() && haveLast) {
+        // The log already has the snapshot's last entry: everything up to it is committed, and the
+        // entries after it may still be good. Fast-forward the commit instead of throwing them away.
+        m_log.commitTo(md.index);
+        return false;
+    }
+    m_log.restore(snap, bug);
+    m_voters = JointConfig{MajorityConfig(cs.voters), MajorityConfig()};
+    std::map<NodeId, Progress> progress;
+    const Index last = m_log.lastIndex();
+    for (NodeId id : m_voters.ids()) {
+        const auto it = m_progress.find(id);
+        progress.emplace(id, it != m_progress.end() ? std::move(it->second) : Progress(last + 1, m_cfg.maxInflightMsgs, m_cfg.maxInflightBytes));
+    }
+    m_progress = std::move(progress);
+    return true;
+}
+
+ConfState Raft::confState() const
+{
+    ConfState cs;
+    cs.voters = m_voters.incoming.voters();
+    cs.votersOutgoing = m_voters.outgoing.voters();
+    return cs;
 }
 
 void Raft::broadcastHeartbeat(std::uint64_t round)
@@ -877,6 +985,10 @@ Status Raft::stepCandidate(Message &m)
         becomeFollower(m.term, m.from);
         handleHeartbeat(m);
         return Status::Ok;
+    case MessageType::Snapshot:
+        becomeFollower(m.term, m.from);
+        handleSnapshot(m);
+        return Status::Ok;
     default:
         break;
     }
@@ -917,6 +1029,11 @@ Status Raft::stepFollower(Message &m)
         m_electionElapsed = 0;
         setLead(m.from);
         handleHeartbeat(m);
+        return Status::Ok;
+    case MessageType::Snapshot:
+        m_electionElapsed = 0;
+        setLead(m.from);
+        handleSnapshot(m);
         return Status::Ok;
     case MessageType::TimeoutNow:
         // The leader hands over to us: campaign now, without pre-vote (the leader vouches for it),

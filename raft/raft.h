@@ -24,7 +24,7 @@ enum class Status : std::uint8_t {
     ProposalDropped, // refused: forwarding disabled, flow control, or not a voter
     UnknownPeer,     // the sender is not a member of the configuration: ignored
     InvalidMessage,  // malformed (wrong recipient, missing sender, term-less type with a term...)
-    Unsupported,     // a reserved feature (snapshots, membership changes, leadership transfer)
+    Unsupported,     // a reserved feature (membership changes)
 };
 std::string_view toString(Status status);
 
@@ -40,7 +40,7 @@ struct NodeStatus {
 };
 
 // The Raft state machine of one node: election (§5.2, §9.6 pre-vote, check-quorum), replication
-// (§5.3, §5.4), and ReadIndex (§6.4). Deterministic: its only inputs are the calls below, its only
+// (§5.3, §5.4), snapshots (§7), and ReadIndex (§6.4). Deterministic: its only inputs are the calls below, its only
 // outputs the queues RawNode turns into a Ready. Not thread-safe; one thread steps it.
 //
 // Applications use RawNode; this class is its engine and is public for tests.
@@ -77,6 +77,13 @@ public:
     Status campaign();
     // The runtime made the writes up to this id durable (see RawNode::acknowledgePersisted).
     void acknowledgePersisted(std::uint64_t writeId);
+    // The transport finished sending the snapshot it was given for `id`: delivered (the follower has
+    // all of it) or not. Only then does replication to that follower go on (in Snapshot state it is
+    // paused); a runtime that sends snapshots must report each one, or that follower stays behind.
+    void reportSnapshot(NodeId id, bool delivered);
+    // The configuration in force (that of the last applied configuration change, or of the newest
+    // snapshot): what a snapshot of the state machine at the applied index records.
+    ConfState confState() const;
     // The transport lost its connection to `id`. On a leader: replication to it restarts from what
     // it acknowledged. On a follower whose leader it is: an election comes soon (see below), and
     // without lease reads the follower forgets the leader (so it may vote for another at once); with
@@ -162,6 +169,9 @@ private:
     void handleHeartbeatResponse(const Message &m);
     void sendToFollower(NodeId to, Progress &pr);
     bool sendAppend(NodeId to, Progress &pr, bool allowEmpty);
+    void sendSnapshot(NodeId to, Progress &pr);
+    void handleSnapshot(const Message &m);
+    bool restore(const Snapshot &snapshot);
     void broadcastHeartbeat(std::uint64_t round);
     void reprobeStalledFollowers();
     void forwardPending();

@@ -41,6 +41,13 @@ Ready RawNode::ready()
     if (writesEntries || hard != m_prevHard)
         rd.writeId = ++m_lastWriteId;
     if (writesEntries) {
+        if (const Snapshot *snap = log.unstableSnapshotToHandOut()) {
+            rd.snapshot = *snap;
+            // The state machine restores it with this Ready: it counts as applied from now on.
+            if (!rd.committedEntries.empty())
+                throw std::logic_error("raft: a Ready with a snapshot has committed entries");
+            log.acceptApplying(snap->metadata.index);
+        }
         rd.entries = log.unstableToHandOut();
         log.acceptUnstable(rd.writeId);
     }
@@ -49,7 +56,7 @@ Ready RawNode::ready()
         rd.mustSync = hard.term != m_prevHard.term || hard.vote != m_prevHard.vote;
         m_prevHard = hard;
     }
-    rd.mustSync = rd.mustSync || !rd.entries.empty();
+    rd.mustSync = rd.mustSync || !rd.entries.empty() || rd.snapshot.has_value();
     if (!rd.committedEntries.empty()) {
         log.acceptApplying(rd.committedEntries.back().index);
         m_raft.reduceUncommittedSize(rd.committedEntries);

@@ -29,6 +29,11 @@ struct Ready {
     std::optional<HardState> hardState;
     bool mustSync = false;
 
+    //    Before them, `snapshot` when present: a snapshot from the leader that replaces the whole log
+    //    (entries up to its index and any stored after it) and the configuration. Store it durably
+    //    first; the Ready's entries, if any, follow it.
+    std::optional<Snapshot> snapshot;
+
     // 3. To send now, in parallel with the write: the leader's Appends and heartbeats, pre-votes,
     //    forwarded requests. None of them claims anything about this node's pending writes.
     std::vector<Message> messages;
@@ -38,7 +43,9 @@ struct Ready {
     std::vector<Message> messagesAfterPersist;
 
     // 5. To apply to the state machine, in order, then forget: committed on a quorum and durable
-    //    here. Each Ready's batch directly follows the previous one's.
+    //    here. Each Ready's batch directly follows the previous one's. A Ready with a `snapshot`
+    //    first replaces the state machine with the snapshot's data (it is committed): the next
+    //    committed entries follow on from its index. Such a Ready has no committed entries.
     std::vector<Entry> committedEntries;
 
     // 6. Answered reads: serve each once the state machine has applied ReadState::index (after
@@ -57,7 +64,7 @@ struct Ready {
     Index lastEntryIndex() const { return entries.empty() ? 0 : entries.back().index; }
     bool empty() const
     {
-        return !softState && softStates.empty() && !hardState && entries.empty() && messages.empty() && messagesAfterPersist.empty()
+        return !softState && softStates.empty() && !hardState && !snapshot && entries.empty() && messages.empty() && messagesAfterPersist.empty()
             && committedEntries.empty() && readStates.empty() && droppedReads.empty();
     }
 };
@@ -95,6 +102,11 @@ public:
     void expediteElection() { m_raft.expediteElection(); }
     // Hands leadership to `to` (see Raft::transferLeadership): for a leader that is stopping.
     Status transferLeadership(NodeId to) { return m_raft.transferLeadership(to); }
+    // The transport finished sending a Snapshot message to `id`, delivered or not (see
+    // Raft::reportSnapshot). Every Snapshot message a Ready hands out must be reported once.
+    void reportSnapshot(NodeId id, bool delivered) { m_raft.reportSnapshot(id, delivered); }
+    // The configuration in force at the applied index: what a snapshot made now records.
+    ConfState confState() const { return m_raft.confState(); }
 
     bool hasReady() const;
     // Takes the pending batch. The node considers everything in it handed out: the entries as being

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "raft/storage.h"
 
+#include <algorithm>
+
 namespace dengine::raft {
 
 MemoryStorage::MemoryStorage(std::vector<NodeId> voters)
@@ -45,6 +47,44 @@ bool MemoryStorage::append(std::vector<Entry> entries)
         return false;
     m_entries.resize(first - m_offset - 1);
     m_entries.insert(m_entries.end(), std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
+    return true;
+}
+
+bool MemoryStorage::applySnapshot(Snapshot snapshot)
+{
+    if (snapshot.metadata.index < m_snapshot.metadata.index)
+        return false;
+    m_entries.clear();
+    m_offset = snapshot.metadata.index;
+    m_offsetTerm = snapshot.metadata.term;
+    m_confState = snapshot.metadata.confState;
+    m_hardState.commit = std::max(m_hardState.commit, snapshot.metadata.index);
+    m_snapshot = std::move(snapshot);
+    return true;
+}
+
+bool MemoryStorage::createSnapshot(Index index, const ConfState &confState, Payload data)
+{
+    if (index <= m_snapshot.metadata.index || index > lastIndex() || index < m_offset)
+        return false;
+    Term t = 0;
+    if (term(index, t) != StorageError::None)
+        return false;
+    m_snapshot.metadata = SnapshotMetadata{index, t, confState};
+    m_snapshot.data = std::move(data);
+    return true;
+}
+
+bool MemoryStorage::compact(Index index)
+{
+    if (index > m_snapshot.metadata.index)
+        return false;
+    if (index <= m_offset)
+        return true;
+    const Term t = m_entries[index - m_offset - 1].term;
+    m_entries.erase(m_entries.begin(), m_entries.begin() + static_cast<std::ptrdiff_t>(index - m_offset));
+    m_offset = index;
+    m_offsetTerm = t;
     return true;
 }
 

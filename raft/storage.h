@@ -37,7 +37,9 @@ public:
     virtual StorageError term(Index index, Term &out) const = 0;
     virtual Index firstIndex() const = 0;
     virtual Index lastIndex() const = 0;
-    // Reserved for snapshots: the latest snapshot's metadata and data.
+    // The newest snapshot: what a leader sends to a follower that needs compacted entries. Its
+    // index is firstIndex() - 1 or later (the log may keep entries behind it). Empty (index 0)
+    // when the log was never compacted.
     virtual Snapshot snapshot() const = 0;
 };
 
@@ -61,6 +63,18 @@ public:
     // Appends entries, replacing any existing suffix from the first entry's index on. The first
     // entry's index must be in [firstIndex(), lastIndex() + 1]; returns false otherwise.
     bool append(std::vector<Entry> entries);
+
+    // A snapshot a Ready handed out (one this node received): it replaces the whole log, whose first
+    // index becomes the snapshot's index + 1, and the configuration. Returns false, changing
+    // nothing, for a snapshot older than the one held.
+    bool applySnapshot(Snapshot snapshot);
+    // Records a snapshot this node made of its own state machine at `index` (applied there), with
+    // the configuration in force at that index. The index must lie in (snapshot().metadata.index,
+    // lastIndex()]; returns false otherwise. The entries stay until compact() drops them.
+    bool createSnapshot(Index index, const ConfState &confState, Payload data);
+    // Drops the entries up to `index`, which the newest snapshot must cover (index <= its index);
+    // returns false otherwise. Entries below firstIndex() are gone already: a no-op.
+    bool compact(Index index);
 
 private:
     HardState m_hardState;

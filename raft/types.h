@@ -70,8 +70,10 @@ struct ConfState {
     friend bool operator==(const ConfState &, const ConfState &) = default;
 };
 
-// Reserved for snapshots and log compaction (a later stage): the types are fixed now so storage
-// and transport formats need no change then. Nothing in the core sends or installs one yet.
+// A snapshot: the state machine as it was after applying every entry up to `index` (whose term is
+// `term`), with the configuration in force there. The data is opaque to the core: the runtime makes
+// it (from its state machine) and restores it. A leader sends one to a follower that needs entries
+// the leader has compacted away; the follower then replaces its log with it.
 struct SnapshotMetadata {
     Index index = 0;
     Term term = 0;
@@ -95,8 +97,9 @@ enum class MessageType : std::uint8_t {
     PreVoteResponse,   // voter -> pre-candidate
     ReadIndex,         // follower -> leader: context = the follower's batch id
     ReadIndexResponse, // leader -> follower: index = read index for that batch; reject if dropped
-    Snapshot,          // reserved (snapshots)
-    SnapshotResponse,  // reserved (snapshots)
+    Snapshot,          // leader -> follower: `snapshot` replaces the follower's log up to its index;
+                       // the follower answers with an AppendResponse
+    SnapshotResponse,  // reserved (unused: the AppendResponse above acknowledges a snapshot)
     TimeoutNow,        // leader -> the node it hands leadership to: campaign now; index/logTerm =
                        // the leader's last entry (a log that goes further makes it stale)
 };
@@ -119,7 +122,7 @@ struct Message {
     Index rejectHint = 0;      // rejected AppendResponse: the follower's guess of the match point
     std::uint64_t context = 0; // read round (Heartbeat*), batch id (ReadIndex*)
     std::vector<Entry> entries;
-    std::shared_ptr<const raft::Snapshot> snapshot; // reserved (snapshots)
+    std::shared_ptr<const raft::Snapshot> snapshot; // Snapshot messages only
 };
 
 // The answer to a readIndex(context) request: the request may be served from the local state

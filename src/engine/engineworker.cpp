@@ -560,6 +560,14 @@ void EngineWorker::process()
             onCoreFailure(e.what()); // the log could not give back committed entries
             return;
         }
+        if (rd.snapshot) {
+            // This runtime never compacts its log, so no leader of a cluster of its own kind sends a
+            // snapshot; one that arrives cannot be installed yet, and skipping it would lose data.
+            const std::string why = "received a snapshot (index " + std::to_string(rd.snapshot->metadata.index)
+                + "), which this version cannot install";
+            onCoreFailure(why.c_str());
+            return;
+        }
         // Every transition, not only the last of this Ready (lifecycle: nothing is coalesced), in
         // the order it happened; in each, the term first, so a leader is announced after the term
         // it leads (a getter in a leaderChanged slot shows that term, never an older one).

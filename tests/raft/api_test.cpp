@@ -137,10 +137,21 @@ TEST(RaftConstruction, RejectsCommitBeyondTheLogAndAppliedBeyondCommit)
 TEST(Step, ReservedMessageTypesAreUnsupported)
 {
     Network net(3);
-    for (MessageType type : {MessageType::Snapshot, MessageType::SnapshotResponse}) {
-        EXPECT_EQ(net.step(makeMessage(type, 2, 1, 5)), Status::Unsupported) << toString(type);
-        EXPECT_EQ(net.raft(1).term(), 0u) << "an unsupported message must change nothing, even the term";
-    }
+    EXPECT_EQ(net.step(makeMessage(MessageType::SnapshotResponse, 2, 1, 5)), Status::Unsupported);
+    EXPECT_EQ(net.raft(1).term(), 0u) << "an unsupported message must change nothing, even the term";
+    net.drainAll();
+    EXPECT_TRUE(net.inFlight().empty());
+}
+
+// A Snapshot message without a snapshot (or with an empty one) is malformed: it changes nothing.
+TEST(Step, SnapshotMessagesWithoutASnapshotAreInvalid)
+{
+    Network net(3);
+    Message m = makeMessage(MessageType::Snapshot, 2, 1, 5);
+    EXPECT_EQ(net.step(m), Status::InvalidMessage);
+    m.snapshot = std::make_shared<Snapshot>();
+    EXPECT_EQ(net.step(m), Status::InvalidMessage);
+    EXPECT_EQ(net.raft(1).term(), 0u);
     net.drainAll();
     EXPECT_TRUE(net.inFlight().empty());
 }

@@ -235,7 +235,14 @@ void Network::handleReady(NodeId id, Node &n, Ready rd)
         if (const std::string v = m_cluster.observeAppend(id, prevTerm, rd.entries); !v.empty())
             violation(v);
     }
-    PendingWrite w{rd.writeId, std::move(rd.entries), rd.hardState, std::move(rd.messagesAfterPersist)};
+    if (rd.snapshot) {
+        // The state machine restores it; the next entry it applies follows the snapshot.
+        if (!rd.committedEntries.empty())
+            violation("node " + std::to_string(id) + " was handed a snapshot and committed entries in one Ready");
+        n.installed.push_back(rd.snapshot->metadata.index);
+        m_cluster.restarted(id, rd.snapshot->metadata.index);
+    }
+    PendingWrite w{rd.writeId, rd.snapshot, std::move(rd.entries), rd.hardState, std::move(rd.messagesAfterPersist)};
     for (Message &m : rd.messages)
         m_inFlight.push_back(std::move(m));
     if (n.holding || !n.pending.empty()) {
@@ -262,6 +269,9 @@ void Network::handleReady(NodeId id, Node &n, Ready rd)
 
 void Network::write(NodeId id, Node &n, PendingWrite &w)
 {
+    if (w.snapshot) {
+        EXPECT_TRUE(n.storage->applySnapshot(*w.snapshot)) << "node " << id << ": the snapshot is older than its storage's";
+    }
     if (!w.entries.empty()) {
         EXPECT_TRUE(n.storage->append(w.entries)) << "node " << id << ": entries do not attach to its storage";
     }
@@ -318,6 +328,10 @@ void Network::deliverOne(Message m)
     const Message copy = m;
     const Status s = step(std::move(m));
     m_deliveries.push_back({copy, s});
+    if (copy.type == MessageType::Snapshot && m_nodes.count(copy.from)) {
+        at(copy.from).raw->reportSnapshot(copy.to, true);
+        check();
+    }
     // Every message here came from a node of the cluster: the core must never produce one that its
     // peers call malformed, foreign or unsupported.
     if (s == Status::InvalidMessage || s == Status::UnknownPeer || s == Status::Unsupported)
@@ -409,10 +423,25 @@ void Network::restart(NodeId id, ConfigTweak tweak)
     n.raw.reset();
     n.raw = std::make_unique<RawNode>(n.config, *n.storage);
     n.applied.clear();
+    n.installed.clear();
     n.invariants.restarted(n.raw->status());
-    m_cluster.restarted(id, n.config.applied);
+    // The state machine starts from the storage's snapshot, if any (Config::applied).
+    m_cluster.restarted(id, std::max<Index>(n.config.applied, n.storage->snapshot().metadata.index));
     check();
 }
+
+// ---- snapshots --------------------------------------------------------------------------------
+
+void Network::snapshotAndCompact(NodeId id, Index index, Index keep)
+{
+    Node &n = at(id);
+    ASSERT_TRUE(n.storage->createSnapshot(index, n.raw->confState(), Payload("state@" + std::to_string(index))))
+        << "node " << id << " cannot snapshot at " << index;
+    if (index > keep)
+        ASSERT_TRUE(n.storage->compact(index - keep));
+}
+
+const std::vector<Index> &Network::installed(NodeId id) const { return at(id).installed; }
 
 // ---- observations -----------------------------------------------------------------------------
 

@@ -129,6 +129,14 @@ public:
     // is rebuilt, and committed entries are applied again from the start.
     void restart(NodeId id, ConfigTweak tweak = {});
 
+    // ---- snapshots ----
+    // The node snapshots its state machine at `index` (applied there; the data names the index) and
+    // drops its log up to `index - keep`. Snapshot messages delivered are reported delivered to
+    // their sender at once (as a transport that streamed them would); dropped ones are not.
+    void snapshotAndCompact(NodeId id, Index index, Index keep = 0);
+    // Snapshots installed from the leader since the node's last restart: their indexes, in order.
+    const std::vector<Index> &installed(NodeId id) const;
+
     // ---- observations ----
     // Committed entries handed to the node's state machine (since its last restart), in order.
     const std::vector<Entry> &applied(NodeId id) const;
@@ -153,6 +161,7 @@ public:
 private:
     struct PendingWrite {
         std::uint64_t writeId = 0;
+        std::optional<Snapshot> snapshot;
         std::vector<Entry> entries;
         std::optional<HardState> hardState;
         std::vector<Message> afterPersist;
@@ -165,6 +174,7 @@ private:
         bool holding = false;
         std::vector<PendingWrite> pending;
         std::vector<Entry> applied;
+        std::vector<Index> installed;
         std::vector<ReadState> readStates;
         std::vector<std::uint64_t> droppedReads;
         std::vector<Ready> readys;

@@ -30,6 +30,7 @@ constexpr std::uint64_t ClientTimeoutTicks = 40;
 constexpr int ProbeClient = -1;
 const std::string ProbeKey = "__probe";
 constexpr int NemesisClient = -2; // writes the nemesis makes itself (not in the checked history)
+constexpr std::size_t MaxQueuedEvents = 1'000'000; // a healthy run has a few thousand at most
 
 // ---- the replicated KV state machine of the simulation ----------------------------------------
 
@@ -58,6 +59,68 @@ std::optional<Command> decode(const Payload &p)
     if (!(in >> kind >> c.client >> c.seq >> c.origin >> c.key >> c.value) || kind != 'P')
         return std::nullopt;
     return c;
+}
+
+// The state machine's state as a snapshot holds it: the keys and the per-client deduplication table.
+using KvMap = std::map<std::string, std::string>;
+using SeqMap = std::map<int, std::uint64_t>;
+
+Payload encodeState(const KvMap &kv, const SeqMap &lastSeq)
+{
+    std::ostringstream out;
+    out << "S " << kv.size();
+    for (const auto &[k, v] : kv)
+        out << ' ' << k << ' ' << v;
+    out << ' ' << lastSeq.size();
+    for (const auto &[c, s] : lastSeq)
+        out << ' ' << c << ' ' << s;
+    return Payload(out.str());
+}
+
+bool decodeState(const Payload &p, KvMap &kv, SeqMap &lastSeq)
+{
+    kv.clear();
+    lastSeq.clear();
+    std::istringstream in(p.toString());
+    char kind = 0;
+    std::size_t n = 0;
+    if (!(in >> kind >> n) || kind != 'S')
+        return false;
+    for (std::size_t i = 0; i < n; ++i) {
+        std::string k, v;
+        if (!(in >> k >> v))
+            return false;
+        kv.emplace(std::move(k), std::move(v));
+    }
+    if (!(in >> n))
+        return false;
+    for (std::size_t i = 0; i < n; ++i) {
+        int c = 0;
+        std::uint64_t s = 0;
+        if (!(in >> c >> s))
+            return false;
+        lastSeq.emplace(c, s);
+    }
+    return true;
+}
+
+std::uint64_t stateHash(const KvMap &kv, const SeqMap &lastSeq)
+{
+    std::uint64_t h = 1469598103934665603ULL;
+    const auto mix = [&h](std::string_view bytes) {
+        for (unsigned char ch : bytes)
+            h = (h ^ ch) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+    };
+    for (const auto &[k, v] : kv) {
+        mix(k);
+        mix(v);
+    }
+    for (const auto &[c, s] : lastSeq) {
+        mix(std::to_string(c));
+        mix(std::to_string(s));
+    }
+    return h;
 }
 
 // ---- trace hashing -----------------------------------------------------------------------------
@@ -92,6 +155,7 @@ enum class EventKind : std::uint8_t {
     FlipFlop,     // the next step of a flip-flop (see Simulation::startFlipFlop)
     LeaseSplit,   // the second step of a lease split (see Simulation::startLeaseSplit)
     Deafen,       // a node stops hearing the others (it is still heard)
+    SnapshotStatus, // the transport tells a leader whether its snapshot reached the follower
 };
 
 struct Event {
@@ -105,6 +169,7 @@ struct Event {
 };
 
 struct PendingWrite {
+    std::optional<Snapshot> snapshot; // written first
     std::vector<Entry> entries;
     std::optional<HardState> hardState;
     std::vector<Message> afterPersist;
@@ -132,10 +197,13 @@ struct SimNode {
     std::size_t syncing = 0;
     HardState durableHardState;
 
-    // The state machine, rebuilt from the log at every restart.
-    std::map<std::string, std::string> kv;
-    std::map<int, std::uint64_t> lastSeq; // per client: requests applied (deduplication, thesis §6.3)
+    // The state machine, rebuilt from the newest snapshot and the log at every restart.
+    KvMap kv;
+    SeqMap lastSeq; // per client: requests applied (deduplication, thesis §6.3)
     Index applied = 0;
+    // The state before the last applied entry (only for the injected snapshotOmitsLastEntry bug).
+    KvMap kvBefore;
+    SeqMap lastSeqBefore;
     bool appliedProbe = false;
 
     // Client requests this node took and has not answered.
@@ -156,6 +224,11 @@ struct SimNode {
     // acknowledgements late.
     std::uint64_t diskSlowUntil = 0;
     std::uint64_t acksLateUntil = 0;
+
+    // The highest index this node acknowledged to the leader of term ackedTerm: within that term its
+    // log never again ends before it (the leader counts it for commits).
+    Term ackedTerm = 0;
+    Index ackedIndex = 0;
 
     // The log as the core handed it to the runtime (terms of entries 1..n), and how far its durable
     // prefix has been checked against the disk: the DurableLog check.
@@ -199,6 +272,12 @@ private:
     void pause(SimNode &n, std::uint64_t ticks);
     void resume(SimNode &n);
     void applyEntry(SimNode &n, const Entry &e);
+    void applyCommand(SimNode &n, const Entry &e);
+    void noteProbeApplied(SimNode &n);
+    void checkState(SimNode &n, Index index, const std::string &how);
+    void restoreSnapshot(SimNode &n, const Snapshot &snap, const std::string &how);
+    void maybeSnapshot(SimNode &n);
+    void reportSnapshotLater(const Message &m, bool delivered);
     void serveReads(SimNode &n);
     void checkNode(SimNode &n);
     void checkLeases();
@@ -275,6 +354,10 @@ private:
     std::uint64_t m_syncTimeHi = 620;  // units a normal sync takes at most
     bool m_groupCommit = true;         // one sync covers every queued write (else a random part of them)
     bool m_lateAcks = false;           // acknowledgements reach the core late and out of order
+    std::uint64_t m_snapshotEvery = 0; // a node snapshots every this many applied entries (0: never)
+    std::uint64_t m_snapshotKeep = 0;  // and keeps this many entries behind the snapshot
+    std::unordered_map<Index, std::uint64_t> m_stateAt; // the state machine's hash after each index, as first applied
+    std::unordered_map<std::uint64_t, std::uint64_t> m_snapshotSender; // Snapshot messages in flight: the sender's incarnation
 
     std::vector<Client> m_clients;
     std::vector<Operation> m_history;
@@ -358,6 +441,15 @@ void Simulation::chooseProfile()
         m_groupCommit = pick.chance(0.7);
         m_lateAcks = pick.chance(0.4);
         m_opts.faults = true;
+        // Snapshots: drawn last, so that a seed's other choices stay as they were before snapshots.
+        const bool snapshots = pick.chance(0.5) || m_opts.snapshots;
+        const std::uint64_t every[] = {3, 10, 40};
+        const std::uint64_t keep[] = {0, 2, 20};
+        const std::uint64_t e = every[pick.below(3)], k = keep[pick.below(3)];
+        if (snapshots) {
+            m_snapshotEvery = e;
+            m_snapshotKeep = k;
+        }
         if (m_opts.focus == SimOptions::Focus::Leases) {
             // Leases need a network faster than they are long, and a lease mode. A real network's
             // delays are far below a tick: there an election takes a tick or two, well inside a lease.
@@ -382,6 +474,8 @@ void Simulation::chooseProfile()
         m_syncTimeHi = static_cast<std::uint64_t>(m_opts.maxSyncTicks * TickUnits);
         m_groupCommit = m_opts.groupCommit;
         m_lateAcks = m_opts.lateAcks;
+        m_snapshotEvery = m_opts.snapshotEvery;
+        m_snapshotKeep = m_opts.snapshotKeep;
     }
     if (m_opts.intenseFaults) {
         m_nemesisLo = 3;
@@ -399,11 +493,15 @@ void Simulation::chooseProfile()
                                                          : "")
       << ", sync<=" << m_syncTimeHi / double(TickUnits) << " ticks" << (m_groupCommit ? "" : ", partial group commits")
       << (m_lateAcks ? ", late acks" : "") << (m_opts.faults ? "" : ", no faults") << (m_opts.intenseFaults ? ", intense faults" : "");
+    if (m_snapshotEvery > 0)
+        p << ", snapshots every " << m_snapshotEvery << " (keep " << m_snapshotKeep << ")";
     for (const InjectedBugName &b : InjectedBugNames)
         if (m_opts.bugs.*b.flag)
             p << ", BUG " << b.name;
     if (m_opts.noTickCatchUp)
         p << ", BUG no tick catch-up";
+    if (m_opts.snapshotOmitsLastEntry)
+        p << ", BUG snapshot omits last entry";
     m_result.profile = p.str();
     m_result.nodes = m_opts.nodes;
 }
@@ -445,13 +543,18 @@ void Simulation::startNode(SimNode &n)
     n.lastSeq.clear();
     n.applied = 0;
     n.appliedProbe = false;
+    m_cluster.restarted(n.id, 0);
+    // The state machine starts from the newest snapshot on the disk; the core replays the log after it.
+    if (const Snapshot snap = n.disk->snapshot(); !snap.empty())
+        restoreSnapshot(n, snap, "restarted from");
     n.lastSoft = n.raft->status().softState;
     n.lastTerm = n.raft->status().hardState.term;
     n.invariants.restarted(n.raft->status());
-    m_cluster.restarted(n.id, 0);
     n.paused = false;
     n.missedTicks = 0;
     n.deferred.clear();
+    n.ackedTerm = 0;
+    n.ackedIndex = 0;
     n.shadow.clear();
     for (Index i = 1; i <= n.disk->lastIndex(); ++i) {
         Term t = 0;
@@ -481,16 +584,26 @@ void Simulation::crashNode(SimNode &n, bool clean)
     // records: some whole writes, then possibly some leading entries of the next write without
     // its hard state. (tests/storage/tst_wal_crash.cpp checks the real log against this.)
     const std::size_t survive = n.writes.empty() ? 0 : clean ? n.writes.size() : m_rng.below(n.writes.size() + 1);
+    // A snapshot is written (and synced, and renamed into place) before the write's records: it
+    // survives whole or not at all, and what follows it survives only if it did.
     for (std::size_t i = 0; i < survive; ++i) {
         const PendingWrite &w = n.writes[i];
+        if (w.snapshot)
+            n.disk->applySnapshot(*w.snapshot);
         n.disk->append(w.entries);
         if (w.hardState)
             n.disk->setHardState(*w.hardState);
     }
-    if (survive < n.writes.size() && !n.writes[survive].entries.empty()) {
-        const std::vector<Entry> &torn = n.writes[survive].entries;
-        const std::size_t keep = m_rng.below(torn.size() + 1);
-        n.disk->append(std::vector<Entry>(torn.begin(), torn.begin() + static_cast<std::ptrdiff_t>(keep)));
+    if (survive < n.writes.size()) {
+        const PendingWrite &w = n.writes[survive];
+        const bool snapshotSurvives = w.snapshot && m_rng.chance(0.5);
+        if (snapshotSurvives)
+            n.disk->applySnapshot(*w.snapshot);
+        if ((!w.snapshot || snapshotSurvives) && !w.entries.empty()) {
+            const std::vector<Entry> &torn = w.entries;
+            const std::size_t keep = m_rng.below(torn.size() + 1);
+            n.disk->append(std::vector<Entry>(torn.begin(), torn.begin() + static_cast<std::ptrdiff_t>(keep)));
+        }
     }
     narrate("node " + std::to_string(n.id) + " crashed (" + std::to_string(n.writes.size() - survive) + " of "
             + std::to_string(n.writes.size()) + " unsynced writes lost)");
@@ -581,6 +694,15 @@ void Simulation::processReady(SimNode &n)
                 narrate("node " + std::to_string(n.id) + " lost its leader");
             n.lastSoft = *rd.softState;
         }
+        if (rd.snapshot) {
+            // The log up to the snapshot is replaced: unknown terms (0) below it, its term at it.
+            const Index at = rd.snapshot->metadata.index;
+            n.shadow.assign(at, 0);
+            n.shadow.back() = rd.snapshot->metadata.term;
+            n.verified = std::min<Index>(n.verified, at - 1);
+            restoreSnapshot(n, *rd.snapshot, "installed");
+            ++m_result.snapshotsInstalled;
+        }
         if (!rd.entries.empty()) {
             const Term prev = n.raft->raft().log().termOrZero(rd.entries.front().index - 1);
             check(Check::LogMatching, m_cluster.observeAppend(n.id, prev, rd.entries));
@@ -594,8 +716,9 @@ void Simulation::processReady(SimNode &n)
                 n.shadow.push_back(e.term);
             n.verified = std::min<Index>(n.verified, from - 1);
         }
-        if (!rd.entries.empty() || rd.hardState || !rd.messagesAfterPersist.empty()) {
+        if (rd.snapshot || !rd.entries.empty() || rd.hardState || !rd.messagesAfterPersist.empty()) {
             PendingWrite w;
+            w.snapshot = std::move(rd.snapshot);
             w.lastIndex = rd.lastEntryIndex();
             w.lastTerm = rd.entries.empty() ? 0 : rd.entries.back().term;
             w.writeId = rd.writeId;
@@ -628,6 +751,7 @@ void Simulation::processReady(SimNode &n)
         serveReads(n);
         checkNode(n);
         checkDurableLog(n);
+        maybeSnapshot(n);
     }
 }
 
@@ -641,6 +765,11 @@ void Simulation::checkDurableLog(SimNode &n)
         return;
     const RaftLog &log = n.raft->raft().log();
     const std::string who = "node " + std::to_string(n.id) + ": ";
+    if (n.raft->raft().term() == n.ackedTerm && log.lastIndex() < n.ackedIndex) {
+        fail(who + "durable log: it acknowledged entries up to " + std::to_string(n.ackedIndex) + " to the leader of term "
+             + std::to_string(n.ackedTerm) + ", and its log now ends at " + std::to_string(log.lastIndex()));
+        return;
+    }
     if (log.lastIndex() != n.shadow.size() || (log.lastIndex() > 0 && log.lastTerm() != n.shadow.back())) {
         fail(who + "durable log: the core's log ends at (" + std::to_string(log.lastIndex()) + ", term " + std::to_string(log.lastTerm())
              + ") but the log it handed out ends at (" + std::to_string(n.shadow.size()) + ", term "
@@ -654,6 +783,9 @@ void Simulation::checkDurableLog(SimNode &n)
         return;
     }
     for (Index i = n.verified + 1; i <= stable; ++i) {
+        // Covered by a snapshot (a term the core never handed out, or one the disk compacted).
+        if (n.shadow[i - 1] == 0 || i + 1 < n.disk->firstIndex())
+            continue;
         Term onDisk = 0;
         n.disk->term(i, onDisk);
         if (onDisk != n.shadow[i - 1] || log.termOrZero(i) != n.shadow[i - 1]) {
@@ -700,6 +832,9 @@ void Simulation::completeSync(SimNode &n)
                                        : "entries " + std::to_string(w.entries.front().index) + ".." + std::to_string(w.lastIndex)
                                              + " term " + std::to_string(w.lastTerm))
                   + (w.hardState ? ", hard state" : "") + ", " + std::to_string(w.afterPersist.size()) + " messages released");
+        if (w.snapshot && !n.disk->applySnapshot(*w.snapshot))
+            fail("node " + std::to_string(n.id) + ": the snapshot at index " + std::to_string(w.snapshot->metadata.index)
+                 + " is older than the one on its disk (" + std::to_string(n.disk->snapshot().metadata.index) + ")");
         if (!w.entries.empty()) {
             diskTruncatedAt(n, w.entries.front().index);
             if (!n.disk->append(w.entries))
@@ -747,6 +882,93 @@ void Simulation::applyEntry(SimNode &n, const Entry &e)
     m_hash.add(e.index);
     m_hash.add(e.term);
     n.applied = e.index;
+    if (m_opts.snapshotOmitsLastEntry) {
+        n.kvBefore = n.kv;
+        n.lastSeqBefore = n.lastSeq;
+    }
+    applyCommand(n, e);
+    if (m_snapshotEvery > 0)
+        checkState(n, e.index, "applied");
+}
+
+void Simulation::checkState(SimNode &n, Index index, const std::string &how)
+{
+    // The state after index i is a function of the log up to i: every node that gets there, by
+    // applying entries or from a snapshot, must have the same one.
+    const std::uint64_t h = stateHash(n.kv, n.lastSeq);
+    const auto [it, first] = m_stateAt.emplace(index, h);
+    if (!first && it->second != h)
+        check(Check::StateMachineSafety, "state machine safety: node " + std::to_string(n.id) + " " + how + " a state at index "
+                                             + std::to_string(index) + " that differs from the state other nodes had there");
+}
+
+void Simulation::noteProbeApplied(SimNode &n)
+{
+    n.appliedProbe = true;
+    if (m_healed && !m_live && std::all_of(m_nodes.begin(), m_nodes.end(), [](const SimNode &x) { return !x.up || x.appliedProbe; })) {
+        m_live = true;
+        m_result.healTicks = (m_now - m_healTime) / TickUnits;
+        narrate("liveness: a write was applied on every node " + std::to_string(m_result.healTicks) + " ticks after healing");
+    }
+}
+
+void Simulation::restoreSnapshot(SimNode &n, const Snapshot &snap, const std::string &how)
+{
+    const Index at = snap.metadata.index;
+    if (!decodeState(snap.data, n.kv, n.lastSeq)) {
+        fail("node " + std::to_string(n.id) + ": the snapshot at index " + std::to_string(at) + " does not decode");
+        return;
+    }
+    trace("node " + std::to_string(n.id) + " " + how + " the snapshot at index " + std::to_string(at) + " term "
+          + std::to_string(snap.metadata.term));
+    n.applied = at;
+    m_cluster.restarted(n.id, at); // the next entry it applies follows the snapshot
+    checkState(n, at, how + " the snapshot of");
+    if (m_healed && n.kv.count(ProbeKey))
+        noteProbeApplied(n);
+    // Writes this node took that the snapshot holds took effect: tell their clients.
+    for (auto it = n.pendingPuts.begin(); it != n.pendingPuts.end();) {
+        const auto seq = n.lastSeq.find(it->first.first);
+        if (seq == n.lastSeq.end() || seq->second < it->first.second) {
+            ++it;
+            continue;
+        }
+        Client &c = m_clients[it->first.first];
+        if (c.busy && c.seq == it->first.second)
+            finishOp(c);
+        it = n.pendingPuts.erase(it);
+    }
+}
+
+void Simulation::maybeSnapshot(SimNode &n)
+{
+    if (m_snapshotEvery == 0 || !n.up || m_failed)
+        return;
+    const Index last = n.disk->snapshot().metadata.index;
+    if (n.applied < last + m_snapshotEvery || n.applied > n.raft->status().stableIndex)
+        return; // not due, or what it applied is not all durable here yet (a snapshot being installed)
+    const Payload data = m_opts.snapshotOmitsLastEntry ? encodeState(n.kvBefore, n.lastSeqBefore) : encodeState(n.kv, n.lastSeq);
+    if (!n.disk->createSnapshot(n.applied, n.raft->confState(), data)) {
+        fail("node " + std::to_string(n.id) + ": cannot snapshot at applied index " + std::to_string(n.applied) + " (disk log "
+             + std::to_string(n.disk->firstIndex()) + ".." + std::to_string(n.disk->lastIndex()) + ", snapshot " + std::to_string(last) + ")");
+        return;
+    }
+    ++m_result.snapshotsTaken;
+    if (n.applied > m_snapshotKeep)
+        n.disk->compact(n.applied - m_snapshotKeep);
+    trace("node " + std::to_string(n.id) + " snapshot at " + std::to_string(n.applied) + ", log from " + std::to_string(n.disk->firstIndex()));
+}
+
+void Simulation::reportSnapshotLater(const Message &m, bool delivered)
+{
+    // The transport streams a snapshot and learns whether it arrived: it tells the sender's core,
+    // a little later, unless the sender has restarted since.
+    const std::uint64_t at = m_now + (delivered ? m_delayLo : TickUnits + m_rng.below(3 * TickUnits));
+    schedule(at, EventKind::SnapshotStatus, static_cast<int>(m.from - 1), m_nodes[m.from - 1].incarnation, m.to << 1 | (delivered ? 1 : 0));
+}
+
+void Simulation::applyCommand(SimNode &n, const Entry &e)
+{
     const auto cmd = decode(e.data);
     if (!cmd)
         return;
@@ -756,13 +978,7 @@ void Simulation::applyEntry(SimNode &n, const Entry &e)
     last = cmd->seq;
     n.kv[cmd->key] = cmd->value;
     if (cmd->client == ProbeClient) {
-        n.appliedProbe = true;
-        if (m_healed && !m_live
-            && std::all_of(m_nodes.begin(), m_nodes.end(), [](const SimNode &x) { return !x.up || x.appliedProbe; })) {
-            m_live = true;
-            m_result.healTicks = (m_now - m_healTime) / TickUnits;
-            narrate("liveness: a write was applied on every node " + std::to_string(m_result.healTicks) + " ticks after healing");
-        }
+        noteProbeApplied(n);
         return;
     }
     if (cmd->origin != n.id)
@@ -827,11 +1043,30 @@ std::string Simulation::describe(const Message &m) const
 
 void Simulation::send(const Message &m)
 {
+    if (m.type == MessageType::AppendResponse && !m.reject && m.term > 0) {
+        SimNode &n = m_nodes[m.from - 1];
+        if (m.term != n.ackedTerm) {
+            n.ackedTerm = m.term;
+            n.ackedIndex = 0;
+        }
+        n.ackedIndex = std::max(n.ackedIndex, m.index);
+    }
     m_hash.add(static_cast<std::uint64_t>(m.type) << 32 | m.from << 16 | m.to);
     m_hash.add(m.term);
     m_hash.add(m.index);
     if (!linkUp(m.from, m.to) || m_rng.chance(m_drop)) {
         trace("drop " + describe(m));
+        if (m.type == MessageType::Snapshot)
+            reportSnapshotLater(m, false);
+        return;
+    }
+    if (m.type == MessageType::Snapshot) {
+        // A stream rather than a datagram: it arrives once, or not at all and the sender learns so.
+        ++m_result.snapshotsSent;
+        const std::uint64_t id = m_nextMessageId++;
+        m_inFlight.emplace(id, m);
+        m_snapshotSender.emplace(id, m_nodes[m.from - 1].incarnation);
+        schedule(m_now + m_delayLo + m_rng.below(2 * (m_delayHi - m_delayLo)), EventKind::Deliver, static_cast<int>(m.to - 1), id);
         return;
     }
     if (m.type == MessageType::TimeoutNow && m.from == m_holdTimeoutNowFrom) {
@@ -870,10 +1105,21 @@ void Simulation::deliver(std::uint64_t id)
     Message m = std::move(it->second);
     m_inFlight.erase(it);
     SimNode &n = m_nodes[m.to - 1];
-    if (!n.up || !linkUp(m.from, m.to)) {
+    const bool snapshot = m.type == MessageType::Snapshot;
+    std::uint64_t senderIncarnation = 0;
+    if (snapshot) {
+        senderIncarnation = m_snapshotSender[id];
+        m_snapshotSender.erase(id);
+    }
+    const bool senderGone = snapshot && m_nodes[m.from - 1].incarnation != senderIncarnation;
+    if (!n.up || !linkUp(m.from, m.to) || senderGone) {
         trace("lost " + describe(m));
+        if (snapshot && !senderGone)
+            reportSnapshotLater(m, false);
         return;
     }
+    if (snapshot)
+        reportSnapshotLater(m, true);
     ++m_result.messagesDelivered;
     const std::string what = m_opts.trace ? describe(m) : std::string();
     n.raft->step(std::move(m));
@@ -1500,7 +1746,7 @@ void Simulation::dispatch(const Event &e)
     m_hash.add(static_cast<std::uint64_t>(e.kind) << 8 | static_cast<std::uint64_t>(e.node));
     // A paused node handles nothing: what is meant for it waits until it resumes, and its ticks
     // are counted as missed.
-    if (e.kind == EventKind::Deliver || e.kind == EventKind::DiskDone || e.kind == EventKind::Ack) {
+    if (e.kind == EventKind::Deliver || e.kind == EventKind::DiskDone || e.kind == EventKind::Ack || e.kind == EventKind::SnapshotStatus) {
         SimNode &n = m_nodes[e.node];
         if (n.up && n.paused) {
             n.deferred.push_back(e);
@@ -1598,6 +1844,14 @@ void Simulation::dispatch(const Event &e)
     case EventKind::Heal:
         heal();
         return;
+    case EventKind::SnapshotStatus: {
+        SimNode &n = m_nodes[e.node];
+        if (n.up && n.incarnation == e.arg) {
+            n.raft->reportSnapshot(e.aux >> 1, (e.aux & 1) != 0);
+            processReady(n);
+        }
+        return;
+    }
     case EventKind::Probe:
         probe();
         return;
@@ -1615,6 +1869,12 @@ SimResult Simulation::run()
     schedule(m_opts.faultTicks * TickUnits, EventKind::Heal, 0);
 
     while (!m_queue.empty() && !m_failed && !m_live) {
+        if (m_queue.size() > MaxQueuedEvents) {
+            // Messages that breed messages faster than time passes (a node and its leader that
+            // disagree about its log forever): a livelock, reported rather than run until memory ends.
+            fail("liveness: " + std::to_string(m_queue.size()) + " events queued at once (a message storm)");
+            break;
+        }
         const Event e = m_queue.top();
         m_queue.pop();
         m_now = e.time;
@@ -1682,6 +1942,10 @@ std::string replayCommand(const SimOptions &options)
             out << " --bug " << b.name;
     if (options.noTickCatchUp)
         out << " --no-tick-catch-up";
+    if (options.snapshots)
+        out << " --snapshots";
+    if (options.snapshotOmitsLastEntry)
+        out << " --snapshot-omits-last-entry";
     out << " --trace";
     return out.str();
 }

@@ -72,7 +72,17 @@ struct SimOptions {
     // progress; a majority down must be reported by the liveness check.
     int keepDownAfterHeal = 0;
 
+    // Snapshots and log compaction: a node snapshots its state machine every `snapshotEvery` applied
+    // entries (0: never) and compacts its log to `snapshotKeep` entries behind the snapshot; a leader
+    // then sends its snapshot to a follower that needs compacted entries. With a randomized profile
+    // the seed chooses both, or no snapshots at all unless `snapshots` is set.
+    std::uint64_t snapshotEvery = 0;
+    std::uint64_t snapshotKeep = 0;
+    bool snapshots = false;
+
     raft::InjectedBugs bugs; // proves the checks can fail; see tests
+    // A runtime bug: a node's snapshot at applied index i holds the state before entry i.
+    bool snapshotOmitsLastEntry = false;
     // A runtime bug rather than a core one: a paused node is not given the ticks it missed (what a
     // plain QTimer does), so a leader counts its lease from a stale tick.
     bool noTickCatchUp = false;
@@ -116,6 +126,9 @@ struct SimResult {
     std::uint64_t flipFlops = 0;         // started, and carried through to the old leader's return
     std::uint64_t flipFlopsCompleted = 0;
     std::uint64_t healTicks = 0; // ticks from healing to the liveness write applied everywhere
+    std::uint64_t snapshotsTaken = 0;     // made by nodes of their own state machines
+    std::uint64_t snapshotsSent = 0;      // Snapshot messages leaders sent
+    std::uint64_t snapshotsInstalled = 0; // received snapshots that replaced a follower's log
 };
 
 SimResult runSimulation(const SimOptions &options);

@@ -56,6 +56,7 @@ SimOptions withBug(void (*set)(dengine::raft::InjectedBugs &), unsigned checks =
 #endif
 constexpr std::uint64_t MainSweep = DENGINE_SIM_MAIN_SEEDS;
 constexpr std::uint64_t LeaseSweep = DENGINE_SIM_LEASE_SEEDS;
+constexpr std::uint64_t SnapshotSweep = DENGINE_SIM_MAIN_SEEDS / 4;
 constexpr auto Leases = SimOptions::Focus::Leases;
 
 // The fault profile for the Figure 8 bug: three nodes, one entry per message, long delays and a fault
@@ -267,6 +268,68 @@ TEST(InjectedBugs, acknowledgeByIndexAndTerm_caughtByTheDurableLogCheck)
 {
     const auto bug = [](dengine::raft::InjectedBugs &b) { b.acknowledgeByIndexAndTerm = true; };
     expectCaught(firstViolation(withBug(bug, Check::DurableLog), MainSweep), MainSweep, "durable log", "acknowledge by (index, term)");
+}
+
+// Snapshots and compaction (issue 9). The snapshot sweep (every seed snapshots and compacts) must
+// catch a snapshot that lies about its contents, a follower that installs an old snapshot over its
+// log, and one that takes a snapshot's index as committed without checking its own entry there.
+
+SimOptions snapshotSweep()
+{
+    SimOptions o;
+    o.snapshots = true;
+    return o;
+}
+
+TEST(InjectedBugs, snapshotOmitsItsLastEntry_caughtByStateMachineSafety)
+{
+    SimOptions o = snapshotSweep();
+    o.snapshotOmitsLastEntry = true;
+    o.checks = Check::StateMachineSafety;
+    expectCaught(firstViolation(o, SnapshotSweep), SnapshotSweep, "state machine safety", "a snapshot without its last entry");
+}
+
+TEST(InjectedBugs, restoreOldSnapshot_caughtByTheDurableLogCheck)
+{
+    SimOptions o = snapshotSweep();
+    o.bugs.restoreCommittedSnapshot = true;
+    o.checks = Check::DurableLog;
+    expectCaught(firstViolation(o, SnapshotSweep), SnapshotSweep, "durable log", "an old snapshot installed over the log");
+}
+
+TEST(InjectedBugs, restoreOldSnapshot_caughtByTheNodeCheck)
+{
+    SimOptions o = snapshotSweep();
+    o.bugs.restoreCommittedSnapshot = true;
+    o.checks = Check::Node;
+    expectCaught(firstViolation(o, SnapshotSweep), SnapshotSweep, "commit went back", "an old snapshot installed over the log");
+}
+
+TEST(InjectedBugs, snapshotCommitWithoutTermCheck_caughtByStateMachineSafety)
+{
+    SimOptions o = snapshotSweep();
+    o.bugs.snapshotCommitWithoutTermCheck = true;
+    o.checks = Check::StateMachineSafety;
+    expectCaught(firstViolation(o, SnapshotSweep), SnapshotSweep, "state machine safety", "a snapshot's index committed unchecked");
+}
+
+TEST(Simulation, theSnapshotSweep_takesSendsAndInstallsSnapshots)
+{
+    std::uint64_t taken = 0, sent = 0, installed = 0;
+    for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+        SimOptions o = snapshotSweep();
+        o.seed = seed;
+        const SimResult r = runSimulation(o);
+        ASSERT_TRUE(r.ok) << "seed " << seed << ": " << r.failure << "\nreplay: " << replayCommand(o);
+        EXPECT_NE(r.profile.find("snapshots every"), std::string::npos) << r.profile;
+        taken += r.snapshotsTaken;
+        sent += r.snapshotsSent;
+        installed += r.snapshotsInstalled;
+    }
+    EXPECT_GT(taken, 1000u);
+    EXPECT_GT(sent, 20u);
+    EXPECT_GT(installed, 10u);
+    std::cout << "40 seeds: " << taken << " snapshots taken, " << sent << " sent, " << installed << " installed\n";
 }
 
 TEST(InjectedBugs, withoutTheBug_theLeaseSweepPasses)
