@@ -74,12 +74,17 @@ struct InjectedBugs {
     // ...or, given a snapshot whose index its log reaches, commits up to it without checking that
     // its entry there has the snapshot's term (it may be from a deposed leader).
     bool snapshotCommitWithoutTermCheck = false;
+    // Membership: a change of several voters made at once, without joint consensus...
+    bool confChangeWithoutJoint = false;
+    // ...or a second change proposed while one is still pending.
+    bool concurrentConfChanges = false;
 
     bool any() const
     {
         return grantSecondVoteInTerm || commitOldTermByCounting || readWithoutQuorum || leaseReadAfterTimeoutNow
             || leaseBackAfterAbortedTransfer || campaignInPromiseWhenUnreachable || campaignInRestartQuarantine
-            || acknowledgeByIndexAndTerm || restoreCommittedSnapshot || snapshotCommitWithoutTermCheck;
+            || acknowledgeByIndexAndTerm || restoreCommittedSnapshot || snapshotCommitWithoutTermCheck || confChangeWithoutJoint
+            || concurrentConfChanges;
     }
 };
 
@@ -99,6 +104,8 @@ inline constexpr InjectedBugName InjectedBugNames[] = {
     {"ack-by-index-and-term", &InjectedBugs::acknowledgeByIndexAndTerm},
     {"restore-old-snapshot", &InjectedBugs::restoreCommittedSnapshot},
     {"snapshot-commit-without-term-check", &InjectedBugs::snapshotCommitWithoutTermCheck},
+    {"conf-change-without-joint", &InjectedBugs::confChangeWithoutJoint},
+    {"concurrent-conf-changes", &InjectedBugs::concurrentConfChanges},
 };
 
 // Everything that parameterizes one Raft node. Time is counted in ticks: the runtime calls

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "raft/raft.h"
 
+#include "raft/confchange.h"
 #include "raft/logger.h"
 
 #include <algorithm>
@@ -55,14 +56,24 @@ Raft::Raft(const Config &config, Storage &storage)
         throw std::invalid_argument("raft config: " + problem);
     const InitialState init = storage.initialState();
     const ConfState &cs = init.confState;
-    if (cs.voters.empty())
-        throw std::invalid_argument("raft storage: the configuration has no voters");
-    if (!cs.learners.empty() || !cs.votersOutgoing.empty() || !cs.learnersNext.empty() || cs.autoLeave)
-        throw std::invalid_argument("raft storage: learners and joint configurations are not supported yet");
-    m_voters.incoming = MajorityConfig(cs.voters);
+    // No voters: a node that joins an existing cluster. It is nobody's voter until it applies a
+    // configuration from its leader's log or snapshot.
+    if (cs.voters.empty() && (!cs.votersOutgoing.empty() || !cs.learners.empty()))
+        throw std::invalid_argument("raft storage: a configuration with learners or old voters but no voters");
+    if (!cs.learnersNext.empty())
+        throw std::invalid_argument("raft storage: turning voters into learners is not supported");
     const Index last = m_log.lastIndex();
-    for (NodeId id : m_voters.ids())
-        m_progress.emplace(id, Progress(last + 1, m_cfg.maxInflightMsgs, m_cfg.maxInflightBytes));
+    m_baseConf = cs;
+    // The configuration changes in the log after the snapshot take effect as they are appended,
+    // committed or not: read them back.
+    for (Index lo = m_log.firstIndex(); lo <= last;) {
+        std::vector<Entry> chunk;
+        if (!m_log.entries(lo, last + 1, 16ULL << 20, chunk) || chunk.empty())
+            throw std::invalid_argument("raft storage: cannot read back entries from " + std::to_string(lo));
+        noteEntries(chunk);
+        lo = chunk.back().index + 1;
+    }
+    switchConfig(latestConf());
 
     const HardState &hs = init.hardState;
     if (hs.commit > last)
@@ -216,6 +227,7 @@ void Raft::becomeLeader()
     m_progress.at(m_id).match = m_log.stableLastIndex();
     // §8: a new leader commits a no-op of its own term; until then it cannot know which entries are
     // committed, so reads wait for it and the commit rule (§5.4.2) needs a current-term entry.
+    m_pendingConfIndex = latestConfIndex();
     m_noOpIndex = m_log.lastIndex() + 1;
     m_log.appendOne(Entry{m_term, m_noOpIndex, EntryType::Normal, {}});
     m_broadcastPending = true;
@@ -252,9 +264,17 @@ void Raft::tick()
         reprobeStalledFollowers();
     } else {
         ++m_electionElapsed;
-        if (promotable() && m_electionElapsed >= m_randomizedElectionTimeout) {
-            m_electionElapsed = 0;
-            hup();
+        if (m_electionElapsed >= m_randomizedElectionTimeout) {
+            if (promotable()) {
+                m_electionElapsed = 0;
+                hup();
+            } else if (m_lead != NoNode) {
+                // A learner, or a node not (yet) in its configuration: it does not campaign, but after
+                // an election timeout without its leader it no longer knows one (and so takes part in
+                // the members' elections, see step()).
+                m_electionElapsed = 0;
+                setLead(NoNode);
+            }
         }
     }
     expireReads();
@@ -355,10 +375,27 @@ Status Raft::step(Message m)
         return Status::Unsupported;
     if (m.type == MessageType::Snapshot && (!m.snapshot || m.snapshot->empty()))
         return Status::InvalidMessage;
-    // Nodes outside the configuration are ignored entirely: a removed node that does not know it
-    // was removed cannot disrupt the cluster with its elections.
-    if (!m_progress.count(m.from))
-        return Status::UnknownPeer;
+    // Nodes outside the configuration may not talk to this node as to their leader (forward
+    // proposals and reads, answer its messages). A leader's own messages and vote requests are
+    // taken from anyone, though: a node learns its configuration from its leader's log, so it may
+    // not have the change that added that leader, or a candidate, yet (a member that ignored a new
+    // voter's vote requests could leave a cluster without a majority that can elect). A removed
+    // node that campaigns on, not knowing of its removal, is kept from disturbing the members by
+    // pre-vote and check-quorum, as any partitioned node is (raft/confchange.h).
+    if (!m_progress.count(m.from)) {
+        switch (m.type) {
+        case MessageType::Append:
+        case MessageType::Heartbeat:
+        case MessageType::Snapshot:
+        case MessageType::TimeoutNow:
+        case MessageType::ReadIndexResponse:
+        case MessageType::Vote:
+        case MessageType::PreVote:
+            break;
+        default:
+            return Status::UnknownPeer;
+        }
+    }
 
     const bool termless = m.type == MessageType::Propose || m.type == MessageType::ReadIndex;
     if (termless != (m.term == 0))
@@ -389,7 +426,10 @@ Status Raft::step(Message m)
             becomeFollower(m.term, fromLeader ? m.from : NoNode);
         }
     } else if (m.term != 0 && m.term < m_term) {
-        if ((m_cfg.checkQuorum || m_cfg.preVote)
+        // A node that never campaigns (a learner, a node joining) answers too, even without either
+        // option: its term can only move on through others' elections, and a leader it silently
+        // ignored would never learn that it must step down for it to catch up.
+        if ((m_cfg.checkQuorum || m_cfg.preVote || !promotable())
             && (m.type == MessageType::Heartbeat || m.type == MessageType::Append || m.type == MessageType::Snapshot)) {
             // A stale leader, perhaps back from a partition. With pre-vote or check-quorum our
             // higher term might otherwise never reach it (we never campaign against it), so tell
@@ -454,10 +494,34 @@ void Raft::handleVoteRequest(const Message &m)
     send(std::move(resp));
 }
 
+Status Raft::proposeConfChange(const std::vector<ConfChangeOp> &ops, std::string *why)
+{
+    if (m_role == Role::Leader) {
+        const std::string refusal = confChangeRefusal(ops);
+        if (why)
+            *why = refusal;
+        if (!refusal.empty())
+            return Status::ProposalDropped;
+    }
+    return propose({encodeConfChangeOps(ops)}, EntryType::ConfChange);
+}
+
+std::string Raft::confChangeRefusal(const std::vector<ConfChangeOp> &ops) const
+{
+    if (m_role != Role::Leader)
+        return "this node is not the leader";
+    if (m_leadTransferee != NoNode)
+        return "leadership is being handed over";
+    if (!m_committedInTerm)
+        return "the leader has not committed an entry of its term yet";
+    if (latestConfIndex() > m_log.committed() && !m_cfg.bugs.concurrentConfChanges)
+        return "a configuration change is in progress (index " + std::to_string(latestConfIndex()) + " is not committed yet)";
+    ConfState next;
+    return planConfChange(m_conf, ops, next);
+}
+
 Status Raft::propose(std::vector<Payload> proposals, EntryType type)
 {
-    if (type != EntryType::Normal)
-        return Status::Unsupported; // membership changes come with their own stage
     if (proposals.empty())
         return Status::Ok;
     switch (m_role) {
@@ -506,6 +570,32 @@ bool Raft::appendProposals(std::vector<Payload> &proposals, EntryType type)
 {
     if (m_leadTransferee != NoNode)
         return false; // leadership is being handed over: the new leader takes them
+    if (type == EntryType::ConfChange) {
+        // Each proposal holds operations; the entry holds the configuration they make, so that
+        // whoever applies it gets the same one. Refused changes are dropped (a forwarded one
+        // silently: its proposer learns by not seeing it applied).
+        bool any = false;
+        for (Payload &p : proposals) {
+            std::vector<ConfChangeOp> ops;
+            if (!decodeConfChangeOps(p, ops)) {
+                logEvent(LogLevel::Warning, "dropped a malformed configuration change");
+                continue;
+            }
+            if (const std::string refusal = confChangeRefusal(ops); !refusal.empty()) {
+                logEvent(LogLevel::Info, "refused a configuration change: " + refusal);
+                continue;
+            }
+            ConfState next;
+            planConfChange(m_conf, ops, next);
+            if (m_cfg.bugs.confChangeWithoutJoint) {
+                next.votersOutgoing.clear();
+                next.autoLeave = false;
+            }
+            appendConfState(next);
+            any = true;
+        }
+        return any;
+    }
     std::uint64_t size = 0;
     for (const Payload &p : proposals)
         size += p.size() + EntryOverheadBytes;
@@ -519,6 +609,131 @@ bool Raft::appendProposals(std::vector<Payload> &proposals, EntryType type)
     m_uncommittedSize += size;
     m_broadcastPending = true;
     return true;
+}
+
+void Raft::appendConfState(const ConfState &next)
+{
+    const Index index = m_log.lastIndex() + 1;
+    m_log.appendOne(Entry{m_term, index, EntryType::ConfChange, encodeConfState(next)});
+    m_logConfs[index] = next;
+    m_pendingConfIndex = index;
+    m_broadcastPending = true;
+    logEvent(LogLevel::Info, "proposed the configuration " + describe(next) + " at index " + std::to_string(index));
+    configChanged();
+}
+
+void Raft::noteEntries(const std::vector<Entry> &entries)
+{
+    for (const Entry &e : entries) {
+        if (e.type != EntryType::ConfChange) {
+            m_logConfs.erase(e.index);
+            continue;
+        }
+        ConfState cs;
+        if (decodeConfState(e.data, cs))
+            m_logConfs[e.index] = std::move(cs);
+        else
+            logEvent(LogLevel::Error, "the configuration change at index " + std::to_string(e.index) + " is malformed");
+    }
+    // A truncation dropped what came after the last entry.
+    m_logConfs.erase(m_logConfs.upper_bound(m_log.lastIndex()), m_logConfs.end());
+}
+
+const ConfState &Raft::latestConf() const { return m_logConfs.empty() ? m_baseConf : m_logConfs.rbegin()->second; }
+
+Index Raft::latestConfIndex() const { return m_logConfs.empty() ? 0 : m_logConfs.rbegin()->first; }
+
+ConfState Raft::confStateAt(Index index) const
+{
+    auto it = m_logConfs.upper_bound(index);
+    if (it == m_logConfs.begin())
+        return m_baseConf;
+    return std::prev(it)->second;
+}
+
+void Raft::configChanged()
+{
+    const ConfState &cs = latestConf();
+    if (cs == m_conf)
+        return;
+    logEvent(LogLevel::Info, "the configuration is now " + describe(cs));
+    switchConfig(cs);
+    if (m_role != Role::Leader)
+        return;
+    // A lease confirmed by the old voters says nothing about the new ones: earn it again.
+    m_reads.revokeLease();
+    if (m_leadTransferee != NoNode && !m_voters.contains(m_leadTransferee)) {
+        m_leadTransferee = NoNode;
+        m_transferElapsed = 0;
+    }
+    if (maybeCommit())
+        m_broadcastPending = true;
+    m_broadcastPending = true; // new members get their first Append now
+}
+
+bool Raft::confChangeDue() const
+{
+    if (m_role != Role::Leader || latestConfIndex() == 0 || m_log.committed() < latestConfIndex())
+        return false;
+    return !m_voters.contains(m_id) || (isJoint(m_conf) && m_conf.autoLeave && m_leadTransferee == NoNode);
+}
+
+void Raft::finishConfChange()
+{
+    if (!confChangeDue())
+        return;
+    if (!m_voters.contains(m_id)) {
+        // The configuration that removed this leader is committed: hand over to the voter with the
+        // whole log, if one has it, and step down (until now it led a cluster it is not part of,
+        // without counting itself).
+        NodeId best = NoNode;
+        for (const auto &[id, pr] : m_progress)
+            if (id != m_id && m_voters.contains(id) && pr.match == m_log.lastIndex() && best == NoNode)
+                best = id;
+        logEvent(LogLevel::Info, "removed from the configuration: stepping down"
+                                     + (best != NoNode ? ", handing over to node " + std::to_string(best) : std::string()));
+        if (best != NoNode)
+            sendTimeoutNow(best);
+        becomeFollower(m_term, NoNode);
+        return;
+    }
+    // The joint configuration is committed: leave it.
+    ConfState next;
+    if (planConfChange(m_conf, {}, next).empty())
+        appendConfState(next);
+}
+
+void Raft::onApplied(const std::vector<Entry> &applied)
+{
+    reduceUncommittedSize(applied);
+    for (const Entry &e : applied) {
+        ConfState cs;
+        if (e.type == EntryType::ConfChange && !decodeConfState(e.data, cs))
+            throw std::runtime_error("raft: the committed configuration change at index " + std::to_string(e.index) + " is malformed");
+    }
+}
+
+void Raft::switchConfig(const ConfState &cs)
+{
+    m_conf = cs;
+    std::sort(m_conf.voters.begin(), m_conf.voters.end());
+    std::sort(m_conf.votersOutgoing.begin(), m_conf.votersOutgoing.end());
+    std::sort(m_conf.learners.begin(), m_conf.learners.end());
+    m_voters = JointConfig{MajorityConfig(cs.voters), MajorityConfig(cs.votersOutgoing)};
+    std::map<NodeId, Progress> progress;
+    const Index last = m_log.lastIndex();
+    std::vector<NodeId> ids = members(m_conf);
+    if (!std::binary_search(ids.begin(), ids.end(), m_id))
+        ids.insert(std::lower_bound(ids.begin(), ids.end(), m_id), m_id); // its own, member or not (a leader being removed)
+    for (NodeId id : ids) {
+        auto it = m_progress.find(id);
+        Progress pr = it != m_progress.end() ? std::move(it->second) : Progress(last + 1, m_cfg.maxInflightMsgs, m_cfg.maxInflightBytes);
+        pr.isLearner = std::binary_search(m_conf.learners.begin(), m_conf.learners.end(), id);
+        if (id == m_id && it == m_progress.end())
+            pr.match = m_log.stableLastIndex();
+        progress.emplace(id, std::move(pr));
+    }
+    m_progress = std::move(progress);
 }
 
 void Raft::reduceUncommittedSize(const std::vector<Entry> &applied)
@@ -572,11 +787,16 @@ Status Raft::stepLeader(Message &m)
         // A forwarded proposal; if refused, the follower's client times out and learns nothing
         // was applied under its request id.
         if (!m.entries.empty()) {
-            std::vector<Payload> data;
-            data.reserve(m.entries.size());
-            for (Entry &e : m.entries)
-                data.push_back(std::move(e.data));
-            if (!appendProposals(data, EntryType::Normal))
+            // Runs of the same type together: configuration changes go their own way.
+            bool accepted = true;
+            for (std::size_t i = 0; i < m.entries.size();) {
+                const EntryType type = m.entries[i].type;
+                std::vector<Payload> data;
+                for (; i < m.entries.size() && m.entries[i].type == type; ++i)
+                    data.push_back(std::move(m.entries[i].data));
+                accepted = appendProposals(data, type) && accepted;
+            }
+            if (!accepted)
                 return Status::ProposalDropped;
         }
         return Status::Ok;
@@ -743,6 +963,7 @@ void Raft::handleHeartbeatResponse(const Message &m)
 void Raft::flush()
 {
     forwardPending();
+    finishConfChange();
     if (m_role != Role::Leader)
         return;
     if (m_reads.roundNeeded())
@@ -762,11 +983,13 @@ void Raft::forwardPending()
     // handed back as dropped.
     if (!m_proposalsToForward.empty()) {
         if (m_role == Role::Leader) {
-            std::vector<Payload> data;
-            data.reserve(m_proposalsToForward.size());
-            for (Entry &e : m_proposalsToForward)
-                data.push_back(std::move(e.data));
-            appendProposals(data, EntryType::Normal);
+            for (std::size_t i = 0; i < m_proposalsToForward.size();) {
+                const EntryType type = m_proposalsToForward[i].type;
+                std::vector<Payload> data;
+                for (; i < m_proposalsToForward.size() && m_proposalsToForward[i].type == type; ++i)
+                    data.push_back(std::move(m_proposalsToForward[i].data));
+                appendProposals(data, type);
+            }
         } else if (m_lead != NoNode) {
             Message m;
             m.type = MessageType::Propose;
@@ -909,14 +1132,12 @@ bool Raft::restore(const Snapshot &snap)
     if (md.index <= m_log.committed() && !bug)
         return false; // it has all of that already (a late or duplicated snapshot)
     const ConfState &cs = md.confState;
-    if (!cs.learners.empty() || !cs.votersOutgoing.empty() || !cs.learnersNext.empty() || cs.autoLeave) {
-        logEvent(LogLevel::Error, "ignored a snapshot whose configuration has learners or is joint (not supported yet)");
+    if (!cs.learnersNext.empty()) {
+        logEvent(LogLevel::Error, "ignored a snapshot whose configuration turns voters into learners (not supported)");
         return false;
     }
-    if (std::find(cs.voters.begin(), cs.voters.end(), m_id) == cs.voters.end()) {
-        logEvent(LogLevel::Warning, "ignored a snapshot whose configuration does not include this node");
-        return false;
-    }
+    // A configuration without this node is taken too: a node added after the snapshot was made
+    // learns of its addition from the log that follows it.
     const bool haveLast = m_cfg.bugs.snapshotCommitWithoutTermCheck ? m_log.lastIndex() >= md.index : m_log.matchTerm(md.index, md.term);
     if (md.index > m_log.committed() && haveLast) {
         // The log already has the snapshot's last entry: everything up to it is committed, and the
@@ -925,24 +1146,13 @@ bool Raft::restore(const Snapshot &snap)
         return false;
     }
     m_log.restore(snap, bug);
-    m_voters = JointConfig{MajorityConfig(cs.voters), MajorityConfig()};
-    std::map<NodeId, Progress> progress;
-    const Index last = m_log.lastIndex();
-    for (NodeId id : m_voters.ids()) {
-        const auto it = m_progress.find(id);
-        progress.emplace(id, it != m_progress.end() ? std::move(it->second) : Progress(last + 1, m_cfg.maxInflightMsgs, m_cfg.maxInflightBytes));
-    }
-    m_progress = std::move(progress);
+    m_baseConf = cs;
+    m_logConfs.clear();
+    configChanged();
     return true;
 }
 
-ConfState Raft::confState() const
-{
-    ConfState cs;
-    cs.voters = m_voters.incoming.voters();
-    cs.votersOutgoing = m_voters.outgoing.voters();
-    return cs;
-}
+ConfState Raft::confState() const { return m_conf; }
 
 void Raft::broadcastHeartbeat(std::uint64_t round)
 {
@@ -1072,6 +1282,10 @@ void Raft::handleAppend(Message &m)
         return;
     }
     if (auto lastNew = m_log.maybeAppend(m.index, m.logTerm, m.commit, m.entries)) {
+        if (!m.entries.empty()) {
+            noteEntries(m.entries);
+            configChanged();
+        }
         resp.index = *lastNew;
         send(std::move(resp));
         return;

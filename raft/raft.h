@@ -2,6 +2,7 @@
 #pragma once
 
 #include "raft/config.h"
+#include "raft/confchange.h"
 #include "raft/logger.h"
 #include "raft/log.h"
 #include "raft/progress.h"
@@ -24,7 +25,7 @@ enum class Status : std::uint8_t {
     ProposalDropped, // refused: forwarding disabled, flow control, or not a voter
     UnknownPeer,     // the sender is not a member of the configuration: ignored
     InvalidMessage,  // malformed (wrong recipient, missing sender, term-less type with a term...)
-    Unsupported,     // a reserved feature (membership changes)
+    Unsupported,     // a reserved message type
 };
 std::string_view toString(Status status);
 
@@ -52,6 +53,11 @@ public:
     void tick();
     Status step(Message m);
     Status propose(std::vector<Payload> proposals, EntryType type = EntryType::Normal);
+    // A membership change (raft/confchange.h): on the leader appended at once when allowed
+    // (ProposalDropped and the reason in *why otherwise); on a follower forwarded like a proposal.
+    Status proposeConfChange(const std::vector<ConfChangeOp> &ops, std::string *why = nullptr);
+    // Why the leader would refuse this change now (empty: it would take it).
+    std::string confChangeRefusal(const std::vector<ConfChangeOp> &ops) const;
     Status readIndex(std::uint64_t context);
     // Whether this node is a leader whose lease (see "The lease" in raft/config.h) covers a read
     // right now: it may then answer at its commit index without a quorum round. Always false with
@@ -81,9 +87,11 @@ public:
     // all of it) or not. Only then does replication to that follower go on (in Snapshot state it is
     // paused); a runtime that sends snapshots must report each one, or that follower stays behind.
     void reportSnapshot(NodeId id, bool delivered);
-    // The configuration in force (that of the last applied configuration change, or of the newest
-    // snapshot): what a snapshot of the state machine at the applied index records.
+    // The configuration in force: the newest in the log, committed or not (raft/confchange.h).
     ConfState confState() const;
+    // The configuration in force at `index` (at or after the log's start): what a snapshot of the
+    // state machine at that index records.
+    ConfState confStateAt(Index index) const;
     // The transport lost its connection to `id`. On a leader: replication to it restarts from what
     // it acknowledged. On a follower whose leader it is: an election comes soon (see below), and
     // without lease reads the follower forgets the leader (so it may vote for another at once); with
@@ -104,10 +112,11 @@ public:
     bool hasPendingFlush() const
     {
         return !m_proposalsToForward.empty() || !m_readsToForward.empty()
-            || (m_role == Role::Leader && (m_broadcastPending || m_reads.roundNeeded()));
+            || (m_role == Role::Leader && (m_broadcastPending || m_reads.roundNeeded() || confChangeDue()));
     }
-    // Called with committed entries as they are handed out for applying.
-    void reduceUncommittedSize(const std::vector<Entry> &applied);
+    // Called with committed entries as they are handed out for applying: configuration changes
+    // take effect here. Throws std::runtime_error for a malformed committed change.
+    void onApplied(const std::vector<Entry> &applied);
 
     NodeId id() const { return m_id; }
     Term term() const { return m_term; }
@@ -161,6 +170,15 @@ private:
 
     // Replication.
     bool appendProposals(std::vector<Payload> &proposals, EntryType type);
+    void reduceUncommittedSize(const std::vector<Entry> &applied);
+    void appendConfState(const ConfState &next);
+    void noteEntries(const std::vector<Entry> &entries);
+    const ConfState &latestConf() const;
+    Index latestConfIndex() const;
+    void configChanged();
+    void switchConfig(const ConfState &cs);
+    bool confChangeDue() const;
+    void finishConfChange();
     bool maybeCommit();
     void onCommitAdvanced();
     void handleAppend(Message &m);
@@ -204,7 +222,13 @@ private:
     RaftLog m_log;
     Random m_rng;
 
-    JointConfig m_voters;
+    // Configurations take effect when appended (thesis §4.1): the newest one in the log is in force,
+    // committed or not, and a truncation that drops it brings back the one before.
+    ConfState m_baseConf;                  // at the start of the log (the snapshot's, or the first)
+    std::map<Index, ConfState> m_logConfs; // the changes in the log after it
+    ConfState m_conf;                      // in force: latestConf()
+    JointConfig m_voters;                  // m_conf's voters
+    Index m_pendingConfIndex = 0;          // leader: the last configuration change in its log
     std::map<NodeId, Progress> m_progress; // every member, this node included
     std::map<NodeId, bool> m_votes;        // this campaign's answers
 

@@ -24,18 +24,24 @@ bool RawNode::hasReady() const
 
 Ready RawNode::ready()
 {
-    m_raft.flush();
+    RaftLog &log = m_raft.log();
     Ready rd;
+    // Committed entries first: applying them may change the configuration, and what that brings
+    // (a leader leaving a joint configuration appends an entry; a removed leader steps down and
+    // hands over) belongs in this same Ready. Read before anything is marked as handed out, so a
+    // storage failure leaves the node as it was.
+    if (log.hasCommittedToApply()) {
+        rd.committedEntries = log.committedToApply();
+        log.acceptApplying(rd.committedEntries.back().index);
+        m_raft.onApplied(rd.committedEntries);
+    }
+    m_raft.flush();
     rd.softStates = m_raft.takeSoftStateLog();
     const SoftState soft = m_raft.softState();
     if (soft != m_prevSoft) {
         rd.softState = soft;
         m_prevSoft = soft;
     }
-    RaftLog &log = m_raft.log();
-    // Read before anything is marked as handed out: a failure leaves the node as it was.
-    if (log.hasCommittedToApply())
-        rd.committedEntries = log.committedToApply();
     const bool writesEntries = log.hasUnstableToHandOut();
     const HardState hard = m_raft.hardState();
     if (writesEntries || hard != m_prevHard)
@@ -57,10 +63,6 @@ Ready RawNode::ready()
         m_prevHard = hard;
     }
     rd.mustSync = rd.mustSync || !rd.entries.empty() || rd.snapshot.has_value();
-    if (!rd.committedEntries.empty()) {
-        log.acceptApplying(rd.committedEntries.back().index);
-        m_raft.reduceUncommittedSize(rd.committedEntries);
-    }
     rd.messages.swap(m_raft.m_msgs);
     rd.messagesAfterPersist.swap(m_raft.m_msgsAfterPersist);
     rd.readStates.swap(m_raft.m_readStates);

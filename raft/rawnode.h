@@ -90,6 +90,16 @@ public:
     // not committed.
     Status propose(Payload data) { return m_raft.propose({std::move(data)}); }
     Status propose(std::vector<Payload> batch) { return m_raft.propose(std::move(batch)); }
+    // Proposes a membership change (see raft/confchange.h for the rules). On the leader: Ok when
+    // appended, ProposalDropped with the reason in *why when refused. On a follower: forwarded to
+    // the leader, which may still refuse it. The change takes effect on each node as soon as the
+    // entry is in its log (Raft's rule: a truncation that drops it undoes it); the Ready's
+    // committedEntries carry it too (type ConfChange, the configuration encoded), for the
+    // runtime's records. confState() says what is in force.
+    Status proposeConfChange(const std::vector<ConfChangeOp> &ops, std::string *why = nullptr)
+    {
+        return m_raft.proposeConfChange(ops, why);
+    }
     // Asks for a linearizable read point. The answer arrives as a ReadState with the same context
     // (or the context in droppedReads). Works on followers through the leader.
     Status readIndex(std::uint64_t context) { return m_raft.readIndex(context); }
@@ -105,8 +115,11 @@ public:
     // The transport finished sending a Snapshot message to `id`, delivered or not (see
     // Raft::reportSnapshot). Every Snapshot message a Ready hands out must be reported once.
     void reportSnapshot(NodeId id, bool delivered) { m_raft.reportSnapshot(id, delivered); }
-    // The configuration in force at the applied index: what a snapshot made now records.
+    // The configuration in force (the newest in the log, committed or not).
     ConfState confState() const { return m_raft.confState(); }
+    // The configuration at `index`: a snapshot of the state machine at the applied index records
+    // confStateAt(applied).
+    ConfState confStateAt(Index index) const { return m_raft.confStateAt(index); }
 
     bool hasReady() const;
     // Takes the pending batch. The node considers everything in it handed out: the entries as being

@@ -70,6 +70,8 @@ public:
         return released;
     }
 
+    // The configuration changed: a lease needs a round confirmed from now on.
+    void revokeLease() { m_hasLease = false; }
     // The tick at which the latest confirmed round started, if any round was confirmed.
     bool hasLease() const { return m_hasLease; }
     std::uint64_t leaseStartTick() const { return m_leaseStartTick; }

@@ -16,6 +16,8 @@ enum class StorageError : std::uint8_t {
 
 struct InitialState {
     HardState hardState;
+    // The configuration in force at the newest snapshot (the first configuration if there is none):
+    // the node applies the configuration changes in its log after that as it applies the entries.
     ConfState confState;
 };
 
@@ -51,7 +53,12 @@ public:
     // A new, empty log whose first configuration has the given voters.
     explicit MemoryStorage(std::vector<NodeId> voters = {});
 
-    InitialState initialState() const override { return {m_hardState, m_confState}; }
+    // The configuration is the newest snapshot's (the one in force where the node starts applying),
+    // or the first one when there is no snapshot.
+    InitialState initialState() const override
+    {
+        return {m_hardState, m_snapshot.empty() ? m_confState : m_snapshot.metadata.confState};
+    }
     StorageError entries(Index lo, Index hi, std::uint64_t maxBytes, std::vector<Entry> &out) const override;
     StorageError term(Index index, Term &out) const override;
     Index firstIndex() const override { return m_offset + 1; }

@@ -18,8 +18,7 @@ inline constexpr NodeId NoNode = 0;
 
 enum class EntryType : std::uint8_t {
     Normal = 0,
-    // Reserved for membership changes (joint consensus, learners). The core refuses to propose or
-    // apply one until that work lands; see RawNode::propose.
+    // A membership change: the data is the whole configuration that results (raft/confchange.h).
     ConfChange = 1,
 };
 
@@ -58,9 +57,10 @@ struct SoftState {
     friend bool operator==(const SoftState &, const SoftState &) = default;
 };
 
-// The cluster's membership. Only `voters` is supported today: the other fields exist so that
-// snapshots and storage formats are ready for joint consensus and learners, and the core rejects a
-// configuration that uses them (Config validation, RawNode construction).
+// The cluster's membership: the voters, during joint consensus also the old voters (both majorities
+// must agree), and the learners (they receive the log, and neither vote nor count). `autoLeave`: the
+// leader leaves the joint configuration as soon as it applies it. `learnersNext` is reserved (turning
+// voters into learners, not supported).
 struct ConfState {
     std::vector<NodeId> voters;
     std::vector<NodeId> learners;

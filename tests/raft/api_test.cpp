@@ -89,31 +89,44 @@ private:
     MemoryStorage m_log;
 };
 
-TEST(RaftConstruction, RejectsLearnersAndJointConfigurations)
+// Learners and joint configurations are stored states like any other (raft/confchange.h); turning
+// voters into learners (learnersNext) is not supported, and learners without voters make no sense.
+TEST(RaftConstruction, TakesLearnersAndJointConfigurations_refusesWhatIsNotSupported)
 {
-    const std::vector<std::function<void(ConfState &)>> unsupported{
-        [](ConfState &cs) { cs.learners = {4}; },
-        [](ConfState &cs) { cs.votersOutgoing = {1, 2}; },
-        [](ConfState &cs) { cs.learnersNext = {4}; },
-        [](ConfState &cs) { cs.autoLeave = true; },
-    };
-    for (const auto &change : unsupported) {
-        ConfState cs;
-        cs.voters = {1, 2, 3};
-        change(cs);
-        ConfStateStorage storage(cs);
-        EXPECT_THROW(Raft(validConfig(), storage), std::invalid_argument);
-    }
-    ConfState plain;
-    plain.voters = {1, 2, 3};
-    ConfStateStorage ok(plain);
+    ConfState joint;
+    joint.voters = {1, 2, 4};
+    joint.votersOutgoing = {1, 2, 3};
+    joint.learners = {5};
+    joint.autoLeave = true;
+    ConfStateStorage ok(joint);
     EXPECT_NO_THROW(Raft(validConfig(), ok));
+    Raft r(validConfig(), ok);
+    EXPECT_EQ(r.confState(), joint);
+    EXPECT_TRUE(r.voters().contains(3)) << "an old voter still votes while the configuration is joint";
+    EXPECT_FALSE(r.voters().contains(5));
+
+    ConfState next;
+    next.voters = {1, 2, 3};
+    next.learnersNext = {4};
+    ConfStateStorage demotion(next);
+    EXPECT_THROW(Raft(validConfig(), demotion), std::invalid_argument);
+    ConfState learnersOnly;
+    learnersOnly.learners = {1};
+    ConfStateStorage noVoters(learnersOnly);
+    EXPECT_THROW(Raft(validConfig(), noVoters), std::invalid_argument);
 }
 
-TEST(RaftConstruction, RejectsAConfigurationWithoutVoters)
+// No configuration at all: a node that joins a cluster. It waits for a leader to add it.
+TEST(RaftConstruction, WithoutAConfiguration_aNodeWaitsToBeAdded)
 {
     MemoryStorage storage{std::vector<NodeId>{}};
-    EXPECT_THROW(RawNode(validConfig(), storage), std::invalid_argument);
+    RawNode node(validConfig(), storage);
+    for (int i = 0; i < 100; ++i)
+        node.tick();
+    EXPECT_EQ(node.status().softState.role, Role::Follower) << "it never campaigns";
+    EXPECT_EQ(node.status().hardState.term, 0u);
+    EXPECT_EQ(node.campaign(), Status::Ok);
+    EXPECT_EQ(node.status().softState.role, Role::Follower);
 }
 
 // The stored commit index cannot lie beyond the stored log, nor Config::applied beyond the commit.
@@ -156,17 +169,26 @@ TEST(Step, SnapshotMessagesWithoutASnapshotAreInvalid)
     EXPECT_TRUE(net.inFlight().empty());
 }
 
-// "Nodes outside the configuration are ignored entirely".
-TEST(Step, MessagesFromUnknownPeersAreIgnored)
+// Nodes outside the configuration may not talk to a node as to their leader (raft.cpp, step()):
+// their proposals, reads and answers are ignored. A leader's messages and vote requests are taken
+// from anyone (a node may not have the change that added them yet).
+TEST(Step, UnknownPeers_mayNotProposeReadOrAnswer_butLeadersAndCandidatesAreHeard)
 {
     Network net(3);
-    Message vote = makeMessage(MessageType::Vote, 9, 1, 7);
-    EXPECT_EQ(net.step(vote), Status::UnknownPeer);
-    EXPECT_EQ(net.step(makeMessage(MessageType::Heartbeat, 4, 1, 7)), Status::UnknownPeer);
+    Message propose = makeMessage(MessageType::Propose, 9, 1, 0);
+    propose.entries.push_back(Entry{0, 0, EntryType::Normal, Payload("x")});
+    EXPECT_EQ(net.step(propose), Status::UnknownPeer);
+    EXPECT_EQ(net.step(makeMessage(MessageType::ReadIndex, 9, 1, 0)), Status::UnknownPeer);
+    EXPECT_EQ(net.step(makeMessage(MessageType::AppendResponse, 9, 1, 7)), Status::UnknownPeer);
+    EXPECT_EQ(net.step(makeMessage(MessageType::HeartbeatResponse, 9, 1, 7)), Status::UnknownPeer);
     EXPECT_EQ(net.raft(1).term(), 0u);
-    EXPECT_EQ(net.raft(1).leader(), NoNode);
-    net.drainAll();
-    EXPECT_TRUE(net.inFlight().empty());
+
+    EXPECT_EQ(net.step(makeMessage(MessageType::Heartbeat, 4, 1, 7)), Status::Ok);
+    EXPECT_EQ(net.raft(1).term(), 7u);
+    EXPECT_EQ(net.raft(1).leader(), 4u) << "a leader this node has not been told about yet";
+    Message vote = makeMessage(MessageType::Vote, 9, 2, 8);
+    EXPECT_EQ(net.step(vote), Status::Ok);
+    EXPECT_EQ(net.raft(2).term(), 8u);
 }
 
 TEST(Step, MalformedMessagesAreInvalid)
@@ -188,15 +210,15 @@ TEST(Step, MalformedMessagesAreInvalid)
 
 // ---- propose() and campaign() -----------------------------------------------------------------
 
-// EntryType::ConfChange is reserved: "The core refuses to propose or apply one".
-TEST(Propose, ConfigurationChangeEntriesAreUnsupported)
+// A configuration change whose bytes are not a list of operations is dropped: nothing is appended.
+TEST(Propose, MalformedConfigurationChangesAreDropped)
 {
     MemoryStorage storage({1});
     Raft raft(validConfig(), storage);
     raft.campaign();
     ASSERT_EQ(raft.role(), Role::Leader);
     const Index last = raft.log().lastIndex();
-    EXPECT_EQ(raft.propose({Payload("conf")}, EntryType::ConfChange), Status::Unsupported);
+    EXPECT_EQ(raft.propose({Payload("conf")}, EntryType::ConfChange), Status::ProposalDropped);
     EXPECT_EQ(raft.log().lastIndex(), last);
     EXPECT_EQ(raft.propose({}, EntryType::Normal), Status::Ok);
     EXPECT_EQ(raft.log().lastIndex(), last) << "an empty batch appends nothing";

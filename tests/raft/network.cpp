@@ -75,17 +75,20 @@ Message makeMessage(MessageType type, NodeId sender, NodeId recipient, Term term
     return m;
 }
 
-Network::Network(std::size_t size, ConfigTweak tweak, std::map<NodeId, Preset> presets)
+Network::Network(std::size_t size, ConfigTweak tweak, std::map<NodeId, Preset> presets, std::size_t voters)
 {
     for (NodeId id = 1; id <= size; ++id)
         m_ids.push_back(id);
+    if (voters == 0)
+        voters = size;
+    const std::vector<NodeId> first(m_ids.begin(), m_ids.begin() + static_cast<std::ptrdiff_t>(std::min(voters, size)));
     for (NodeId id : m_ids) {
         Node &n = m_nodes[id];
         n.config.id = id;
         n.config.seed = id;
         if (tweak)
             tweak(n.config);
-        n.storage = std::make_unique<MemoryStorage>(m_ids);
+        n.storage = std::make_unique<MemoryStorage>(id <= first.size() ? first : std::vector<NodeId>{});
         if (const auto it = presets.find(id); it != presets.end()) {
             std::vector<Entry> entries;
             for (std::size_t i = 0; i < it->second.logTerms.size(); ++i) {
@@ -435,10 +438,11 @@ void Network::restart(NodeId id, ConfigTweak tweak)
 void Network::snapshotAndCompact(NodeId id, Index index, Index keep)
 {
     Node &n = at(id);
-    ASSERT_TRUE(n.storage->createSnapshot(index, n.raw->confState(), Payload("state@" + std::to_string(index))))
+    ASSERT_TRUE(n.storage->createSnapshot(index, n.raw->confStateAt(index), Payload("state@" + std::to_string(index))))
         << "node " << id << " cannot snapshot at " << index;
-    if (index > keep)
+    if (index > keep) {
         ASSERT_TRUE(n.storage->compact(index - keep));
+    }
 }
 
 const std::vector<Index> &Network::installed(NodeId id) const { return at(id).installed; }

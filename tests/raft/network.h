@@ -59,9 +59,10 @@ struct Delivery {
 
 class Network {
 public:
-    // Nodes 1..size, all voters. `tweak` adjusts every node's Config (it sees Config::id);
-    // `presets` gives some nodes a durable log and hard state to start from.
-    explicit Network(std::size_t size, ConfigTweak tweak = {}, std::map<NodeId, Preset> presets = {});
+    // Nodes 1..size, all voters, or with `voters` the first that many: the others start with no
+    // configuration (they join when a leader adds them). `tweak` adjusts every node's Config (it
+    // sees Config::id); `presets` gives some nodes a durable log and hard state to start from.
+    explicit Network(std::size_t size, ConfigTweak tweak = {}, std::map<NodeId, Preset> presets = {}, std::size_t voters = 0);
     ~Network();
     Network(const Network &) = delete;
     Network &operator=(const Network &) = delete;

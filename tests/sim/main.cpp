@@ -31,7 +31,7 @@ void usage()
 {
     std::cerr << "usage: dengine-sim [--seed N | --seeds A-B] [--ticks N] [--heal-bound N] [--jobs N]\n"
                  "                   [--bug NAME]... [--no-tick-catch-up] [--snapshot-omits-last-entry]\n"
-                 "                   [--snapshots] [--first-failure]\n"
+                 "                   [--snapshots] [--membership] [--first-failure]\n"
                  "                   [--intense | --leases] [--trace] [--narrate] [--progress] [--quiet]\n"
                  "bugs (each breaks Raft on purpose, to show the checks catch it):";
     for (const dengine::raft::InjectedBugName &b : dengine::raft::InjectedBugNames)
@@ -39,6 +39,7 @@ void usage()
     std::cerr << "\n--no-tick-catch-up: a paused node is not given the ticks it missed (a runtime bug)\n"
                  "--snapshot-omits-last-entry: a snapshot holds the state before its last entry (a runtime bug)\n"
                  "--snapshots: every seed takes snapshots and compacts (the seed chooses how often)\n"
+                 "--membership: every seed changes its membership (adds, promotes, removes, replaces nodes)\n"
                  "--first-failure: stop at the first failing seed and report it\n";
 }
 
@@ -103,6 +104,8 @@ int main(int argc, char **argv)
             base.snapshotOmitsLastEntry = true;
         } else if (arg == "--snapshots") {
             base.snapshots = true;
+        } else if (arg == "--membership") {
+            base.membership = true;
         } else if (arg == "--first-failure") {
             firstFailure = true;
         } else if (arg == "--figure8") {
@@ -172,7 +175,7 @@ int main(int argc, char **argv)
     std::atomic<std::uint64_t> next{lo};
     std::uint64_t done = 0, failed = 0, elections = 0, ops = 0, unknown = 0, reads = 0, crashes = 0, partitions = 0, transfers = 0;
     std::uint64_t leaseReads = 0, pauses = 0, stalls = 0, unreachable = 0, flips = 0, flipsDone = 0;
-    std::uint64_t snapsTaken = 0, snapsSent = 0, snapsInstalled = 0;
+    std::uint64_t snapsTaken = 0, snapsSent = 0, snapsInstalled = 0, confProposed = 0, confApplied = 0;
     std::uint64_t maxHeal = 0;
     const std::uint64_t total = hi - lo + 1;
 
@@ -199,6 +202,8 @@ int main(int argc, char **argv)
             snapsTaken += r.snapshotsTaken;
             snapsSent += r.snapshotsSent;
             snapsInstalled += r.snapshotsInstalled;
+            confProposed += r.confChangesProposed;
+            confApplied += r.confChangesApplied;
             maxHeal = std::max(maxHeal, r.healTicks);
             if (!r.ok) {
                 ++failed;
@@ -236,7 +241,7 @@ int main(int argc, char **argv)
               << reads << " (" << leaseReads << " from a lease), crashes " << crashes << ", pauses " << pauses << ", partitions " << partitions
               << ", unreachable reports " << unreachable << ", disk stalls " << stalls << ", flip-flops " << flipsDone << "/" << flips
               << ", leadership transfers " << transfers << ", snapshots " << snapsTaken << " taken, " << snapsSent << " sent, "
-              << snapsInstalled << " installed"
+              << snapsInstalled << " installed, membership changes " << confProposed << " proposed, " << confApplied << " applied"
               << ", slowest recovery " << maxHeal << " ticks)\n";
     // A sweep that exercised nothing proves nothing.
     if (failed == 0 && total >= 20

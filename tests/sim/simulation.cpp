@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "simulation.h"
 
+#include "raft/confchange.h"
+
 #include "linearizability.h"
 #include "raft/invariants.h"
 #include "raft/random.h"
@@ -156,6 +158,7 @@ enum class EventKind : std::uint8_t {
     LeaseSplit,   // the second step of a lease split (see Simulation::startLeaseSplit)
     Deafen,       // a node stops hearing the others (it is still heard)
     SnapshotStatus, // the transport tells a leader whether its snapshot reached the follower
+    Membership,     // the leader is asked for a membership change
 };
 
 struct Event {
@@ -278,6 +281,8 @@ private:
     void restoreSnapshot(SimNode &n, const Snapshot &snap, const std::string &how);
     void maybeSnapshot(SimNode &n);
     void reportSnapshotLater(const Message &m, bool delivered);
+    void changeMembership();
+    bool isMember(NodeId id) const;
     void serveReads(SimNode &n);
     void checkNode(SimNode &n);
     void checkLeases();
@@ -358,6 +363,10 @@ private:
     std::uint64_t m_snapshotKeep = 0;  // and keeps this many entries behind the snapshot
     std::unordered_map<Index, std::uint64_t> m_stateAt; // the state machine's hash after each index, as first applied
     std::unordered_map<std::uint64_t, std::uint64_t> m_snapshotSender; // Snapshot messages in flight: the sender's incarnation
+    bool m_membership = false;
+    ConfState m_conf;          // the newest configuration any node applied, and its index
+    Index m_confIndex = 0;
+    std::set<NodeId> m_everMember; // never added again once removed
 
     std::vector<Client> m_clients;
     std::vector<Operation> m_history;
@@ -392,7 +401,8 @@ private:
 Simulation::Simulation(const SimOptions &options) : m_opts(options), m_rng(options.seed)
 {
     chooseProfile();
-    for (int i = 0; i < m_opts.nodes; ++i) {
+    const int total = m_opts.nodes + (m_membership ? std::max(0, m_opts.spares) : 0);
+    for (int i = 0; i < total; ++i) {
         SimNode n;
         n.id = static_cast<NodeId>(i + 1);
         // Clocks run within 0.5% of nominal: well inside the lease's drift margin.
@@ -400,10 +410,13 @@ Simulation::Simulation(const SimOptions &options) : m_opts(options), m_rng(optio
         m_nodes.push_back(std::move(n));
     }
     std::vector<NodeId> voters;
-    for (const SimNode &n : m_nodes)
-        voters.push_back(n.id);
+    for (int i = 0; i < m_opts.nodes; ++i)
+        voters.push_back(m_nodes[static_cast<std::size_t>(i)].id);
+    // The spares start with no configuration: they join when a leader adds them.
     for (SimNode &n : m_nodes)
-        n.disk = std::make_unique<MemoryStorage>(voters);
+        n.disk = std::make_unique<MemoryStorage>(n.id <= static_cast<NodeId>(m_opts.nodes) ? voters : std::vector<NodeId>{});
+    m_conf.voters = voters;
+    m_everMember.insert(voters.begin(), voters.end());
     for (int i = 0; i < m_opts.clients; ++i) {
         Client c;
         c.id = i;
@@ -450,6 +463,11 @@ void Simulation::chooseProfile()
             m_snapshotEvery = e;
             m_snapshotKeep = k;
         }
+        m_membership = pick.chance(0.5) || m_opts.membership;
+        // A removed node that never learns of its removal campaigns on; only pre-vote or
+        // check-quorum keep it from disturbing the members (raft/confchange.h).
+        if (m_membership && !m_preVote && !m_checkQuorum)
+            m_preVote = true;
         if (m_opts.focus == SimOptions::Focus::Leases) {
             // Leases need a network faster than they are long, and a lease mode. A real network's
             // delays are far below a tick: there an election takes a tick or two, well inside a lease.
@@ -476,6 +494,7 @@ void Simulation::chooseProfile()
         m_lateAcks = m_opts.lateAcks;
         m_snapshotEvery = m_opts.snapshotEvery;
         m_snapshotKeep = m_opts.snapshotKeep;
+        m_membership = m_opts.membership;
     }
     if (m_opts.intenseFaults) {
         m_nemesisLo = 3;
@@ -495,6 +514,8 @@ void Simulation::chooseProfile()
       << (m_lateAcks ? ", late acks" : "") << (m_opts.faults ? "" : ", no faults") << (m_opts.intenseFaults ? ", intense faults" : "");
     if (m_snapshotEvery > 0)
         p << ", snapshots every " << m_snapshotEvery << " (keep " << m_snapshotKeep << ")";
+    if (m_membership)
+        p << ", membership changes (" << m_opts.spares << " spares)";
     for (const InjectedBugName &b : InjectedBugNames)
         if (m_opts.bugs.*b.flag)
             p << ", BUG " << b.name;
@@ -889,6 +910,75 @@ void Simulation::applyEntry(SimNode &n, const Entry &e)
     applyCommand(n, e);
     if (m_snapshotEvery > 0)
         checkState(n, e.index, "applied");
+    if (e.type == EntryType::ConfChange && e.index > m_confIndex) {
+        ConfState cs;
+        if (!decodeConfState(e.data, cs)) {
+            fail("node " + std::to_string(n.id) + " applied a malformed configuration at index " + std::to_string(e.index));
+            return;
+        }
+        m_conf = cs;
+        m_confIndex = e.index;
+        ++m_result.confChangesApplied;
+        for (NodeId id : members(cs))
+            m_everMember.insert(id);
+        narrate("configuration at index " + std::to_string(e.index) + ": " + raft::describe(cs));
+    }
+}
+
+bool Simulation::isMember(NodeId id) const
+{
+    const std::vector<NodeId> all = members(m_conf);
+    return std::binary_search(all.begin(), all.end(), id);
+}
+
+void Simulation::changeMembership()
+{
+    if (m_healed || m_failed)
+        return;
+    schedule(m_now + (30 + m_rng.below(90)) * TickUnits, EventKind::Membership, 0);
+    SimNode *l = leader();
+    if (!l || l->paused)
+        return;
+    const ConfState cs = l->raft->confState();
+    if (isJoint(cs))
+        return;
+    std::vector<NodeId> spares;
+    for (const SimNode &n : m_nodes)
+        if (!m_everMember.count(n.id))
+            spares.push_back(n.id);
+    const auto any = [this](const std::vector<NodeId> &v) { return v[m_rng.below(v.size())]; };
+    std::vector<ConfChangeOp> ops;
+    const std::uint64_t roll = m_rng.below(100);
+    if (!cs.learners.empty() && roll < 35) {
+        ops.push_back({ConfChangeOp::Type::AddVoter, any(cs.learners)});
+    } else if (!spares.empty() && roll < 60) {
+        ops.push_back({ConfChangeOp::Type::AddLearner, any(spares)});
+    } else if (cs.voters.size() > 3 && roll < 80) {
+        // The leader itself a third of the time: it steps down once the change is applied.
+        const NodeId victim = m_rng.chance(0.33) ? l->id : any(cs.voters);
+        ops.push_back({ConfChangeOp::Type::Remove, victim});
+    } else if (!spares.empty()) {
+        // Replace a voter with a new node: two voters change, so joint consensus.
+        ops.push_back({ConfChangeOp::Type::AddVoter, any(spares)});
+        ops.push_back({ConfChangeOp::Type::Remove, any(cs.voters)});
+    } else if (!cs.learners.empty()) {
+        ops.push_back({ConfChangeOp::Type::Remove, any(cs.learners)});
+    } else {
+        return;
+    }
+    std::string why;
+    const Status st = l->raft->proposeConfChange(ops, &why);
+    std::ostringstream what;
+    for (const ConfChangeOp &op : ops)
+        what << (op.type == ConfChangeOp::Type::AddVoter ? " +voter " : op.type == ConfChangeOp::Type::AddLearner ? " +learner " : " -")
+             << op.node;
+    if (st == Status::Ok) {
+        ++m_result.confChangesProposed;
+        narrate("leader " + std::to_string(l->id) + " proposed a membership change:" + what.str());
+    } else {
+        trace("leader " + std::to_string(l->id) + " refused a membership change" + what.str() + ": " + why);
+    }
+    processReady(*l);
 }
 
 void Simulation::checkState(SimNode &n, Index index, const std::string &how)
@@ -905,7 +995,8 @@ void Simulation::checkState(SimNode &n, Index index, const std::string &how)
 void Simulation::noteProbeApplied(SimNode &n)
 {
     n.appliedProbe = true;
-    if (m_healed && !m_live && std::all_of(m_nodes.begin(), m_nodes.end(), [](const SimNode &x) { return !x.up || x.appliedProbe; })) {
+    if (m_healed && !m_live
+        && std::all_of(m_nodes.begin(), m_nodes.end(), [this](const SimNode &x) { return !x.up || !isMember(x.id) || x.appliedProbe; })) {
         m_live = true;
         m_result.healTicks = (m_now - m_healTime) / TickUnits;
         narrate("liveness: a write was applied on every node " + std::to_string(m_result.healTicks) + " ticks after healing");
@@ -948,7 +1039,7 @@ void Simulation::maybeSnapshot(SimNode &n)
     if (n.applied < last + m_snapshotEvery || n.applied > n.raft->status().stableIndex)
         return; // not due, or what it applied is not all durable here yet (a snapshot being installed)
     const Payload data = m_opts.snapshotOmitsLastEntry ? encodeState(n.kvBefore, n.lastSeqBefore) : encodeState(n.kv, n.lastSeq);
-    if (!n.disk->createSnapshot(n.applied, n.raft->confState(), data)) {
+    if (!n.disk->createSnapshot(n.applied, n.raft->confStateAt(n.applied), data)) {
         fail("node " + std::to_string(n.id) + ": cannot snapshot at applied index " + std::to_string(n.applied) + " (disk log "
              + std::to_string(n.disk->firstIndex()) + ".." + std::to_string(n.disk->lastIndex()) + ", snapshot " + std::to_string(last) + ")");
         return;
@@ -1844,6 +1935,9 @@ void Simulation::dispatch(const Event &e)
     case EventKind::Heal:
         heal();
         return;
+    case EventKind::Membership:
+        changeMembership();
+        return;
     case EventKind::SnapshotStatus: {
         SimNode &n = m_nodes[e.node];
         if (n.up && n.incarnation == e.arg) {
@@ -1866,6 +1960,8 @@ SimResult Simulation::run()
         schedule(m_now + (m_opts.clientStartTick + m_rng.below(20)) * TickUnits, EventKind::ClientNext, c.id);
     if (m_opts.faults)
         schedule((30 + m_rng.below(100)) * TickUnits, EventKind::Nemesis, 0);
+    if (m_membership)
+        schedule((20 + m_rng.below(60)) * TickUnits, EventKind::Membership, 0);
     schedule(m_opts.faultTicks * TickUnits, EventKind::Heal, 0);
 
     while (!m_queue.empty() && !m_failed && !m_live) {
@@ -1944,6 +2040,8 @@ std::string replayCommand(const SimOptions &options)
         out << " --no-tick-catch-up";
     if (options.snapshots)
         out << " --snapshots";
+    if (options.membership)
+        out << " --membership";
     if (options.snapshotOmitsLastEntry)
         out << " --snapshot-omits-last-entry";
     out << " --trace";

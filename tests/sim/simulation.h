@@ -80,6 +80,13 @@ struct SimOptions {
     std::uint64_t snapshotKeep = 0;
     bool snapshots = false;
 
+    // Membership changes: `spares` more nodes run without a configuration, and every 30-120 ticks
+    // of the fault phase the leader is asked to add one as a learner, promote a learner, remove a
+    // voter (the leader too), remove a learner or replace a voter (joint consensus). With a
+    // randomized profile the seed chooses whether, unless `membership` is set.
+    bool membership = false;
+    int spares = 2;
+
     raft::InjectedBugs bugs; // proves the checks can fail; see tests
     // A runtime bug: a node's snapshot at applied index i holds the state before entry i.
     bool snapshotOmitsLastEntry = false;
@@ -129,6 +136,8 @@ struct SimResult {
     std::uint64_t snapshotsTaken = 0;     // made by nodes of their own state machines
     std::uint64_t snapshotsSent = 0;      // Snapshot messages leaders sent
     std::uint64_t snapshotsInstalled = 0; // received snapshots that replaced a follower's log
+    std::uint64_t confChangesProposed = 0; // membership changes a leader took
+    std::uint64_t confChangesApplied = 0;  // distinct configurations committed and applied
 };
 
 SimResult runSimulation(const SimOptions &options);

@@ -57,6 +57,7 @@ SimOptions withBug(void (*set)(dengine::raft::InjectedBugs &), unsigned checks =
 constexpr std::uint64_t MainSweep = DENGINE_SIM_MAIN_SEEDS;
 constexpr std::uint64_t LeaseSweep = DENGINE_SIM_LEASE_SEEDS;
 constexpr std::uint64_t SnapshotSweep = DENGINE_SIM_MAIN_SEEDS / 4;
+constexpr std::uint64_t MembershipSweep = DENGINE_SIM_MAIN_SEEDS / 2;
 constexpr auto Leases = SimOptions::Focus::Leases;
 
 // The fault profile for the Figure 8 bug: three nodes, one entry per message, long delays and a fault
@@ -330,6 +331,56 @@ TEST(Simulation, theSnapshotSweep_takesSendsAndInstallsSnapshots)
     EXPECT_GT(sent, 20u);
     EXPECT_GT(installed, 10u);
     std::cout << "40 seeds: " << taken << " snapshots taken, " << sent << " sent, " << installed << " installed\n";
+}
+
+// Membership changes (issue 9). The membership sweep (every seed adds, promotes, removes and
+// replaces nodes) must catch a change of several voters made without joint consensus, and two
+// changes in flight at once.
+
+SimOptions membershipSweep()
+{
+    SimOptions o;
+    o.membership = true;
+    return o;
+}
+
+TEST(InjectedBugs, confChangeWithoutJointConsensus_caughtByTheMembershipSweep)
+{
+    SimOptions o = membershipSweep();
+    o.bugs.confChangeWithoutJoint = true;
+    expectCaught(firstViolation(o, MembershipSweep), MembershipSweep, "leader completeness", "several voters changed at once");
+}
+
+TEST(InjectedBugs, confChangeWithoutJointConsensus_caughtByStateMachineSafety)
+{
+    SimOptions o = membershipSweep();
+    o.bugs.confChangeWithoutJoint = true;
+    o.checks = Check::StateMachineSafety;
+    expectCaught(firstViolation(o, MembershipSweep), MembershipSweep, "state machine safety", "several voters changed at once");
+}
+
+TEST(InjectedBugs, concurrentConfChanges_caughtByTheMembershipSweep)
+{
+    SimOptions o = membershipSweep();
+    o.bugs.concurrentConfChanges = true;
+    expectCaught(firstViolation(o, MembershipSweep), MembershipSweep, "leader completeness", "two membership changes in flight");
+}
+
+TEST(Simulation, theMembershipSweep_addsPromotesRemovesAndReplaces)
+{
+    std::uint64_t proposed = 0, applied = 0;
+    for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+        SimOptions o = membershipSweep();
+        o.seed = seed;
+        const SimResult r = runSimulation(o);
+        ASSERT_TRUE(r.ok) << "seed " << seed << ": " << r.failure << "\nreplay: " << replayCommand(o);
+        EXPECT_NE(r.profile.find("membership changes"), std::string::npos) << r.profile;
+        proposed += r.confChangesProposed;
+        applied += r.confChangesApplied;
+    }
+    EXPECT_GT(proposed, 100u);
+    EXPECT_GT(applied, 100u);
+    std::cout << "40 seeds: " << proposed << " membership changes proposed, " << applied << " configurations applied\n";
 }
 
 TEST(InjectedBugs, withoutTheBug_theLeaseSweepPasses)
