@@ -41,6 +41,6 @@ ctest --test-dir build-tsan -j"$jobs" --output-on-failure -R '^storage\.(LogWrit
 echo "== build (libFuzzer, clang)"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DDENGINE_FUZZ=ON \
     -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_wal_reader fuzz_codec fuzz_hellogate
+cmake --build build-fuzz -j"$jobs" --target fuzz_wal_reader fuzz_codec fuzz_hellogate fuzz_kvsnapshot
 echo "== fuzzing the log reader and the wire codec (bounded)"
 ctest --test-dir build-fuzz --output-on-failure -L fuzz

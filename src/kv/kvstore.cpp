@@ -122,6 +122,155 @@ void KvStore::pruneSessions(raft::NodeId origin)
         m_sessions.erase(SessionKey{origin, mine[i].second});
 }
 
+namespace {
+
+constexpr std::string_view SnapshotMagic = "DKVSNAP1";
+
+void putU32(std::string &out, std::uint32_t v)
+{
+    for (int i = 0; i < 4; ++i)
+        out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+void putU64(std::string &out, std::uint64_t v)
+{
+    for (int i = 0; i < 8; ++i)
+        out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+void putBytes(std::string &out, std::string_view b)
+{
+    putU32(out, static_cast<std::uint32_t>(b.size()));
+    out.append(b);
+}
+
+struct SnapshotReader {
+    std::string_view in;
+    bool ok = true;
+    std::uint64_t take(int bytes)
+    {
+        if (!ok || in.size() < static_cast<std::size_t>(bytes)) {
+            ok = false;
+            return 0;
+        }
+        std::uint64_t v = 0;
+        for (int i = 0; i < bytes; ++i)
+            v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[static_cast<std::size_t>(i)])) << (8 * i);
+        in.remove_prefix(static_cast<std::size_t>(bytes));
+        return v;
+    }
+    std::string_view bytes()
+    {
+        const std::uint64_t n = take(4);
+        if (!ok || n > in.size()) {
+            ok = false;
+            return {};
+        }
+        std::string_view b = in.substr(0, n);
+        in.remove_prefix(n);
+        return b;
+    }
+};
+
+} // namespace
+
+std::string KvStore::snapshot() const
+{
+    std::string out;
+    out.append(SnapshotMagic);
+    putU64(out, m_applied);
+    putU64(out, m_data.size());
+    for (const auto &[k, v] : m_data) {
+        putBytes(out, k);
+        putBytes(out, v);
+    }
+    // Sessions in a fixed order, so that equal states give equal bytes.
+    std::vector<std::pair<SessionKey, const Session *>> sessions;
+    sessions.reserve(m_sessions.size());
+    for (const auto &[k, s] : m_sessions)
+        sessions.emplace_back(k, &s);
+    std::sort(sessions.begin(), sessions.end(), [](const auto &a, const auto &b) {
+        return a.first.origin != b.first.origin ? a.first.origin < b.first.origin : a.first.session < b.first.session;
+    });
+    putU64(out, sessions.size());
+    for (const auto &[k, s] : sessions) {
+        putU64(out, k.origin);
+        putU64(out, k.session);
+        putU64(out, s->floor);
+        putU64(out, s->firstIndex);
+        putU64(out, s->applied.size());
+        for (std::uint64_t id : s->applied)
+            putU64(out, id);
+    }
+    return out;
+}
+
+bool KvStore::restore(std::string_view bytes, std::string &why)
+{
+    if (bytes.substr(0, SnapshotMagic.size()) != SnapshotMagic) {
+        why = "kv snapshot: not a key-value snapshot (bad magic)";
+        return false;
+    }
+    SnapshotReader r{bytes.substr(SnapshotMagic.size())};
+    const raft::Index applied = r.take(8);
+    const std::uint64_t count = r.take(8);
+    if (!r.ok || count > r.in.size() / 8) {
+        why = "kv snapshot: truncated before its keys";
+        return false;
+    }
+    std::map<std::string, std::string, std::less<>> data;
+    for (std::uint64_t i = 0; i < count; ++i) {
+        const std::string_view k = r.bytes();
+        const std::string_view v = r.bytes();
+        if (!r.ok) {
+            why = "kv snapshot: truncated in key " + std::to_string(i);
+            return false;
+        }
+        if (k.empty() || (!data.empty() && !(data.rbegin()->first < k))) {
+            why = "kv snapshot: key " + std::to_string(i) + " is empty or out of order";
+            return false;
+        }
+        data.emplace_hint(data.end(), std::string(k), std::string(v));
+    }
+    const std::uint64_t sessions = r.take(8);
+    if (!r.ok || sessions > r.in.size() / 40) {
+        why = "kv snapshot: truncated before its sessions";
+        return false;
+    }
+    std::unordered_map<SessionKey, Session, SessionHash> table;
+    for (std::uint64_t i = 0; i < sessions; ++i) {
+        const SessionKey key{r.take(8), r.take(8)};
+        Session s;
+        s.floor = r.take(8);
+        s.firstIndex = r.take(8);
+        const std::uint64_t ids = r.take(8);
+        if (!r.ok || ids > r.in.size() / 8 || ids > MaxRememberedRequests) {
+            why = "kv snapshot: truncated in session " + std::to_string(i);
+            return false;
+        }
+        for (std::uint64_t j = 0; j < ids; ++j) {
+            const std::uint64_t id = r.take(8);
+            if (id <= s.floor || (!s.applied.empty() && id <= *s.applied.rbegin())) {
+                why = "kv snapshot: session " + std::to_string(i) + " has request ids out of order";
+                return false;
+            }
+            s.applied.insert(s.applied.end(), id);
+        }
+        if (!table.emplace(key, std::move(s)).second) {
+            why = "kv snapshot: session " + std::to_string(i) + " appears twice";
+            return false;
+        }
+    }
+    if (!r.ok || !r.in.empty()) {
+        why = r.ok ? "kv snapshot: " + std::to_string(r.in.size()) + " bytes after its end" : "kv snapshot: truncated";
+        return false;
+    }
+    m_data = std::move(data);
+    m_sessions = std::move(table);
+    m_applied = applied;
+    return true;
+}
+
 std::size_t KvStore::rememberedRequests() const
 {
     std::size_t n = 0;

@@ -72,6 +72,16 @@ public:
     // Keys in [begin, end) in order (an empty `end`: no upper bound), limited the same way.
     Page range(std::string_view begin, std::string_view end, std::size_t limit, std::size_t maxBytes = SIZE_MAX) const;
 
+    // Snapshots. The store's whole state (the keys, the deduplication sessions, the applied index)
+    // as bytes: the same state gives the same bytes on every replica. Format (little-endian):
+    // "DKVSNAP1", u64 applied index, u64 key count and per key (u32 length, bytes, u32 length,
+    // value), u64 session count and per session (u64 origin, u64 session, u64 floor, u64 first
+    // index, u64 id count, the ids ascending). The file or stream around it carries the checksum.
+    std::string snapshot() const;
+    // Replaces the whole state with a snapshot's; false (and the store unchanged) when the bytes are
+    // not one, with the reason in `why`.
+    bool restore(std::string_view bytes, std::string &why);
+
     raft::Index appliedIndex() const { return m_applied; }
     std::size_t size() const { return m_data.size(); }
     // Deduplication state, for tests and status: sessions remembered, request ids remembered.
