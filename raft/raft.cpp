@@ -64,6 +64,7 @@ Raft::Raft(const Config &config, Storage &storage)
         throw std::invalid_argument("raft storage: turning voters into learners is not supported");
     const Index last = m_log.lastIndex();
     m_baseConf = cs;
+    m_baseConfIndex = storage.snapshot().metadata.index;
     // The configuration changes in the log after the snapshot take effect as they are appended,
     // committed or not: read them back.
     for (Index lo = m_log.firstIndex(); lo <= last;) {
@@ -227,7 +228,6 @@ void Raft::becomeLeader()
     m_progress.at(m_id).match = m_log.stableLastIndex();
     // §8: a new leader commits a no-op of its own term; until then it cannot know which entries are
     // committed, so reads wait for it and the commit rule (§5.4.2) needs a current-term entry.
-    m_pendingConfIndex = latestConfIndex();
     m_noOpIndex = m_log.lastIndex() + 1;
     m_log.appendOne(Entry{m_term, m_noOpIndex, EntryType::Normal, {}});
     m_broadcastPending = true;
@@ -438,10 +438,13 @@ Status Raft::step(Message m)
             resp.type = MessageType::AppendResponse;
             resp.to = m.from;
             send(std::move(resp));
-        } else if (m.type == MessageType::PreVote) {
-            // Reject with our term so a pre-candidate stuck in an old term learns the current one.
+        } else if (m.type == MessageType::PreVote || m.type == MessageType::Vote) {
+            // Reject with our term so a candidate stuck in an old term learns the current one (the
+            // paper's RequestVote reply carries the term). Without it, a candidate that only nodes
+            // with older configurations could tell (they do not ask it for votes) can trail the
+            // others' terms for many elections after a membership change.
             Message resp;
-            resp.type = MessageType::PreVoteResponse;
+            resp.type = responseTypeFor(m.type);
             resp.to = m.from;
             resp.term = m_term;
             resp.reject = true;
@@ -614,9 +617,10 @@ bool Raft::appendProposals(std::vector<Payload> &proposals, EntryType type)
 void Raft::appendConfState(const ConfState &next)
 {
     const Index index = m_log.lastIndex() + 1;
-    m_log.appendOne(Entry{m_term, index, EntryType::ConfChange, encodeConfState(next)});
+    Payload data = encodeConfState(next);
+    m_uncommittedSize += data.size() + EntryOverheadBytes; // as reduceUncommittedSize takes it off
+    m_log.appendOne(Entry{m_term, index, EntryType::ConfChange, std::move(data)});
     m_logConfs[index] = next;
-    m_pendingConfIndex = index;
     m_broadcastPending = true;
     logEvent(LogLevel::Info, "proposed the configuration " + describe(next) + " at index " + std::to_string(index));
     configChanged();
@@ -641,10 +645,12 @@ void Raft::noteEntries(const std::vector<Entry> &entries)
 
 const ConfState &Raft::latestConf() const { return m_logConfs.empty() ? m_baseConf : m_logConfs.rbegin()->second; }
 
-Index Raft::latestConfIndex() const { return m_logConfs.empty() ? 0 : m_logConfs.rbegin()->first; }
+Index Raft::latestConfIndex() const { return m_logConfs.empty() ? m_baseConfIndex : m_logConfs.rbegin()->first; }
 
-ConfState Raft::confStateAt(Index index) const
+std::optional<ConfState> Raft::confStateAt(Index index) const
 {
+    if (index < m_baseConfIndex)
+        return std::nullopt; // before the newest snapshot: not known here any more
     auto it = m_logConfs.upper_bound(index);
     if (it == m_logConfs.begin())
         return m_baseConf;
@@ -1147,6 +1153,7 @@ bool Raft::restore(const Snapshot &snap)
     }
     m_log.restore(snap, bug);
     m_baseConf = cs;
+    m_baseConfIndex = md.index;
     m_logConfs.clear();
     configChanged();
     return true;
@@ -1167,7 +1174,7 @@ void Raft::broadcastHeartbeat(std::uint64_t round)
         m.context = round;
         send(std::move(m));
     }
-    if (m_voters.isSingleton())
+    if (alone())
         onReadAck(m_id, round); // nobody to ask: the round confirms itself
 }
 
@@ -1321,7 +1328,7 @@ void Raft::handleReadRequest(NodeId from, std::uint64_t context)
         return;
     }
     const Index index = m_log.committed();
-    if (m_voters.isSingleton() || m_cfg.bugs.readWithoutQuorum || (m_cfg.readOnlyOption == ReadOnlyOption::LeaseBased && leaseHolds())) {
+    if (alone() || m_cfg.bugs.readWithoutQuorum || (m_cfg.readOnlyOption == ReadOnlyOption::LeaseBased && leaseHolds())) {
         answerRead(from, context, index);
         return;
     }
@@ -1337,8 +1344,10 @@ bool Raft::leaseHolds() const
 {
     // The leader's side of the rule in raft/config.h ("The lease"). The read path (LeaseBased
     // readIndex) and leaseReadable() both come here, so they cannot disagree.
+    // A leader whose log removed it (the change not yet committed) holds none: the voters may
+    // already lead on without it, and none of their promises is to a node outside their configuration.
     const bool handingOver = m_leadTransferee != NoNode || m_leaseRevoked;
-    return m_committedInTerm && (!handingOver || m_cfg.bugs.leaseReadAfterTimeoutNow) && leaseValid();
+    return m_committedInTerm && m_voters.contains(m_id) && (!handingOver || m_cfg.bugs.leaseReadAfterTimeoutNow) && leaseValid();
 }
 
 bool Raft::promising() const { return leaseMode() && m_ticks < m_promiseUntil; }

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -91,7 +92,8 @@ public:
     ConfState confState() const;
     // The configuration in force at `index` (at or after the log's start): what a snapshot of the
     // state machine at that index records.
-    ConfState confStateAt(Index index) const;
+    // Nothing (nullopt) for an index before the newest snapshot, which this node no longer knows.
+    std::optional<ConfState> confStateAt(Index index) const;
     // The transport lost its connection to `id`. On a leader: replication to it restarts from what
     // it acknowledged. On a follower whose leader it is: an election comes soon (see below), and
     // without lease reads the follower forgets the leader (so it may vote for another at once); with
@@ -158,6 +160,9 @@ private:
     void handleVoteRequest(const Message &m);
     bool promotable() const { return m_voters.contains(m_id); }
     bool leaseMode() const { return m_cfg.readOnlyOption != ReadOnlyOption::Safe && !m_voters.isSingleton(); }
+    // The only voter is this node: its own acknowledgement is a quorum. (A one-voter configuration
+    // that is not this node, a leader that removed itself, confirms nothing alone.)
+    bool alone() const { return m_voters.isSingleton() && m_voters.contains(m_id); }
     void notePromise();
     bool mayCampaign() const;
     bool honoursTimeoutNow(const Message &m) const;
@@ -228,7 +233,7 @@ private:
     std::map<Index, ConfState> m_logConfs; // the changes in the log after it
     ConfState m_conf;                      // in force: latestConf()
     JointConfig m_voters;                  // m_conf's voters
-    Index m_pendingConfIndex = 0;          // leader: the last configuration change in its log
+    Index m_baseConfIndex = 0;             // the index m_baseConf is at (the snapshot's; 0: the first)
     std::map<NodeId, Progress> m_progress; // every member, this node included
     std::map<NodeId, bool> m_votes;        // this campaign's answers
 

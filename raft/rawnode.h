@@ -119,7 +119,9 @@ public:
     ConfState confState() const { return m_raft.confState(); }
     // The configuration at `index`: a snapshot of the state machine at the applied index records
     // confStateAt(applied).
-    ConfState confStateAt(Index index) const { return m_raft.confStateAt(index); }
+    // Nothing for an index before the newest snapshot (a snapshot installed but not yet handed out
+    // in a Ready counts): take a snapshot of the state machine only at an index it applied.
+    std::optional<ConfState> confStateAt(Index index) const { return m_raft.confStateAt(index); }
 
     bool hasReady() const;
     // Takes the pending batch. The node considers everything in it handed out: the entries as being

@@ -86,7 +86,12 @@ TEST(Section5_1_Terms, StaleTermRequestsAreRejected)
 
     net.drainAll();
     EXPECT_EQ(net.count(ofType(MessageType::AppendResponse)), 0u);
-    EXPECT_EQ(net.count(ofType(MessageType::VoteResponse)), 0u);
+    // The stale candidate is told the current term (the paper's RequestVote reply carries it), so
+    // it stops campaigning in a term that is over.
+    const auto replies = net.peek(ofType(MessageType::VoteResponse));
+    ASSERT_EQ(replies.size(), 1u);
+    EXPECT_TRUE(replies[0].reject);
+    EXPECT_EQ(replies[0].term, 3u);
 }
 
 // §5.1: "If a candidate or leader discovers that its term is out of date, it immediately reverts to

@@ -303,3 +303,54 @@ TEST(Membership, aRestartKeepsTheConfiguration)
 
 } // namespace
 } // namespace dengine::raft::test
+
+namespace dengine::raft::test {
+namespace {
+
+// Found in review: a leader whose log removed it (configuration {2}, a single voter that is not
+// itself) took the one-voter shortcut and answered reads at once; node 2 may already lead a newer
+// term and have taken writes. Its reads need a quorum of the configuration, and it holds no lease.
+TEST(Membership, aLeaderThatRemovedItself_answersNoReadWithoutTheRemainingVoter)
+{
+    Network net(2);
+    net.elect(1);
+    net.propose(1, "x");
+    net.deliverAll();
+    ASSERT_EQ(net.node(1).proposeConfChange({{T::Remove, 1}}), Status::Ok);
+    ASSERT_EQ(voters(net, 1), (std::vector<NodeId>{2}));
+    net.drop(anything()); // node 2 is cut off: it never hears of this change from node 1
+    net.readIndex(1, 42);
+    net.drainAll();
+    const auto &answered = net.readStates(1);
+    EXPECT_TRUE(std::none_of(answered.begin(), answered.end(), [](const ReadState &r) { return r.context == 42; }))
+        << "answered without the only voter";
+}
+
+// Found in review: a joint configuration known only from a snapshot (or from the part of the log
+// behind it) was never left, and every later change was refused as "joint".
+TEST(Membership, aJointConfigurationFromASnapshot_isLeftByTheNextLeader)
+{
+    Network net(4, {}, {}, 3);
+    Snapshot snap;
+    snap.metadata.index = 5;
+    snap.metadata.term = 1;
+    snap.metadata.confState.voters = {1, 2, 4};
+    snap.metadata.confState.votersOutgoing = {1, 2, 3};
+    snap.metadata.confState.autoLeave = true;
+    snap.data = Payload("state@5");
+    for (NodeId id : {1, 2, 3, 4}) {
+        ASSERT_TRUE(net.storage(id).applySnapshot(snap));
+        net.storage(id).setHardState(HardState{1, NoNode, 5});
+        net.restart(id);
+    }
+    ASSERT_TRUE(isJoint(net.raft(1).confState()));
+    net.elect(1);
+    net.deliverAll();
+    EXPECT_FALSE(isJoint(net.raft(1).confState()));
+    EXPECT_EQ(voters(net, 1), (std::vector<NodeId>{1, 2, 4}));
+    EXPECT_EQ(voters(net, 4), (std::vector<NodeId>{1, 2, 4}));
+    EXPECT_EQ(net.node(1).proposeConfChange({{T::AddLearner, 3}}), Status::Ok) << "changes go on";
+}
+
+} // namespace
+} // namespace dengine::raft::test

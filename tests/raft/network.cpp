@@ -438,7 +438,9 @@ void Network::restart(NodeId id, ConfigTweak tweak)
 void Network::snapshotAndCompact(NodeId id, Index index, Index keep)
 {
     Node &n = at(id);
-    ASSERT_TRUE(n.storage->createSnapshot(index, n.raw->confStateAt(index), Payload("state@" + std::to_string(index))))
+    const std::optional<ConfState> cs = n.raw->confStateAt(index);
+    ASSERT_TRUE(cs.has_value()) << "node " << id << " knows no configuration at " << index;
+    ASSERT_TRUE(n.storage->createSnapshot(index, *cs, Payload("state@" + std::to_string(index))))
         << "node " << id << " cannot snapshot at " << index;
     if (index > keep) {
         ASSERT_TRUE(n.storage->compact(index - keep));

@@ -1039,7 +1039,8 @@ void Simulation::maybeSnapshot(SimNode &n)
     if (n.applied < last + m_snapshotEvery || n.applied > n.raft->status().stableIndex)
         return; // not due, or what it applied is not all durable here yet (a snapshot being installed)
     const Payload data = m_opts.snapshotOmitsLastEntry ? encodeState(n.kvBefore, n.lastSeqBefore) : encodeState(n.kv, n.lastSeq);
-    if (!n.disk->createSnapshot(n.applied, n.raft->confStateAt(n.applied), data)) {
+    const std::optional<ConfState> cs = n.raft->confStateAt(n.applied);
+    if (!cs || !n.disk->createSnapshot(n.applied, *cs, data)) {
         fail("node " + std::to_string(n.id) + ": cannot snapshot at applied index " + std::to_string(n.applied) + " (disk log "
              + std::to_string(n.disk->firstIndex()) + ".." + std::to_string(n.disk->lastIndex()) + ", snapshot " + std::to_string(last) + ")");
         return;
