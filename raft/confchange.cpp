@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "raft/confchange.h"
 
+#include "raft/bytes.h"
+
 #include <algorithm>
 #include <cstring>
 #include <iterator>
@@ -16,16 +18,6 @@ constexpr unsigned char StateMagic = 'C';
 constexpr unsigned char Version = 1;
 constexpr std::uint32_t MaxIds = 1u << 16; // far beyond any real cluster; bounds a decoder's allocation
 
-void putU32(std::string &out, std::uint32_t v)
-{
-    for (int i = 0; i < 4; ++i)
-        out.push_back(static_cast<char>(v >> (8 * i)));
-}
-void putU64(std::string &out, std::uint64_t v)
-{
-    for (int i = 0; i < 8; ++i)
-        out.push_back(static_cast<char>(v >> (8 * i)));
-}
 void putIds(std::string &out, const std::vector<NodeId> &ids)
 {
     putU32(out, static_cast<std::uint32_t>(ids.size()));
@@ -33,21 +25,7 @@ void putIds(std::string &out, const std::vector<NodeId> &ids)
         putU64(out, id);
 }
 
-struct Reader {
-    std::string_view in;
-    bool ok = true;
-    std::uint64_t take(int bytes)
-    {
-        if (!ok || in.size() < static_cast<std::size_t>(bytes)) {
-            ok = false;
-            return 0;
-        }
-        std::uint64_t v = 0;
-        for (int i = 0; i < bytes; ++i)
-            v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[static_cast<std::size_t>(i)])) << (8 * i);
-        in.remove_prefix(static_cast<std::size_t>(bytes));
-        return v;
-    }
+struct Reader : ByteReader {
     std::vector<NodeId> ids()
     {
         const std::uint64_t n = take(4);
@@ -179,7 +157,7 @@ Payload encodeConfChangeOps(const std::vector<ConfChangeOp> &ops)
 
 bool decodeConfChangeOps(const Payload &payload, std::vector<ConfChangeOp> &ops)
 {
-    Reader r{payload.view()};
+    Reader r{{payload.view()}};
     if (r.take(1) != OpsMagic || r.take(1) != Version)
         return false;
     const std::uint64_t n = r.take(4);
@@ -210,7 +188,7 @@ Payload encodeConfState(const ConfState &cs)
 
 bool decodeConfState(const Payload &payload, ConfState &cs)
 {
-    Reader r{payload.view()};
+    Reader r{{payload.view()}};
     if (r.take(1) != StateMagic || r.take(1) != Version)
         return false;
     ConfState out;

@@ -47,11 +47,10 @@ void Progress::becomeProbe()
     inflights.reset();
 }
 
-void Progress::becomeSnapshot(Index snapshotIndex, std::uint64_t nowTick)
+void Progress::becomeSnapshot(Index snapshotIndex)
 {
     state = ProgressState::Snapshot;
     pendingSnapshot = snapshotIndex;
-    snapshotSentTick = nowTick;
     probeSent = false;
     inflights.reset();
 }

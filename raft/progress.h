@@ -64,12 +64,11 @@ struct Progress {
     bool recentActive = false; // heard from since the last check-quorum round
     bool isLearner = false;    // reserved (learners)
     Index pendingSnapshot = 0; // Snapshot: the index of the snapshot sent
-    std::uint64_t snapshotSentTick = 0; // Snapshot: when it was sent
     Inflights inflights;
 
     void becomeProbe();
     void becomeReplicate();
-    void becomeSnapshot(Index snapshotIndex, std::uint64_t nowTick);
+    void becomeSnapshot(Index snapshotIndex);
     // An acknowledgement of `index`: returns true if match moved forward.
     bool maybeUpdate(Index index);
     // A rejection of the Append at `rejected`; `hint` is where the leader wants to probe next.

@@ -1091,7 +1091,7 @@ void Raft::sendSnapshot(NodeId to, Progress &pr)
     logEvent(LogLevel::Info, "sending the snapshot at index " + std::to_string(snap.metadata.index) + " (term "
                                  + std::to_string(snap.metadata.term) + ") to node " + std::to_string(to) + ", which needs index "
                                  + std::to_string(pr.next) + " (compacted)");
-    pr.becomeSnapshot(snap.metadata.index, m_ticks);
+    pr.becomeSnapshot(snap.metadata.index);
     m.snapshot = std::make_shared<const Snapshot>(std::move(snap));
     send(std::move(m));
 }

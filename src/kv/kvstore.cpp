@@ -2,11 +2,15 @@
 #include "kv/kvstore.h"
 
 #include "dengine.pb.h"
+#include "raft/bytes.h"
 
 #include <algorithm>
 #include <stdexcept>
 
 namespace dengine::kv {
+
+using raft::putBytes;
+using raft::putU64;
 
 raft::Payload encodeCommand(const Command &command)
 {
@@ -126,57 +130,6 @@ namespace {
 
 constexpr std::string_view SnapshotMagic = "DKVSNAP1";
 
-// Little-endian, written a whole field at a time (a byte at a time made the writer the cost).
-void putU32(std::string &out, std::uint32_t v)
-{
-    char b[4];
-    for (int i = 0; i < 4; ++i)
-        b[i] = static_cast<char>(v >> (8 * i));
-    out.append(b, sizeof b);
-}
-
-void putU64(std::string &out, std::uint64_t v)
-{
-    char b[8];
-    for (int i = 0; i < 8; ++i)
-        b[i] = static_cast<char>(v >> (8 * i));
-    out.append(b, sizeof b);
-}
-
-void putBytes(std::string &out, std::string_view b)
-{
-    putU32(out, static_cast<std::uint32_t>(b.size()));
-    out.append(b);
-}
-
-struct SnapshotReader {
-    std::string_view in;
-    bool ok = true;
-    std::uint64_t take(int bytes)
-    {
-        if (!ok || in.size() < static_cast<std::size_t>(bytes)) {
-            ok = false;
-            return 0;
-        }
-        std::uint64_t v = 0;
-        for (int i = 0; i < bytes; ++i)
-            v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[static_cast<std::size_t>(i)])) << (8 * i);
-        in.remove_prefix(static_cast<std::size_t>(bytes));
-        return v;
-    }
-    std::string_view bytes()
-    {
-        const std::uint64_t n = take(4);
-        if (!ok || n > in.size()) {
-            ok = false;
-            return {};
-        }
-        std::string_view b = in.substr(0, n);
-        in.remove_prefix(n);
-        return b;
-    }
-};
-
 } // namespace
 
 std::string KvStore::snapshot() const
@@ -222,7 +175,7 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
         why = "kv snapshot: not a key-value snapshot (bad magic)";
         return false;
     }
-    SnapshotReader r{bytes.substr(SnapshotMagic.size())};
+    raft::ByteReader r{bytes.substr(SnapshotMagic.size())};
     const raft::Index applied = r.take(8);
     const std::uint64_t count = r.take(8);
     if (!r.ok || count > r.in.size() / 8) {
