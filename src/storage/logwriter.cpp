@@ -60,15 +60,25 @@ void LogWriter::run()
         bool needSync = false;
         std::uint64_t entries = 0;
         StorageStatus st;
+        std::optional<std::pair<raft::Index, raft::Term>> compact;
         for (const Batch &b : round) {
+            if (b.reset) {
+                st = m_wal.reset(b.reset->first, b.reset->second); // synced, with what came before it
+                if (!st)
+                    break;
+            }
             st = m_wal.append(b.entries, b.hardState);
             if (!st)
                 break;
             needSync = needSync || b.mustSync || !b.entries.empty();
             entries += b.entries.size();
+            if (b.compact && (!compact || b.compact->first > compact->first))
+                compact = b.compact;
         }
         if (st && needSync)
             st = m_wal.sync();
+        if (st && compact)
+            st = m_wal.compact(compact->first, compact->second);
         {
             std::lock_guard lock(m_mutex);
             m_stats.batches += round.size();

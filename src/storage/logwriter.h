@@ -32,6 +32,11 @@ public:
         std::vector<raft::Entry> entries;
         std::optional<raft::HardState> hardState;
         bool mustSync = true;
+        // Before the entries: a snapshot from the leader at (index, term) replaced the log
+        // (Wal::reset). After the batch is durable: drop the log up to (index, term), which a
+        // durable snapshot covers (Wal::compact).
+        std::optional<std::pair<raft::Index, raft::Term>> reset;
+        std::optional<std::pair<raft::Index, raft::Term>> compact;
     };
     struct Stats {
         std::uint64_t batches = 0;

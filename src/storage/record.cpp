@@ -81,7 +81,7 @@ bool plausibleHeader(const char *h)
 {
     const std::uint32_t length = get32(h);
     const auto type = static_cast<std::uint8_t>(h[4]);
-    return length <= MaxRecordPayload && type >= 1 && type <= 7 && static_cast<std::uint8_t>(h[5]) == RecordVersion;
+    return length <= MaxRecordPayload && type >= 1 && type <= 8 && static_cast<std::uint8_t>(h[5]) == RecordVersion;
 }
 
 bool allZero(const char *p, std::size_t n)
@@ -104,6 +104,7 @@ const char *toString(RecordType type)
     case RecordType::LogStart: return "log-start";
     case RecordType::Synced: return "synced";
     case RecordType::SegmentEnd: return "segment-end";
+    case RecordType::LogReset: return "log-reset";
     }
     return "unknown";
 }

@@ -36,6 +36,7 @@ enum class RecordType : std::uint8_t {
     LogStart = 5,      // the log begins after (index, term): written when a prefix is compacted
     Synced = 6,        // every byte of this segment before the offset it names was durable
     SegmentEnd = 7,    // the segment's records end here; the log goes on in the next segment
+    LogReset = 8,      // the log is empty after (index, term): a snapshot from the leader replaced it
 };
 const char *toString(RecordType type);
 

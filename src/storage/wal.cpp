@@ -248,7 +248,7 @@ StorageStatus Wal::createFirstSegment(RecoveryReport &report)
 {
     report.created = true;
     m_confState = m_opts.bootstrap;
-    if (m_confState.voters.empty())
+    if (m_confState.voters.empty() && !m_opts.joining)
         return {StorageErrorCode::Config, "a new log needs the cluster's voters (bootstrap configuration is empty)"};
     if (StorageStatus st = startSegment(1); !st)
         return st;
@@ -294,6 +294,8 @@ StorageStatus Wal::recover(RecoveryReport &report)
     raft::Index latestLogStart = 0; // the highest compaction point recorded
     std::optional<std::string> rebasedAt; // see below: an entry under the oldest segment's start
     bool startRecorded = false;           // a log-start record set m_first
+    bool resetSeen = false;               // a log-reset record discarded everything before it
+    bool sawConf = false;                 // a configuration record (possibly empty: a joining node's)
     std::vector<char> buffer;
     for (std::size_t k = 0; k < sequences.size(); ++k) {
         const bool isLast = k + 1 == sequences.size();
@@ -410,7 +412,25 @@ StorageStatus Wal::recover(RecoveryReport &report)
                 case RecordType::ConfState:
                     if (!decodeConfState(rec.payload, m_confState))
                         return corrupt(where(seg.path, offset) + ": malformed configuration record");
+                    sawConf = true;
                     break;
+                case RecordType::LogReset: {
+                    // A snapshot from the leader replaced everything before: the log is empty after
+                    // (index, term), whatever came before this record.
+                    raft::Index index;
+                    raft::Term term;
+                    if (!decodeLogStart(rec.payload, index, term) || index == NoIndex)
+                        return corrupt(where(seg.path, offset) + ": malformed log-reset record");
+                    latestLogStart = std::max(latestLogStart, index);
+                    resetSeen = true;
+                    startRecorded = true;
+                    m_index.clear();
+                    m_first = index + 1;
+                    m_startTerm = term;
+                    last = index;
+                    lastTerm = term;
+                    break;
+                }
                 case RecordType::LogStart: {
                     raft::Index index;
                     raft::Term term;
@@ -518,16 +538,16 @@ StorageStatus Wal::recover(RecoveryReport &report)
     }
     // Segments before the oldest one may only be gone because a compaction removed them, and a
     // compaction first records where the log now starts. Without such a record, they were lost.
-    if (sequences.front() > 1 && oldestPrev > 0 && latestLogStart < oldestPrev)
+    if (sequences.front() > 1 && oldestPrev > 0 && latestLogStart < oldestPrev && !resetSeen)
         return corrupt(segmentPath(sequences.front() - 1) + " is missing: the oldest segment left, " + segmentPath(sequences.front())
                        + ", continues a log at index " + std::to_string(oldestPrev) + ", and no log-start record says it was compacted");
-    if (rebasedAt && m_first <= oldestPrev)
+    if (rebasedAt && m_first <= oldestPrev && !resetSeen)
         return corrupt(*rebasedAt + ": entries are rewritten from below the oldest segment's start (index "
                        + std::to_string(oldestPrev + 1) + ") but no log-start record covers the entries before it: segments are missing");
     m_synced = last;
     m_durableOffset = m_segments.back().writeOffset;
     m_markedOffset = 0; // the first append says the recovered records are durable
-    if (m_confState.voters.empty())
+    if (!sawConf)
         return corrupt(m_walDir + ": no segment records the cluster configuration");
     if (m_hardState.commit > last)
         return corrupt(m_walDir + ": the hard state's commit index " + std::to_string(m_hardState.commit) + " is beyond the last entry "
@@ -661,6 +681,27 @@ StorageStatus Wal::fail(StorageStatus st)
     return st;
 }
 
+StorageStatus Wal::switchSegment()
+{
+    // The finished segment must be durable, closed by its end record, before a later one exists:
+    // recovery requires every segment but the last to be whole, and the new header records the
+    // log's end so far.
+    Segment &old = m_segments.back();
+    std::string end;
+    appendRecord(end, RecordType::SegmentEnd, {}, old.sequence);
+    if (IoStatus st = old.file->write(end.data(), end.size(), old.writeOffset); !st)
+        return fail(StorageStatus::fromIo(st));
+    {
+        std::lock_guard lock(m_mutex);
+        old.writeOffset += end.size();
+        if (m_unsynced.empty() || m_unsynced.back() != old.file)
+            m_unsynced.push_back(old.file);
+    }
+    if (StorageStatus st = sync(); !st)
+        return st;
+    return startSegment(old.sequence + 1);
+}
+
 StorageStatus Wal::append(const std::vector<raft::Entry> &entries, const std::optional<raft::HardState> &hardState)
 {
     if (StorageStatus f = failure(); !f)
@@ -689,24 +730,9 @@ StorageStatus Wal::append(const std::vector<raft::Entry> &entries, const std::op
     // The first append after a sync says how far the segment was durable (see the class comment).
     bool mark = m_durableOffset > m_markedOffset;
     if (m_segments.back().writeOffset + need + (mark ? paddedSize(8) : 0) > m_opts.segmentBytes) {
-        // The finished segment must be durable, closed by its end record, before a later one
-        // exists: recovery requires every segment but the last to be whole, and the new header
-        // records the log's end so far. (The batch's hard state is not put in the new header: it
-        // goes after the batch's entries, so it can never be durable without them.)
-        Segment &old = m_segments.back();
-        std::string end;
-        appendRecord(end, RecordType::SegmentEnd, {}, old.sequence);
-        if (IoStatus st = old.file->write(end.data(), end.size(), old.writeOffset); !st)
-            return fail(StorageStatus::fromIo(st));
-        {
-            std::lock_guard lock(m_mutex);
-            old.writeOffset += end.size();
-            if (m_unsynced.empty() || m_unsynced.back() != old.file)
-                m_unsynced.push_back(old.file);
-        }
-        if (StorageStatus st = sync(); !st)
-            return st;
-        if (StorageStatus st = startSegment(old.sequence + 1); !st)
+        // (The batch's hard state is not put in the new header: it goes after the batch's
+        // entries, so it can never be durable without them.)
+        if (StorageStatus st = switchSegment(); !st)
             return st;
         mark = false;
     }
@@ -843,6 +869,60 @@ StorageStatus Wal::compact(raft::Index index, raft::Term term)
         }
         kept = m_free.size();
     }
+    return dropSegments(doomed, kept);
+}
+
+StorageStatus Wal::reset(raft::Index index, raft::Term term)
+{
+    if (StorageStatus f = failure(); !f)
+        return f;
+    if (m_opts.readOnly)
+        return {StorageErrorCode::Config, "reset: the log was opened read-only"};
+    if (index == 0 || index == NoIndex)
+        return {StorageErrorCode::Config, "reset: index " + std::to_string(index) + " is not a snapshot's"};
+    // The record first, synced: from then on recovery discards everything before it. Then the
+    // older segments go, like a compaction's.
+    std::string rec;
+    appendRecord(rec, RecordType::LogReset, encodeLogStart(index, term), m_segments.back().sequence);
+    if (m_segments.back().writeOffset + rec.size() + paddedSize(8) > m_opts.segmentBytes) {
+        // No room (a segment-end record must still fit): the record opens the next segment.
+        if (StorageStatus st = switchSegment(); !st)
+            return st;
+        rec.clear();
+        appendRecord(rec, RecordType::LogReset, encodeLogStart(index, term), m_segments.back().sequence);
+    }
+    Segment &seg = m_segments.back();
+    if (IoStatus st = seg.file->write(rec.data(), rec.size(), seg.writeOffset); !st)
+        return fail(StorageStatus::fromIo(st));
+    {
+        std::lock_guard lock(m_mutex);
+        seg.writeOffset += rec.size();
+        m_unsynced.push_back(seg.file);
+    }
+    if (StorageStatus st = sync(); !st)
+        return st;
+    std::vector<std::pair<std::uint64_t, std::string>> doomed;
+    std::size_t kept;
+    {
+        std::lock_guard lock(m_mutex);
+        m_index.clear();
+        m_first = index + 1;
+        m_startTerm = term;
+        m_synced = index;
+        m_cache.clear();
+        m_cacheBytes = 0;
+        m_segments.back().maxIndex = index; // its entries before the record are dead
+        while (m_segments.size() > 1) {
+            doomed.emplace_back(m_segments.front().sequence, m_segments.front().path);
+            m_segments.pop_front();
+        }
+        kept = m_free.size();
+    }
+    return dropSegments(doomed, kept);
+}
+
+StorageStatus Wal::dropSegments(const std::vector<std::pair<std::uint64_t, std::string>> &doomed, std::size_t kept)
+{
     // The files go, or wait under a new name to be reused as later segments.
     for (const auto &[sequence, path] : doomed) {
         if (kept < m_opts.recycleSegments && !m_opts.readOnly) {

@@ -50,6 +50,9 @@ struct WalOptions {
     bool readOnly = false;
     FileSystem *fs = nullptr;                 // default: FileSystem::posix()
     raft::ConfState bootstrap;                // the voters of a new log (ignored when one exists)
+    // A new log may start with no voters: a node joining a running cluster learns the members from
+    // its leader (the first snapshot or configuration entry it receives).
+    bool joining = false;
 };
 
 // The files of DIR/wal: "<16 hex digits>.wal" is a segment, "<16 hex digits>.free" a compacted
@@ -105,6 +108,10 @@ public:
     // Deletes whole segments that hold only entries at or below `index` (covered by a snapshot at
     // (index, term)). Records the new log start first, so a crash in between loses nothing.
     StorageStatus compact(raft::Index index, raft::Term term);
+    // A snapshot from the leader at (index, term) replaced the whole log: from now on the log is
+    // empty after it (any entry, even past `index`, is dropped) and continues at index + 1. Durable
+    // when it returns ok: the record is synced first, then the older segments go.
+    StorageStatus reset(raft::Index index, raft::Term term);
 
     // ---- any thread ----
     raft::Index firstIndex() const;
@@ -150,6 +157,8 @@ private:
     std::string freePath(std::uint64_t sequence) const;
     void prepareNext(std::uint64_t sequence);
     StorageStatus fail(StorageStatus st);
+    StorageStatus switchSegment();
+    StorageStatus dropSegments(const std::vector<std::pair<std::uint64_t, std::string>> &doomed, std::size_t kept);
     std::string numberedPath(std::uint64_t sequence, const char *suffix) const;
     std::string segmentPath(std::uint64_t sequence) const;
     bool readEntry(const Location &loc, raft::Entry &out, StorageStatus *error) const;

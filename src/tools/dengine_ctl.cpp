@@ -178,6 +178,9 @@ int dump(const std::string &dir, bool all)
                 } else if (rec.type == RecordType::LogStart && decodeLogStart(rec.payload, i, t)) {
                     std::printf(" the log now starts after index %llu term %llu", static_cast<unsigned long long>(i),
                                 static_cast<unsigned long long>(t));
+                } else if (rec.type == RecordType::LogReset && decodeLogStart(rec.payload, i, t)) {
+                    std::printf(" a snapshot replaced the log: it is empty after index %llu term %llu", static_cast<unsigned long long>(i),
+                                static_cast<unsigned long long>(t));
                 } else if (std::uint64_t synced = 0; rec.type == RecordType::Synced && decodeSynced(rec.payload, synced)) {
                     std::printf(" durable up to offset %llu", static_cast<unsigned long long>(synced));
                 }

@@ -87,7 +87,8 @@ void scanRecords(std::string_view bytes, std::uint64_t fileOffset, std::uint64_t
             (void)decodeConfState(rec.payload, cs);
             break;
         }
-        case RecordType::LogStart: {
+        case RecordType::LogStart:
+        case RecordType::LogReset: {
             raft::Index i;
             raft::Term t;
             (void)decodeLogStart(rec.payload, i, t);

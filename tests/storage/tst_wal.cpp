@@ -1167,3 +1167,74 @@ TEST_F(WalTest, ASegmentEndedBeforeItsSuccessorExistedIsFollowedByANewOne)
     ASSERT_TRUE(wal);
     EXPECT_EQ(wal->lastIndex(), last + 1);
 }
+
+// ---- a snapshot from the leader replaces the log -------------------------------------------------
+
+TEST_F(WalTest, ResetEmptiesTheLogPastItsEndAndSurvivesReopen)
+{
+    auto wal = open();
+    fill(*wal, 1, 60, 1, 300);
+    ASSERT_GE(wal->segmentCount(), 2u);
+    // A snapshot at 100 (beyond the log) in term 3 replaces everything.
+    ASSERT_TRUE(wal->reset(100, 3).ok());
+    model.reset(100, 3);
+    EXPECT_EQ(wal->firstIndex(), 101u);
+    EXPECT_EQ(wal->lastIndex(), 100u);
+    EXPECT_EQ(wal->syncedLastIndex(), 100u);
+    EXPECT_EQ(wal->term(100), raft::Term{3});
+    EXPECT_EQ(wal->segmentCount(), 1u) << "the older segments hold nothing live";
+    expectModel(*wal);
+    // Durable without another sync: a power cut now keeps it.
+    wal.reset();
+    fs.crash(UnsyncedData::Drop);
+    wal = open();
+    expectModel(*wal);
+    fill(*wal, 101, 130, 3, 300);
+    wal.reset();
+    fs.crash(UnsyncedData::Drop);
+    wal = open();
+    expectModel(*wal);
+    EXPECT_EQ(wal->confState().voters, (std::vector<raft::NodeId>{1, 2, 3}));
+}
+
+TEST_F(WalTest, ResetInsideTheLogDropsTheSuffixToo)
+{
+    auto wal = open();
+    fill(*wal, 1, 40, 1, 300);
+    // The commit index is 38: a snapshot at 39 (past it, as Raft installs them) drops entry 40,
+    // which came after it in another leader's log.
+    ASSERT_TRUE(wal->reset(39, 2).ok());
+    model.reset(39, 2);
+    EXPECT_EQ(wal->lastIndex(), 39u);
+    std::vector<raft::Entry> back;
+    EXPECT_FALSE(wal->entries(40, 41, NoLimit, back));
+    expectModel(*wal);
+    wal.reset();
+    wal = open();
+    expectModel(*wal);
+    // The log continues after it; a later compaction behind a newer snapshot still works.
+    fill(*wal, 40, 80, 2, 300);
+    ASSERT_TRUE(wal->compact(70, 2).ok());
+    model.compact(70, 2);
+    wal.reset();
+    fs.crash(UnsyncedData::Drop);
+    wal = open();
+    expectModel(*wal);
+}
+
+TEST_F(WalTest, AJoiningNodeStartsWithNoVotersAndKeepsThemEmpty)
+{
+    opts.bootstrap = {};
+    EXPECT_EQ(openFails().code, StorageErrorCode::Config) << "an empty configuration only when joining";
+    opts.joining = true;
+    auto wal = open();
+    EXPECT_TRUE(wal->confState().voters.empty());
+    ASSERT_TRUE(wal->reset(500, 4).ok());
+    model.reset(500, 4);
+    fill(*wal, 501, 520, 4, 300);
+    wal.reset();
+    opts.joining = false; // a restart of a node that joined: the log exists, the flag does not matter
+    wal = open();
+    expectModel(*wal);
+    EXPECT_TRUE(wal->confState().voters.empty());
+}

@@ -2,7 +2,7 @@
 // Power cuts at every operation point of recorded workloads.
 //
 // A workload (random appends of random sizes, suffix overwrites, hard state updates, syncs,
-// compactions, many segment switches with 8 KiB segments) is generated from a seed. It is run
+// compactions, resets by a snapshot from the leader, many segment switches with 8 KiB segments) is generated from a seed. It is run
 // once to count its operation points; then, for every operation point N (or a seeded sample when
 // there are very many), it is run again with a power cut at N, and the disk that each kind of
 // power cut leaves (unsynced data dropped, kept, or torn into random sectors) is recovered. The
@@ -32,7 +32,7 @@ namespace {
 
 // One record the workload asked the log to write, as it changes the model.
 struct Delta {
-    enum Kind { Entry, Hard, Start } kind = Entry;
+    enum Kind { Entry, Hard, Start, Reset } kind = Entry;
     raft::Index index = 0;
     ModelEntry entry;
     raft::HardState hardState;
@@ -45,15 +45,16 @@ void apply(LogModel &m, const Delta &d)
     case Delta::Entry: m.put(d.index, d.entry); break;
     case Delta::Hard: m.hardState = d.hardState; break;
     case Delta::Start: m.compact(d.index, d.term); break;
+    case Delta::Reset: m.reset(d.index, d.term); break;
     }
 }
 
 struct Step {
-    enum Kind { Append, Sync, Compact } kind = Append;
+    enum Kind { Append, Sync, Compact, Reset } kind = Append;
     std::vector<raft::Entry> entries;
     std::optional<raft::HardState> hardState;
-    raft::Index index = 0; // Compact
-    raft::Term term = 0;   // Compact
+    raft::Index index = 0; // Compact, Reset
+    raft::Term term = 0;   // Compact, Reset
     std::string describe() const
     {
         std::ostringstream s;
@@ -67,6 +68,7 @@ struct Step {
             break;
         case Sync: s << "sync"; break;
         case Compact: s << "compact " << index << " term " << term; break;
+        case Reset: s << "reset " << index << " term " << term; break;
         }
         return s.str();
     }
@@ -123,6 +125,16 @@ Workload generate(std::uint64_t seed, std::size_t steps)
                 m.hardState = *s.hardState;
         } else if (r < 90) {
             s.kind = Step::Sync;
+            synced = m.last();
+        } else if (r >= 97) {
+            // A snapshot from a leader replaces the log: at an index past the commit point, maybe
+            // past the end of the log, maybe in a later term.
+            s.kind = Step::Reset;
+            s.index = pick(m.hardState.commit + 1, m.last() + 20);
+            if (rng() % 2)
+                ++term;
+            s.term = term;
+            m.reset(s.index, s.term);
             synced = m.last();
         } else {
             const raft::Index upTo = std::min(synced, m.hardState.commit);
@@ -213,6 +225,13 @@ WorkloadRun runUntil(const Workload &w, std::uint64_t crashAt, Fault fault = {})
             if (st)
                 settle(); // compact syncs the log before it deletes anything
             break;
+        case Step::Reset:
+            run.pending.push_back(Delta{Delta::Reset, s.index, {}, {}, s.term});
+            run.maxIndex = std::max(run.maxIndex, s.index);
+            st = wal->reset(s.index, s.term);
+            if (st)
+                settle(); // reset syncs the log before it deletes anything
+            break;
         }
         if (run.fs->crashed()) {
             run.interrupted = s.describe();
@@ -233,6 +252,7 @@ WorkloadRun runUntil(const Workload &w, std::uint64_t crashAt, Fault fault = {})
                 case Step::Append: again = wal->append(later.entries, later.hardState); break;
                 case Step::Sync: again = wal->sync(); break;
                 case Step::Compact: again = wal->compact(later.index, later.term); break;
+                case Step::Reset: again = wal->reset(later.index, later.term); break;
                 }
                 if (again.ok())
                     run.error = "after the failure of '" + s.describe() + "' (" + st.message + "), '" + later.describe() + "' succeeded";

@@ -69,6 +69,13 @@ struct LogModel {
         first = index + 1;
         startTerm = term;
     }
+    // What Wal::reset(index, term) does: a snapshot replaced the whole log.
+    void reset(raft::Index index, raft::Term term)
+    {
+        entries.clear();
+        first = index + 1;
+        startTerm = term;
+    }
     // The entries Storage::entries(lo, hi, maxBytes) must return (raft::MemoryStorage's rule).
     std::vector<ModelEntry> slice(raft::Index lo, raft::Index hi, std::uint64_t maxBytes) const
     {
