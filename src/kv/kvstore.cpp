@@ -23,6 +23,11 @@ raft::Payload encodeCommand(const Command &command)
         c.set_application(*command.application);
         c.set_has_application(true);
     }
+    for (const auto &[id, address] : command.members) {
+        wire::MemberAddress *m = c.add_members();
+        m->set_id(id);
+        m->set_address(address);
+    }
     c.mutable_operations()->Reserve(static_cast<int>(command.operations.size()));
     for (const Operation &op : command.operations) {
         wire::Operation *w = c.add_operations();
@@ -41,9 +46,18 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
         why = "command: not a valid protocol buffer";
         return false;
     }
-    if (c.has_application() == (c.operations_size() > 0)) {
-        why = c.has_application() ? "command: both operations and an application command" : "command: no operations";
+    const int kinds = (c.has_application() ? 1 : 0) + (c.operations_size() > 0 ? 1 : 0) + (c.members_size() > 0 ? 1 : 0);
+    if (kinds != 1) {
+        why = kinds == 0 ? "command: no operations" : "command: more than one of operations, an application command and member addresses";
         return false;
+    }
+    out.members.clear();
+    for (const wire::MemberAddress &m : c.members()) {
+        if (m.id() == 0 || m.address().size() > MaxMemberAddressBytes) {
+            why = "command: a member address without an id or longer than " + std::to_string(MaxMemberAddressBytes) + " bytes";
+            return false;
+        }
+        out.members.emplace_back(m.id(), m.address());
     }
     out.origin = c.origin();
     out.session = c.session();
@@ -104,12 +118,93 @@ KvStore::Applied KvStore::apply(const raft::Entry &entry)
     }
     for (const Operation &op : cmd.operations) {
         if (op.kind == Operation::Kind::Put)
-            m_data.insert_or_assign(op.key, op.value);
-        else if (auto it = m_data.find(op.key); it != m_data.end())
-            m_data.erase(it);
+            put(op.key, op.value);
+        else
+            remove(op.key);
+    }
+    for (const auto &[id, address] : cmd.members) {
+        if (address.empty())
+            m_members.erase(id);
+        else
+            m_members[id] = address;
     }
     result.outcome = ApplyOutcome::Applied;
     return result;
+}
+
+void KvStore::put(const std::string &key, const std::string &value)
+{
+    if (!m_frozen) {
+        if (m_data->insert_or_assign(key, value).second)
+            ++m_size;
+        return;
+    }
+    auto it = m_overlay.find(key);
+    const bool existed = it != m_overlay.end() ? it->second.has_value() : m_data->count(key) > 0;
+    if (it != m_overlay.end())
+        it->second = value;
+    else
+        m_overlay.emplace(key, value);
+    if (!existed)
+        ++m_size;
+}
+
+void KvStore::remove(const std::string &key)
+{
+    if (!m_frozen) {
+        if (m_data->erase(key))
+            --m_size;
+        return;
+    }
+    auto it = m_overlay.find(key);
+    const bool existed = it != m_overlay.end() ? it->second.has_value() : m_data->count(key) > 0;
+    if (!existed)
+        return;
+    if (it != m_overlay.end())
+        it->second.reset();
+    else
+        m_overlay.emplace(key, std::nullopt);
+    --m_size;
+}
+
+std::shared_ptr<const KvStore::Frozen> KvStore::freeze()
+{
+    if (m_frozen && !m_overlay.empty()) {
+        // A newer state while an older one is still held: the map cannot change in place, so
+        // this one gets its own copy with the overlay folded in (rare: one snapshot at a time).
+        auto copy = std::make_shared<Map>(*m_data);
+        for (auto &[k, v] : m_overlay) {
+            if (v)
+                (*copy)[k] = *v;
+            else
+                copy->erase(k);
+        }
+        m_overlay.clear();
+        m_data = std::move(copy);
+    }
+    m_frozen = true;
+    auto f = std::make_shared<Frozen>();
+    f->m_data = m_data;
+    f->m_tail = serializeTail();
+    f->m_applied = m_applied;
+    return f;
+}
+
+bool KvStore::thaw()
+{
+    if (!m_frozen)
+        return true;
+    if (m_data.use_count() != 1)
+        return false;
+    for (auto &[k, v] : m_overlay) {
+        if (v)
+            m_data->insert_or_assign(k, std::move(*v));
+        else
+            m_data->erase(k);
+    }
+    m_overlay.clear();
+    m_frozen = false;
+    return true;
 }
 
 void KvStore::pruneSessions(raft::NodeId origin)
@@ -128,26 +223,12 @@ void KvStore::pruneSessions(raft::NodeId origin)
 
 namespace {
 
-constexpr std::string_view SnapshotMagic = "DKVSNAP1";
+constexpr std::string_view SnapshotMagic = "DKVSNAP2";
 
 } // namespace
 
-std::string KvStore::snapshot() const
+std::string KvStore::serializeTail() const
 {
-    std::size_t bytes = SnapshotMagic.size() + 32;
-    for (const auto &[k, v] : m_data)
-        bytes += 8 + k.size() + v.size();
-    for (const auto &[k, s] : m_sessions)
-        bytes += 40 + 8 * s.applied.size();
-    std::string out;
-    out.reserve(bytes); // one allocation, no copies as it grows
-    out.append(SnapshotMagic);
-    putU64(out, m_applied);
-    putU64(out, m_data.size());
-    for (const auto &[k, v] : m_data) {
-        putBytes(out, k);
-        putBytes(out, v);
-    }
     // Sessions in a fixed order, so that equal states give equal bytes.
     std::vector<std::pair<SessionKey, const Session *>> sessions;
     sessions.reserve(m_sessions.size());
@@ -156,6 +237,7 @@ std::string KvStore::snapshot() const
     std::sort(sessions.begin(), sessions.end(), [](const auto &a, const auto &b) {
         return a.first.origin != b.first.origin ? a.first.origin < b.first.origin : a.first.session < b.first.session;
     });
+    std::string out;
     putU64(out, sessions.size());
     for (const auto &[k, s] : sessions) {
         putU64(out, k.origin);
@@ -166,6 +248,45 @@ std::string KvStore::snapshot() const
         for (std::uint64_t id : s->applied)
             putU64(out, id);
     }
+    putU64(out, m_members.size());
+    for (const auto &[id, address] : m_members) {
+        putU64(out, id);
+        putBytes(out, address);
+    }
+    return out;
+}
+
+bool KvStore::Frozen::serialize(const std::function<bool(std::string_view)> &sink, std::size_t piece) const
+{
+    std::string out;
+    out.reserve(piece + 4096);
+    out.append(SnapshotMagic);
+    putU64(out, m_applied);
+    putU64(out, m_data->size());
+    for (const auto &[k, v] : *m_data) {
+        putBytes(out, k);
+        putBytes(out, v);
+        if (out.size() >= piece) {
+            if (!sink(out))
+                return false;
+            out.clear();
+        }
+    }
+    out.append(m_tail);
+    return sink(out);
+}
+
+std::string KvStore::snapshot()
+{
+    std::string out;
+    {
+        const std::shared_ptr<const Frozen> f = freeze();
+        f->serialize([&](std::string_view piece) {
+            out.append(piece);
+            return true;
+        });
+    }
+    thaw();
     return out;
 }
 
@@ -182,7 +303,7 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
         why = "kv snapshot: truncated before its keys";
         return false;
     }
-    std::map<std::string, std::string, std::less<>> data;
+    auto data = std::make_shared<Map>();
     for (std::uint64_t i = 0; i < count; ++i) {
         const std::string_view k = r.bytes();
         const std::string_view v = r.bytes();
@@ -190,11 +311,11 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
             why = "kv snapshot: truncated in key " + std::to_string(i);
             return false;
         }
-        if (k.empty() || (!data.empty() && !(data.rbegin()->first < k))) {
+        if (k.empty() || (!data->empty() && !(data->rbegin()->first < k))) {
             why = "kv snapshot: key " + std::to_string(i) + " is empty or out of order";
             return false;
         }
-        data.emplace_hint(data.end(), std::string(k), std::string(v));
+        data->emplace_hint(data->end(), std::string(k), std::string(v));
     }
     const std::uint64_t sessions = r.take(8);
     if (!r.ok || sessions > r.in.size() / 40) {
@@ -225,12 +346,30 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
             return false;
         }
     }
+    const std::uint64_t memberCount = r.take(8);
+    if (!r.ok || memberCount > r.in.size() / 12) {
+        why = "kv snapshot: truncated before its member addresses";
+        return false;
+    }
+    std::map<raft::NodeId, std::string> members;
+    for (std::uint64_t i = 0; i < memberCount; ++i) {
+        const raft::NodeId id = r.take(8);
+        const std::string_view address = r.bytes();
+        if (!r.ok || id == 0 || address.empty() || address.size() > MaxMemberAddressBytes || !members.emplace(id, std::string(address)).second) {
+            why = "kv snapshot: member address " + std::to_string(i) + " is malformed or repeated";
+            return false;
+        }
+    }
     if (!r.ok || !r.in.empty()) {
         why = r.ok ? "kv snapshot: " + std::to_string(r.in.size()) + " bytes after its end" : "kv snapshot: truncated";
         return false;
     }
+    m_size = data->size();
     m_data = std::move(data);
+    m_overlay.clear();
+    m_frozen = false;
     m_sessions = std::move(table);
+    m_members = std::move(members);
     m_applied = applied;
     return true;
 }
@@ -245,28 +384,58 @@ std::size_t KvStore::rememberedRequests() const
 
 std::optional<std::string> KvStore::get(std::string_view key) const
 {
-    const auto it = m_data.find(key);
-    if (it == m_data.end())
+    if (m_frozen)
+        if (const auto o = m_overlay.find(key); o != m_overlay.end())
+            return o->second;
+    const auto it = m_data->find(key);
+    if (it == m_data->end())
         return std::nullopt;
     return it->second;
 }
 
 namespace {
 
-// Collects items from `it` while `inside` holds, up to the limits; the first item always fits.
-template <typename It, typename Inside>
-KvStore::Page collect(It it, It end, Inside inside, std::size_t limit, std::size_t maxBytes)
+// Collects items from `lo` on while `inside` holds, up to the limits; the first item always fits.
+// The items are the map's, with the overlay's changes over them (an overlay entry without a value
+// hides the map's key).
+template <typename Map, typename Overlay, typename Inside>
+KvStore::Page collect(const Map &map, const Overlay *overlay, std::string_view lo, Inside inside, std::size_t limit, std::size_t maxBytes)
 {
     KvStore::Page page;
     std::size_t bytes = 0;
-    for (; it != end && inside(it->first); ++it) {
-        const std::size_t size = it->first.size() + it->second.size();
+    auto it = map.lower_bound(lo);
+    typename Overlay::const_iterator ot{};
+    if (overlay)
+        ot = overlay->lower_bound(lo);
+    for (;;) {
+        const bool haveMap = it != map.end();
+        const bool haveOverlay = overlay && ot != overlay->end();
+        if (!haveMap && !haveOverlay)
+            break;
+        const std::string *key;
+        const std::string *value;
+        if (haveOverlay && (!haveMap || ot->first <= it->first)) {
+            if (haveMap && ot->first == it->first)
+                ++it; // the overlay's version wins
+            key = &ot->first;
+            value = ot->second ? &*ot->second : nullptr;
+            ++ot;
+        } else {
+            key = &it->first;
+            value = &it->second;
+            ++it;
+        }
+        if (!inside(*key))
+            break;
+        if (!value)
+            continue;
+        const std::size_t size = key->size() + value->size();
         if ((limit && page.items.size() == limit) || (!page.items.empty() && bytes + size > maxBytes)) {
-            page.nextKey = it->first;
+            page.nextKey = *key;
             break;
         }
         bytes += size;
-        page.items.emplace_back(it->first, it->second);
+        page.items.emplace_back(*key, *value);
     }
     return page;
 }
@@ -276,14 +445,14 @@ KvStore::Page collect(It it, It end, Inside inside, std::size_t limit, std::size
 KvStore::Page KvStore::scan(std::string_view prefix, std::size_t limit, std::size_t maxBytes) const
 {
     return collect(
-        m_data.lower_bound(prefix), m_data.end(), [prefix](const std::string &k) { return k.compare(0, prefix.size(), prefix) == 0; }, limit,
-        maxBytes);
+        *m_data, m_frozen ? &m_overlay : nullptr, prefix, [prefix](const std::string &k) { return k.compare(0, prefix.size(), prefix) == 0; },
+        limit, maxBytes);
 }
 
 KvStore::Page KvStore::range(std::string_view begin, std::string_view end, std::size_t limit, std::size_t maxBytes) const
 {
     return collect(
-        m_data.lower_bound(begin), m_data.end(), [end](const std::string &k) { return end.empty() || k < end; }, limit, maxBytes);
+        *m_data, m_frozen ? &m_overlay : nullptr, begin, [end](const std::string &k) { return end.empty() || k < end; }, limit, maxBytes);
 }
 
 } // namespace dengine::kv

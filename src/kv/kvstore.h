@@ -4,6 +4,8 @@
 #include "raft/types.h"
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <map>
 #include <optional>
 #include <set>
@@ -36,7 +38,11 @@ struct Command {
     // The origin's lowest request id still in flight in this session (0: unknown). Every id below it
     // has finished at the origin: a copy of one that still reaches the log is a duplicate.
     std::uint64_t lowestPending = 0;
+    // Instead of operations: where members listen, (id, "host:port"); an empty address forgets it.
+    std::vector<std::pair<raft::NodeId, std::string>> members;
 };
+
+inline constexpr std::size_t MaxMemberAddressBytes = 256;
 
 // The log payload of a command (Protocol Buffers, src/transport/dengine.proto).
 raft::Payload encodeCommand(const Command &command);
@@ -72,18 +78,45 @@ public:
     // Keys in [begin, end) in order (an empty `end`: no upper bound), limited the same way.
     Page range(std::string_view begin, std::string_view end, std::size_t limit, std::size_t maxBytes = SIZE_MAX) const;
 
-    // Snapshots. The store's whole state (the keys, the deduplication sessions, the applied index)
-    // as bytes: the same state gives the same bytes on every replica. Format (little-endian):
-    // "DKVSNAP1", u64 applied index, u64 key count and per key (u32 length, bytes, u32 length,
-    // value), u64 session count and per session (u64 origin, u64 session, u64 floor, u64 first
-    // index, u64 id count, the ids ascending). The file or stream around it carries the checksum.
-    std::string snapshot() const;
+    // Snapshots. The store's whole state (the keys, the deduplication sessions, the member
+    // addresses, the applied index) as bytes: the same state gives the same bytes on every replica.
+    // Format (little-endian): "DKVSNAP2", u64 applied index, u64 key count and per key (u32 length,
+    // bytes, u32 length, value), u64 session count and per session (u64 origin, u64 session, u64
+    // floor, u64 first index, u64 id count, the ids ascending), u64 member count and per member (u64
+    // id, u32 length, address). The file or stream around it carries the checksum.
+    //
+    // A Frozen is the state at one applied index, immutable, cheap to take (no copy of the keys):
+    // it shares the store's map, and from then on the store writes its changes beside it (an
+    // overlay) until thaw(). Serialize it on any thread while the store goes on applying here.
+    class Frozen {
+    public:
+        raft::Index appliedIndex() const { return m_applied; }
+        std::size_t size() const { return m_data->size(); }
+        // Hands the snapshot bytes to `sink` in pieces of about `piece` bytes; stops early (false)
+        // when the sink says so.
+        bool serialize(const std::function<bool(std::string_view)> &sink, std::size_t piece = 1 << 20) const;
+
+    private:
+        friend class KvStore;
+        std::shared_ptr<const std::map<std::string, std::string, std::less<>>> m_data;
+        std::string m_tail; // sessions and members, serialized at freeze time (small)
+        raft::Index m_applied = 0;
+    };
+    // Any number of Frozen may exist at once; each holds the map it was taken from.
+    std::shared_ptr<const Frozen> freeze();
+    // Folds the changes made since freeze() back into the map, once no Frozen is held any more
+    // (false, and nothing changes, while one still is). Call it after the snapshot is written.
+    bool thaw();
+    bool frozen() const { return m_frozen; }
+    std::string snapshot();
     // Replaces the whole state with a snapshot's; false (and the store unchanged) when the bytes are
     // not one, with the reason in `why`.
     bool restore(std::string_view bytes, std::string &why);
 
     raft::Index appliedIndex() const { return m_applied; }
-    std::size_t size() const { return m_data.size(); }
+    std::size_t size() const { return m_size; }
+    // Where the members listen, as the log said (Command::members).
+    const std::map<raft::NodeId, std::string> &memberAddresses() const { return m_members; }
     // Deduplication state, for tests and status: sessions remembered, request ids remembered.
     std::size_t sessionCount() const { return m_sessions.size(); }
     std::size_t rememberedRequests() const;
@@ -93,7 +126,18 @@ public:
     static constexpr std::size_t SessionsPerOrigin = 4;
 
 private:
-    std::map<std::string, std::string, std::less<>> m_data;
+    using Map = std::map<std::string, std::string, std::less<>>;
+    void put(const std::string &key, const std::string &value);
+    void remove(const std::string &key);
+    std::string serializeTail() const;
+
+    // The keys. While frozen, m_data is shared with the Frozen snapshots and read-only; changes go
+    // to m_overlay (nullopt: deleted) until thaw() folds them in.
+    std::shared_ptr<Map> m_data = std::make_shared<Map>();
+    std::map<std::string, std::optional<std::string>, std::less<>> m_overlay;
+    bool m_frozen = false;
+    std::size_t m_size = 0;
+    std::map<raft::NodeId, std::string> m_members;
     // Per (origin, session): which requests were applied. A node retries a forwarded command whose
     // fate it does not know (the leader changed) under the same id, so requests may arrive out of
     // order and twice; each id applies at most once. Ids below `floor` have finished at the origin

@@ -258,7 +258,7 @@ TEST(KvStoreSnapshot, malformedBytes_areRefused_andChangeNothing)
     }
     EXPECT_FALSE(b.restore(good + "x", why));
     EXPECT_NE(why.find("after its end"), std::string::npos) << why;
-    EXPECT_FALSE(b.restore("DKVSNAP2" + good.substr(8), why));
+    EXPECT_FALSE(b.restore("DKVSNAP1" + good.substr(8), why));
     EXPECT_NE(why.find("magic"), std::string::npos) << why;
     EXPECT_EQ(b.snapshot(), before) << "a refused restore leaves the store as it was";
     // Flipped bytes never crash it; a snapshot checksum (the file's) is what tells damage apart.
@@ -270,4 +270,82 @@ TEST(KvStoreSnapshot, malformedBytes_areRefused_andChangeNothing)
         KvStore c;
         c.restore(damaged, why);
     }
+}
+
+TEST(KvStoreSnapshot, frozenState_staysAsItWas_whileTheStoreGoesOn)
+{
+    KvStore kv;
+    for (std::uint64_t i = 1; i <= 50; ++i)
+        kv.apply(entry(i, put(i, "k" + std::to_string(100 + i), "v" + std::to_string(i))));
+    KvStore reference;
+    std::string why;
+    ASSERT_TRUE(reference.restore(kv.snapshot(), why)) << why;
+    const std::string atFifty = reference.snapshot();
+
+    std::shared_ptr<const KvStore::Frozen> f = kv.freeze();
+    EXPECT_TRUE(kv.frozen());
+    EXPECT_EQ(f->appliedIndex(), 50u);
+    // Changes after the freeze: overwrite, delete, new keys before, among and after the old ones.
+    Command batch{1, 7, 51, {{Operation::Kind::Put, "k110", "new"}, {Operation::Kind::Remove, "k120", ""}, {Operation::Kind::Put, "a", "first"},
+                             {Operation::Kind::Put, "k1205", "between"}, {Operation::Kind::Put, "z", "last"}, {Operation::Kind::Remove, "nothing", ""}}};
+    ASSERT_EQ(kv.apply(entry(51, batch)).outcome, KvStore::ApplyOutcome::Applied);
+    EXPECT_EQ(kv.size(), 52u);
+    EXPECT_EQ(kv.get("k110"), "new");
+    EXPECT_FALSE(kv.get("k120"));
+    EXPECT_EQ(kv.get("a"), "first");
+    // Reads see the overlay merged over the frozen map, in order, within the limits.
+    const KvStore::Page all = kv.range("", "", 0);
+    ASSERT_EQ(all.items.size(), 52u);
+    EXPECT_EQ(all.items.front().first, "a");
+    EXPECT_EQ(all.items.back().first, "z");
+    for (std::size_t i = 1; i < all.items.size(); ++i)
+        EXPECT_LT(all.items[i - 1].first, all.items[i].first);
+    const KvStore::Page p = kv.scan("k12", 3);
+    ASSERT_EQ(p.items.size(), 3u);
+    EXPECT_EQ(p.items[0].first, "k1205") << "the deleted k120 is hidden";
+    EXPECT_EQ(p.items[1].first, "k121");
+    EXPECT_EQ(p.nextKey, "k123");
+
+    // The frozen state serializes as it was at 50, in pieces.
+    std::string bytes;
+    std::size_t pieces = 0;
+    ASSERT_TRUE(f->serialize([&](std::string_view piece) { bytes.append(piece); ++pieces; return true; }, 64));
+    EXPECT_GT(pieces, 10u);
+    EXPECT_EQ(bytes, atFifty);
+
+    // Folding in waits for the frozen state to be let go.
+    EXPECT_FALSE(kv.thaw());
+    const std::string whileFrozen = [&] {
+        KvStore copy;
+        EXPECT_TRUE(copy.restore(kv.snapshot(), why)) << why;
+        return copy.snapshot();
+    }();
+    f.reset();
+    EXPECT_TRUE(kv.thaw());
+    EXPECT_FALSE(kv.frozen());
+    EXPECT_EQ(kv.size(), 52u);
+    EXPECT_EQ(kv.get("k110"), "new");
+    EXPECT_EQ(kv.snapshot(), whileFrozen) << "the same state before and after folding in";
+}
+
+TEST(KvStoreSnapshot, memberAddresses_areAppliedAndKeptInTheSnapshot)
+{
+    KvStore kv;
+    Command m{2, 1, 1, {}};
+    m.members = {{4, "127.0.0.1:7004"}, {5, "127.0.0.1:7005"}};
+    ASSERT_EQ(kv.apply(entry(1, m)).outcome, KvStore::ApplyOutcome::Applied);
+    Command forget{2, 1, 2, {}};
+    forget.members = {{5, ""}};
+    ASSERT_EQ(kv.apply(entry(2, forget)).outcome, KvStore::ApplyOutcome::Applied);
+    EXPECT_EQ(kv.memberAddresses(), (std::map<NodeId, std::string>{{4, "127.0.0.1:7004"}}));
+    EXPECT_EQ(kv.size(), 0u) << "addresses are not keys";
+    KvStore b;
+    std::string why;
+    ASSERT_TRUE(b.restore(kv.snapshot(), why)) << why;
+    EXPECT_EQ(b.memberAddresses(), kv.memberAddresses());
+    // A command with addresses and operations both is refused.
+    Command both = put(3, "k", "v");
+    both.members = {{6, "x:1"}};
+    Command out;
+    EXPECT_FALSE(decodeCommand(encodeCommand(both).view(), out, why));
 }
