@@ -61,6 +61,20 @@ struct DENGINE_EXPORT DEngineConfig {
     qint64 maxScanBytes = 16LL << 20;
     int stopTimeoutMs = 5000;        // stop() returns within this, whatever the peers do
 
+    // Snapshots and log compaction. A node writes a snapshot of its state (the keys and the
+    // application's, DEngineStateMachine::snapshot) once this many entries, or this many bytes of
+    // entries, were applied since its last one; the state is frozen at once and written by a
+    // helper thread while the node goes on. The log is then kept back to the snapshot before (a
+    // damaged newest snapshot costs a longer replay, not the node) and older segments are dropped,
+    // so disk use stays bounded under any steady load. A restart loads the newest snapshot and
+    // replays only the log after it; a follower that fell behind the log gets the snapshot streamed.
+    // 0 disables that trigger (both 0: the log is never compacted).
+    qint64 snapshotEntries = 100000;
+    qint64 snapshotBytes = 256LL << 20;
+    // The size of a log segment file: compaction drops whole segments, so the log on disk is at
+    // most about two snapshot intervals plus a segment or two.
+    qint64 walSegmentBytes = 64LL << 20;
+
     // Empty when usable, else a sentence naming the offending field.
     QString validate() const;
 

@@ -86,6 +86,10 @@ QString DEngineConfig::validate() const
         return QStringLiteral("requestTimeoutMs: must be positive");
     if (stopTimeoutMs < 1)
         return QStringLiteral("stopTimeoutMs: must be positive");
+    if (walSegmentBytes < (64 << 10) || walSegmentBytes > (1LL << 32))
+        return QStringLiteral("walSegmentBytes: must be in 64 KiB..4 GiB");
+    if (snapshotEntries < 0 || snapshotBytes < 0)
+        return QStringLiteral("snapshotEntries, snapshotBytes: must not be negative (0 disables the trigger)");
     if (leaseReads && !checkQuorum)
         return QStringLiteral("leaseReads: needs checkQuorum (a leader must step down when it loses its quorum)");
     return {};
@@ -118,6 +122,7 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         QStringLiteral("stopTimeoutMs"), QStringLiteral("leaseReads"), QStringLiteral("maxPendingBytes"),
         QStringLiteral("maxScanItems"), QStringLiteral("maxScanBytes"), QStringLiteral("tlsCaFile"),
         QStringLiteral("tlsCertificateFile"), QStringLiteral("tlsKeyFile"), QStringLiteral("insecure"),
+        QStringLiteral("snapshotEntries"), QStringLiteral("snapshotBytes"), QStringLiteral("walSegmentBytes"),
     };
     for (auto it = o.begin(); it != o.end(); ++it)
         if (!known.contains(it.key()))
@@ -239,6 +244,12 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         return fail(QStringLiteral("maxPendingBytes: must be an integer"));
     if (!integer("maxScanBytes", c.maxScanBytes))
         return fail(QStringLiteral("maxScanBytes: must be an integer"));
+    if (!integer("snapshotEntries", c.snapshotEntries))
+        return fail(QStringLiteral("snapshotEntries: must be an integer"));
+    if (!integer("snapshotBytes", c.snapshotBytes))
+        return fail(QStringLiteral("snapshotBytes: must be an integer"));
+    if (!integer("walSegmentBytes", c.walSegmentBytes))
+        return fail(QStringLiteral("walSegmentBytes: must be an integer"));
     if (const QString problem = c.validate(); !problem.isEmpty())
         return fail(problem);
     if (error)

@@ -6,6 +6,7 @@
 #include "engine/tlsidentity.h"
 #include "raft/logger.h"
 #include "storage/logwriter.h"
+#include "storage/snapshotstore.h"
 #include "storage/wal.h"
 
 #include <QtCore/QLoggingCategory>
@@ -114,6 +115,7 @@ void EngineWorker::start()
 
     storage::WalOptions wo;
     wo.dir = m_config.dataDirectory.toStdString();
+    wo.segmentBytes = static_cast<std::uint64_t>(m_config.walSegmentBytes);
     for (auto it = m_config.peers.cbegin(); it != m_config.peers.cend(); ++it)
         wo.bootstrap.voters.push_back(it.key());
     storage::RecoveryReport report;
@@ -140,6 +142,11 @@ void EngineWorker::start()
         return;
     }
     m_storage = std::make_unique<storage::WalStorage>(*m_wal);
+    raft::Index applied = 0;
+    if (!loadSnapshotAtStart(applied))
+        return;
+    if (m_snapshot.index > 0)
+        m_storage->setSnapshot(m_snapshot);
 
     m_coreLogger = std::make_unique<CoreLogger>(m_config.nodeId);
     raft::Config rc;
@@ -154,6 +161,7 @@ void EngineWorker::start()
     rc.maxInflightBytes = 16ULL << 20;           // per follower; each frame stays far below the transport's limit
     rc.maxSizePerMsg = EngineLimits::MaxAppendBytes;
     rc.logger = m_coreLogger.get();
+    rc.applied = applied;
     try {
         m_node = std::make_unique<raft::RawNode>(rc, *m_storage);
     } catch (const std::exception &e) {
@@ -185,6 +193,14 @@ void EngineWorker::start()
         to.peers.insert(it.key(), it.value());
     to.listenAddress = m_config.listenAddress;
     to.maxFrameBytes = static_cast<quint32>(std::min<qint64>(EngineLimits::maxFrameBytes(m_config), UINT32_MAX));
+    to.snapshots = m_snapshots.get();
+    to.onSnapshotSent = [this](raft::NodeId id, bool delivered) {
+        if (m_node && !m_down) {
+            m_node->reportSnapshot(id, delivered);
+            scheduleProcess();
+        }
+    };
+    to.onSnapshotDamaged = [this](const raft::SnapshotMetadata &meta, const QString &why) { onOwnSnapshotDamaged(meta, why); };
     m_transport = new PeerTransport(
         to, [this](std::vector<raft::Message> &&msgs) { onMessages(std::move(msgs)); },
         [this](raft::NodeId id) {
@@ -316,7 +332,9 @@ void EngineWorker::shutdown()
         delete m_transport;
         m_transport = nullptr;
     }
-    // The writer finishes what it was given (writes and syncs it), then the files close.
+    // A snapshot being written is abandoned (its temporary file goes); the writer finishes what it
+    // was given (writes and syncs it), then the files close.
+    stopSnapshotThread();
     m_writer.reset();
     m_node.reset();
     m_storage.reset();
@@ -492,6 +510,8 @@ void EngineWorker::onMessages(std::vector<raft::Message> &&messages)
         for (raft::Message &m : messages) {
             if (m.type == raft::MessageType::Propose && !stampedByItsSender(m))
                 continue;
+            if (m.type == raft::MessageType::Snapshot && m.snapshot)
+                m_receivedSnapshots.emplace_back(m.snapshot->metadata.index, m.snapshot->metadata.term);
             m_node->step(std::move(m));
         }
     } catch (const std::exception &e) {
@@ -560,14 +580,10 @@ void EngineWorker::process()
             onCoreFailure(e.what()); // the log could not give back committed entries
             return;
         }
-        if (rd.snapshot) {
-            // This runtime never compacts its log, so no leader of a cluster of its own kind sends a
-            // snapshot; one that arrives cannot be installed yet, and skipping it would lose data.
-            const std::string why = "received a snapshot (index " + std::to_string(rd.snapshot->metadata.index)
-                + "), which this version cannot install";
-            onCoreFailure(why.c_str());
+        // A snapshot from the leader replaces the state now, and the log with the write below
+        // (before this Ready's entries, and before the acknowledgement that it was installed).
+        if (rd.snapshot && !installSnapshot(*rd.snapshot))
             return;
-        }
         // Every transition, not only the last of this Ready (lifecycle: nothing is coalesced), in
         // the order it happened; in each, the term first, so a leader is announced after the term
         // it leads (a getter in a leaderChanged slot shows that term, never an older one).
@@ -587,9 +603,11 @@ void EngineWorker::process()
             m_term = rd.hardState->term;
             Q_EMIT termChanged(m_term);
         }
-        if (!rd.entries.empty() || rd.hardState) {
+        if (!rd.entries.empty() || rd.hardState || rd.snapshot) {
             storage::LogWriter::Batch b;
             b.id = ++m_nextBatchId;
+            if (rd.snapshot)
+                b.reset = std::make_pair(rd.snapshot->metadata.index, rd.snapshot->metadata.term);
             b.entries = std::move(rd.entries);
             b.hardState = rd.hardState;
             b.mustSync = rd.mustSync;
@@ -627,6 +645,9 @@ void EngineWorker::process()
                 m_waiting.push_back(ctx);
         }
     }
+    for (const auto &[index, term] : m_receivedSnapshots)
+        storage::FileSystem::posix().remove(m_snapshots->receivedPath(index, term)); // not installed: stale
+    m_receivedSnapshots.clear();
     if (m_leader != leaderBefore && m_leader != 0) {
         // A new leader: writes handed to another leader, or to this one in an earlier term, may be
         // lost with that leadership. Propose them again under the same request ids (the state
@@ -637,6 +658,7 @@ void EngineWorker::process()
         issueWaiting();
     }
     serveReads();
+    maybeSnapshot();
     if (m_handingOver && (m_role != raft::Role::Leader || m_node->raft().leadTransferee() == raft::NoNode)) {
         // Another node campaigns now (this one stepped down on its vote request), or the core gave
         // the transfer up (the target did not catch up within an election timeout): stop now.
@@ -683,7 +705,10 @@ void EngineWorker::applyCommitted(std::vector<raft::Entry> &entries)
             m_firstOfTermIndex = e.index;
         }
         m_lastAppliedTerm = e.term;
+        m_bytesSinceSnapshot += raft::entrySize(e);
         const kv::KvStore::Applied a = m_kv.apply(e);
+        if (e.type == raft::EntryType::ConfChange)
+            continue; // the core applied it; the store only counted the index
         if (firstOfTerm)
             announce(); // ready() and firstCommit() before any answer that follows this entry
         if (a.outcome == kv::KvStore::ApplyOutcome::Malformed)

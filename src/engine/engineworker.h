@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -30,6 +31,7 @@ namespace dengine::storage {
 class Wal;
 class WalStorage;
 class LogWriter;
+class SnapshotStore;
 } // namespace dengine::storage
 
 namespace dengine::engine {
@@ -156,6 +158,20 @@ private:
     // false when none is left.
     bool stampedByItsSender(raft::Message &m);
 
+    // Snapshots (engineworker_snapshots.cpp).
+    // At start: the newest intact snapshot the log reaches back to, restored; false after fatal().
+    bool loadSnapshotAtStart(raft::Index &applied);
+    // Replaces the key-value and application state with a snapshot's data; false with the reason.
+    bool restoreState(const raft::Snapshot &snapshot, QString &why);
+    // Takes a snapshot when enough was applied since the last one (or `now`) and none is being written.
+    void maybeSnapshot(bool now = false);
+    void onSnapshotWritten(const raft::SnapshotMetadata &metadata, const QString &error, quint64 fileBytes, qint64 elapsedMs);
+    // A Ready's snapshot from the leader: adopts the received file and restores it; false after fatal().
+    bool installSnapshot(const raft::Snapshot &snapshot);
+    // A snapshot file this node sends turned out damaged: set it aside and take a fresh one.
+    void onOwnSnapshotDamaged(const raft::SnapshotMetadata &metadata, const QString &why);
+    void stopSnapshotThread();
+
     void issueWaiting();
     bool issue(Pending &p);
     void applyCommitted(std::vector<raft::Entry> &entries);
@@ -185,6 +201,17 @@ private:
     QTimer *m_ticker = nullptr;
     TickClock m_tickClock{1, 1}; // set up in start()
     kv::KvStore m_kv;
+    std::unique_ptr<storage::SnapshotStore> m_snapshots;
+    raft::SnapshotMetadata m_snapshot;      // the newest durable snapshot (what followers get)
+    raft::Index m_appliedAtSnapshot = 0;    // the applied index when the last snapshot was taken
+    std::uint64_t m_bytesSinceSnapshot = 0; // entry bytes applied since
+    bool m_snapshotting = false;            // one is being written by m_snapshotThread
+    std::thread m_snapshotThread;
+    std::shared_ptr<std::atomic<bool>> m_snapshotCancel;
+    // Snapshots the transport received and handed to the core since the last process(): the core
+    // installs one in the Ready that follows (its file is adopted) or refuses it as stale (its
+    // file is deleted then).
+    std::vector<std::pair<raft::Index, raft::Term>> m_receivedSnapshots;
     QElapsedTimer m_clock;
     std::atomic<quint64> m_sharedCommit{0};
     std::atomic<quint64> m_sharedApplied{0};

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "engine/peertransport.h"
 
+#include "storage/crc32c.h"
+#include "storage/snapshotstore.h"
 #include "transport/hellogate.h"
 
 #include <QtCore/QLoggingCategory>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <optional>
 
@@ -71,6 +74,27 @@ struct PeerTransport::Inbound {
     QTimer *deadline = nullptr;               // the handshake's (TLS and Hello)
 };
 
+struct PeerTransport::SnapshotSend {
+    raft::Message message;
+    raft::SnapshotMetadata metadata;
+    std::unique_ptr<storage::File> file;
+    std::uint64_t size = 0;
+    std::uint64_t sent = 0;  // bytes queued
+    std::uint64_t acked = 0; // bytes the receiver holds
+    std::uint32_t crc = 0;   // of the bytes sent so far, up to the stored CRC
+    std::uint32_t storedCrc = 0;
+    QElapsedTimer started;
+    QElapsedTimer lastProgress;
+};
+
+struct PeerTransport::SnapshotReceive {
+    raft::Index index = 0;
+    raft::Term term = 0;
+    std::string path;
+    std::unique_ptr<storage::File> file;
+    std::uint64_t received = 0;
+};
+
 PeerTransport::PeerTransport(Options options, Receiver onReceive, UnreachableCallback onUnreachable, QObject *parent)
     : QObject(parent), m_opts(std::move(options)), m_onReceive(std::move(onReceive)), m_onUnreachable(std::move(onUnreachable))
 {
@@ -114,6 +138,15 @@ quint16 PeerTransport::listeningPort() const { return m_server ? m_server->serve
 void PeerTransport::close()
 {
     m_closed = true;
+    for (auto &[to, send] : m_sends)
+        if (m_opts.onSnapshotSent)
+            m_opts.onSnapshotSent(to, false);
+    m_sends.clear();
+    for (auto &[from, r] : m_receives) {
+        r->file.reset();
+        storage::FileSystem::posix().remove(r->path);
+    }
+    m_receives.clear();
     if (m_server) {
         m_server->close();
         delete m_server;
@@ -158,9 +191,19 @@ void PeerTransport::flush()
     pending.swap(m_pending);
     for (auto &[to, messages] : pending) {
         if (to == m_opts.self || !m_opts.peers.contains(to)) {
+            for (const raft::Message &m : messages)
+                if (m.type == raft::MessageType::Snapshot && m_opts.onSnapshotSent)
+                    m_opts.onSnapshotSent(to, false);
             m_stats.messagesDropped += messages.size();
             continue;
         }
+        // Snapshot messages leave as a stream of their file, not in an envelope.
+        for (raft::Message &m : messages)
+            if (m.type == raft::MessageType::Snapshot)
+                startSnapshot(std::move(m));
+        std::erase_if(messages, [](const raft::Message &m) { return m.type == raft::MessageType::Snapshot; });
+        if (messages.empty())
+            continue;
         auto &out = m_out[to];
         if (!out)
             out = std::make_unique<Outbound>();
@@ -199,6 +242,266 @@ void PeerTransport::flush()
         else if (out->connected)
             writeQueued(*out);
     }
+}
+
+void PeerTransport::enqueueFrame(raft::NodeId to, std::string frame)
+{
+    if (m_closed || !m_opts.peers.contains(to))
+        return;
+    auto &out = m_out[to];
+    if (!out)
+        out = std::make_unique<Outbound>();
+    out->queuedBytes += static_cast<qint64>(frame.size());
+    out->queue.push_back(std::move(frame));
+    if (!out->socket && !(out->retry && out->retry->isActive()))
+        connectPeer(to);
+    else if (out->connected)
+        writeQueued(*out);
+}
+
+// ---- snapshot streams ------------------------------------------------------------------------
+
+void PeerTransport::startSnapshot(raft::Message message)
+{
+    const raft::NodeId to = message.to;
+    if (m_sends.count(to))
+        endSnapshot(to, false, QStringLiteral("a newer snapshot message replaced it"));
+    if (!message.snapshot || !m_opts.snapshots) {
+        if (m_opts.onSnapshotSent)
+            m_opts.onSnapshotSent(to, false);
+        return;
+    }
+    auto send = std::make_unique<SnapshotSend>();
+    send->metadata = message.snapshot->metadata;
+    const std::string path = m_opts.snapshots->pathOf(send->metadata.index, send->metadata.term);
+    storage::FileSystem &fs = m_opts.snapshots->fileSystem();
+    char trailer[4] = {};
+    std::size_t got = 0;
+    storage::IoStatus st = fs.open(path, storage::OpenMode::ReadOnly, send->file);
+    if (st)
+        st = send->file->size(send->size);
+    if (st && send->size >= storage::SnapshotTrailerBytes)
+        st = send->file->read(trailer, 4, send->size - 4, got);
+    if (!st || got != 4) {
+        qCWarning(lcTransport).noquote() << QStringLiteral("node %1: cannot send snapshot %2 to node %3: %4")
+                                                .arg(m_opts.self)
+                                                .arg(send->metadata.index)
+                                                .arg(to)
+                                                .arg(st ? QStringLiteral("the file is too short") : QString::fromStdString(st.message()));
+        if (m_opts.onSnapshotSent)
+            m_opts.onSnapshotSent(to, false);
+        if (st && m_opts.onSnapshotDamaged)
+            m_opts.onSnapshotDamaged(send->metadata, QStringLiteral("the file is too short"));
+        return;
+    }
+    std::memcpy(&send->storedCrc, trailer, 4);
+    send->message = std::move(message);
+    send->message.snapshot.reset(); // the file carries it
+    send->started.start();
+    send->lastProgress.start();
+    qCInfo(lcTransport).noquote() << QStringLiteral("node %1: sending snapshot %2 (%3 MiB) to node %4")
+                                         .arg(m_opts.self)
+                                         .arg(send->metadata.index)
+                                         .arg(static_cast<double>(send->size) / 1048576.0, 0, 'f', 1)
+                                         .arg(to);
+    m_sends[to] = std::move(send);
+    if (!m_stallTimer) {
+        m_stallTimer = new QTimer(this);
+        connect(m_stallTimer, &QTimer::timeout, this, &PeerTransport::checkSnapshotStalls);
+        m_stallTimer->start(1000);
+    }
+    pumpSnapshot(to);
+}
+
+void PeerTransport::pumpSnapshot(raft::NodeId to)
+{
+    auto it = m_sends.find(to);
+    if (it == m_sends.end())
+        return;
+    SnapshotSend &s = *it->second;
+    const std::uint64_t chunk = static_cast<std::uint64_t>(std::max(1, m_opts.snapshotChunkBytes));
+    const std::uint64_t window = chunk * static_cast<std::uint64_t>(std::max(1, m_opts.snapshotWindowChunks));
+    while (s.sent < s.size && s.sent - s.acked < window) {
+        transport::SnapshotChunk c;
+        c.index = s.metadata.index;
+        c.term = s.metadata.term;
+        c.offset = s.sent;
+        c.data.resize(static_cast<std::size_t>(std::min(chunk, s.size - s.sent)));
+        std::size_t got = 0;
+        if (storage::IoStatus st = s.file->read(c.data.data(), c.data.size(), s.sent, got); !st || got != c.data.size()) {
+            endSnapshot(to, false, st ? QStringLiteral("the file shrank while it was sent") : QString::fromStdString(st.message()));
+            return;
+        }
+        // The CRC covers every byte but its own four.
+        const std::uint64_t covered = s.size - 4;
+        if (s.sent < covered)
+            s.crc = storage::crc32c(c.data.data(), static_cast<std::size_t>(std::min<std::uint64_t>(c.data.size(), covered - s.sent)), s.crc);
+        s.sent += c.data.size();
+        if (s.sent == s.size) {
+            if (s.crc != s.storedCrc) {
+                const raft::SnapshotMetadata meta = s.metadata;
+                endSnapshot(to, false, QStringLiteral("this node's snapshot file failed its checksum"));
+                if (m_opts.onSnapshotDamaged)
+                    m_opts.onSnapshotDamaged(meta, QStringLiteral("checksum mismatch while it was read to be sent"));
+                return;
+            }
+            c.last = true;
+            c.message = s.message;
+        }
+        std::string frame;
+        transport::appendSnapshotChunk(frame, c);
+        m_stats.snapshotBytesSent += c.data.size();
+        enqueueFrame(to, std::move(frame));
+    }
+}
+
+void PeerTransport::endSnapshot(raft::NodeId to, bool delivered, const QString &why)
+{
+    auto it = m_sends.find(to);
+    if (it == m_sends.end())
+        return;
+    const std::unique_ptr<SnapshotSend> s = std::move(it->second);
+    m_sends.erase(it);
+    if (delivered) {
+        ++m_stats.snapshotsSent;
+        const double seconds = std::max<qint64>(1, s->started.elapsed()) / 1000.0;
+        qCInfo(lcTransport).noquote() << QStringLiteral("node %1: snapshot %2 delivered to node %3: %4 MiB in %5 s (%6 MiB/s)")
+                                             .arg(m_opts.self)
+                                             .arg(s->metadata.index)
+                                             .arg(to)
+                                             .arg(static_cast<double>(s->size) / 1048576.0, 0, 'f', 1)
+                                             .arg(seconds, 0, 'f', 2)
+                                             .arg(static_cast<double>(s->size) / 1048576.0 / seconds, 0, 'f', 1);
+    } else {
+        qCWarning(lcTransport).noquote() << QStringLiteral("node %1: snapshot %2 to node %3 not delivered: %4").arg(m_opts.self).arg(s->metadata.index).arg(to).arg(why);
+    }
+    if (m_opts.onSnapshotSent)
+        m_opts.onSnapshotSent(to, delivered);
+}
+
+void PeerTransport::checkSnapshotStalls()
+{
+    std::vector<raft::NodeId> stalled;
+    for (const auto &[to, s] : m_sends)
+        if (s->lastProgress.elapsed() > m_opts.snapshotStallMs)
+            stalled.push_back(to);
+    for (raft::NodeId to : stalled)
+        endSnapshot(to, false, QStringLiteral("no progress for %1 ms").arg(m_opts.snapshotStallMs));
+}
+
+void PeerTransport::onSnapshotAck(raft::NodeId from, const transport::SnapshotAck &ack)
+{
+    auto it = m_sends.find(from);
+    if (it == m_sends.end() || it->second->metadata.index != ack.index || it->second->metadata.term != ack.term)
+        return; // an answer to a stream given up since
+    SnapshotSend &s = *it->second;
+    if (!ack.refused.empty()) {
+        endSnapshot(from, false, QStringLiteral("refused: %1").arg(QString::fromStdString(ack.refused)));
+        return;
+    }
+    if (ack.done) {
+        endSnapshot(from, true, {});
+        return;
+    }
+    if (ack.received > s.acked && ack.received <= s.sent) {
+        s.acked = ack.received;
+        s.lastProgress.start();
+    }
+    pumpSnapshot(from);
+}
+
+void PeerTransport::onSnapshotChunk(raft::NodeId from, transport::SnapshotChunk &&chunk)
+{
+    storage::FileSystem &fs = m_opts.snapshots ? m_opts.snapshots->fileSystem() : storage::FileSystem::posix();
+    const auto answer = [&](std::uint64_t received, bool done, const std::string &refused) {
+        std::string frame;
+        transport::appendSnapshotAck(frame, transport::SnapshotAck{chunk.index, chunk.term, received, done, refused});
+        enqueueFrame(from, std::move(frame));
+    };
+    const auto drop = [&] {
+        if (auto it = m_receives.find(from); it != m_receives.end()) {
+            it->second->file.reset();
+            fs.remove(it->second->path);
+            m_receives.erase(it);
+        }
+    };
+    const auto refuse = [&](const std::string &why) {
+        ++m_stats.snapshotsRefused;
+        qCWarning(lcTransport).noquote() << QStringLiteral("node %1: refused snapshot %2 from node %3: %4")
+                                                .arg(m_opts.self)
+                                                .arg(chunk.index)
+                                                .arg(from)
+                                                .arg(QString::fromStdString(why));
+        drop();
+        answer(0, false, why);
+    };
+    if (!m_opts.snapshots) {
+        refuse("this node takes no snapshots");
+        return;
+    }
+    if (chunk.offset == 0) {
+        // A new stream (or the same one again from the start): whatever came before is dropped.
+        drop();
+        auto r = std::make_unique<SnapshotReceive>();
+        r->index = chunk.index;
+        r->term = chunk.term;
+        r->path = m_opts.snapshots->incomingPath(from);
+        fs.createDirectories(m_opts.snapshots->directory());
+        fs.remove(r->path);
+        if (storage::IoStatus st = fs.open(r->path, storage::OpenMode::CreateNew, r->file); !st) {
+            refuse("cannot create " + r->path + ": " + st.message());
+            return;
+        }
+        m_receives[from] = std::move(r);
+    }
+    auto it = m_receives.find(from);
+    if (it == m_receives.end() || it->second->index != chunk.index || it->second->term != chunk.term || it->second->received != chunk.offset) {
+        refuse("a chunk at offset " + std::to_string(chunk.offset) + " out of order (a chunk was lost): the stream starts over");
+        return;
+    }
+    SnapshotReceive &r = *it->second;
+    if (storage::IoStatus st = r.file->write(chunk.data.data(), chunk.data.size(), chunk.offset); !st) {
+        refuse(st.message());
+        return;
+    }
+    r.received += chunk.data.size();
+    if (!chunk.last) {
+        answer(r.received, false, {});
+        return;
+    }
+    // The whole file: durable, checked, then waiting under its own name for the core to install it.
+    if (storage::IoStatus st = r.file->syncData(); !st) {
+        refuse(st.message());
+        return;
+    }
+    r.file.reset();
+    raft::SnapshotMetadata meta;
+    if (storage::StorageStatus st = storage::SnapshotStore::inspect(fs, r.path, meta); !st) {
+        refuse(st.message);
+        return;
+    }
+    if (meta.index != chunk.index || meta.term != chunk.term) {
+        refuse("the file holds another snapshot than the stream announced");
+        return;
+    }
+    const std::string received = m_opts.snapshots->receivedPath(meta.index, meta.term);
+    if (storage::IoStatus st = fs.rename(r.path, received); !st) {
+        refuse(st.message());
+        return;
+    }
+    m_receives.erase(it);
+    ++m_stats.snapshotsReceived;
+    qCInfo(lcTransport).noquote() << QStringLiteral("node %1: received snapshot %2 (term %3) from node %4 and checked it")
+                                         .arg(m_opts.self)
+                                         .arg(meta.index)
+                                         .arg(meta.term)
+                                         .arg(from);
+    answer(chunk.offset + chunk.data.size(), true, {});
+    raft::Message m = std::move(chunk.message);
+    m.snapshot = std::make_shared<raft::Snapshot>(raft::Snapshot{meta, {}});
+    std::vector<raft::Message> batch;
+    batch.push_back(std::move(m));
+    m_onReceive(std::move(batch));
 }
 
 void PeerTransport::writeQueued(Outbound &out)
@@ -284,6 +587,8 @@ void PeerTransport::onOutboundLost(raft::NodeId id)
     out.socket->deleteLater();
     out.socket = nullptr;
     out.connected = false;
+    if (m_sends.count(id))
+        endSnapshot(id, false, QStringLiteral("the connection was lost"));
     if (wasConnected) {
         qCInfo(lcTransport) << "node" << m_opts.self << "lost its connection to node" << id;
         if (m_onUnreachable)
@@ -473,21 +778,33 @@ void PeerTransport::onInboundData(QTcpSocket *socket)
             break;
         }
         std::string why;
-        std::vector<raft::Message> messages;
-        if (!transport::decodeEnvelope(payload, messages, why)) {
+        transport::Frame frame;
+        if (!transport::decodeFrame(payload, frame, why)) {
             refuse(socket, QString::fromStdString(why));
             return;
         }
-        for (const raft::Message &m : messages) {
-            if (m.from != in.peer || m.to != m_opts.self) {
-                refuse(socket, QStringLiteral("a message from %1 to %2 on node %3's connection").arg(m.from).arg(m.to).arg(in.peer));
+        const raft::NodeId peer = in.peer;
+        for (const raft::Message &m : frame.messages) {
+            if (m.from != peer || m.to != m_opts.self) {
+                refuse(socket, QStringLiteral("a message from %1 to %2 on node %3's connection").arg(m.from).arg(m.to).arg(peer));
                 return;
             }
         }
+        if (frame.chunk && frame.chunk->last && (frame.chunk->message.from != peer || frame.chunk->message.to != m_opts.self)) {
+            refuse(socket, QStringLiteral("a snapshot for another node on node %1's connection").arg(peer));
+            return;
+        }
         ++m_stats.framesReceived;
-        m_onReceive(std::move(messages));
-        if (!m_in.count(socket))
+        if (!frame.messages.empty())
+            m_onReceive(std::move(frame.messages));
+        if (!m_in.count(socket) || m_closed)
             return; // the receiver closed the transport
+        if (frame.chunk)
+            onSnapshotChunk(peer, std::move(*frame.chunk));
+        if (frame.ack)
+            onSnapshotAck(peer, *frame.ack);
+        if (!m_in.count(socket) || m_closed)
+            return;
     }
 }
 

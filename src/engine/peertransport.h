@@ -17,6 +17,11 @@
 #include <memory>
 #include <vector>
 
+namespace dengine::storage {
+class File;
+class SnapshotStore;
+} // namespace dengine::storage
+
 class QTcpServer;
 class QTcpSocket;
 class QTimer;
@@ -42,6 +47,16 @@ namespace dengine::engine {
 // message not from the node that said Hello closes the connection (with a log line) and nothing
 // else changes.
 //
+// Snapshots: a Snapshot message handed to send() starts a stream of its snapshot file (found in
+// Options::snapshots by index and term) to that peer: chunks of snapshotChunkBytes, at most
+// snapshotWindowChunks ahead of the peer's acknowledgements, so memory stays bounded on both sides
+// and the peer's heartbeats and other messages keep flowing between chunks. The receiver writes
+// the chunks to a temporary file, checks the whole file (its CRC and that it is the snapshot
+// announced) when the last one arrives, and only then hands the Snapshot message to its core; a
+// file that does not check out is refused with the reason, and the leader's core sends a new one
+// later. A dropped connection, a refusal or a stall ends the stream (reported as not delivered);
+// the next attempt starts over from the first byte.
+//
 // Threads: not thread-safe; create, use and destroy it on one thread with an event loop.
 class PeerTransport : public QObject {
     Q_OBJECT
@@ -60,6 +75,17 @@ public:
         int handshakeTimeoutMs = 5000;
         int maxPendingInbound = 32;
         int maxInboundPerPeer = 4;
+        // Snapshots (see the class comment): where their files are, and how they stream.
+        storage::SnapshotStore *snapshots = nullptr;
+        int snapshotChunkBytes = 1 << 20;
+        int snapshotWindowChunks = 4;    // chunks sent ahead of the follower's acknowledgement
+        int snapshotStallMs = 30000;     // a stream with no progress for this long is given up
+        // A snapshot message handed to send() was delivered (the follower took the file and its
+        // core got the message) or not (refused, connection lost, stalled): every one is reported
+        // once, for raft::RawNode::reportSnapshot.
+        std::function<void(raft::NodeId to, bool delivered)> onSnapshotSent;
+        // This node's own snapshot file failed its checksum while it was being sent.
+        std::function<void(const raft::SnapshotMetadata &, const QString &why)> onSnapshotDamaged;
     };
     using Receiver = std::function<void(std::vector<raft::Message> &&)>;
     using UnreachableCallback = std::function<void(raft::NodeId)>;
@@ -82,12 +108,26 @@ public:
         quint64 messagesDropped = 0;
         quint64 connectionsRefused = 0;
         quint64 connectionsAccepted = 0; // inbound, past the Hello
+        quint64 snapshotsSent = 0;
+        quint64 snapshotsReceived = 0;
+        quint64 snapshotsRefused = 0; // received ones that did not check out
+        quint64 snapshotBytesSent = 0;
     };
     Stats stats() const { return m_stats; }
 
 private:
     struct Outbound;
     struct Inbound;
+    struct SnapshotSend;
+    struct SnapshotReceive;
+    void enqueueFrame(raft::NodeId to, std::string frame);
+    void startSnapshot(raft::Message message);
+    void pumpSnapshot(raft::NodeId to);
+    void endSnapshot(raft::NodeId to, bool delivered, const QString &why);
+    void onSnapshotAck(raft::NodeId from, const transport::SnapshotAck &ack);
+    // False when the connection must close (a chunk that makes no sense).
+    void onSnapshotChunk(raft::NodeId from, transport::SnapshotChunk &&chunk);
+    void checkSnapshotStalls();
     void flush();
     void writeQueued(Outbound &out);
     void connectPeer(raft::NodeId id);
@@ -106,6 +146,9 @@ private:
     std::map<raft::NodeId, std::unique_ptr<Outbound>> m_out;
     std::map<QTcpSocket *, std::unique_ptr<Inbound>> m_in;
     std::map<raft::NodeId, std::vector<raft::Message>> m_pending; // this turn's messages per peer
+    std::map<raft::NodeId, std::unique_ptr<SnapshotSend>> m_sends;       // snapshots streaming out
+    std::map<raft::NodeId, std::unique_ptr<SnapshotReceive>> m_receives; // ... and in
+    QTimer *m_stallTimer = nullptr;
     bool m_flushScheduled = false;
     bool m_closed = false;
     Stats m_stats;

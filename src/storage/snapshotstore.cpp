@@ -292,7 +292,7 @@ void SnapshotStore::removeLeftovers()
         return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
     };
     for (const std::string &n : names)
-        if (endsWith(n, ".tmp") || endsWith(n, ".part"))
+        if (endsWith(n, ".tmp") || endsWith(n, ".part") || endsWith(n, ".recv"))
             m_fs->remove(joinPath(m_dir, n));
 }
 

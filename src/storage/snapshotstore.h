@@ -41,6 +41,8 @@ public:
     std::string pathOf(raft::Index index, raft::Term term) const;
     // Where a snapshot being received from node `from` is written until it is checked.
     std::string incomingPath(raft::NodeId from) const;
+    // Where a received snapshot waits, checked, until the core installs it (then adopt()).
+    std::string receivedPath(raft::Index index, raft::Term term) const { return pathOf(index, term) + ".recv"; }
 
     // Durably stores a snapshot held in memory (see SnapshotWriter for one that streams), then
     // deletes all but the newest `keep` snapshots.
@@ -57,7 +59,7 @@ public:
     StorageStatus adopt(const std::string &path, const raft::SnapshotMetadata &metadata);
     // Renames a damaged snapshot out of the way ("<name>.damaged"), so it is never read again.
     StorageStatus quarantine(raft::Index index, raft::Term term);
-    // Deletes temporary and incoming files that a crash or a dropped transfer left behind.
+    // Deletes temporary, incoming and received files that a crash or a dropped transfer left behind.
     void removeLeftovers();
 
     // Reads the whole file at `path` once and checks it: its format, its CRC, and (when

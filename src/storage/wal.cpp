@@ -1080,7 +1080,22 @@ raft::StorageError WalStorage::entries(raft::Index lo, raft::Index hi, std::uint
         return raft::StorageError::Compacted;
     if (hi > m_wal.syncedLastIndex() + 1)
         return raft::StorageError::Unavailable;
-    return m_wal.entries(lo, hi, maxBytes, out) ? raft::StorageError::None : raft::StorageError::Unavailable;
+    if (m_wal.entries(lo, hi, maxBytes, out))
+        return raft::StorageError::None;
+    // A compaction on the writer thread may have passed `lo` since the check above.
+    return lo < m_wal.firstIndex() ? raft::StorageError::Compacted : raft::StorageError::Unavailable;
+}
+
+raft::InitialState WalStorage::initialState() const
+{
+    raft::InitialState s{m_wal.hardState(), m_wal.confState()};
+    if (m_snapshot.index > 0) {
+        // The snapshot's configuration is the one in force where the node starts applying, and
+        // what it covers is committed (its hard state's commit may not have reached the disk).
+        s.confState = m_snapshot.confState;
+        s.hardState.commit = std::max(s.hardState.commit, m_snapshot.index);
+    }
+    return s;
 }
 
 raft::StorageError WalStorage::term(raft::Index index, raft::Term &out) const
@@ -1091,7 +1106,7 @@ raft::StorageError WalStorage::term(raft::Index index, raft::Term &out) const
         return raft::StorageError::Unavailable;
     const auto t = m_wal.term(index);
     if (!t)
-        return raft::StorageError::Unavailable;
+        return index + 1 < m_wal.firstIndex() ? raft::StorageError::Compacted : raft::StorageError::Unavailable;
     out = *t;
     return raft::StorageError::None;
 }

@@ -193,19 +193,25 @@ private:
     StorageStatus m_failure;
 };
 
-// The raft::Storage the core reads: a view of a Wal that shows synced entries only.
+// The raft::Storage the core reads: a view of a Wal that shows synced entries only, and the newest
+// durable snapshot (metadata only: its file is what a leader streams to a follower).
+//
+// Threads: the thread that steps the core (setSnapshot() too).
 class WalStorage final : public raft::Storage {
 public:
     explicit WalStorage(const Wal &wal) : m_wal(wal) {}
-    raft::InitialState initialState() const override { return {m_wal.hardState(), m_wal.confState()}; }
+    raft::InitialState initialState() const override;
     raft::StorageError entries(raft::Index lo, raft::Index hi, std::uint64_t maxBytes, std::vector<raft::Entry> &out) const override;
     raft::StorageError term(raft::Index index, raft::Term &out) const override;
     raft::Index firstIndex() const override { return m_wal.firstIndex(); }
     raft::Index lastIndex() const override { return m_wal.syncedLastIndex(); }
-    raft::Snapshot snapshot() const override { return {}; }
+    raft::Snapshot snapshot() const override { return raft::Snapshot{m_snapshot, {}}; }
+    // The newest snapshot on disk (taken here or installed from the leader), its file durable.
+    void setSnapshot(const raft::SnapshotMetadata &metadata) { m_snapshot = metadata; }
 
 private:
     const Wal &m_wal;
+    raft::SnapshotMetadata m_snapshot;
 };
 
 } // namespace dengine::storage

@@ -34,13 +34,9 @@ void appendHello(std::string &out, const Hello &hello)
     appendFrame(out, h);
 }
 
-void appendEnvelope(std::string &out, const std::vector<raft::Message> &messages)
+static void encodeMessage(wire::RaftMessage *w, const raft::Message &m)
 {
-    wire::Envelope env;
-    env.mutable_messages()->Reserve(static_cast<int>(messages.size()));
-    for (const raft::Message &m : messages) {
-        wire::RaftMessage *w = env.add_messages();
-        w->set_type(static_cast<std::uint32_t>(m.type));
+    w->set_type(static_cast<std::uint32_t>(m.type));
         w->set_from(m.from);
         w->set_to(m.to);
         w->set_term(m.term);
@@ -56,9 +52,42 @@ void appendEnvelope(std::string &out, const std::vector<raft::Message> &messages
             we->set_term(e.term);
             we->set_index(e.index);
             we->set_type(static_cast<std::uint32_t>(e.type));
-            we->set_data(e.data.data(), e.data.size());
-        }
+        we->set_data(e.data.data(), e.data.size());
     }
+}
+
+void appendEnvelope(std::string &out, const std::vector<raft::Message> &messages)
+{
+    wire::Envelope env;
+    env.mutable_messages()->Reserve(static_cast<int>(messages.size()));
+    for (const raft::Message &m : messages)
+        encodeMessage(env.add_messages(), m);
+    appendFrame(out, env);
+}
+
+void appendSnapshotChunk(std::string &out, const SnapshotChunk &chunk)
+{
+    wire::Envelope env;
+    wire::SnapshotChunk *c = env.mutable_chunk();
+    c->set_index(chunk.index);
+    c->set_term(chunk.term);
+    c->set_offset(chunk.offset);
+    c->set_data(chunk.data);
+    c->set_last(chunk.last);
+    if (chunk.last)
+        encodeMessage(c->mutable_message(), chunk.message);
+    appendFrame(out, env);
+}
+
+void appendSnapshotAck(std::string &out, const SnapshotAck &ack)
+{
+    wire::Envelope env;
+    wire::SnapshotAck *a = env.mutable_ack();
+    a->set_index(ack.index);
+    a->set_term(ack.term);
+    a->set_received(ack.received);
+    a->set_done(ack.done);
+    a->set_refused(ack.refused);
     appendFrame(out, env);
 }
 
@@ -79,15 +108,9 @@ bool decodeHello(std::string_view payload, Hello &out, std::string &why)
     return true;
 }
 
-bool decodeEnvelope(std::string_view payload, std::vector<raft::Message> &out, std::string &why)
+static bool decodeMessage(const wire::RaftMessage &w, raft::Message &m, std::string &why)
 {
-    wire::Envelope env;
-    if (!env.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-        why = "envelope: not a valid protocol buffer";
-        return false;
-    }
-    out.reserve(out.size() + static_cast<std::size_t>(env.messages_size()));
-    for (const wire::RaftMessage &w : env.messages()) {
+    {
         if (!knownType(w.type())) {
             why = "message of unknown type " + std::to_string(w.type());
             return false;
@@ -96,7 +119,6 @@ bool decodeEnvelope(std::string_view payload, std::vector<raft::Message> &out, s
             why = "message without sender or recipient";
             return false;
         }
-        raft::Message m;
         m.type = static_cast<raft::MessageType>(w.type());
         m.from = w.from();
         m.to = w.to();
@@ -122,7 +144,74 @@ bool decodeEnvelope(std::string_view payload, std::vector<raft::Message> &out, s
             }
             m.entries.push_back(raft::Entry{we.term(), we.index(), static_cast<raft::EntryType>(we.type()), raft::Payload(we.data())});
         }
+    }
+    return true;
+}
+
+static bool decodeMessages(const wire::Envelope &env, std::vector<raft::Message> &out, std::string &why)
+{
+    out.reserve(out.size() + static_cast<std::size_t>(env.messages_size()));
+    for (const wire::RaftMessage &w : env.messages()) {
+        raft::Message m;
+        if (!decodeMessage(w, m, why))
+            return false;
+        if (m.type == raft::MessageType::Snapshot) {
+            why = "a snapshot message outside a snapshot stream";
+            return false;
+        }
         out.push_back(std::move(m));
+    }
+    return true;
+}
+
+bool decodeEnvelope(std::string_view payload, std::vector<raft::Message> &out, std::string &why)
+{
+    wire::Envelope env;
+    if (!env.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        why = "envelope: not a valid protocol buffer";
+        return false;
+    }
+    return decodeMessages(env, out, why);
+}
+
+bool decodeFrame(std::string_view payload, Frame &out, std::string &why)
+{
+    wire::Envelope env;
+    if (!env.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        why = "envelope: not a valid protocol buffer";
+        return false;
+    }
+    if (!decodeMessages(env, out.messages, why))
+        return false;
+    if (env.has_chunk()) {
+        const wire::SnapshotChunk &c = env.chunk();
+        SnapshotChunk chunk;
+        chunk.index = c.index();
+        chunk.term = c.term();
+        chunk.offset = c.offset();
+        chunk.data = c.data();
+        chunk.last = c.last();
+        if (chunk.index == 0 || chunk.term == 0 || chunk.offset > (1ULL << 50)) {
+            why = "a snapshot chunk without a snapshot";
+            return false;
+        }
+        if (chunk.last) {
+            if (!c.has_message() || !decodeMessage(c.message(), chunk.message, why))
+                return false;
+            if (chunk.message.type != raft::MessageType::Snapshot || chunk.message.from == 0 || chunk.message.to == 0) {
+                why = "the last snapshot chunk does not carry a snapshot message";
+                return false;
+            }
+        }
+        out.chunk = std::move(chunk);
+    }
+    if (env.has_ack()) {
+        const wire::SnapshotAck &a = env.ack();
+        if (a.index() == 0 || a.refused().size() > 4096) {
+            why = "a malformed snapshot acknowledgement";
+            return false;
+        }
+        out.ack = SnapshotAck{a.index(), a.term(), a.received(), a.done(), a.refused()};
     }
     return true;
 }

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,35 @@ struct Hello {
 // Appends one framed Hello / Envelope to `out`.
 void appendHello(std::string &out, const Hello &hello);
 void appendEnvelope(std::string &out, const std::vector<raft::Message> &messages);
+
+// Snapshot streams (see dengine.proto): chunks from the leader, acknowledgements back.
+struct SnapshotChunk {
+    raft::Index index = 0;
+    raft::Term term = 0;
+    std::uint64_t offset = 0;
+    std::string data;
+    bool last = false;
+    raft::Message message; // when last: the Snapshot message (its `snapshot` is not encoded)
+};
+struct SnapshotAck {
+    raft::Index index = 0;
+    raft::Term term = 0;
+    std::uint64_t received = 0;
+    bool done = false;
+    std::string refused; // non-empty: the follower refused the snapshot, for this reason
+};
+void appendSnapshotChunk(std::string &out, const SnapshotChunk &chunk);
+void appendSnapshotAck(std::string &out, const SnapshotAck &ack);
+
+// What one Envelope frame holds: messages, or a chunk, or an acknowledgement.
+struct Frame {
+    std::vector<raft::Message> messages;
+    std::optional<SnapshotChunk> chunk;
+    std::optional<SnapshotAck> ack;
+};
+// Decodes and checks a frame: decodeEnvelope's checks for the messages (a Snapshot message only
+// inside the last chunk), a chunk names a snapshot (index > 0) and its last chunk a Snapshot message.
+bool decodeFrame(std::string_view payload, Frame &out, std::string &why);
 
 bool decodeHello(std::string_view payload, Hello &out, std::string &why);
 // Decodes an Envelope, checking every message: a known type, sender and recipient set, entries

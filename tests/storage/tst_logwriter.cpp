@@ -161,11 +161,11 @@ TEST(LogWriter, batchesQueuedDuringASync_shareTheNextSync)
         });
 
     fs.holdSyncs();
-    writer.submit({1, entries(1, 1), raft::HardState{1, 1, 0}, true});
+    writer.submit({1, entries(1, 1), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt});
     fs.waitForHeldSync(); // batch 1 is being synced; the next ones queue behind it
     raft::Index next = 2;
     for (std::uint64_t id = 2; id <= 100; ++id) {
-        writer.submit({id, entries(next, 3), std::nullopt, true});
+        writer.submit({id, entries(next, 3), std::nullopt, true, std::nullopt, std::nullopt});
         next += 3;
     }
     fs.releaseSyncs();
@@ -195,7 +195,7 @@ TEST(LogWriter, commitOnlyHardState_isNotSynced)
         },
         [](const StorageStatus &) {});
     const int before = fs.syncs();
-    writer.submit({1, {}, raft::HardState{0, 0, 0}, false});
+    writer.submit({1, {}, raft::HardState{0, 0, 0}, false, std::nullopt, std::nullopt});
     seen.waitDurable(1);
     writer.drain();
     EXPECT_EQ(fs.syncs(), before);
@@ -219,13 +219,13 @@ TEST(LogWriter, failedSync_isReportedOnceAndNothingLaterIsAcknowledged)
             seen.errors.push_back(st);
             seen.cv.notify_all();
         });
-    writer.submit({1, entries(1, 2), std::nullopt, true});
+    writer.submit({1, entries(1, 2), std::nullopt, true, std::nullopt, std::nullopt});
     seen.waitDurable(1);
     fs.failSyncs(EIO);
-    writer.submit({2, entries(3, 2), std::nullopt, true});
+    writer.submit({2, entries(3, 2), std::nullopt, true, std::nullopt, std::nullopt});
     writer.drain();
     fs.failSyncs(0); // even if the disk "recovers", the writer must not acknowledge anything again
-    writer.submit({3, entries(5, 2), std::nullopt, true});
+    writer.submit({3, entries(5, 2), std::nullopt, true, std::nullopt, std::nullopt});
     writer.drain();
 
     std::lock_guard lock(seen.mutex);
@@ -246,7 +246,7 @@ TEST(LogWriter, destructor_finishesSubmittedBatches)
         {
             LogWriter writer(*wal, [&](std::uint64_t id) { last = id; }, [](const StorageStatus &) {});
             for (std::uint64_t id = 1; id <= 10; ++id)
-                writer.submit({id, entries(id, 1), std::nullopt, true});
+                writer.submit({id, entries(id, 1), std::nullopt, true, std::nullopt, std::nullopt});
         }
         EXPECT_EQ(last, 10u);
         EXPECT_EQ(wal->syncedLastIndex(), 10u);

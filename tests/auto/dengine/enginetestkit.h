@@ -188,8 +188,30 @@ public:
         return QByteArray::number(v);
     }
     QByteArray query(const QByteArray &name) override { return QByteArray::number(values.value(name)); }
+    QByteArray snapshot(quint64) override
+    {
+        QByteArray out;
+        QDataStream s(&out, QIODevice::WriteOnly);
+        s << values << applied;
+        return out;
+    }
+    bool restore(quint64 index, const QByteArray &state) override
+    {
+        QDataStream s(state);
+        QMap<QByteArray, qint64> v;
+        int a = 0;
+        s >> v >> a;
+        if (s.status() != QDataStream::Ok)
+            return false;
+        values = v;
+        applied = a;
+        lastIndex = index;
+        ++restores;
+        return true;
+    }
 
     QMap<QByteArray, qint64> values;
+    int restores = 0;
     quint64 lastIndex = 0;
     int applied = 0;
     QThread *thread = nullptr;
