@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fuzzer for the wire codec: arbitrary bytes from a peer, arriving in arbitrary pieces, through the
-// FrameReader and both payload decoders (decodeHello, decodeEnvelope). Nothing may crash or hang.
+// FrameReader and the payload decoders (decodeHello, decodeEnvelope, decodeFrame). Nothing may crash or hang.
 // The reader is checked against a model of the framing at every call; every payload it returns is
 // decoded, and whatever decodes must satisfy the decoder's own rules and survive a re-encoding.
 //
@@ -151,7 +151,19 @@ public:
         out[0].type = raft::MessageType::TimeoutNow;
         out[0].context = 0x5e5e;
         std::string why;
+        // The same payload as a whole frame (messages, snapshot chunk, acknowledgement).
+        Frame frameOut;
+        std::string frameWhy;
+        const bool frameOk = decodeFrame(payload, frameOut, frameWhy);
+        if (!frameOk && frameWhy.empty())
+            return fail("decodeFrame refused a payload without saying why");
+        if (frameOk && frameOut.chunk && frameOut.chunk->last && frameOut.chunk->message.type != raft::MessageType::Snapshot)
+            return fail("decodeFrame took a last snapshot chunk without a snapshot message");
+        if (frameOk && frameOut.chunk && frameOut.chunk->index == 0)
+            return fail("decodeFrame took a snapshot chunk without a snapshot");
         if (!decodeEnvelope(payload, out, why)) {
+            if (frameOk)
+                return fail("decodeFrame took a payload whose messages decodeEnvelope refused");
             ++m_out.refused;
             if (why.empty())
                 fail("decodeEnvelope refused a payload without saying why");

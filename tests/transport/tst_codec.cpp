@@ -59,7 +59,8 @@ TEST(Codec, envelope_roundTripsEveryMessageType)
 {
     std::vector<raft::Message> in;
     for (int t = 0; t <= static_cast<int>(raft::MessageType::TimeoutNow); ++t)
-        in.push_back(sample(static_cast<raft::MessageType>(t), static_cast<std::size_t>(t % 4)));
+        if (t != static_cast<int>(raft::MessageType::Snapshot)) // only inside a snapshot stream
+            in.push_back(sample(static_cast<raft::MessageType>(t), static_cast<std::size_t>(t % 4)));
     std::string frame;
     appendEnvelope(frame, in);
     std::vector<raft::Message> out;
@@ -68,6 +69,47 @@ TEST(Codec, envelope_roundTripsEveryMessageType)
     ASSERT_EQ(out.size(), in.size());
     for (std::size_t i = 0; i < in.size(); ++i)
         expectSame(in[i], out[i]);
+}
+
+TEST(Codec, snapshotStream_chunksAndAcksRoundTrip_andABareSnapshotMessageIsRefused)
+{
+    SnapshotChunk c;
+    c.index = 5000;
+    c.term = 3;
+    c.offset = 1 << 20;
+    c.data = std::string(1000, 'x');
+    c.last = true;
+    c.message = sample(raft::MessageType::Snapshot, 0);
+    std::string frame;
+    appendSnapshotChunk(frame, c);
+    Frame f;
+    std::string why;
+    ASSERT_TRUE(decodeFrame(payloadOf(frame), f, why)) << why;
+    ASSERT_TRUE(f.chunk.has_value());
+    EXPECT_EQ(f.chunk->offset, c.offset);
+    EXPECT_EQ(f.chunk->data, c.data);
+    EXPECT_TRUE(f.chunk->last);
+    expectSame(c.message, f.chunk->message);
+
+    std::string ackFrame;
+    appendSnapshotAck(ackFrame, SnapshotAck{5000, 3, 123, false, "checksum mismatch"});
+    Frame a;
+    ASSERT_TRUE(decodeFrame(payloadOf(ackFrame), a, why)) << why;
+    ASSERT_TRUE(a.ack.has_value());
+    EXPECT_EQ(a.ack->received, 123u);
+    EXPECT_EQ(a.ack->refused, "checksum mismatch");
+
+    // The last chunk must carry a snapshot message; a snapshot message alone is not a stream.
+    c.message = sample(raft::MessageType::Append, 1);
+    std::string wrong;
+    appendSnapshotChunk(wrong, c);
+    Frame w;
+    EXPECT_FALSE(decodeFrame(payloadOf(wrong), w, why));
+    std::string bare;
+    appendEnvelope(bare, {sample(raft::MessageType::Snapshot, 0)});
+    std::vector<raft::Message> out;
+    EXPECT_FALSE(decodeEnvelope(payloadOf(bare), out, why));
+    EXPECT_NE(why.find("outside a snapshot stream"), std::string::npos) << why;
 }
 
 TEST(Codec, forwardedProposal_carriesUnindexedEntries_andRefusesIndexedOnes)

@@ -127,7 +127,8 @@ std::vector<Case> generateCases()
     {
         std::vector<raft::Message> all;
         for (int t = 0; t <= static_cast<int>(raft::MessageType::TimeoutNow); ++t)
-            all.push_back(message(static_cast<raft::MessageType>(t), static_cast<std::size_t>(t % 3)));
+            if (t != static_cast<int>(raft::MessageType::Snapshot)) // only inside a snapshot stream
+                all.push_back(message(static_cast<raft::MessageType>(t), static_cast<std::size_t>(t % 3)));
         cases.push_back({"every-message-type", makeCodecInput(envelope(all), Limit1MiB, Decode::Both, false),
                          {.frames = 1, .envelopes = 1, .messages = all.size(), .tooLarge = false, .leftover = 0}});
     }
