@@ -145,8 +145,6 @@ void EngineWorker::start()
     raft::Index applied = 0;
     if (!loadSnapshotAtStart(applied))
         return;
-    if (m_snapshot.index > 0)
-        m_storage->setSnapshot(m_snapshot);
 
     m_coreLogger = std::make_unique<CoreLogger>(m_config.nodeId);
     raft::Config rc;
@@ -646,7 +644,7 @@ void EngineWorker::process()
         }
     }
     for (const auto &[index, term] : m_receivedSnapshots)
-        storage::FileSystem::posix().remove(m_snapshots->receivedPath(index, term)); // not installed: stale
+        m_snapshots->fileSystem().remove(m_snapshots->receivedPath(index, term)); // not installed: stale
     m_receivedSnapshots.clear();
     if (m_leader != leaderBefore && m_leader != 0) {
         // A new leader: writes handed to another leader, or to this one in an earlier term, may be

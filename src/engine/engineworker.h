@@ -202,7 +202,6 @@ private:
     TickClock m_tickClock{1, 1}; // set up in start()
     kv::KvStore m_kv;
     std::unique_ptr<storage::SnapshotStore> m_snapshots;
-    raft::SnapshotMetadata m_snapshot;      // the newest durable snapshot (what followers get)
     raft::Index m_appliedAtSnapshot = 0;    // the applied index when the last snapshot was taken
     std::uint64_t m_bytesSinceSnapshot = 0; // entry bytes applied since
     bool m_snapshotting = false;            // one is being written by m_snapshotThread

@@ -109,7 +109,7 @@ bool EngineWorker::loadSnapshotAtStart(raft::Index &applied)
                 }
                 qCInfo(lcEngine).noquote() << QStringLiteral("node %1: finished installing snapshot %2 (the log now starts after it)").arg(m_config.nodeId).arg(index);
             }
-            m_snapshot = snap.metadata;
+            m_storage->setSnapshot(snap.metadata);
             applied = index;
             qCInfo(lcEngine).noquote() << QStringLiteral("node %1: restored snapshot at index %2 (term %3, %4 keys, %5 MiB) in %6 ms; the log after it: %7..%8")
                                               .arg(m_config.nodeId)
@@ -145,7 +145,7 @@ void EngineWorker::maybeSnapshot(bool now)
     if (m_snapshotting || !m_snapshots || m_down || !m_node)
         return;
     const raft::Index applied = m_kv.appliedIndex();
-    if (applied == 0 || (!now && applied <= m_snapshot.index))
+    if (applied == 0 || (!now && applied <= m_storage->snapshotMetadata().index))
         return;
     const bool byEntries = m_config.snapshotEntries > 0 && applied - m_appliedAtSnapshot >= static_cast<quint64>(m_config.snapshotEntries);
     const bool byBytes = m_config.snapshotBytes > 0 && m_bytesSinceSnapshot >= static_cast<quint64>(m_config.snapshotBytes);
@@ -213,10 +213,9 @@ void EngineWorker::onSnapshotWritten(const raft::SnapshotMetadata &metadata, con
                                              .arg(error);
         return;
     }
-    if (metadata.index < m_snapshot.index)
+    const raft::SnapshotMetadata previous = m_storage->snapshotMetadata();
+    if (metadata.index < previous.index)
         return; // a newer one came from the leader meanwhile
-    const raft::SnapshotMetadata previous = m_snapshot;
-    m_snapshot = metadata;
     m_storage->setSnapshot(metadata);
     qCInfo(lcEngine).noquote() << QStringLiteral("node %1: snapshot at index %2 (term %3): %4 MiB written in %5 ms")
                                       .arg(m_config.nodeId)
@@ -252,7 +251,6 @@ bool EngineWorker::installSnapshot(const raft::Snapshot &snapshot)
     } else if (!restoreState(full, why)) {
         why = QStringLiteral("snapshot %1: %2").arg(meta.index).arg(why);
     } else {
-        m_snapshot = meta;
         m_storage->setSnapshot(meta);
         qCInfo(lcEngine).noquote() << QStringLiteral("node %1: installed snapshot at index %2 (term %3) from the leader: %4 keys, %5 MiB, in %6 ms")
                                           .arg(m_config.nodeId)
@@ -271,7 +269,8 @@ bool EngineWorker::installSnapshot(const raft::Snapshot &snapshot)
 
 void EngineWorker::onOwnSnapshotDamaged(const raft::SnapshotMetadata &metadata, const QString &why)
 {
-    if (m_down || metadata.index != m_snapshot.index || metadata.term != m_snapshot.term)
+    const raft::SnapshotMetadata &current = m_storage->snapshotMetadata();
+    if (m_down || metadata.index != current.index || metadata.term != current.term)
         return;
     qCCritical(lcEngine).noquote() << QStringLiteral("node %1: its snapshot at index %2 is damaged (%3): set aside; taking a fresh one")
                                           .arg(m_config.nodeId)
@@ -284,7 +283,6 @@ void EngineWorker::onOwnSnapshotDamaged(const raft::SnapshotMetadata &metadata, 
     for (const auto &[index, term] : all) {
         raft::Snapshot older;
         if (index + 1 >= m_wal->firstIndex() && m_snapshots->load(index, term, older)) {
-            m_snapshot = older.metadata;
             m_storage->setSnapshot(older.metadata);
             break;
         }

@@ -132,6 +132,11 @@ KvStore::Applied KvStore::apply(const raft::Entry &entry)
     return result;
 }
 
+bool KvStore::overlaid(Overlay::const_iterator it, const std::string &key) const
+{
+    return it != m_overlay.end() ? it->second.has_value() : m_data->count(key) > 0;
+}
+
 void KvStore::put(const std::string &key, const std::string &value)
 {
     if (!m_frozen) {
@@ -140,7 +145,7 @@ void KvStore::put(const std::string &key, const std::string &value)
         return;
     }
     auto it = m_overlay.find(key);
-    const bool existed = it != m_overlay.end() ? it->second.has_value() : m_data->count(key) > 0;
+    const bool existed = overlaid(it, key);
     if (it != m_overlay.end())
         it->second = value;
     else
@@ -157,7 +162,7 @@ void KvStore::remove(const std::string &key)
         return;
     }
     auto it = m_overlay.find(key);
-    const bool existed = it != m_overlay.end() ? it->second.has_value() : m_data->count(key) > 0;
+    const bool existed = overlaid(it, key);
     if (!existed)
         return;
     if (it != m_overlay.end())

@@ -127,14 +127,17 @@ public:
 
 private:
     using Map = std::map<std::string, std::string, std::less<>>;
+    using Overlay = std::map<std::string, std::optional<std::string>, std::less<>>; // nullopt: deleted
     void put(const std::string &key, const std::string &value);
     void remove(const std::string &key);
     std::string serializeTail() const;
+    // Frozen: whether `key` holds a value, given the overlay's entry for it (or end()).
+    bool overlaid(Overlay::const_iterator it, const std::string &key) const;
 
     // The keys. While frozen, m_data is shared with the Frozen snapshots and read-only; changes go
     // to m_overlay (nullopt: deleted) until thaw() folds them in.
     std::shared_ptr<Map> m_data = std::make_shared<Map>();
-    std::map<std::string, std::optional<std::string>, std::less<>> m_overlay;
+    Overlay m_overlay;
     bool m_frozen = false;
     std::size_t m_size = 0;
     std::map<raft::NodeId, std::string> m_members;

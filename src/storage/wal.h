@@ -208,6 +208,7 @@ public:
     raft::Snapshot snapshot() const override { return raft::Snapshot{m_snapshot, {}}; }
     // The newest snapshot on disk (taken here or installed from the leader), its file durable.
     void setSnapshot(const raft::SnapshotMetadata &metadata) { m_snapshot = metadata; }
+    const raft::SnapshotMetadata &snapshotMetadata() const { return m_snapshot; }
 
 private:
     const Wal &m_wal;

@@ -37,21 +37,21 @@ void appendHello(std::string &out, const Hello &hello)
 static void encodeMessage(wire::RaftMessage *w, const raft::Message &m)
 {
     w->set_type(static_cast<std::uint32_t>(m.type));
-        w->set_from(m.from);
-        w->set_to(m.to);
-        w->set_term(m.term);
-        w->set_log_term(m.logTerm);
-        w->set_index(m.index);
-        w->set_commit(m.commit);
-        w->set_reject(m.reject);
-        w->set_reject_hint(m.rejectHint);
-        w->set_context(m.context);
-        w->mutable_entries()->Reserve(static_cast<int>(m.entries.size()));
-        for (const raft::Entry &e : m.entries) {
-            wire::Entry *we = w->add_entries();
-            we->set_term(e.term);
-            we->set_index(e.index);
-            we->set_type(static_cast<std::uint32_t>(e.type));
+    w->set_from(m.from);
+    w->set_to(m.to);
+    w->set_term(m.term);
+    w->set_log_term(m.logTerm);
+    w->set_index(m.index);
+    w->set_commit(m.commit);
+    w->set_reject(m.reject);
+    w->set_reject_hint(m.rejectHint);
+    w->set_context(m.context);
+    w->mutable_entries()->Reserve(static_cast<int>(m.entries.size()));
+    for (const raft::Entry &e : m.entries) {
+        wire::Entry *we = w->add_entries();
+        we->set_term(e.term);
+        we->set_index(e.index);
+        we->set_type(static_cast<std::uint32_t>(e.type));
         we->set_data(e.data.data(), e.data.size());
     }
 }
@@ -110,40 +110,38 @@ bool decodeHello(std::string_view payload, Hello &out, std::string &why)
 
 static bool decodeMessage(const wire::RaftMessage &w, raft::Message &m, std::string &why)
 {
-    {
-        if (!knownType(w.type())) {
-            why = "message of unknown type " + std::to_string(w.type());
+    if (!knownType(w.type())) {
+        why = "message of unknown type " + std::to_string(w.type());
+        return false;
+    }
+    if (w.from() == 0 || w.to() == 0) {
+        why = "message without sender or recipient";
+        return false;
+    }
+    m.type = static_cast<raft::MessageType>(w.type());
+    m.from = w.from();
+    m.to = w.to();
+    m.term = w.term();
+    m.logTerm = w.log_term();
+    m.index = w.index();
+    m.commit = w.commit();
+    m.reject = w.reject();
+    m.rejectHint = w.reject_hint();
+    m.context = w.context();
+    m.entries.reserve(static_cast<std::size_t>(w.entries_size()));
+    for (const wire::Entry &we : w.entries()) {
+        if (we.type() > static_cast<std::uint32_t>(raft::EntryType::ConfChange)) {
+            why = "entry of unknown type " + std::to_string(we.type());
             return false;
         }
-        if (w.from() == 0 || w.to() == 0) {
-            why = "message without sender or recipient";
+        // Appends carry log entries (consecutive indexes); a forwarded proposal carries new
+        // entries that have no index yet (all zero).
+        const bool proposal = m.type == raft::MessageType::Propose;
+        if (proposal ? we.index() != 0 : (!m.entries.empty() && we.index() != m.entries.back().index + 1)) {
+            why = proposal ? "a forwarded proposal with indexed entries" : "entries with non-consecutive indexes";
             return false;
         }
-        m.type = static_cast<raft::MessageType>(w.type());
-        m.from = w.from();
-        m.to = w.to();
-        m.term = w.term();
-        m.logTerm = w.log_term();
-        m.index = w.index();
-        m.commit = w.commit();
-        m.reject = w.reject();
-        m.rejectHint = w.reject_hint();
-        m.context = w.context();
-        m.entries.reserve(static_cast<std::size_t>(w.entries_size()));
-        for (const wire::Entry &we : w.entries()) {
-            if (we.type() > static_cast<std::uint32_t>(raft::EntryType::ConfChange)) {
-                why = "entry of unknown type " + std::to_string(we.type());
-                return false;
-            }
-            // Appends carry log entries (consecutive indexes); a forwarded proposal carries new
-            // entries that have no index yet (all zero).
-            const bool proposal = m.type == raft::MessageType::Propose;
-            if (proposal ? we.index() != 0 : (!m.entries.empty() && we.index() != m.entries.back().index + 1)) {
-                why = proposal ? "a forwarded proposal with indexed entries" : "entries with non-consecutive indexes";
-                return false;
-            }
-            m.entries.push_back(raft::Entry{we.term(), we.index(), static_cast<raft::EntryType>(we.type()), raft::Payload(we.data())});
-        }
+        m.entries.push_back(raft::Entry{we.term(), we.index(), static_cast<raft::EntryType>(we.type()), raft::Payload(we.data())});
     }
     return true;
 }
