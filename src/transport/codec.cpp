@@ -194,7 +194,11 @@ bool decodeFrame(std::string_view payload, Frame &out, std::string &why)
             return false;
         }
         if (chunk.last) {
-            if (!c.has_message() || !decodeMessage(c.message(), chunk.message, why))
+            if (!c.has_message()) {
+                why = "the last snapshot chunk does not carry a snapshot message";
+                return false;
+            }
+            if (!decodeMessage(c.message(), chunk.message, why))
                 return false;
             if (chunk.message.type != raft::MessageType::Snapshot || chunk.message.from == 0 || chunk.message.to == 0) {
                 why = "the last snapshot chunk does not carry a snapshot message";

@@ -105,6 +105,18 @@ TEST(Codec, snapshotStream_chunksAndAcksRoundTrip_andABareSnapshotMessageIsRefus
     appendSnapshotChunk(wrong, c);
     Frame w;
     EXPECT_FALSE(decodeFrame(payloadOf(wrong), w, why));
+
+    // A last chunk with no message at all is refused with a reason (found by fuzz_codec). Protobuf
+    // merges a repeated embedded message, so a second `chunk` field setting only `last` (field 5)
+    // turns a middle chunk into a last one without a message.
+    c.last = false;
+    std::string middle;
+    appendSnapshotChunk(middle, c);
+    const std::string lastWithoutMessage = std::string(payloadOf(middle)) + std::string("\x12\x02\x28\x01", 4);
+    Frame n;
+    why.clear();
+    EXPECT_FALSE(decodeFrame(lastWithoutMessage, n, why));
+    EXPECT_NE(why.find("does not carry a snapshot message"), std::string::npos) << why;
     std::string bare;
     appendEnvelope(bare, {sample(raft::MessageType::Snapshot, 0)});
     std::vector<raft::Message> out;
