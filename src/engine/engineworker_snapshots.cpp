@@ -73,70 +73,47 @@ bool EngineWorker::loadSnapshotAtStart(raft::Index &applied)
 {
     applied = 0;
     m_snapshots = std::make_unique<storage::SnapshotStore>(m_config.dataDirectory.toStdString());
-    m_snapshots->removeLeftovers();
-    std::vector<std::pair<raft::Index, raft::Term>> all;
-    if (storage::StorageStatus st = m_snapshots->list(all); !st) {
-        fatal(DEngine::Error::StorageFailure, QStringLiteral("cannot list the snapshots: %1").arg(QString::fromStdString(st.message)));
-        return false;
-    }
-    // The log reaches back to here: a snapshot below it would leave a gap.
-    const raft::Index logStart = m_wal->firstIndex() - 1;
-    for (const auto &[index, term] : all) {
-        if (index < logStart) {
-            qCWarning(lcEngine).noquote() << QStringLiteral("node %1: snapshot at index %2 is older than the log's start (%3): not usable")
-                                                 .arg(m_config.nodeId)
-                                                 .arg(index)
-                                                 .arg(logStart);
-            continue;
-        }
-        QElapsedTimer timer;
-        timer.start();
-        raft::Snapshot snap;
-        QString why;
-        const storage::StorageStatus st = m_snapshots->load(index, term, snap);
-        if (!st && st.code != storage::StorageErrorCode::Corrupt) {
-            fatal(DEngine::Error::StorageFailure, QStringLiteral("cannot read snapshot %1: %2")
-                                                      .arg(QString::fromStdString(m_snapshots->pathOf(index, term)), QString::fromStdString(st.message)));
+    QElapsedTimer timer;
+    timer.start();
+    storage::StartPoint start;
+    const storage::StorageStatus st = storage::openStartPoint(
+        *m_snapshots, *m_wal,
+        [this](const raft::Snapshot &snap, std::string &why) {
+            QString reason;
+            if (restoreState(snap, reason))
+                return true;
+            why = reason.toStdString();
+            m_kv = kv::KvStore(); // a damaged snapshot may have left part of its state
             return false;
-        }
-        if (st && restoreState(snap, why)) {
-            // An install from the leader may have been cut short after its file was in place and
-            // before the log was reset: the log must hold the snapshot's entry with its term.
-            if (m_wal->term(index) != std::optional<raft::Term>(term)) {
-                if (storage::StorageStatus rs = m_wal->reset(index, term); !rs) {
-                    fatal(DEngine::Error::StorageFailure, QStringLiteral("cannot reset the log to snapshot %1: %2").arg(index).arg(QString::fromStdString(rs.message)));
-                    return false;
-                }
-                qCInfo(lcEngine).noquote() << QStringLiteral("node %1: finished installing snapshot %2 (the log now starts after it)").arg(m_config.nodeId).arg(index);
-            }
-            m_storage->setSnapshot(snap.metadata);
-            applied = index;
-            qCInfo(lcEngine).noquote() << QStringLiteral("node %1: restored snapshot at index %2 (term %3, %4 keys, %5 MiB) in %6 ms; the log after it: %7..%8")
-                                              .arg(m_config.nodeId)
-                                              .arg(index)
-                                              .arg(term)
-                                              .arg(m_kv.size())
-                                              .arg(mib(snap.data.size()), 0, 'f', 1)
-                                              .arg(timer.elapsed())
-                                              .arg(index + 1)
-                                              .arg(m_wal->lastIndex());
-            return true;
-        }
-        const QString reason = st ? why : QString::fromStdString(st.message);
-        qCCritical(lcEngine).noquote() << QStringLiteral("node %1: snapshot %2 is damaged (%3): set aside as .damaged; trying an older one")
-                                              .arg(m_config.nodeId)
-                                              .arg(QString::fromStdString(m_snapshots->pathOf(index, term)), reason);
-        m_snapshots->quarantine(index, term);
-        m_kv = kv::KvStore();
-    }
-    if (logStart > 0) {
-        fatal(DEngine::Error::CorruptData,
-              QStringLiteral("the log in %1 starts after index %2 (compacted) and no intact snapshot reaches back to it: this node's state is "
-                             "lost. Remove the data directory and add the node again as a new member; it will get a snapshot from the leader.")
-                  .arg(m_config.dataDirectory)
-                  .arg(logStart));
+        },
+        start);
+    for (const std::string &note : start.notes)
+        qCWarning(lcEngine).noquote() << QStringLiteral("node %1: snapshot %2").arg(m_config.nodeId).arg(QString::fromStdString(note));
+    if (!st) {
+        if (st.code == storage::StorageErrorCode::Corrupt)
+            fatal(DEngine::Error::CorruptData,
+                  QStringLiteral("%1 in %2. Remove the data directory and add the node again as a new member; it will get a snapshot "
+                                 "from the leader.")
+                      .arg(QString::fromStdString(st.message), m_config.dataDirectory));
+        else
+            fatal(DEngine::Error::StorageFailure, QString::fromStdString(st.message));
         return false;
     }
+    if (!start.snapshot)
+        return true;
+    const raft::SnapshotMetadata &meta = *start.snapshot;
+    if (start.logReset)
+        qCInfo(lcEngine).noquote() << QStringLiteral("node %1: finished installing snapshot %2 (the log now starts after it)").arg(m_config.nodeId).arg(meta.index);
+    m_storage->setSnapshot(meta);
+    applied = meta.index;
+    qCInfo(lcEngine).noquote() << QStringLiteral("node %1: restored snapshot at index %2 (term %3, %4 keys) in %5 ms; the log after it: %6..%7")
+                                      .arg(m_config.nodeId)
+                                      .arg(meta.index)
+                                      .arg(meta.term)
+                                      .arg(m_kv.size())
+                                      .arg(timer.elapsed())
+                                      .arg(meta.index + 1)
+                                      .arg(m_wal->lastIndex());
     return true;
 }
 

@@ -382,4 +382,44 @@ StorageStatus SnapshotWriter::commit(std::uint64_t *fileBytes)
     return m_store.prune();
 }
 
+StorageStatus openStartPoint(SnapshotStore &snapshots, Wal &wal, const std::function<bool(const raft::Snapshot &, std::string &why)> &restore,
+                             StartPoint &out)
+{
+    out = StartPoint{};
+    snapshots.removeLeftovers();
+    std::vector<std::pair<raft::Index, raft::Term>> all;
+    if (StorageStatus st = snapshots.list(all); !st)
+        return st;
+    // The log reaches back to here: a snapshot below it would leave a gap.
+    const raft::Index logStart = wal.firstIndex() - 1;
+    for (const auto &[index, term] : all) {
+        const std::string path = snapshots.pathOf(index, term);
+        if (index < logStart) {
+            out.notes.push_back(path + ": older than the log's start (" + std::to_string(logStart) + "): not usable");
+            continue;
+        }
+        raft::Snapshot snap;
+        std::string why;
+        StorageStatus st = snapshots.load(index, term, snap);
+        if (!st && st.code != StorageErrorCode::Corrupt)
+            return {st.code, "cannot read " + path + ": " + st.message};
+        if (st && restore(snap, why)) {
+            if (wal.term(index) != std::optional<raft::Term>(term)) {
+                if (StorageStatus rs = wal.reset(index, term); !rs)
+                    return {rs.code, "cannot reset the log to the snapshot " + path + ": " + rs.message};
+                out.logReset = true;
+            }
+            out.snapshot = snap.metadata;
+            return {};
+        }
+        out.notes.push_back(path + " is damaged (" + (st ? why : st.message) + "): set aside as .damaged");
+        if (StorageStatus qs = snapshots.quarantine(index, term); !qs)
+            return qs;
+    }
+    if (logStart > 0)
+        return {StorageErrorCode::Corrupt, "the log starts after index " + std::to_string(logStart)
+                                               + " (compacted) and no intact snapshot reaches back to it: this node's state is lost"};
+    return {};
+}
+
 } // namespace dengine::storage

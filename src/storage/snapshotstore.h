@@ -5,6 +5,7 @@
 #include "storage/filesystem.h"
 #include "storage/wal.h"
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -111,5 +112,22 @@ private:
 // length; false when the bytes do not begin a snapshot of a known version (`why` says how).
 bool parseSnapshotHeader(std::string_view bytes, raft::SnapshotMetadata &metadata, std::size_t &headerBytes, std::string &why);
 inline constexpr std::size_t SnapshotTrailerBytes = 12;
+
+// What a node starts from: the newest intact snapshot the log reaches back to, and the log after it.
+struct StartPoint {
+    std::optional<raft::SnapshotMetadata> snapshot; // none: the log from its first entry
+    bool logReset = false; // an install from the leader was cut short: the log was reset to the snapshot
+    std::vector<std::string> notes; // what was passed over and why (too old, damaged and set aside)
+};
+
+// Chooses and restores the start point, newest snapshot first. A snapshot older than the log's
+// start would leave a gap and is passed over; a damaged one (format, CRC, or `restore` refusing its
+// data) is quarantined and the next older one tried. When the log does not hold the chosen
+// snapshot's (index, term), an install was cut short after the file was adopted: the log is reset
+// to it. An error (Corrupt) when the log was compacted and no intact snapshot reaches back to it:
+// the node's state is lost; an error of the file system's kind when a file cannot be read.
+// `restore` replaces the state machine's state by the snapshot's (false with `why`: damaged data).
+StorageStatus openStartPoint(SnapshotStore &snapshots, Wal &wal, const std::function<bool(const raft::Snapshot &, std::string &why)> &restore,
+                             StartPoint &out);
 
 } // namespace dengine::storage
