@@ -534,7 +534,9 @@ void PeerTransport::connectPeer(raft::NodeId id)
         o.backoffMs = 0;
         socket->setSocketOption(QAbstractSocket::LowDelayOption, 1); // small Raft messages: no Nagle delay
         std::string hello;
-        transport::appendHello(hello, transport::Hello{m_opts.clusterId, m_opts.self, transport::ProtocolVersion});
+        const QString self = m_opts.listenAddress.isEmpty() ? m_opts.peers.value(m_opts.self) : m_opts.listenAddress;
+        transport::appendHello(hello, transport::Hello{m_opts.clusterId, m_opts.self, transport::ProtocolVersion,
+                                                       self.toStdString().substr(0, transport::HelloMaxAddressBytes)});
         socket->write(hello.data(), static_cast<qint64>(hello.size()));
         writeQueued(o);
     };
@@ -607,6 +609,66 @@ void PeerTransport::onOutboundLost(raft::NodeId id)
         });
     }
     out.retry->start(out.backoffMs);
+}
+
+void PeerTransport::setPeers(const QMap<raft::NodeId, QString> &peers)
+{
+    QMap<raft::NodeId, QString> next = peers;
+    next.insert(m_opts.self, m_opts.peers.value(m_opts.self));
+    std::vector<raft::NodeId> gone, moved;
+    for (auto it = m_opts.peers.cbegin(); it != m_opts.peers.cend(); ++it) {
+        if (it.key() == m_opts.self)
+            continue;
+        if (!next.contains(it.key()))
+            gone.push_back(it.key());
+        else if (next.value(it.key()) != it.value())
+            moved.push_back(it.key());
+    }
+    m_opts.peers = std::move(next);
+    for (raft::NodeId id : gone)
+        dropPeer(id, QStringLiteral("node %1 is no longer a member").arg(id));
+    for (raft::NodeId id : moved) {
+        qCInfo(lcTransport).noquote() << QStringLiteral("node %1: node %2 now listens on %3").arg(m_opts.self).arg(id).arg(m_opts.peers.value(id));
+        auto it = m_out.find(id);
+        if (it != m_out.end() && it->second->socket)
+            it->second->socket->abort(); // reconnects to the new address (onOutboundLost)
+    }
+}
+
+void PeerTransport::dropPeer(raft::NodeId id, const QString &why)
+{
+    qCInfo(lcTransport).noquote() << QStringLiteral("node %1: %2: closing its connections").arg(m_opts.self).arg(why);
+    if (m_sends.count(id))
+        endSnapshot(id, false, why);
+    if (auto it = m_receives.find(id); it != m_receives.end()) {
+        it->second->file.reset();
+        (m_opts.snapshots ? m_opts.snapshots->fileSystem() : storage::FileSystem::posix()).remove(it->second->path);
+        m_receives.erase(it);
+    }
+    for (const raft::Message &m : m_pending[id])
+        if (m.type == raft::MessageType::Snapshot && m_opts.onSnapshotSent)
+            m_opts.onSnapshotSent(id, false);
+    m_pending.erase(id);
+    if (auto it = m_out.find(id); it != m_out.end()) {
+        Outbound &o = *it->second;
+        o.queue.clear();
+        o.queuedBytes = 0;
+        if (o.retry)
+            o.retry->stop();
+        if (o.socket) {
+            o.socket->disconnect(this);
+            o.socket->abort();
+            o.socket->deleteLater();
+            o.socket = nullptr;
+            o.connected = false;
+        }
+    }
+    std::vector<QTcpSocket *> inbound;
+    for (const auto &[s, in] : m_in)
+        if (in->peer == id)
+            inbound.push_back(s);
+    for (QTcpSocket *s : inbound)
+        refuse(s, why);
 }
 
 std::size_t PeerTransport::pendingInbound() const
@@ -741,7 +803,7 @@ void PeerTransport::onInboundData(QTcpSocket *socket)
             transport::HelloGate::Policy policy;
             policy.clusterId = m_opts.clusterId;
             policy.self = m_opts.self;
-            policy.isMember = [this](raft::NodeId id) { return m_opts.peers.contains(id); };
+            policy.isMember = [this](raft::NodeId id) { return m_opts.acceptNonMembers || m_opts.peers.contains(id); };
             policy.tls = m_opts.tls != nullptr;
             if (m_opts.tls)
                 policy.certified = TlsIdentity::memberOf(static_cast<QSslSocket *>(socket)->peerCertificate(), m_opts.clusterId);
@@ -756,7 +818,19 @@ void PeerTransport::onInboundData(QTcpSocket *socket)
             return;
         case transport::HelloGate::Result::Accepted: {
             const std::string rest = in.gate->takeLeftover();
-            accept(socket, in, in.gate->peer());
+            const raft::NodeId peer = in.gate->peer();
+            if (!m_opts.peers.contains(peer)) {
+                // Join mode: a node this one has no address for (the leader of the cluster it
+                // joins, typically); its answers go back to where it says it listens.
+                const QString address = QString::fromStdString(in.gate->address());
+                QString host;
+                quint16 port = 0;
+                if (parseHostPort(address, &host, &port)) {
+                    m_opts.peers.insert(peer, address);
+                    qCInfo(lcTransport).noquote() << QStringLiteral("node %1: node %2 listens on %3 (from its hello)").arg(m_opts.self).arg(peer).arg(address);
+                }
+            }
+            accept(socket, in, peer);
             if (!m_in.count(socket))
                 return;
             in.reader.feed(rest.data(), rest.size());

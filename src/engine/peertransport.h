@@ -66,6 +66,10 @@ public:
         quint64 clusterId = 0;
         QMap<raft::NodeId, QString> peers; // every member, "host:port"; self included
         QString listenAddress;             // empty: peers[self]
+        // Join mode: inbound connections from any node of this cluster are accepted (over TLS its
+        // certificate must still be the authority's and name it), not only from `peers`; a node
+        // accepted so is reached back at the address its Hello gives. See setPeers().
+        bool acceptNonMembers = false;
         quint32 maxFrameBytes = 64u << 20;
         qint64 maxQueuedBytes = 64ll << 20; // per peer
         int reconnectMinMs = 20;
@@ -101,6 +105,13 @@ public:
     void send(std::vector<raft::Message> messages);
     // Closes every connection and stops listening.
     void close();
+    // Replaces the members (the configuration changed, or an address did): a node no longer listed
+    // loses its connections both ways, its queued messages and its snapshot stream; a node whose
+    // address changed is reached at the new one. This node's own entry is kept as it was.
+    void setPeers(const QMap<raft::NodeId, QString> &peers);
+    void setAcceptNonMembers(bool accept) { m_opts.acceptNonMembers = accept; }
+    // The members as the transport knows them: setPeers() and the addresses learned from Hellos.
+    QMap<raft::NodeId, QString> peers() const { return m_opts.peers; }
 
     struct Stats {
         quint64 framesSent = 0;
@@ -132,6 +143,7 @@ private:
     void writeQueued(Outbound &out);
     void connectPeer(raft::NodeId id);
     void onOutboundLost(raft::NodeId id);
+    void dropPeer(raft::NodeId id, const QString &why);
     void onIncoming(qintptr descriptor);
     void onInboundData(QTcpSocket *socket);
     void accept(QTcpSocket *socket, Inbound &in, raft::NodeId peer);

@@ -31,6 +31,7 @@ void appendHello(std::string &out, const Hello &hello)
     h.set_cluster_id(hello.clusterId);
     h.set_node_id(hello.nodeId);
     h.set_protocol_version(hello.protocolVersion);
+    h.set_address(hello.address);
     appendFrame(out, h);
 }
 
@@ -104,7 +105,12 @@ bool decodeHello(std::string_view payload, Hello &out, std::string &why)
     }
     out.clusterId = h.cluster_id();
     out.nodeId = h.node_id();
+    if (h.address().size() > HelloMaxAddressBytes) {
+        why = "hello: an address of " + std::to_string(h.address().size()) + " bytes (at most " + std::to_string(HelloMaxAddressBytes) + ")";
+        return false;
+    }
     out.protocolVersion = h.protocol_version();
+    out.address = h.address();
     return true;
 }
 

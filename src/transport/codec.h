@@ -27,7 +27,9 @@ struct Hello {
     std::uint64_t clusterId = 0;
     raft::NodeId nodeId = 0;
     std::uint32_t protocolVersion = ProtocolVersion;
+    std::string address; // where the sender listens ("host:port"), at most HelloMaxAddressBytes; may be empty
 };
+inline constexpr std::size_t HelloMaxAddressBytes = 200;
 
 // Appends one framed Hello / Envelope to `out`.
 void appendHello(std::string &out, const Hello &hello);

@@ -50,6 +50,7 @@ HelloGate::Result HelloGate::feed(const char *data, std::size_t size)
         return refuse("its certificate names " + (m_policy.certified ? "node " + std::to_string(m_policy.certified) : std::string("no member"))
                       + ", but it says it is node " + std::to_string(hello.nodeId));
     m_peer = hello.nodeId;
+    m_address = std::move(hello.address);
     m_result = Result::Accepted;
     // What came after the Hello in this feed: the bytes of the buffer past it, and those not taken.
     m_leftover.assign(m_buffer, FrameHeaderBytes + length, std::string::npos);

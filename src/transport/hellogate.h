@@ -40,6 +40,8 @@ public:
     Result feed(const char *data, std::size_t size);
 
     raft::NodeId peer() const { return m_peer; }
+    // Where the accepted peer says it listens (may be empty).
+    const std::string &address() const { return m_address; }
     const std::string &reason() const { return m_reason; }
     std::string takeLeftover() { return std::move(m_leftover); }
     std::size_t buffered() const { return m_buffer.size() + m_leftover.size(); }
@@ -52,6 +54,7 @@ private:
     std::string m_buffer;   // the Hello so far (bounded)
     std::string m_leftover; // after it
     raft::NodeId m_peer = raft::NoNode;
+    std::string m_address;
     std::string m_reason;
 };
 

@@ -135,7 +135,8 @@ public:
         Hello back;
         if (!decodeHello(reread, back, why))
             return fail("a re-encoded hello does not decode: " + why);
-        if (back.clusterId != h.clusterId || back.nodeId != h.nodeId || back.protocolVersion != h.protocolVersion)
+        if (back.clusterId != h.clusterId || back.nodeId != h.nodeId || back.protocolVersion != h.protocolVersion
+            || back.address != h.address)
             return fail("a re-encoded hello decodes to another hello");
         appendHello(again, back);
         if (again != frame)

@@ -24,8 +24,9 @@ raft::Message sample(raft::MessageType type, std::size_t entries)
     m.reject = type == raft::MessageType::AppendResponse;
     m.rejectHint = 12;
     m.context = 0xfeedfacecafebeefULL;
+    const bool proposal = type == raft::MessageType::Propose; // forwarded entries have no term or index yet
     for (std::size_t i = 0; i < entries; ++i)
-        m.entries.push_back(raft::Entry{type == raft::MessageType::Propose ? 0 : 7, type == raft::MessageType::Propose ? 0 : 42 + i,
+        m.entries.push_back(raft::Entry{proposal ? raft::Term{0} : raft::Term{7}, proposal ? raft::Index{0} : raft::Index{42 + i},
                                         raft::EntryType::Normal, raft::Payload(std::string(i * 37, static_cast<char>('a' + i)))});
     return m;
 }
@@ -144,16 +145,17 @@ TEST(Codec, forwardedProposal_carriesUnindexedEntries_andRefusesIndexedOnes)
 TEST(Codec, hello_roundTripsAndRequiresIds)
 {
     std::string frame;
-    appendHello(frame, Hello{99, 2, ProtocolVersion});
+    appendHello(frame, Hello{99, 2, ProtocolVersion, "127.0.0.1:7002"});
     Hello h;
     std::string why;
     ASSERT_TRUE(decodeHello(payloadOf(frame), h, why)) << why;
     EXPECT_EQ(h.clusterId, 99u);
     EXPECT_EQ(h.nodeId, 2u);
     EXPECT_EQ(h.protocolVersion, ProtocolVersion);
+    EXPECT_EQ(h.address, "127.0.0.1:7002");
 
     std::string anonymous;
-    appendHello(anonymous, Hello{99, 0, ProtocolVersion});
+    appendHello(anonymous, Hello{99, 0, ProtocolVersion, {}});
     EXPECT_FALSE(decodeHello(payloadOf(anonymous), h, why));
     EXPECT_NE(why.find("node id"), std::string::npos) << why;
 }

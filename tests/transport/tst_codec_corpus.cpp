@@ -76,7 +76,7 @@ std::string envelope(const std::vector<raft::Message> &messages)
 std::string hello(std::uint64_t cluster, raft::NodeId node)
 {
     std::string frame;
-    appendHello(frame, Hello{cluster, node, ProtocolVersion});
+    appendHello(frame, Hello{cluster, node, ProtocolVersion, {}});
     return frame;
 }
 

@@ -34,7 +34,7 @@ HelloGate::Policy policy(bool tls = false, raft::NodeId certified = 0)
 std::string helloFrame(std::uint64_t cluster, raft::NodeId node)
 {
     std::string out;
-    appendHello(out, Hello{cluster, node, ProtocolVersion});
+    appendHello(out, Hello{cluster, node, ProtocolVersion, {}});
     return out;
 }
 
@@ -81,6 +81,22 @@ TEST(HelloGate, refusals_sayWhy)
     EXPECT_NE(refusal(helloFrame(7, 2), policy(true, 0)).find("no member"), std::string::npos);
     HelloGate over(policy(true, 2));
     EXPECT_EQ(feedAll(over, helloFrame(7, 2)), HelloGate::Result::Accepted) << "the member the certificate names";
+}
+
+TEST(HelloGate, theSendersAddress_isHandedOn_andBounded)
+{
+    HelloGate g(policy());
+    std::string frame;
+    appendHello(frame, Hello{7, 4, ProtocolVersion, "127.0.0.1:7004"});
+    EXPECT_EQ(feedAll(g, frame), HelloGate::Result::Accepted);
+    EXPECT_EQ(g.address(), "127.0.0.1:7004");
+
+    // More than HelloMaxAddressBytes: refused with the reason (the frame still fits a Hello).
+    std::string longFrame;
+    appendHello(longFrame, Hello{7, 4, ProtocolVersion, std::string(HelloMaxAddressBytes + 1, 'a')});
+    HelloGate h(policy());
+    EXPECT_EQ(feedAll(h, longFrame), HelloGate::Result::Refused);
+    EXPECT_NE(h.reason().find("address"), std::string::npos) << h.reason();
 }
 
 TEST(HelloGate, buffersNoMoreThanAHello_beforeDeciding)

@@ -32,13 +32,15 @@ struct Node {
     std::vector<raft::NodeId> unreachable;
     std::unique_ptr<PeerTransport> transport;
 
-    void start(raft::NodeId self, const QMap<raft::NodeId, QString> &peers, quint64 cluster = 7, quint32 maxFrame = 64u << 20)
+    void start(raft::NodeId self, const QMap<raft::NodeId, QString> &peers, quint64 cluster = 7, quint32 maxFrame = 64u << 20,
+               bool acceptNonMembers = false)
     {
         PeerTransport::Options o;
         o.self = self;
         o.clusterId = cluster;
         o.peers = peers;
         o.maxFrameBytes = maxFrame;
+        o.acceptNonMembers = acceptNonMembers;
         transport = std::make_unique<PeerTransport>(
             o, [this](std::vector<raft::Message> &&ms) { received.insert(received.end(), ms.begin(), ms.end()); },
             [this](raft::NodeId id) { unreachable.push_back(id); });
@@ -168,6 +170,70 @@ private Q_SLOTS:
         b2.start(2, m_peers);
         // Like Raft's heartbeats: node 1 keeps sending on a timer until the new node hears one.
         std::uint64_t next = 3;
+        QTimer heartbeats;
+        connect(&heartbeats, &QTimer::timeout, this, [&] { a.transport->send({heartbeat(1, 2, next++)}); });
+        heartbeats.start(20);
+        QTRY_VERIFY_WITH_TIMEOUT(!b2.received.empty(), 10000);
+    }
+
+    void joiningNode_acceptsTheCluster_andAnswersAtTheAddressFromTheHello()
+    {
+        // Node 4 knows only itself and node 2; node 1 (which added it) reaches it first.
+        QMap<raft::NodeId, QString> all = m_peers;
+        all.insert(4, QStringLiteral("127.0.0.1:%1").arg(m_spare));
+        Node leader, joiner;
+        leader.start(1, all);
+        joiner.start(4, {{4, all.value(4)}, {2, all.value(2)}}, 7, 64u << 20, /*acceptNonMembers*/ true);
+        leader.transport->send({heartbeat(1, 4, 1)});
+        QTRY_COMPARE_WITH_TIMEOUT(joiner.received.size(), std::size_t(1), 10000);
+        QCOMPARE(joiner.transport->peers().value(1), all.value(1)); // from node 1's Hello
+        joiner.transport->send({heartbeat(4, 1, 2)});
+        QTRY_COMPARE_WITH_TIMEOUT(leader.received.size(), std::size_t(1), 10000);
+        QCOMPARE(leader.received[0].context, std::uint64_t(2));
+
+        // Once a member, it takes members only.
+        joiner.transport->setAcceptNonMembers(false);
+        joiner.transport->setPeers({{1, all.value(1)}, {2, all.value(2)}});
+        Node third;
+        third.start(3, all);
+        const quint64 refused = joiner.transport->stats().connectionsRefused;
+        third.transport->send({heartbeat(3, 4, 3)});
+        QTRY_VERIFY_WITH_TIMEOUT(joiner.transport->stats().connectionsRefused > refused, 10000);
+        QCOMPARE(joiner.received.size(), std::size_t(1));
+    }
+
+    void setPeers_dropsARemovedMemberBothWays_andFollowsAMovedOne()
+    {
+        Node a, b;
+        a.start(1, m_peers);
+        b.start(2, m_peers);
+        a.transport->send({heartbeat(1, 2, 1)});
+        b.transport->send({heartbeat(2, 1, 2)});
+        QTRY_COMPARE_WITH_TIMEOUT(b.received.size(), std::size_t(1), 10000);
+        QTRY_COMPARE_WITH_TIMEOUT(a.received.size(), std::size_t(1), 10000);
+
+        // Node 2 is removed from node 1's members: its connection in is closed, nothing goes out.
+        QMap<raft::NodeId, QString> without2 = m_peers;
+        without2.remove(2);
+        a.transport->setPeers(without2);
+        QVERIFY(!a.transport->peers().contains(2));
+        QVERIFY(a.transport->peers().contains(1)); // its own entry stays
+        const quint64 dropped = a.transport->stats().messagesDropped;
+        a.transport->send({heartbeat(1, 2, 3)});
+        QTRY_VERIFY_WITH_TIMEOUT(a.transport->stats().messagesDropped > dropped, 10000);
+        const quint64 refused = a.transport->stats().connectionsRefused;
+        b.transport->send({heartbeat(2, 1, 4)});
+        QTRY_VERIFY_WITH_TIMEOUT(a.transport->stats().connectionsRefused > refused, 10000);
+        QCOMPARE(a.received.size(), std::size_t(1));
+
+        // Node 2 comes back at another address: node 1 reaches it there.
+        b.transport.reset();
+        QMap<raft::NodeId, QString> moved = m_peers;
+        moved[2] = QStringLiteral("127.0.0.1:%1").arg(m_spare);
+        Node b2;
+        b2.start(2, moved);
+        a.transport->setPeers(moved);
+        std::uint64_t next = 10;
         QTimer heartbeats;
         connect(&heartbeats, &QTimer::timeout, this, [&] { a.transport->send({heartbeat(1, 2, next++)}); });
         heartbeats.start(20);
