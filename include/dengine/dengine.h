@@ -42,7 +42,9 @@ class DENGINE_EXPORT DEngine : public QObject {
     Q_PROPERTY(Role role READ role NOTIFY roleChanged)
     Q_PROPERTY(quint64 commitIndex READ commitIndex NOTIFY commitIndexChanged)
     Q_PROPERTY(quint64 appliedIndex READ appliedIndex NOTIFY appliedIndexChanged)
-    Q_PROPERTY(QList<NodeId> members READ members CONSTANT)
+    Q_PROPERTY(QList<NodeId> members READ members NOTIFY membersChanged)
+    Q_PROPERTY(QList<NodeId> voters READ voters NOTIFY membersChanged)
+    Q_PROPERTY(QList<NodeId> learners READ learners NOTIFY membersChanged)
     Q_PROPERTY(NodeId nodeId READ nodeId CONSTANT)
     Q_PROPERTY(State state READ state NOTIFY stateChanged)
     Q_PROPERTY(quint16 listeningPort READ listeningPort NOTIFY listeningPortChanged)
@@ -60,6 +62,8 @@ public:
         NoQuorum,        // no leader could be reached in time: the call was not carried out
         Busy,            // too many calls in flight (maxPendingRequests): nothing was done
         StorageFailure,  // the node's storage failed; the engine is stopping
+        Refused,         // a membership call that cannot be carried out as asked (the node is not a
+                         // member, or is this one; leadership to a learner): nothing changed
     };
     Q_ENUM(Status)
 
@@ -136,7 +140,15 @@ public:
     Role role() const;
     quint64 commitIndex() const;
     quint64 appliedIndex() const;
+    // The configuration this node last applied (the log's, or the snapshot's): every member
+    // (voters and learners), the voters, the learners, sorted; membersChanged() announces a change.
+    // Before the first start: the configuration's peers, as voters.
     QList<NodeId> members() const;
+    QList<NodeId> voters() const;
+    QList<NodeId> learners() const;
+    // Where a member listens for peers ("host:port"), as the cluster's replicated address book or
+    // the configuration says; empty when unknown.
+    QString memberAddress(NodeId id) const;
     DEngineConfig config() const;
     // The port the node listens on for peers (useful with port 0 in the listen address); 0 before
     // the worker listens and after stopped(). listeningPortChanged() announces it.
@@ -182,6 +194,32 @@ public:
     // The result's value is DEngineStateMachine::query(query) at the given consistency.
     QFuture<DEngineResult> query(const QByteArray &query, Consistency consistency = Consistency::Linearizable);
 
+    // ---- membership: on the owner thread; never block; every future finishes ----
+    // A change is made through the replicated log, one at a time (Raft's single-server changes,
+    // with the fix that a leader changes the configuration only once it has committed an entry of
+    // its own term; a change of more than one voter goes through joint consensus). Any member may
+    // be asked: a follower forwards the change to the leader, and proposes it again until it is
+    // applied here or the call's deadline (requestTimeoutMs) passes. Each call finishes Ok once
+    // the configuration it asks for is applied on this node (at once when it already is), so
+    // calling again after a Timeout is safe. A call the configuration rules out fails with
+    // Refused and a reason; a change in progress is waited out. The revision is the index of the
+    // configuration that fulfilled the call.
+
+    // Adds `id` as a learner: it gets the log (or a snapshot) but neither votes nor counts for
+    // commits. `address` ("host:port") is where it listens; it goes into the cluster's address
+    // book first, so every member can reach it. Start the new node with DEngineConfig::join.
+    QFuture<DEngineResult> addLearner(NodeId id, const QString &address);
+    // Makes a learner a voter, once it has caught up with the leader's log (within a thousand
+    // entries): until then the call waits, within its deadline.
+    QFuture<DEngineResult> promote(NodeId id);
+    // Removes a voter or learner. A removed leader goes on leading until the change commits, then
+    // hands leadership to the most up-to-date voter and steps down; a node that applies its own
+    // removal stops (stopping(), stopped()).
+    QFuture<DEngineResult> removeMember(NodeId id);
+    // Asks the leader (this node) to hand leadership to voter `id`; Ok once this node sees `id`
+    // lead. Refused on a follower (the message names the leader to ask).
+    QFuture<DEngineResult> transferLeadership(NodeId id);
+
 Q_SIGNALS:
     // The lifecycle document says when each fires; all are queued from the worker, in order.
     void ready();
@@ -197,6 +235,8 @@ Q_SIGNALS:
     void appliedIndexChanged(quint64 index);
     void stateChanged(DEngine::State state);
     void listeningPortChanged(quint16 port);
+    // The applied configuration changed (members(), voters(), learners(), memberAddress()).
+    void membersChanged();
 
 private:
     friend class DEnginePrivate;

@@ -12,7 +12,15 @@
 struct DENGINE_EXPORT DEngineConfig {
     NodeId nodeId = 0;
     // Every member of the cluster, this node included: id -> "host:port" it listens on for peers.
+    // They found the cluster on a new data directory; after that the log's configuration (changed
+    // by DEngine::addLearner and the others) is the membership, and these are only addresses.
     QMap<NodeId, QString> peers;
+    // This node joins a running cluster instead of founding one. On a new data directory it starts
+    // with no configuration, a voter of nothing, and waits for a member to add it (addLearner on
+    // any member, with this node's address); `peers` names this node and at least one member (it
+    // learns the others from the log and from their connections). A data directory that already
+    // holds a log keeps its configuration: join only matters on the first start.
+    bool join = false;
     // Where this node listens; empty means the address peers[nodeId] names.
     QString listenAddress;
     // Shared by all members; connections from another cluster are refused.

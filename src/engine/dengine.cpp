@@ -3,6 +3,7 @@
 #include <dengine/denginestatemachine.h>
 
 #include "engine/engineworker.h"
+#include "engine/hostport.h"
 #include "engine/limits.h"
 
 #include <QtCore/QCoreApplication>
@@ -46,6 +47,10 @@ public:
     quint64 commit = 0;
     quint64 applied = 0;
     quint16 port = 0;
+    // The applied configuration, as the worker last announced it (before: the configured peers).
+    QList<NodeId> voters;
+    QList<NodeId> learners;
+    QMap<NodeId, QString> addresses;
 
     // Results come back through the courier and finish here, on the owner thread. Calls and bytes in
     // flight (counted from the call until its future finishes) are bounded at the call.
@@ -82,6 +87,7 @@ public:
                                 const std::function<void(EngineRequest &)> &more = {});
     QFuture<DEngineResult> refuse(DEngine::Status status, const QString &message) const;
     QString checkKey(const QByteArray &key, const char *what) const;
+    QFuture<DEngineResult> membership(EngineRequest::Change change, NodeId node, const QString &address = {});
 };
 
 namespace {
@@ -92,6 +98,9 @@ std::string toStd(const QByteArray &b) { return std::string(b.constData(), stati
 
 DEngine::DEngine(const DEngineConfig &config, QObject *parent) : QObject(parent), d(std::make_unique<DEnginePrivate>(this, config))
 {
+    if (!config.join)
+        d->voters = config.peers.keys();
+    d->addresses = config.peers;
     // A child: it moves with the engine if the engine moves to another thread.
     d->courierTarget = new QObject(this);
     DEnginePrivate *p = d.get();
@@ -207,6 +216,17 @@ bool DEngine::start()
         p->update(p->commit, commit, &DEngine::commitIndexChanged);
         p->update(p->applied, applied, &DEngine::appliedIndexChanged);
     });
+    connect(w, &EngineWorker::membersChanged, this,
+            [this, p, w](const QList<NodeId> &voters, const QList<NodeId> &learners, const QMap<NodeId, QString> &addresses) {
+                if (p->worker != w || p->state != DEnginePrivate::State::Running)
+                    return;
+                if (p->voters == voters && p->learners == learners && p->addresses == addresses)
+                    return;
+                p->voters = voters;
+                p->learners = learners;
+                p->addresses = addresses;
+                Q_EMIT membersChanged();
+            });
     connect(w, &EngineWorker::finished, this, [p, w] {
         if (p->worker == w)
             p->onWorkerFinished();
@@ -374,7 +394,16 @@ bool DEngine::isRunning() const { return d->state == DEnginePrivate::State::Runn
 DEngine::Role DEngine::role() const { return d->role; }
 quint64 DEngine::commitIndex() const { return d->commit; }
 quint64 DEngine::appliedIndex() const { return d->applied; }
-QList<NodeId> DEngine::members() const { return d->config.peers.keys(); }
+QList<NodeId> DEngine::members() const
+{
+    QList<NodeId> all = d->voters + d->learners;
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    return all;
+}
+QList<NodeId> DEngine::voters() const { return d->voters; }
+QList<NodeId> DEngine::learners() const { return d->learners; }
+QString DEngine::memberAddress(NodeId id) const { return d->addresses.value(id); }
 DEngineConfig DEngine::config() const { return d->config; }
 quint16 DEngine::listeningPort() const { return d->port; }
 
@@ -563,4 +592,46 @@ QFuture<DEngineResult> DEngine::query(const QByteArray &query, Consistency consi
     if (!d->stateMachine)
         return d->refuse(Status::InvalidArgument, QStringLiteral("query: no state machine installed (setStateMachine)"));
     return d->read(EngineRequest::Kind::Query, query, consistency);
+}
+
+// ---- membership ---------------------------------------------------------------------------------
+
+QFuture<DEngineResult> DEnginePrivate::membership(EngineRequest::Change change, NodeId node, const QString &address)
+{
+    auto request = std::make_shared<EngineRequest>();
+    request->kind = EngineRequest::Kind::Membership;
+    request->change = change;
+    request->node = node;
+    request->address = address.toStdString();
+    return call(std::move(request));
+}
+
+QFuture<DEngineResult> DEngine::addLearner(NodeId id, const QString &address)
+{
+    if (id == 0)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("addLearner: node id 0 is not allowed"));
+    if (!dengine::engine::parseHostPort(address, nullptr, nullptr) || address.toUtf8().size() > 200)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("addLearner: address \"%1\" is not host:port (port 1..65535)").arg(address));
+    return d->membership(EngineRequest::Change::AddLearner, id, address);
+}
+
+QFuture<DEngineResult> DEngine::promote(NodeId id)
+{
+    if (id == 0)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("promote: node id 0 is not allowed"));
+    return d->membership(EngineRequest::Change::Promote, id);
+}
+
+QFuture<DEngineResult> DEngine::removeMember(NodeId id)
+{
+    if (id == 0)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("removeMember: node id 0 is not allowed"));
+    return d->membership(EngineRequest::Change::Remove, id);
+}
+
+QFuture<DEngineResult> DEngine::transferLeadership(NodeId id)
+{
+    if (id == 0)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("transferLeadership: node id 0 is not allowed"));
+    return d->membership(EngineRequest::Change::TransferLeadership, id);
 }

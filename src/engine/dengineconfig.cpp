@@ -25,6 +25,8 @@ QString DEngineConfig::validate() const
         return QStringLiteral("peers: must list every member, this node included");
     if (!peers.contains(nodeId))
         return QStringLiteral("peers: does not contain this node's id %1").arg(nodeId);
+    if (join && peers.size() < 2)
+        return QStringLiteral("peers: a node that joins (join) must name at least one member of the cluster besides itself");
     QMap<QPair<QString, quint16>, NodeId> addresses;
     for (auto it = peers.cbegin(); it != peers.cend(); ++it) {
         if (it.key() == 0)
@@ -123,6 +125,7 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         QStringLiteral("maxScanItems"), QStringLiteral("maxScanBytes"), QStringLiteral("tlsCaFile"),
         QStringLiteral("tlsCertificateFile"), QStringLiteral("tlsKeyFile"), QStringLiteral("insecure"),
         QStringLiteral("snapshotEntries"), QStringLiteral("snapshotBytes"), QStringLiteral("walSegmentBytes"),
+        QStringLiteral("join"),
     };
     for (auto it = o.begin(); it != o.end(); ++it)
         if (!known.contains(it.key()))
@@ -219,6 +222,8 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         return fail(QStringLiteral("leaseReads: must be true or false"));
     if (!boolField("insecure", c.insecure))
         return fail(QStringLiteral("insecure: must be true or false"));
+    if (!boolField("join", c.join))
+        return fail(QStringLiteral("join: must be true or false"));
     // TLS files: a relative path is relative to the configuration file's directory.
     const QDir base = QFileInfo(path).absoluteDir();
     for (auto [name, field] : {std::pair{"tlsCaFile", &c.tlsCaFile}, std::pair{"tlsCertificateFile", &c.tlsCertificateFile},

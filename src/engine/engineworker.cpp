@@ -4,6 +4,7 @@
 #include "engine/limits.h"
 #include "engine/peertransport.h"
 #include "engine/tlsidentity.h"
+#include "raft/confchange.h"
 #include "raft/logger.h"
 #include "storage/logwriter.h"
 #include "storage/snapshotstore.h"
@@ -116,8 +117,11 @@ void EngineWorker::start()
     storage::WalOptions wo;
     wo.dir = m_config.dataDirectory.toStdString();
     wo.segmentBytes = static_cast<std::uint64_t>(m_config.walSegmentBytes);
-    for (auto it = m_config.peers.cbegin(); it != m_config.peers.cend(); ++it)
-        wo.bootstrap.voters.push_back(it.key());
+    // A founder's new log starts with the configured members as voters; a joiner's with none.
+    wo.joining = m_config.join;
+    if (!m_config.join)
+        for (auto it = m_config.peers.cbegin(); it != m_config.peers.cend(); ++it)
+            wo.bootstrap.voters.push_back(it.key());
     storage::RecoveryReport report;
     if (storage::StorageStatus st = storage::Wal::open(wo, m_wal, &report); !st) {
         fatal(toError(st.code), QStringLiteral("cannot open the data directory %1: %2").arg(m_config.dataDirectory, QString::fromStdString(st.message)));
@@ -131,16 +135,6 @@ void EngineWorker::start()
                                       .arg(m_wal->lastIndex())
                                       .arg(report.segments)
                                       .arg(report.created ? QStringLiteral(" (new)") : QString());
-    // The log's configuration wins over the file's: a member list that changed would need a
-    // configuration change, which this version does not do.
-    const raft::ConfState voters = m_wal->confState();
-    if (voters.voters.size() != static_cast<std::size_t>(m_config.peers.size())
-        || !std::all_of(voters.voters.begin(), voters.voters.end(), [&](raft::NodeId id) { return m_config.peers.contains(id); })) {
-        fatal(DEngine::Error::ConfigurationError,
-              QStringLiteral("peers: the data directory %1 belongs to a cluster with other members than the configuration lists")
-                  .arg(m_config.dataDirectory));
-        return;
-    }
     m_storage = std::make_unique<storage::WalStorage>(*m_wal);
     raft::Index applied = 0;
     if (!loadSnapshotAtStart(applied))
@@ -167,6 +161,32 @@ void EngineWorker::start()
                                                .arg(m_config.dataDirectory, QString::fromUtf8(e.what())));
         return;
     }
+    // The log's configuration wins over the file's once the membership changed (peers are then
+    // only addresses). A directory whose founding members are not the configured ones, with no
+    // change since, is someone else's: refuse it rather than join the wrong cluster.
+    const raft::ConfState founders = m_wal->confState();
+    const raft::ConfState current = m_node->confState();
+    m_appliedConf = m_node->confStateAt(applied).value_or(current);
+    m_appliedConfIndex = applied;
+    m_wasMember = std::find(m_appliedConf.voters.begin(), m_appliedConf.voters.end(), m_config.nodeId) != m_appliedConf.voters.end()
+        || std::find(m_appliedConf.learners.begin(), m_appliedConf.learners.end(), m_config.nodeId) != m_appliedConf.learners.end();
+    if (current == founders) {
+        std::vector<raft::NodeId> configured;
+        if (!m_config.join)
+            for (auto it = m_config.peers.cbegin(); it != m_config.peers.cend(); ++it)
+                configured.push_back(it.key());
+        std::vector<raft::NodeId> voters = founders.voters;
+        std::sort(voters.begin(), voters.end());
+        if (voters != configured) {
+            fatal(DEngine::Error::ConfigurationError,
+                  founders.voters.empty()
+                      ? QStringLiteral("join: the data directory %1 was made to join a cluster and has not been added yet: start it with join")
+                            .arg(m_config.dataDirectory)
+                      : QStringLiteral("peers: the data directory %1 belongs to a cluster with other members than the configuration lists")
+                            .arg(m_config.dataDirectory));
+            return;
+        }
+    }
 
     m_writer = std::make_unique<storage::LogWriter>(
         *m_wal,
@@ -190,6 +210,10 @@ void EngineWorker::start()
     for (auto it = m_config.peers.cbegin(); it != m_config.peers.cend(); ++it)
         to.peers.insert(it.key(), it.value());
     to.listenAddress = m_config.listenAddress;
+    {
+        const std::vector<raft::NodeId> members = raft::members(m_node->confState());
+        to.acceptNonMembers = std::find(members.begin(), members.end(), m_config.nodeId) == members.end();
+    }
     to.maxFrameBytes = static_cast<quint32>(std::min<qint64>(EngineLimits::maxFrameBytes(m_config), UINT32_MAX));
     to.snapshots = m_snapshots.get();
     to.onSnapshotSent = [this](raft::NodeId id, bool delivered) {
@@ -213,6 +237,8 @@ void EngineWorker::start()
         return;
     }
     Q_EMIT listening(m_transport->listeningPort());
+    if (!refreshPeers())
+        emitMembers();
 
     const raft::NodeStatus st = m_node->status();
     m_term = st.hardState.term;
@@ -234,7 +260,8 @@ void EngineWorker::start()
     // A one-node cluster elects itself at once instead of waiting out a timeout; a member of a
     // larger one campaigns within one election timeout (pre-vote keeps it from disturbing a
     // leader that is already there), as a cluster starting from nothing has no leader to wait for.
-    if (m_config.peers.size() == 1)
+    const raft::ConfState startConf = m_node->confState();
+    if (startConf.voters.size() == 1 && startConf.voters.front() == m_config.nodeId && startConf.votersOutgoing.empty())
         m_node->campaign();
     else if (m_config.preVote)
         m_node->expediteElection();
@@ -287,12 +314,13 @@ void EngineWorker::stopGracefully()
         return;
     // A leader first hands leadership to the most up-to-date follower that answers, so the others
     // need not wait out an election timeout; bounded by half the stop timeout, then it stops anyway.
-    if (m_node && m_role == raft::Role::Leader && m_config.peers.size() > 1) {
+    if (m_node && m_role == raft::Role::Leader && m_node->confState().voters.size() > 1) {
         raft::NodeId best = raft::NoNode;
         raft::Index bestMatch = 0;
+        const std::vector<raft::NodeId> voters = m_node->confState().voters;
         for (const auto &[id, pr] : m_node->raft().progress()) {
-            if (id == m_config.nodeId || !pr.recentActive)
-                continue;
+            if (id == m_config.nodeId || !pr.recentActive || std::find(voters.begin(), voters.end(), id) == voters.end())
+                continue; // a learner cannot lead
             if (best == raft::NoNode || pr.match > bestMatch) {
                 best = id;
                 bestMatch = pr.match;
@@ -391,7 +419,8 @@ void EngineWorker::submit(std::shared_ptr<EngineRequest> request)
         request->complete(baseResult(DEngine::Status::Busy, QStringLiteral("too many calls in flight (maxPendingRequests)")));
         return;
     }
-    if (request->kind != EngineRequest::Kind::Write && request->consistency == DEngine::Consistency::Local) {
+    const bool read = request->kind != EngineRequest::Kind::Write && request->kind != EngineRequest::Kind::Membership;
+    if (read && request->consistency == DEngine::Consistency::Local) {
         Pending p;
         p.request = std::move(request);
         serveRead(p);
@@ -405,7 +434,9 @@ void EngineWorker::submit(std::shared_ptr<EngineRequest> request)
     p.id = id;
     p.deadline = m_clock.elapsed() + m_config.requestTimeoutMs;
     m_deadlines.emplace_back(p.deadline, id);
-    if (!issue(p))
+    if (p.request->kind == EngineRequest::Kind::Membership)
+        m_membershipCalls.push_back(id); // driveMembership(), at the end of process()
+    else if (!issue(p))
         m_waiting.push_back(id);
     scheduleProcess();
 }
@@ -527,6 +558,8 @@ bool EngineWorker::stampedByItsSender(raft::Message &m)
     // call with content it never wrote. Drop such entries, keep the rest.
     const std::size_t before = m.entries.size();
     std::erase_if(m.entries, [&](const raft::Entry &e) {
+        if (e.type == raft::EntryType::ConfChange)
+            return !acceptForwardedConfChange(e, m.from);
         kv::Command c;
         std::string why;
         return !kv::decodeCommand(e.data.view(), c, why) || c.origin != m.from;
@@ -582,6 +615,7 @@ void EngineWorker::process()
         // (before this Ready's entries, and before the acknowledgement that it was installed).
         if (rd.snapshot && !installSnapshot(*rd.snapshot))
             return;
+        refreshPeers(); // a learner just added in the log is reached with this Ready's messages
         // Every transition, not only the last of this Ready (lifecycle: nothing is coalesced), in
         // the order it happened; in each, the term first, so a leader is announced after the term
         // it leads (a getter in a leaderChanged slot shows that term, never an older one).
@@ -656,7 +690,14 @@ void EngineWorker::process()
         issueWaiting();
     }
     serveReads();
+    refreshPeers();
+    driveMembership();
+    recordMissingAddresses();
     maybeSnapshot();
+    if (m_removed && m_role != raft::Role::Leader) {
+        QMetaObject::invokeMethod(this, &EngineWorker::shutdown, Qt::QueuedConnection);
+        return;
+    }
     if (m_handingOver && (m_role != raft::Role::Leader || m_node->raft().leadTransferee() == raft::NoNode)) {
         // Another node campaigns now (this one stepped down on its vote request), or the core gave
         // the transfer up (the target did not catch up within an election timeout): stop now.
@@ -705,8 +746,13 @@ void EngineWorker::applyCommitted(std::vector<raft::Entry> &entries)
         m_lastAppliedTerm = e.term;
         m_bytesSinceSnapshot += raft::entrySize(e);
         const kv::KvStore::Applied a = m_kv.apply(e);
-        if (e.type == raft::EntryType::ConfChange)
-            continue; // the core applied it; the store only counted the index
+        if (e.type == raft::EntryType::ConfChange) {
+            // The core put it in force when it reached the log; applied, it is the membership.
+            raft::ConfState cs;
+            if (raft::decodeConfState(e.data, cs))
+                onConfigurationApplied(cs, e.index);
+            continue;
+        }
         if (firstOfTerm)
             announce(); // ready() and firstCommit() before any answer that follows this entry
         if (a.outcome == kv::KvStore::ApplyOutcome::Malformed)
@@ -782,7 +828,8 @@ void EngineWorker::serveRead(Pending &p)
         if (m_stateMachine)
             r.value = m_stateMachine->query(toBytes(q.key));
         break;
-    case EngineRequest::Kind::Write: break;
+    case EngineRequest::Kind::Write:
+    case EngineRequest::Kind::Membership: break;
     }
     p.request->complete(std::move(r));
 }
@@ -802,7 +849,7 @@ void EngineWorker::failPending(DEngine::Status status, const QString &why)
     for (auto &[id, p] : m_pending) {
         // A write already handed to a leader may still be committed by the others: its outcome is
         // unknown (Timeout), unlike calls that never left this node, which get `status`.
-        const bool unknown = p.request->kind == EngineRequest::Kind::Write && p.proposed;
+        const bool unknown = (p.request->kind == EngineRequest::Kind::Write || p.request->kind == EngineRequest::Kind::Membership) && p.proposed;
         p.request->complete(unknown ? baseResult(DEngine::Status::Timeout,
                                                  QStringLiteral("%1; the write had reached a leader and may or may not take effect").arg(why))
                                     : baseResult(status, why));
@@ -821,13 +868,15 @@ void EngineWorker::expire()
         if (it == m_pending.end())
             continue;
         const Pending &p = it->second;
-        const bool write = p.request->kind == EngineRequest::Kind::Write;
+        const bool write = p.request->kind == EngineRequest::Kind::Write || p.request->kind == EngineRequest::Kind::Membership;
         // Never handed to a leader: certainly not carried out. Otherwise the outcome is unknown.
-        if ((write && !p.proposed) || (!write && !p.gotIndex))
+        if (!p.proposed && !p.waitingFor.isEmpty())
+            finish(id, baseResult(DEngine::Status::Timeout, p.waitingFor));
+        else if ((write && !p.proposed) || (!write && !p.gotIndex))
             finish(id, baseResult(DEngine::Status::NoQuorum, QStringLiteral("no leader could be reached within the request timeout")));
         else
             finish(id, baseResult(DEngine::Status::Timeout,
-                                  write ? QStringLiteral("not applied within the request timeout: the write may or may not take effect")
+                                  write ? QStringLiteral("not applied within the request timeout: the change may or may not take effect")
                                         : QStringLiteral("not answered within the request timeout")));
     }
 }

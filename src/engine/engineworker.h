@@ -62,13 +62,17 @@ private:
 
 // One key-value call on its way through the worker.
 struct EngineRequest {
-    enum class Kind { Write, Get, Scan, Range, Query };
+    enum class Kind { Write, Get, Scan, Range, Query, Membership };
+    enum class Change { AddLearner, Promote, Remove, TransferLeadership };
     Kind kind = Kind::Write;
     std::vector<kv::Operation> operations;      // Write (or, when empty, `application`)
     std::optional<std::string> application;     // Write: a command for the application's state machine
     std::string key;                            // Get: the key; Scan: the prefix; Range: begin; Query: the query
     std::string end;                            // Range
     std::size_t limit = 0;                      // Scan, Range
+    Change change = Change::AddLearner;         // Membership: what to do
+    raft::NodeId node = 0;                      // ... to which node
+    std::string address;                        // ... AddLearner: where it listens
     DEngine::Consistency consistency = DEngine::Consistency::Linearizable;
     std::shared_ptr<QPromise<DEngineResult>> promise;
     std::shared_ptr<ResultCourier> courier;
@@ -121,6 +125,8 @@ Q_SIGNALS:
     // the owner reads the latest values when it handles it (they only grow), so a busy cluster
     // does not queue an event per Ready for the owner thread.
     void indexesChanged();
+    // The applied configuration or the address book changed.
+    void membersChanged(const QList<NodeId> &voters, const QList<NodeId> &learners, const QMap<NodeId, QString> &addresses);
     void finished();
 
 private:
@@ -134,6 +140,7 @@ private:
         raft::Term proposedTerm = 0; // ... in this term
         bool gotIndex = false;       // read: a read index was assigned
         raft::Index readIndex = 0;
+        QString waitingFor;          // Membership: what the call waits for before it can propose
     };
     struct WriteInFlight {
         std::uint64_t batchId = 0; // the LogWriter's
@@ -171,6 +178,29 @@ private:
     // A snapshot file this node sends turned out damaged: set it aside and take a fresh one.
     void onOwnSnapshotDamaged(const raft::SnapshotMetadata &metadata, const QString &why);
     void stopSnapshotThread();
+
+    // Membership (engineworker_membership.cpp).
+    // Hands membership calls on towards their goal: the address book, then the change (again
+    // after a while when it did not come through), and finishes those whose goal was applied.
+    void driveMembership();
+    // Ok when the call's goal holds in the applied configuration; Refused when it never can from
+    // here (with the reason); otherwise nothing.
+    std::optional<DEngineResult> membershipOutcome(const Pending &p) const;
+    // The transport's members and addresses from the configuration in the log, the address book
+    // and the configuration file, when any of them changed; true when it emitted membersChanged()
+    // (the address book changed).
+    bool refreshPeers();
+    void emitMembers();
+    // A configuration entry was applied (or a snapshot installed with one).
+    void onConfigurationApplied(const raft::ConfState &cs, raft::Index index);
+    // Writes the addresses of members the address book lacks (a leader, once its term started).
+    void recordMissingAddresses();
+    // A forwarded configuration change: keeps it unless it promotes a learner that is behind.
+    bool acceptForwardedConfChange(const raft::Entry &e, raft::NodeId from);
+    // On the leader: whether a learner is close enough to the log's end to be made a voter.
+    bool caughtUp(raft::NodeId id) const;
+    // Proposes an address book command (internal: no call waits for it).
+    void proposeAddresses(std::vector<std::pair<raft::NodeId, std::string>> addresses);
 
     void issueWaiting();
     bool issue(Pending &p);
@@ -230,6 +260,15 @@ private:
     std::deque<std::pair<qint64, std::uint64_t>> m_deadlines; // in deadline order (one timeout for all)
     std::vector<std::uint64_t> m_waiting;                     // to issue once a leader is known
     std::multimap<raft::Index, std::uint64_t> m_readsAtIndex; // reads waiting for their index to be applied
+    std::vector<std::uint64_t> m_membershipCalls;              // pending membership calls, in call order
+    std::unordered_map<std::uint64_t, qint64> m_membershipTried; // ... when each was last proposed
+    raft::ConfState m_appliedConf;   // the configuration of the last applied entry (or snapshot)
+    raft::Index m_appliedConfIndex = 0;
+    raft::ConfState m_peersConf;     // the log's configuration the transport was last given
+    std::map<raft::NodeId, std::string> m_peersBook; // ... and the address book
+    bool m_wasMember = false;        // this node was in an applied configuration
+    bool m_removed = false;          // ... and is not any more: it stops
+    raft::Term m_addressesRecordedTerm = 0;
 
     // What the owner was last told.
     NodeId m_leader = 0;

@@ -229,6 +229,7 @@ bool EngineWorker::installSnapshot(const raft::Snapshot &snapshot)
         why = QStringLiteral("snapshot %1: %2").arg(meta.index).arg(why);
     } else {
         m_storage->setSnapshot(meta);
+        onConfigurationApplied(meta.confState, meta.index);
         qCInfo(lcEngine).noquote() << QStringLiteral("node %1: installed snapshot at index %2 (term %3) from the leader: %4 keys, %5 MiB, in %6 ms")
                                           .arg(m_config.nodeId)
                                           .arg(meta.index)

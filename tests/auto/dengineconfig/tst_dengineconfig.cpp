@@ -94,7 +94,8 @@ private Q_SLOTS:
             "listenAddress": "0.0.0.0:7001", "tickIntervalMs": 50, "electionTicks": 20, "heartbeatTicks": 2,
             "checkQuorum": false, "preVote": true, "maxKeyBytes": 100, "maxValueBytes": 1000,
             "maxBatchOperations": 10, "maxPendingRequests": 99, "requestTimeoutMs": 1234, "stopTimeoutMs": 4321,
-            "tlsCaFile": "certs/ca.pem", "tlsCertificateFile": "/etc/dengine/node-2.pem", "tlsKeyFile": "certs/../keys/node-2.key"})");
+            "tlsCaFile": "certs/ca.pem", "tlsCertificateFile": "/etc/dengine/node-2.pem", "tlsKeyFile": "certs/../keys/node-2.key",
+            "join": true})");
         QString error;
         const DEngineConfig c = DEngineConfig::fromFile(path, &error);
         QVERIFY2(error.isEmpty(), qPrintable(error));
@@ -118,6 +119,20 @@ private Q_SLOTS:
         QCOMPARE(c.tlsCertificateFile, QStringLiteral("/etc/dengine/node-2.pem"));
         QCOMPARE(c.tlsKeyFile, dir.filePath(QStringLiteral("keys/node-2.key")));
         QCOMPARE(c.insecure, false);
+        QCOMPARE(c.join, true);
+    }
+
+    // A joining node names itself and at least one member to start from.
+    void validate_joinNeedsAMemberToJoin()
+    {
+        DEngineConfig c = valid();
+        c.join = true;
+        QCOMPARE(c.validate(), QString());
+        const NodeId self = c.nodeId;
+        const QString address = c.peers.value(self);
+        c.peers.clear();
+        c.peers.insert(self, address);
+        QVERIFY(c.validate().startsWith(QStringLiteral("peers: a node that joins")));
     }
 
     // Plain TCP only when asked for: without TLS files and without insecure, a config is refused.
@@ -138,6 +153,7 @@ private Q_SLOTS:
         QTest::addColumn<QString>("expected");
         QTest::newRow("not json") << QByteArray("{nodeId: 1") << QStringLiteral("not valid JSON");
         QTest::newRow("not an object") << QByteArray("[1, 2]") << QStringLiteral("top level");
+        QTest::newRow("join not a bool") << QByteArray(R"({"join": "yes"})") << QStringLiteral("join: must be true or false");
         QTest::newRow("unknown field") << QByteArray(R"({"nodeId": 1, "colour": "blue"})") << QStringLiteral("unknown field \"colour\"");
         QTest::newRow("wrong type") << QByteArray(R"({"nodeId": "one"})") << QStringLiteral("nodeId");
         QTest::newRow("fractional") << QByteArray(R"({"nodeId": 1, "tickIntervalMs": 1.5})") << QStringLiteral("tickIntervalMs");
