@@ -63,6 +63,7 @@ struct Progress {
     bool probeSent = false;    // Probe: an Append is outstanding, wait for its answer
     bool recentActive = false; // heard from since the last check-quorum round
     bool isLearner = false;    // reserved (learners)
+    bool lossReported = false; // the follower was seen to have lost entries it acknowledged (logged once)
     Index pendingSnapshot = 0; // Snapshot: the index of the snapshot sent
     Inflights inflights;
 

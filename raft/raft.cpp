@@ -833,6 +833,15 @@ void Raft::handleAppendResponse(const Message &m)
     Progress &pr = m_progress.at(m.from);
     pr.recentActive = true;
     if (m.reject) {
+        if (m.index > pr.match && m.rejectHint < pr.match && !pr.lossReported) {
+            // It acknowledged entries of this term up to `match` and now has fewer: its disk lost
+            // durable data (a wiped or restored data directory under the same id). Replication
+            // cannot repair that (the rejection is below what counted for commits); say so once.
+            pr.lossReported = true;
+            logEvent(LogLevel::Error, "node " + std::to_string(m.from) + " acknowledged entries up to index " + std::to_string(pr.match)
+                                          + " but now holds only up to " + std::to_string(m.rejectHint)
+                                          + ": it lost data it had made durable; remove it and add it again with an empty data directory");
+        }
         // The follower's hint is the last index whose term is <= the term it was asked about;
         // searching our log for the same gives the next probe point, one term per round trip.
         Index next = m.rejectHint;

@@ -578,5 +578,41 @@ TEST(FlowControl, CommittedProposalsReturnTheirBudgetEvenWhenEmpty)
     EXPECT_EQ(net.applied(2).size(), 21u) << "the no-op and twenty empty proposals";
 }
 
+// A follower that rejects an Append below what it acknowledged in this term lost durable data
+// (a wiped data directory under its old id): replication cannot repair it, and the leader says so,
+// once, instead of probing in silence.
+TEST(Replication, AFollowerThatLostAcknowledgedEntries_isReportedOnce)
+{
+    struct Capture final : Logger {
+        std::vector<std::string> errors;
+        void log(LogLevel level, std::string_view message) override
+        {
+            if (level == LogLevel::Error)
+                errors.emplace_back(message);
+        }
+    } capture;
+    Network net(3, [&](Config &c) { c.logger = &capture; });
+    net.elect(1);
+    for (int i = 0; i < 5; ++i)
+        ASSERT_EQ(net.propose(1, "x" + std::to_string(i)), Status::Ok);
+    net.deliverAll();
+    const Index match = net.raft(1).progress().at(2).match;
+    ASSERT_GE(match, 5u);
+    Message lost;
+    lost.type = MessageType::AppendResponse;
+    lost.from = 2;
+    lost.to = 1;
+    lost.term = net.raft(1).term();
+    lost.index = match + 1; // an Append after what it acknowledged ...
+    lost.reject = true;
+    lost.rejectHint = 0; // ... refused by a node that now holds nothing
+    net.step(lost);
+    net.step(lost);
+    ASSERT_EQ(capture.errors.size(), 1u);
+    EXPECT_NE(capture.errors[0].find("node 2 acknowledged entries up to index " + std::to_string(match)), std::string::npos) << capture.errors[0];
+    EXPECT_NE(capture.errors[0].find("lost data"), std::string::npos);
+    EXPECT_EQ(net.raft(1).progress().at(2).match, match) << "what counted for commits stays";
+}
+
 } // namespace
 } // namespace dengine::raft::test
