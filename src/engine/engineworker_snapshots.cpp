@@ -10,6 +10,9 @@
 #include "storage/wal.h"
 
 #include <QtCore/QElapsedTimer>
+
+#include <sys/resource.h>
+#include <unistd.h>
 #include <QtCore/QLoggingCategory>
 
 Q_DECLARE_LOGGING_CATEGORY(lcEngine)
@@ -148,6 +151,9 @@ void EngineWorker::maybeSnapshot(bool now)
         m_snapshotThread.join(); // the previous one has finished (it posted its result)
     storage::SnapshotStore *store = m_snapshots.get();
     m_snapshotThread = std::thread([this, store, meta, frozen = std::move(frozen), head = std::move(head), cancel]() mutable {
+        // Background work: it yields the CPU to the Raft thread and the log writer (this thread
+        // alone; on Linux a thread's nice value is its own).
+        ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
         QElapsedTimer timer;
         timer.start();
         std::unique_ptr<storage::SnapshotWriter> w;

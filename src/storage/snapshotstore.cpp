@@ -334,6 +334,13 @@ StorageStatus SnapshotWriter::flush()
         return StorageStatus::fromIo(st);
     m_offset += m_buffer.size();
     m_buffer.clear();
+    // Sync as it goes: a whole snapshot's dirty pages flushed by the one sync at the end would
+    // queue ahead of the log's fsyncs on the same disk for as long as they take (a write stall).
+    if (m_offset - m_syncedTo >= SyncEveryBytes) {
+        if (IoStatus st = m_file->syncData(); !st)
+            return StorageStatus::fromIo(st);
+        m_syncedTo = m_offset;
+    }
     return {};
 }
 

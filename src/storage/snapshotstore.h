@@ -102,7 +102,9 @@ private:
     std::unique_ptr<File> m_file;
     std::string m_tmp;
     std::string m_buffer;
+    static constexpr std::uint64_t SyncEveryBytes = 8ULL << 20;
     std::uint64_t m_offset = 0;     // bytes written to the file
+    std::uint64_t m_syncedTo = 0;   // ... and synced (every SyncEveryBytes, then at commit)
     std::uint64_t m_dataBytes = 0;  // data bytes appended
     std::uint32_t m_crc = 0;
     bool m_committed = false;
