@@ -224,24 +224,4 @@ bool decodeFrame(std::string_view payload, Frame &out, std::string &why)
     return true;
 }
 
-FrameReader::Result FrameReader::next(std::string &payload)
-{
-    if (buffered() < FrameHeaderBytes)
-        return Result::NeedMore;
-    std::uint32_t length;
-    std::memcpy(&length, m_buffer.data() + m_pos, FrameHeaderBytes);
-    if (length > m_max)
-        return Result::TooLarge;
-    if (buffered() < FrameHeaderBytes + length)
-        return Result::NeedMore;
-    payload.assign(m_buffer, m_pos + FrameHeaderBytes, length);
-    m_pos += FrameHeaderBytes + length;
-    // Compact once the consumed part dominates, so the buffer does not grow without bound.
-    if (m_pos > 65536 && m_pos * 2 > m_buffer.size()) {
-        m_buffer.erase(0, m_pos);
-        m_pos = 0;
-    }
-    return Result::Frame;
-}
-
 } // namespace dengine::transport

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "raft/types.h"
+#include "transport/framing.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -21,7 +22,6 @@ namespace dengine::transport {
 // a reason, and the connection that sent it is closed by the caller. Not thread-safe per object.
 
 inline constexpr std::uint32_t ProtocolVersion = 1;
-inline constexpr std::size_t FrameHeaderBytes = 4;
 
 struct Hello {
     std::uint64_t clusterId = 0;
@@ -68,22 +68,5 @@ bool decodeHello(std::string_view payload, Hello &out, std::string &why);
 // Decodes an Envelope, checking every message: a known type, sender and recipient set, entries
 // with consecutive indexes. Appends to `out`.
 bool decodeEnvelope(std::string_view payload, std::vector<raft::Message> &out, std::string &why);
-
-// Splits a byte stream into frame payloads.
-class FrameReader {
-public:
-    explicit FrameReader(std::uint32_t maxFrameBytes) : m_max(maxFrameBytes) {}
-
-    void feed(const char *data, std::size_t size) { m_buffer.append(data, size); }
-    enum class Result { Frame, NeedMore, TooLarge };
-    // Takes the next complete frame's payload. TooLarge is final: the stream cannot be trusted.
-    Result next(std::string &payload);
-    std::size_t buffered() const { return m_buffer.size() - m_pos; }
-
-private:
-    std::uint32_t m_max;
-    std::string m_buffer;
-    std::size_t m_pos = 0;
-};
 
 } // namespace dengine::transport
