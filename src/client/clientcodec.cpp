@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "client/clientcodec.h"
+
+#include "clientwire.pb.h"
+
+#include <cstring>
+
+namespace dengine::clientwire {
+
+namespace {
+
+void appendMessage(std::string &out, const google::protobuf::MessageLite &m)
+{
+    const std::size_t size = m.ByteSizeLong();
+    const auto length = static_cast<std::uint32_t>(size);
+    char header[transport::FrameHeaderBytes];
+    std::memcpy(header, &length, transport::FrameHeaderBytes); // little-endian hosts (x86-64, aarch64)
+    out.append(header, transport::FrameHeaderBytes);
+    const std::size_t at = out.size();
+    out.resize(at + size);
+    m.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t *>(out.data() + at));
+}
+
+} // namespace
+
+const char *kindName(Kind kind)
+{
+    switch (kind) {
+    case Kind::Put: return "put";
+    case Kind::Get: return "get";
+    case Kind::Delete: return "delete";
+    case Kind::Batch: return "batch";
+    case Kind::Scan: return "scan";
+    case Kind::Range: return "range";
+    case Kind::Status: return "status";
+    }
+    return "?";
+}
+
+void appendRequest(std::string &out, const Request &r)
+{
+    wire::Request w;
+    w.set_version(r.version);
+    w.set_id(r.id);
+    w.set_deadline_ms(r.deadlineMs);
+    w.set_kind(static_cast<wire::Request::Kind>(r.kind));
+    w.set_key(r.key);
+    w.set_value(r.value);
+    w.set_end(r.end);
+    w.set_limit(r.limit);
+    w.set_consistency(r.consistency);
+    for (const Operation &op : r.operations) {
+        wire::Operation *o = w.add_operations();
+        o->set_remove(op.remove);
+        o->set_key(op.key);
+        o->set_value(op.value);
+    }
+    appendMessage(out, w);
+}
+
+bool decodeRequest(std::string_view payload, Request &out, std::string &why)
+{
+    wire::Request w;
+    if (!w.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        why = "request: not a valid protocol buffer";
+        return false;
+    }
+    if (w.id() == 0) {
+        why = "request: no id";
+        return false;
+    }
+    if (w.kind() < wire::Request::PUT || w.kind() > wire::Request::STATUS) {
+        why = "request " + std::to_string(w.id()) + ": unknown kind " + std::to_string(static_cast<int>(w.kind()));
+        return false;
+    }
+    if (w.consistency() > MaxConsistency) {
+        why = "request " + std::to_string(w.id()) + ": unknown consistency " + std::to_string(w.consistency());
+        return false;
+    }
+    if (w.kind() == wire::Request::BATCH ? w.operations_size() == 0 : w.operations_size() != 0) {
+        why = "request " + std::to_string(w.id()) + (w.kind() == wire::Request::BATCH ? ": a batch without operations" : ": operations outside a batch");
+        return false;
+    }
+    out = Request{};
+    out.version = w.version();
+    out.id = w.id();
+    out.deadlineMs = w.deadline_ms();
+    out.kind = static_cast<Kind>(w.kind());
+    out.key = w.key();
+    out.value = w.value();
+    out.end = w.end();
+    out.limit = w.limit();
+    out.consistency = w.consistency();
+    out.operations.reserve(static_cast<std::size_t>(w.operations_size()));
+    for (const wire::Operation &o : w.operations())
+        out.operations.push_back(Operation{o.remove(), o.key(), o.value()});
+    return true;
+}
+
+void appendResponse(std::string &out, const Response &r)
+{
+    wire::Response w;
+    w.set_id(r.id);
+    w.set_status(r.status);
+    w.set_message(r.message);
+    w.set_revision(r.revision);
+    w.set_leader(r.leader);
+    w.set_value(r.value);
+    for (const auto &[k, v] : r.items) {
+        wire::KeyValue *kv = w.add_items();
+        kv->set_key(k);
+        kv->set_value(v);
+    }
+    w.set_next_key(r.nextKey);
+    if (r.hasNode) {
+        wire::NodeStatus *n = w.mutable_node();
+        n->set_node_id(r.node.nodeId);
+        n->set_leader(r.node.leader);
+        n->set_term(r.node.term);
+        n->set_role(r.node.role);
+        n->set_commit(r.node.commit);
+        n->set_applied(r.node.applied);
+        n->set_ready(r.node.ready);
+        for (const Member &m : r.node.members) {
+            wire::Member *wm = n->add_members();
+            wm->set_id(m.id);
+            wm->set_address(m.address);
+            wm->set_learner(m.learner);
+        }
+        n->set_version(r.node.version);
+    }
+    appendMessage(out, w);
+}
+
+bool decodeResponse(std::string_view payload, Response &out, std::string &why)
+{
+    wire::Response w;
+    if (!w.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        why = "response: not a valid protocol buffer";
+        return false;
+    }
+    if (w.id() == 0) {
+        why = "response: no id";
+        return false;
+    }
+    if (w.status() > MaxStatus) {
+        why = "response " + std::to_string(w.id()) + ": unknown status " + std::to_string(w.status());
+        return false;
+    }
+    if (w.has_node() && (w.node().role() > MaxRole || w.node().node_id() == 0)) {
+        why = "response " + std::to_string(w.id()) + ": a malformed node status";
+        return false;
+    }
+    out = Response{};
+    out.id = w.id();
+    out.status = w.status();
+    out.message = w.message();
+    out.revision = w.revision();
+    out.leader = w.leader();
+    out.value = w.value();
+    out.items.reserve(static_cast<std::size_t>(w.items_size()));
+    for (const wire::KeyValue &kv : w.items())
+        out.items.emplace_back(kv.key(), kv.value());
+    out.nextKey = w.next_key();
+    if (w.has_node()) {
+        out.hasNode = true;
+        const wire::NodeStatus &n = w.node();
+        out.node.nodeId = n.node_id();
+        out.node.leader = n.leader();
+        out.node.term = n.term();
+        out.node.role = n.role();
+        out.node.commit = n.commit();
+        out.node.applied = n.applied();
+        out.node.ready = n.ready();
+        for (const wire::Member &m : n.members())
+            out.node.members.push_back(Member{m.id(), m.address(), m.learner()});
+        out.node.version = n.version();
+    }
+    return true;
+}
+
+} // namespace dengine::clientwire

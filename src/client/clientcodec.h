@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "transport/framing.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dengine::clientwire {
+
+// The client protocol's messages as plain values (clientwire.proto beside this file has the wire
+// form), and their checked encoding. Plain C++: the server (dengined) and the client library
+// (DEngineClient) share it. Everything that parses bytes from a connection is here, bounded and
+// validated: a payload that does not parse, or whose fields make no sense, is refused with a reason
+// and the caller closes the connection.
+inline constexpr std::uint32_t ProtocolVersion = 1;
+// The numbering of DEngine::Status, DEngine::Consistency and DEngine::Role that travels.
+inline constexpr std::uint32_t MaxStatus = 8;      // DEngine::Status::Refused
+inline constexpr std::uint32_t MaxConsistency = 2; // DEngine::Consistency::Local
+inline constexpr std::uint32_t MaxRole = 4;        // DEngine::Role::Leader
+
+enum class Kind : std::uint8_t { Put = 1, Get, Delete, Batch, Scan, Range, Status };
+
+struct Operation {
+    bool remove = false;
+    std::string key;
+    std::string value;
+};
+
+struct Request {
+    std::uint32_t version = ProtocolVersion;
+    std::uint64_t id = 0;
+    std::uint32_t deadlineMs = 0;
+    Kind kind = Kind::Get;
+    std::string key;
+    std::string value;
+    std::string end;
+    std::uint32_t limit = 0;
+    std::uint32_t consistency = 0;
+    std::vector<Operation> operations;
+};
+
+struct Member {
+    std::uint64_t id = 0;
+    std::string address;
+    bool learner = false;
+};
+
+struct NodeStatus {
+    std::uint64_t nodeId = 0;
+    std::uint64_t leader = 0;
+    std::uint64_t term = 0;
+    std::uint32_t role = 0;
+    std::uint64_t commit = 0;
+    std::uint64_t applied = 0;
+    bool ready = false;
+    std::vector<Member> members;
+    std::string version;
+};
+
+struct Response {
+    std::uint64_t id = 0;
+    std::uint32_t status = 0;
+    std::string message;
+    std::uint64_t revision = 0;
+    std::uint64_t leader = 0;
+    std::string value;
+    std::vector<std::pair<std::string, std::string>> items;
+    std::string nextKey;
+    bool hasNode = false;
+    NodeStatus node;
+};
+
+// Appends one framed message to `out`.
+void appendRequest(std::string &out, const Request &request);
+void appendResponse(std::string &out, const Response &response);
+
+// Decodes a frame's payload. A request must name a known kind and a consistency level, carry an
+// id, and (for a batch) operations; its version is returned as sent (the server answers a version
+// it does not speak with a refusal, so the client learns why). A response must carry an id and a
+// known status.
+bool decodeRequest(std::string_view payload, Request &out, std::string &why);
+bool decodeResponse(std::string_view payload, Response &out, std::string &why);
+
+const char *kindName(Kind kind);
+
+} // namespace dengine::clientwire
