@@ -90,8 +90,9 @@ struct DENGINE_EXPORT DEngineConfig {
     //   {"nodeId": 1, "clusterId": 7, "dataDirectory": "/var/lib/dengine/1",
     //    "peers": {"1": "127.0.0.1:7001", "2": "127.0.0.1:7002", "3": "127.0.0.1:7003"},
     //    "tickIntervalMs": 100, "electionTicks": 10, ...}   (every field of this struct, same names)
-    // Unknown fields are an error. nodeId and clusterId above 2^53 (where a JSON number loses
-    // digits) must be written as strings ("18446744073709551615"). On failure returns a default
-    // config and sets *error.
+    // Unknown fields are an error, except "server", an object the standalone server (dengined)
+    // reads for itself (its client address and limits); an embedded engine ignores it. nodeId and
+    // clusterId above 2^53 (where a JSON number loses digits) must be written as strings
+    // ("18446744073709551615"). On failure returns a default config and sets *error.
     static DEngineConfig fromFile(const QString &path, QString *error);
 };

@@ -126,6 +126,7 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         QStringLiteral("tlsCertificateFile"), QStringLiteral("tlsKeyFile"), QStringLiteral("insecure"),
         QStringLiteral("snapshotEntries"), QStringLiteral("snapshotBytes"), QStringLiteral("walSegmentBytes"),
         QStringLiteral("join"),
+        QStringLiteral("server"), // dengined's own section (client port and limits): not the engine's
     };
     for (auto it = o.begin(); it != o.end(); ++it)
         if (!known.contains(it.key()))

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "server/clientservice.h"
+
+#include "client/clientcodec.h"
+
+#include <dengine/dengine.h>
+
+#include <QtCore/QLoggingCategory>
+#include <QtCore/QTimer>
+#include <QtNetwork/QTcpServer>
+#include <QtNetwork/QTcpSocket>
+
+#include <map>
+
+Q_LOGGING_CATEGORY(lcClients, "dengine.clients")
+
+namespace dengine::server {
+
+namespace {
+
+QByteArray bytes(const std::string &s) { return QByteArray(s.data(), static_cast<qsizetype>(s.size())); }
+std::string toStd(const QByteArray &b) { return std::string(b.constData(), static_cast<std::size_t>(b.size())); }
+std::string toStd(const QString &s) { return s.toStdString(); }
+
+bool parseListen(const QString &text, QHostAddress &address, quint16 &port)
+{
+    const int colon = text.lastIndexOf(QLatin1Char(':'));
+    if (colon <= 0)
+        return false;
+    bool ok = false;
+    const uint p = text.mid(colon + 1).toUInt(&ok);
+    if (!ok || p > 65535)
+        return false;
+    const QString host = text.left(colon);
+    address = host == QLatin1String("localhost") ? QHostAddress(QHostAddress::LocalHost) : QHostAddress(host);
+    port = static_cast<quint16>(p);
+    return !address.isNull();
+}
+
+clientwire::Response toResponse(std::uint64_t id, const DEngineResult &r)
+{
+    clientwire::Response out;
+    out.id = id;
+    out.status = static_cast<std::uint32_t>(r.status);
+    out.message = toStd(r.message);
+    out.revision = r.revision;
+    out.leader = r.leaderHint;
+    out.value = toStd(r.value);
+    out.items.reserve(static_cast<std::size_t>(r.items.size()));
+    for (const DEngineKeyValue &kv : r.items)
+        out.items.emplace_back(toStd(kv.key), toStd(kv.value));
+    out.nextKey = toStd(r.nextKey);
+    return out;
+}
+
+} // namespace
+
+struct ClientService::Connection {
+    QPointer<QTcpSocket> socket;
+    transport::FrameReader reader;
+    std::map<std::uint64_t, std::uint64_t> inFlight; // ids not answered yet -> their call's serial
+    std::uint64_t serial = 0;                        // (an id may be reused once answered: a late
+                                                     // answer to its earlier call must not pass)
+    bool closed = false;
+    explicit Connection(QTcpSocket *s, quint32 maxFrame) : socket(s), reader(maxFrame) {}
+};
+
+ClientService::ClientService(DEngine *engine, Options options, QObject *parent)
+    : QObject(parent), m_engine(engine), m_opts(std::move(options))
+{
+}
+
+ClientService::~ClientService() { close(); }
+
+bool ClientService::listen(QString *error)
+{
+    QHostAddress address;
+    quint16 port = 0;
+    if (!parseListen(m_opts.listenAddress, address, port)) {
+        if (error)
+            *error = QStringLiteral("client address \"%1\" is not host:port (an IP address or localhost)").arg(m_opts.listenAddress);
+        return false;
+    }
+    m_server = new QTcpServer(this);
+    m_server->setMaxPendingConnections(64);
+    connect(m_server, &QTcpServer::newConnection, this, &ClientService::onNewConnection);
+    if (!m_server->listen(address, port)) {
+        if (error)
+            *error = QStringLiteral("cannot listen for clients on %1: %2").arg(m_opts.listenAddress, m_server->errorString());
+        delete m_server;
+        m_server = nullptr;
+        return false;
+    }
+    qCInfo(lcClients).noquote() << QStringLiteral("listening for clients on %1:%2").arg(address.toString()).arg(m_server->serverPort());
+    return true;
+}
+
+quint16 ClientService::port() const { return m_server ? m_server->serverPort() : 0; }
+
+void ClientService::close()
+{
+    if (m_server) {
+        m_server->close();
+        delete m_server;
+        m_server = nullptr;
+    }
+    auto connections = std::move(m_connections);
+    m_connections.clear();
+    for (auto &[socket, c] : connections) {
+        c->closed = true;
+        socket->disconnect(this);
+        socket->abort();
+        socket->deleteLater();
+    }
+}
+
+void ClientService::onNewConnection()
+{
+    while (QTcpSocket *socket = m_server->nextPendingConnection()) {
+        if (m_connections.size() >= static_cast<std::size_t>(m_opts.maxConnections)) {
+            ++m_stats.connectionsRefused;
+            socket->abort();
+            socket->deleteLater();
+            continue;
+        }
+        ++m_stats.connectionsAccepted;
+        socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
+        auto c = std::make_shared<Connection>(socket, m_opts.maxFrameBytes);
+        m_connections[socket] = c;
+        connect(socket, &QTcpSocket::readyRead, this, [this, socket] {
+            auto it = m_connections.find(socket);
+            if (it != m_connections.end())
+                onReadable(*it->second);
+        });
+        // A client that reads again lets this one read its next requests.
+        connect(socket, &QTcpSocket::bytesWritten, this, [this, socket] {
+            auto it = m_connections.find(socket);
+            if (it != m_connections.end() && socket->bytesToWrite() < m_opts.maxQueuedBytes / 2 && socket->bytesAvailable() > 0)
+                onReadable(*it->second);
+        });
+        connect(socket, &QTcpSocket::disconnected, this, [this, socket] {
+            auto it = m_connections.find(socket);
+            if (it == m_connections.end())
+                return;
+            it->second->closed = true;
+            m_connections.erase(it);
+            socket->deleteLater();
+        });
+    }
+}
+
+void ClientService::drop(QTcpSocket *socket, const QString &why)
+{
+    ++m_stats.connectionsClosedForErrors;
+    qCWarning(lcClients).noquote() << QStringLiteral("closed the client connection from %1:%2: %3")
+                                          .arg(socket->peerAddress().toString())
+                                          .arg(socket->peerPort())
+                                          .arg(why);
+    auto it = m_connections.find(socket);
+    if (it != m_connections.end()) {
+        it->second->closed = true;
+        m_connections.erase(it);
+    }
+    socket->disconnect(this);
+    socket->abort();
+    socket->deleteLater();
+}
+
+void ClientService::onReadable(Connection &c)
+{
+    QTcpSocket *socket = c.socket;
+    if (!socket)
+        return;
+    // Flow control: a client that does not read its answers is not read from either.
+    if (socket->bytesToWrite() > m_opts.maxQueuedBytes)
+        return;
+    const QByteArray in = socket->read(1 << 20);
+    c.reader.feed(in.constData(), static_cast<std::size_t>(in.size()));
+    std::string payload;
+    for (;;) {
+        switch (c.reader.next(payload)) {
+        case transport::FrameReader::Result::NeedMore:
+            if (socket->bytesAvailable() > 0)
+                QTimer::singleShot(0, this, [this, socket] {
+                    auto it = m_connections.find(socket);
+                    if (it != m_connections.end())
+                        onReadable(*it->second);
+                });
+            return;
+        case transport::FrameReader::Result::TooLarge:
+            drop(socket, QStringLiteral("a frame over the %1-byte limit").arg(m_opts.maxFrameBytes));
+            return;
+        case transport::FrameReader::Result::Frame:
+            handle(c, std::move(payload));
+            if (c.closed)
+                return;
+            break;
+        }
+    }
+}
+
+void ClientService::handle(Connection &c, std::string &&payload)
+{
+    clientwire::Request req;
+    std::string why;
+    QTcpSocket *socket = c.socket;
+    if (!clientwire::decodeRequest(payload, req, why)) {
+        drop(socket, QString::fromStdString(why));
+        return;
+    }
+    ++m_stats.requests;
+    const std::shared_ptr<Connection> self = m_connections.at(socket);
+    const std::uint64_t serial = ++c.serial;
+    const auto answer = [self, serial](const clientwire::Response &r) {
+        const auto it = self->inFlight.find(r.id);
+        if (self->closed || !self->socket || it == self->inFlight.end() || it->second != serial)
+            return; // gone, or answered already (its deadline came first)
+        self->inFlight.erase(it);
+        std::string frame;
+        clientwire::appendResponse(frame, r);
+        self->socket->write(frame.data(), static_cast<qint64>(frame.size()));
+    };
+    const auto refuse = [&](DEngine::Status status, const QString &message) {
+        clientwire::Response r;
+        r.id = req.id;
+        r.status = static_cast<std::uint32_t>(status);
+        r.message = toStd(message);
+        r.leader = m_engine->currentLeader();
+        std::string frame;
+        clientwire::appendResponse(frame, r);
+        socket->write(frame.data(), static_cast<qint64>(frame.size()));
+    };
+    if (req.version != clientwire::ProtocolVersion) {
+        refuse(DEngine::Status::InvalidArgument,
+               QStringLiteral("client protocol version %1: this server speaks %2").arg(req.version).arg(clientwire::ProtocolVersion));
+        return;
+    }
+    if (c.inFlight.count(req.id)) {
+        refuse(DEngine::Status::InvalidArgument, QStringLiteral("request id %1 is already in flight on this connection").arg(req.id));
+        return;
+    }
+    if (c.inFlight.size() >= static_cast<std::size_t>(m_opts.maxInFlight)) {
+        refuse(DEngine::Status::Busy, QStringLiteral("%1 requests in flight on this connection, the limit").arg(c.inFlight.size()));
+        return;
+    }
+    const auto consistency = static_cast<DEngine::Consistency>(req.consistency);
+    if (req.kind == clientwire::Kind::Status) {
+        clientwire::Response r;
+        r.id = req.id;
+        r.status = static_cast<std::uint32_t>(DEngine::Status::Ok);
+        r.leader = m_engine->currentLeader();
+        r.revision = m_engine->appliedIndex();
+        r.hasNode = true;
+        r.node.nodeId = m_engine->nodeId();
+        r.node.leader = m_engine->currentLeader();
+        r.node.term = m_engine->currentTerm();
+        r.node.role = static_cast<std::uint32_t>(m_engine->role());
+        r.node.commit = m_engine->commitIndex();
+        r.node.applied = m_engine->appliedIndex();
+        r.node.ready = m_engine->isReady();
+        const QList<NodeId> learners = m_engine->learners();
+        for (NodeId id : m_engine->members())
+            r.node.members.push_back(clientwire::Member{id, toStd(m_engine->memberAddress(id)), learners.contains(id)});
+        r.node.version = toStd(m_opts.version);
+        c.inFlight.emplace(req.id, serial);
+        answer(r);
+        return;
+    }
+    QFuture<DEngineResult> call;
+    switch (req.kind) {
+    case clientwire::Kind::Put: call = m_engine->put(bytes(req.key), bytes(req.value)); break;
+    case clientwire::Kind::Get: call = m_engine->get(bytes(req.key), consistency); break;
+    case clientwire::Kind::Delete: call = m_engine->remove(bytes(req.key)); break;
+    case clientwire::Kind::Batch: {
+        QList<DEngineOperation> ops;
+        ops.reserve(static_cast<qsizetype>(req.operations.size()));
+        for (const clientwire::Operation &op : req.operations)
+            ops << (op.remove ? DEngineOperation::remove(bytes(op.key)) : DEngineOperation::put(bytes(op.key), bytes(op.value)));
+        call = m_engine->batch(ops);
+        break;
+    }
+    case clientwire::Kind::Scan: call = m_engine->scan(bytes(req.key), static_cast<int>(std::min<std::uint32_t>(req.limit, INT32_MAX)), consistency); break;
+    case clientwire::Kind::Range:
+        call = m_engine->range(bytes(req.key), bytes(req.end), static_cast<int>(std::min<std::uint32_t>(req.limit, INT32_MAX)), consistency);
+        break;
+    case clientwire::Kind::Status: break;
+    }
+    c.inFlight.emplace(req.id, serial);
+    const std::uint64_t id = req.id;
+    call.then(this, [answer, id](const DEngineResult &r) { answer(toResponse(id, r)); });
+    if (req.deadlineMs > 0) {
+        // The client's patience is shorter than the engine's: it hears Timeout then (the call goes
+        // on, and may still take effect, as Timeout says).
+        QTimer::singleShot(static_cast<int>(std::min<std::uint32_t>(req.deadlineMs, INT32_MAX)), this, [this, answer, id] {
+            clientwire::Response r;
+            r.id = id;
+            r.status = static_cast<std::uint32_t>(DEngine::Status::Timeout);
+            r.message = "no answer within the request's deadline: a write may or may not take effect";
+            r.leader = m_engine->currentLeader();
+            answer(r);
+        });
+    }
+}
+
+} // namespace dengine::server

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <QtCore/QObject>
+#include <QtCore/QPointer>
+#include <QtCore/QString>
+
+#include <map>
+#include <memory>
+
+class DEngine;
+class QTcpServer;
+class QTcpSocket;
+
+namespace dengine::server {
+
+// The client port of a standalone member (dengined): the client protocol (client/clientcodec.h)
+// over TCP, served by the member's DEngine through its public API, so a standalone member answers
+// exactly as an embedded one would. Any member takes any call: the engine forwards writes and
+// linearizable reads to the leader itself.
+//
+// Per connection: requests are decoded as they arrive and handed to the engine at once, many in
+// flight (pipelining); each response carries its request's id and goes out when its call
+// finishes. Bounded: at most maxConnections connections (more are closed at once), maxInFlight
+// calls per connection (more are answered Busy), frames of at most maxFrameBytes (a larger one
+// closes the connection), and a connection whose unread responses pass maxQueuedBytes is not read
+// from until its client catches up. A request that does not parse closes its connection with a log
+// line; a request of another protocol version is answered InvalidArgument, naming both versions.
+//
+// Threads: lives on the engine's owner thread (it calls the engine there); not thread-safe.
+class ClientService : public QObject {
+    Q_OBJECT
+public:
+    struct Options {
+        QString listenAddress; // "host:port" (port 0: any free port)
+        quint32 maxFrameBytes = 16u << 20;
+        int maxConnections = 1024;
+        int maxInFlight = 4096;
+        qint64 maxQueuedBytes = 64LL << 20;
+        QString version; // the server's, in STATUS answers
+    };
+    struct Stats {
+        quint64 connectionsAccepted = 0;
+        quint64 connectionsRefused = 0; // over maxConnections
+        quint64 connectionsClosedForErrors = 0;
+        quint64 requests = 0;
+    };
+
+    ClientService(DEngine *engine, Options options, QObject *parent = nullptr);
+    ~ClientService() override;
+
+    // Starts listening; false with a reason naming the address (in use, bad address).
+    bool listen(QString *error);
+    quint16 port() const;
+    // Stops listening and closes every connection (calls in flight finish unanswered).
+    void close();
+    Stats stats() const { return m_stats; }
+
+private:
+    struct Connection;
+    void onNewConnection();
+    void onReadable(Connection &c);
+    void handle(Connection &c, std::string &&payload);
+    void drop(QTcpSocket *socket, const QString &why);
+
+    DEngine *m_engine;
+    Options m_opts;
+    QTcpServer *m_server = nullptr;
+    std::map<QTcpSocket *, std::shared_ptr<Connection>> m_connections;
+    Stats m_stats;
+};
+
+} // namespace dengine::server

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+// dengined: one member of a standalone DEngine cluster, a process of its own. It hosts the same
+// DEngine an application embeds and serves the client protocol (server/clientservice.h) on its
+// client port, so DEngineClient and the dengine command line reach the cluster through any member.
+//
+//   dengined --config /etc/dengine/node1.json [--client-address 127.0.0.1:8001] [--data-dir DIR] [--join]
+//
+// Exit status (for scripts and service managers):
+//   0  stopped on request (SIGTERM, SIGINT), or removed from the cluster
+//   1  the node failed: storage, damaged data, a certificate, its peer port in use
+//   2  bad usage or configuration (the message names the field)
+//   3  the client port could not be opened (in use, bad address)
+#include <dengine/dengine.h>
+
+#include "server/clientservice.h"
+
+#include <QtCore/QCommandLineParser>
+#include <QtCore/QCoreApplication>
+#include <QtCore/QFile>
+#include <QtCore/QJsonDocument>
+#include <QtCore/QJsonObject>
+#include <QtCore/QLoggingCategory>
+#include <QtCore/QSocketNotifier>
+
+#include <csignal>
+#include <cstdio>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+Q_LOGGING_CATEGORY(lcServer, "dengine.server")
+
+namespace {
+
+constexpr int ExitStopped = 0;
+constexpr int ExitFailed = 1;
+constexpr int ExitUsage = 2;
+constexpr int ExitClientPort = 3;
+
+int g_signalPipe[2] = {-1, -1};
+
+void onSignal(int)
+{
+    const char b = 1;
+    [[maybe_unused]] const ssize_t n = ::write(g_signalPipe[1], &b, 1); // async-signal-safe
+}
+
+// A value from the flag, else the environment variable, else `fallback` (the file's).
+QString pick(const QCommandLineParser &p, const QCommandLineOption &o, const char *env, const QString &fallback)
+{
+    if (p.isSet(o))
+        return p.value(o);
+    if (qEnvironmentVariableIsSet(env))
+        return qEnvironmentVariable(env);
+    return fallback;
+}
+
+int fail(int code, const QString &message)
+{
+    std::fprintf(stderr, "dengined: %s\n", qPrintable(message));
+    return code;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    QCoreApplication app(argc, argv);
+    QCoreApplication::setApplicationName(QStringLiteral("dengined"));
+    QCoreApplication::setApplicationVersion(QStringLiteral(DENGINE_VERSION));
+    QCommandLineParser p;
+    p.setApplicationDescription(QStringLiteral(
+        "One member of a standalone DEngine cluster.\n\n"
+        "The configuration file is DEngineConfig's JSON with a \"server\" section:\n"
+        "  {\"nodeId\": 1, \"dataDirectory\": \"/var/lib/dengine/1\",\n"
+        "   \"peers\": {\"1\": \"10.0.0.1:7001\", \"2\": \"10.0.0.2:7001\", \"3\": \"10.0.0.3:7001\"},\n"
+        "   \"tlsCaFile\": \"ca.pem\", \"tlsCertificateFile\": \"node-1.pem\", \"tlsKeyFile\": \"node-1.key\",\n"
+        "   \"server\": {\"clientAddress\": \"10.0.0.1:8001\", \"maxClientConnections\": 1024}}\n"
+        "Flags win over DENGINE_* environment variables, which win over the file.\n\n"
+        "Exit status: 0 stopped on request (SIGTERM, SIGINT) or removed from the cluster; 1 the node\n"
+        "failed (storage, damaged data, certificate, peer port in use); 2 bad usage or configuration;\n"
+        "3 the client port could not be opened."));
+    p.addHelpOption();
+    p.addVersionOption();
+    QCommandLineOption configOpt(QStringLiteral("config"), QStringLiteral("The configuration file (DENGINE_CONFIG)."), QStringLiteral("FILE"));
+    QCommandLineOption clientOpt(QStringLiteral("client-address"), QStringLiteral("Where clients connect, host:port (DENGINE_CLIENT_ADDRESS)."),
+                                 QStringLiteral("HOST:PORT"));
+    QCommandLineOption dataOpt(QStringLiteral("data-dir"), QStringLiteral("The data directory (DENGINE_DATA_DIR)."), QStringLiteral("DIR"));
+    QCommandLineOption joinOpt(QStringLiteral("join"), QStringLiteral("Join a running cluster (DENGINE_JOIN=1): see DEngineConfig::join."));
+    for (const auto *o : {&configOpt, &clientOpt, &dataOpt, &joinOpt})
+        p.addOption(*o);
+    p.process(app);
+
+    const QString configPath = pick(p, configOpt, "DENGINE_CONFIG", {});
+    if (configPath.isEmpty())
+        return fail(ExitUsage, QStringLiteral("no configuration: --config FILE or DENGINE_CONFIG"));
+    QString error;
+    DEngineConfig config = DEngineConfig::fromFile(configPath, &error);
+    if (!error.isEmpty())
+        return fail(ExitUsage, QStringLiteral("%1: %2").arg(configPath, error));
+    // The server's own section (DEngineConfig::fromFile leaves it to us).
+    QFile file(configPath);
+    QJsonObject server;
+    if (file.open(QIODevice::ReadOnly)) {
+        const QJsonValue v = QJsonDocument::fromJson(file.readAll()).object().value(QLatin1String("server"));
+        if (!v.isUndefined() && !v.isObject())
+            return fail(ExitUsage, QStringLiteral("%1: server: must be an object").arg(configPath));
+        server = v.toObject();
+        for (auto it = server.begin(); it != server.end(); ++it)
+            if (it.key() != QLatin1String("clientAddress") && it.key() != QLatin1String("maxClientConnections"))
+                return fail(ExitUsage, QStringLiteral("%1: server: unknown field \"%2\"").arg(configPath, it.key()));
+    }
+    config.dataDirectory = pick(p, dataOpt, "DENGINE_DATA_DIR", config.dataDirectory);
+    if (p.isSet(joinOpt) || qEnvironmentVariable("DENGINE_JOIN") == QLatin1String("1"))
+        config.join = true;
+    if (const QString why = config.validate(); !why.isEmpty())
+        return fail(ExitUsage, QStringLiteral("%1: %2").arg(configPath, why));
+
+    dengine::server::ClientService::Options so;
+    so.listenAddress = pick(p, clientOpt, "DENGINE_CLIENT_ADDRESS", server.value(QLatin1String("clientAddress")).toString());
+    if (so.listenAddress.isEmpty())
+        return fail(ExitUsage, QStringLiteral("no client address: --client-address, DENGINE_CLIENT_ADDRESS or server.clientAddress"));
+    if (server.contains(QLatin1String("maxClientConnections"))) {
+        const int n = server.value(QLatin1String("maxClientConnections")).toInt(-1);
+        if (n < 1)
+            return fail(ExitUsage, QStringLiteral("%1: server.maxClientConnections: must be a positive integer").arg(configPath));
+        so.maxConnections = n;
+    }
+    // A frame holds at most a batch: its keys and values, with room for the framing.
+    so.maxFrameBytes = static_cast<quint32>(std::min<qint64>(UINT32_MAX, 4LL * config.maxValueBytes + 2LL * config.maxKeyBytes * config.maxBatchOperations
+                                                                            + (1 << 20)));
+    so.version = QCoreApplication::applicationVersion();
+
+    // SIGTERM and SIGINT: a graceful stop (a leader hands over first), through the event loop.
+    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, g_signalPipe) != 0)
+        return fail(ExitFailed, QStringLiteral("socketpair: %1").arg(qt_error_string(errno)));
+    struct sigaction sa {};
+    sa.sa_handler = onSignal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::sigaction(SIGINT, &sa, nullptr);
+
+    DEngine engine(config);
+    dengine::server::ClientService clients(&engine, so);
+    int exitCode = ExitStopped;
+    QSocketNotifier signalNotifier(g_signalPipe[0], QSocketNotifier::Read);
+    QObject::connect(&signalNotifier, &QSocketNotifier::activated, &app, [&] {
+        char b;
+        [[maybe_unused]] const ssize_t n = ::read(g_signalPipe[0], &b, 1);
+        qCInfo(lcServer).noquote() << QStringLiteral("node %1: asked to stop").arg(config.nodeId);
+        engine.stop();
+    });
+    QObject::connect(&engine, &DEngine::errorOccurred, &app, [&](DEngine::Error, const QString &message) {
+        std::fprintf(stderr, "dengined: node %llu: %s\n", static_cast<unsigned long long>(config.nodeId), qPrintable(message));
+        exitCode = ExitFailed;
+    });
+    QObject::connect(&engine, &DEngine::ready, &app, [&] {
+        qCInfo(lcServer).noquote() << QStringLiteral("node %1: ready (leader %2, term %3); clients on port %4")
+                                          .arg(config.nodeId)
+                                          .arg(engine.currentLeader())
+                                          .arg(engine.currentTerm())
+                                          .arg(clients.port());
+    });
+    QObject::connect(&engine, &DEngine::stopping, &app, [&] { clients.close(); });
+    QObject::connect(&engine, &DEngine::stopped, &app, [&] { QCoreApplication::exit(exitCode); });
+
+    if (!clients.listen(&error))
+        return fail(ExitClientPort, error);
+    if (!engine.start())
+        return fail(ExitUsage, engine.errorString());
+    return app.exec();
+}
