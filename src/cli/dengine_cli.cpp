@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: Apache-2.0
+// dengine: the command line of a standalone DEngine cluster (like etcdctl), over the client
+// protocol (client/clientcodec.h) to any member's client port.
+//
+//   dengine [--endpoints 127.0.0.1:8001,127.0.0.1:8002] [--json] [--timeout MS] <command> ...
+//     put <key> <value>          get <key> [--consistency linearizable|lease|local]
+//     del <key>                  scan <prefix> [--limit N]      range <begin> [<end>] [--limit N]
+//     batch [FILE]               lines "put <key> <value>" / "del <key>" (stdin without FILE), one atomic write
+//     status                     each endpoint: id, leader, term, role, commit, applied, ready, members, version
+//
+// Exit status: 0 done; 1 get/scan found nothing (NotFound); 2 bad usage; 3 no endpoint could be
+// reached; 4 the cluster answered with an error status (printed, with its reason).
+#include "client/clientcodec.h"
+
+#include <QtCore/QCommandLineParser>
+#include <QtCore/QCoreApplication>
+#include <QtCore/QElapsedTimer>
+#include <QtCore/QFile>
+#include <QtCore/QJsonArray>
+#include <QtCore/QJsonDocument>
+#include <QtCore/QJsonObject>
+#include <QtCore/QTextStream>
+#include <QtNetwork/QTcpSocket>
+
+#include <cstdio>
+#include <optional>
+
+using namespace dengine;
+
+namespace {
+
+constexpr int ExitOk = 0, ExitNotFound = 1, ExitUsage = 2, ExitUnreachable = 3, ExitFailed = 4;
+
+const char *const StatusNames[] = {"Ok", "NotFound", "Stopping", "Timeout", "InvalidArgument", "NoQuorum", "Busy", "StorageFailure", "Refused"};
+const char *const RoleNames[] = {"stopped", "follower", "pre-candidate", "candidate", "leader"};
+
+QString text(const std::string &s) { return QString::fromUtf8(s.data(), static_cast<qsizetype>(s.size())); }
+
+// One connection, one request at a time (the protocol pipelines; a command line needs no more).
+class Connection {
+public:
+    bool open(const QString &endpoint, int timeoutMs, QString *why)
+    {
+        const int colon = endpoint.lastIndexOf(QLatin1Char(':'));
+        bool ok = false;
+        const uint port = colon > 0 ? endpoint.mid(colon + 1).toUInt(&ok) : 0;
+        if (!ok || port == 0 || port > 65535) {
+            *why = QStringLiteral("%1 is not host:port").arg(endpoint);
+            return false;
+        }
+        m_socket.connectToHost(endpoint.left(colon), static_cast<quint16>(port));
+        if (!m_socket.waitForConnected(timeoutMs)) {
+            *why = QStringLiteral("%1: %2").arg(endpoint, m_socket.errorString());
+            return false;
+        }
+        return true;
+    }
+    std::optional<clientwire::Response> call(clientwire::Request r, int timeoutMs, QString *why)
+    {
+        r.id = ++m_id;
+        r.deadlineMs = static_cast<std::uint32_t>(timeoutMs);
+        std::string frame;
+        clientwire::appendRequest(frame, r);
+        m_socket.write(frame.data(), static_cast<qint64>(frame.size()));
+        QElapsedTimer t;
+        t.start();
+        std::string payload;
+        for (;;) {
+            switch (m_reader.next(payload)) {
+            case transport::FrameReader::Result::Frame: {
+                clientwire::Response resp;
+                std::string err;
+                if (!clientwire::decodeResponse(payload, resp, err)) {
+                    *why = QString::fromStdString(err);
+                    return std::nullopt;
+                }
+                if (resp.id == r.id)
+                    return resp;
+                continue;
+            }
+            case transport::FrameReader::Result::TooLarge:
+                *why = QStringLiteral("an oversized answer");
+                return std::nullopt;
+            case transport::FrameReader::Result::NeedMore: break;
+            }
+            const int left = timeoutMs + 2000 - static_cast<int>(t.elapsed());
+            if (left <= 0 || !m_socket.waitForReadyRead(left)) {
+                *why = m_socket.state() == QAbstractSocket::ConnectedState ? QStringLiteral("no answer in time") : m_socket.errorString();
+                return std::nullopt;
+            }
+            const QByteArray in = m_socket.readAll();
+            m_reader.feed(in.constData(), static_cast<std::size_t>(in.size()));
+        }
+    }
+
+private:
+    QTcpSocket m_socket;
+    transport::FrameReader m_reader{256u << 20};
+    std::uint64_t m_id = 0;
+};
+
+void print(const QString &line) { std::fprintf(stdout, "%s\n", qPrintable(line)); }
+void printJson(const QJsonObject &o) { std::fprintf(stdout, "%s\n", QJsonDocument(o).toJson(QJsonDocument::Compact).constData()); }
+
+QJsonObject nodeJson(const clientwire::NodeStatus &n)
+{
+    QJsonArray members;
+    for (const clientwire::Member &m : n.members)
+        members.append(QJsonObject{{QStringLiteral("id"), QString::number(m.id)}, {QStringLiteral("address"), text(m.address)}, {QStringLiteral("learner"), m.learner}});
+    return QJsonObject{{QStringLiteral("id"), QString::number(n.nodeId)}, {QStringLiteral("leader"), QString::number(n.leader)},
+                       {QStringLiteral("term"), QString::number(n.term)}, {QStringLiteral("role"), QLatin1String(RoleNames[n.role])},
+                       {QStringLiteral("commit"), QString::number(n.commit)}, {QStringLiteral("applied"), QString::number(n.applied)},
+                       {QStringLiteral("ready"), n.ready}, {QStringLiteral("members"), members}, {QStringLiteral("version"), text(n.version)}};
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    QCoreApplication app(argc, argv);
+    QCoreApplication::setApplicationName(QStringLiteral("dengine"));
+    QCommandLineParser p;
+    p.setApplicationDescription(QStringLiteral(
+        "The command line of a standalone DEngine cluster.\n\n"
+        "Commands:\n"
+        "  put <key> <value>       get <key>       del <key>\n"
+        "  scan <prefix>           range <begin> [<end>]\n"
+        "  batch [FILE]            lines \"put <key> <value>\" or \"del <key>\" (stdin without FILE): one atomic write\n"
+        "  status                  every endpoint's member: id, leader, term, role, commit, applied, ready\n\n"
+        "Exit status: 0 done; 1 not found; 2 bad usage; 3 no endpoint reachable; 4 the cluster answered an error."));
+    p.addHelpOption();
+    QCommandLineOption endpointsOpt(QStringLiteral("endpoints"), QStringLiteral("Members' client addresses, comma-separated (DENGINE_ENDPOINTS)."),
+                                    QStringLiteral("LIST"), QStringLiteral("127.0.0.1:8001"));
+    QCommandLineOption jsonOpt(QStringLiteral("json"), QStringLiteral("One JSON object per answer (for scripts)."));
+    QCommandLineOption timeoutOpt(QStringLiteral("timeout"), QStringLiteral("Milliseconds to wait for a connection or an answer."), QStringLiteral("MS"),
+                                  QStringLiteral("10000"));
+    QCommandLineOption consistencyOpt(QStringLiteral("consistency"), QStringLiteral("Reads: linearizable (default), lease or local."),
+                                      QStringLiteral("LEVEL"), QStringLiteral("linearizable"));
+    QCommandLineOption limitOpt(QStringLiteral("limit"), QStringLiteral("scan, range: at most N items."), QStringLiteral("N"), QStringLiteral("0"));
+    for (const auto *o : {&endpointsOpt, &jsonOpt, &timeoutOpt, &consistencyOpt, &limitOpt})
+        p.addOption(*o);
+    p.addPositionalArgument(QStringLiteral("command"), QStringLiteral("put, get, del, scan, range, batch, status"));
+    p.process(app);
+    const QStringList args = p.positionalArguments();
+    const auto usage = [](const QString &why) {
+        std::fprintf(stderr, "dengine: %s (see --help)\n", qPrintable(why));
+        return ExitUsage;
+    };
+    if (args.isEmpty())
+        return usage(QStringLiteral("no command"));
+    const QString command = args[0];
+    const bool json = p.isSet(jsonOpt);
+    const int timeoutMs = p.value(timeoutOpt).toInt();
+    QStringList endpoints = (p.isSet(endpointsOpt) || !qEnvironmentVariableIsSet("DENGINE_ENDPOINTS") ? p.value(endpointsOpt)
+                                                                                                     : qEnvironmentVariable("DENGINE_ENDPOINTS"))
+                                .split(QLatin1Char(','), Qt::SkipEmptyParts);
+    std::uint32_t consistency = 0;
+    if (p.value(consistencyOpt) == QLatin1String("lease"))
+        consistency = 1;
+    else if (p.value(consistencyOpt) == QLatin1String("local"))
+        consistency = 2;
+    else if (p.value(consistencyOpt) != QLatin1String("linearizable"))
+        return usage(QStringLiteral("--consistency: linearizable, lease or local"));
+
+    clientwire::Request req;
+    req.consistency = consistency;
+    req.limit = p.value(limitOpt).toUInt();
+    const auto need = [&](int n) { return args.size() == n + 1; };
+    if (command == QLatin1String("put") && need(2)) {
+        req.kind = clientwire::Kind::Put;
+        req.key = args[1].toStdString();
+        req.value = args[2].toStdString();
+    } else if (command == QLatin1String("get") && need(1)) {
+        req.kind = clientwire::Kind::Get;
+        req.key = args[1].toStdString();
+    } else if (command == QLatin1String("del") && need(1)) {
+        req.kind = clientwire::Kind::Delete;
+        req.key = args[1].toStdString();
+    } else if (command == QLatin1String("scan") && need(1)) {
+        req.kind = clientwire::Kind::Scan;
+        req.key = args[1].toStdString();
+    } else if (command == QLatin1String("range") && (need(1) || need(2))) {
+        req.kind = clientwire::Kind::Range;
+        req.key = args[1].toStdString();
+        req.end = args.size() > 2 ? args[2].toStdString() : std::string();
+    } else if (command == QLatin1String("batch") && (need(0) || need(1))) {
+        req.kind = clientwire::Kind::Batch;
+        QFile in;
+        if (args.size() > 1) {
+            in.setFileName(args[1]);
+            if (!in.open(QIODevice::ReadOnly))
+                return usage(QStringLiteral("%1: %2").arg(args[1], in.errorString()));
+        } else if (!in.open(stdin, QIODevice::ReadOnly)) {
+            return usage(QStringLiteral("cannot read stdin"));
+        }
+        int lineNo = 0;
+        while (!in.atEnd()) {
+            ++lineNo;
+            const QList<QByteArray> w = in.readLine().trimmed().split(' ');
+            if (w.size() == 1 && w[0].isEmpty())
+                continue;
+            if (w[0] == "put" && w.size() == 3)
+                req.operations.push_back({false, w[1].toStdString(), w[2].toStdString()});
+            else if (w[0] == "del" && w.size() == 2)
+                req.operations.push_back({true, w[1].toStdString(), {}});
+            else
+                return usage(QStringLiteral("batch line %1: \"put <key> <value>\" or \"del <key>\"").arg(lineNo));
+        }
+        if (req.operations.empty())
+            return usage(QStringLiteral("batch: no operations"));
+    } else if (command == QLatin1String("status") && need(0)) {
+        req.kind = clientwire::Kind::Status;
+    } else {
+        return usage(QStringLiteral("%1: unknown command or wrong number of arguments").arg(command));
+    }
+
+    // status asks every endpoint; the others take the first that answers.
+    int exitCode = ExitUnreachable;
+    QStringList failures;
+    for (const QString &endpoint : endpoints) {
+        Connection c;
+        QString why;
+        std::optional<clientwire::Response> r;
+        if (c.open(endpoint, timeoutMs, &why))
+            r = c.call(req, timeoutMs, &why);
+        if (!r) {
+            failures << why;
+            if (req.kind == clientwire::Kind::Status) {
+                if (json)
+                    printJson(QJsonObject{{QStringLiteral("endpoint"), endpoint}, {QStringLiteral("error"), why}});
+                else
+                    print(QStringLiteral("%1  unreachable: %2").arg(endpoint, why));
+            }
+            continue;
+        }
+        const QString status = QLatin1String(r->status < std::size(StatusNames) ? StatusNames[r->status] : "?");
+        if (r->status != 0 && r->status != 1) {
+            if (json)
+                printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("message"), text(r->message)},
+                                      {QStringLiteral("leader"), QString::number(r->leader)}});
+            else
+                std::fprintf(stderr, "dengine: %s: %s\n", qPrintable(status), qPrintable(text(r->message)));
+            if (req.kind != clientwire::Kind::Status)
+                return ExitFailed;
+            exitCode = ExitFailed;
+            continue;
+        }
+        exitCode = r->status == 1 ? ExitNotFound : ExitOk;
+        switch (req.kind) {
+        case clientwire::Kind::Put:
+        case clientwire::Kind::Delete:
+        case clientwire::Kind::Batch:
+            if (json)
+                printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("revision"), QString::number(r->revision)}});
+            else
+                print(QStringLiteral("OK (revision %1)").arg(r->revision));
+            break;
+        case clientwire::Kind::Get:
+            if (json)
+                printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("key"), text(req.key)},
+                                      {QStringLiteral("value"), text(r->value)}, {QStringLiteral("revision"), QString::number(r->revision)}});
+            else if (r->status == 0)
+                print(text(r->value));
+            else
+                std::fprintf(stderr, "dengine: %s: not found\n", req.key.c_str());
+            break;
+        case clientwire::Kind::Scan:
+        case clientwire::Kind::Range: {
+            QJsonArray items;
+            for (const auto &[k, v] : r->items) {
+                if (json)
+                    items.append(QJsonObject{{QStringLiteral("key"), text(k)}, {QStringLiteral("value"), text(v)}});
+                else
+                    print(QStringLiteral("%1 %2").arg(text(k), text(v)));
+            }
+            if (json)
+                printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("items"), items},
+                                      {QStringLiteral("nextKey"), text(r->nextKey)}, {QStringLiteral("revision"), QString::number(r->revision)}});
+            else if (!r->nextKey.empty())
+                std::fprintf(stderr, "dengine: more keys from %s (--limit, or range from there)\n", r->nextKey.c_str());
+            if (r->items.empty() && exitCode == ExitOk)
+                exitCode = ExitNotFound;
+            break;
+        }
+        case clientwire::Kind::Status: {
+            const clientwire::NodeStatus &n = r->node;
+            if (json) {
+                QJsonObject o = nodeJson(n);
+                o.insert(QStringLiteral("endpoint"), endpoint);
+                printJson(o);
+            } else {
+                QStringList members;
+                for (const clientwire::Member &m : n.members)
+                    members << QStringLiteral("%1%2").arg(m.id).arg(m.learner ? QStringLiteral("(learner)") : QString());
+                print(QStringLiteral("%1  id %2  leader %3  term %4  %5  commit %6  applied %7  %8  members %9  version %10")
+                          .arg(endpoint)
+                          .arg(n.nodeId)
+                          .arg(n.leader)
+                          .arg(n.term)
+                          .arg(QLatin1String(n.role < std::size(RoleNames) ? RoleNames[n.role] : "?"))
+                          .arg(n.commit)
+                          .arg(n.applied)
+                          .arg(n.ready ? QStringLiteral("ready") : QStringLiteral("not ready"))
+                          .arg(members.join(QLatin1Char(',')))
+                          .arg(text(n.version)));
+            }
+            continue; // every endpoint
+        }
+        }
+        return exitCode;
+    }
+    if (exitCode == ExitUnreachable)
+        std::fprintf(stderr, "dengine: no endpoint answered: %s\n", qPrintable(failures.join(QStringLiteral("; "))));
+    return exitCode;
+}

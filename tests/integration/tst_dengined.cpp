@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: Apache-2.0
+// The standalone deployment: three dengined processes on 127.0.0.1 and the dengine command line.
+// Every call through any member, human and JSON output, exit codes a script can use, a SIGTERM of
+// the leader (it hands over and exits 0), a SIGKILL of the new leader (the survivor and a restarted
+// member go on), and bad configurations refused with exit status 2. Every wait is a QTRY_* on what
+// the processes printed or how they exited; nothing sleeps.
+#include "../auto/common/testports.h"
+
+#include <QtCore/QFile>
+#include <QtCore/QJsonDocument>
+#include <QtCore/QJsonObject>
+#include <QtCore/QProcess>
+#include <QtCore/QTemporaryDir>
+#include <QtTest/QtTest>
+
+#include <csignal>
+#include <map>
+#include <memory>
+
+#ifndef DENGINED_PATH
+#error "DENGINED_PATH must name the dengined executable"
+#endif
+#ifndef DENGINE_CLI_PATH
+#error "DENGINE_CLI_PATH must name the dengine executable"
+#endif
+
+using dengine::test::freePorts;
+using NodeId = quint64;
+
+namespace {
+
+constexpr int Long = 30000;
+
+struct Cli {
+    int exitCode = -1;
+    QString out;
+    QString err;
+};
+
+} // namespace
+
+class TestDEngined : public QObject {
+    Q_OBJECT
+
+private:
+    QTemporaryDir m_dir;
+    QList<quint16> m_peerPorts, m_clientPorts;
+    std::map<NodeId, std::unique_ptr<QProcess>> m_nodes;
+
+    QString configPath(NodeId id) const { return m_dir.filePath(QStringLiteral("node%1.json").arg(id)); }
+    QString endpoints() const
+    {
+        QStringList e;
+        for (quint16 p : m_clientPorts)
+            e << QStringLiteral("127.0.0.1:%1").arg(p);
+        return e.join(QLatin1Char(','));
+    }
+    void writeConfig(NodeId id, const QByteArray &extra = {})
+    {
+        QFile f(configPath(id));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(QStringLiteral(R"({"nodeId": %1, "dataDirectory": "%2", "insecure": true, "tickIntervalMs": 20, "electionTicks": 10,
+              "peers": {"1": "127.0.0.1:%3", "2": "127.0.0.1:%4", "3": "127.0.0.1:%5"},
+              "server": {"clientAddress": "127.0.0.1:%6"%7}})")
+                    .arg(id)
+                    .arg(m_dir.filePath(QStringLiteral("data%1").arg(id)))
+                    .arg(m_peerPorts[0])
+                    .arg(m_peerPorts[1])
+                    .arg(m_peerPorts[2])
+                    .arg(m_clientPorts[int(id - 1)])
+                    .arg(QString::fromUtf8(extra))
+                    .toUtf8());
+    }
+    QProcess *startNode(NodeId id)
+    {
+        auto p = std::make_unique<QProcess>();
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.insert(QStringLiteral("QT_LOGGING_RULES"), QStringLiteral("dengine.*.info=false"));
+        p->setProcessEnvironment(env);
+        p->setProcessChannelMode(QProcess::ForwardedErrorChannel);
+        p->start(QStringLiteral(DENGINED_PATH), {QStringLiteral("--config"), configPath(id)});
+        QProcess *raw = p.get();
+        m_nodes[id] = std::move(p);
+        return raw;
+    }
+    static Cli cli(const QStringList &args, const QByteArray &input = {})
+    {
+        QProcess p;
+        p.start(QStringLiteral(DENGINE_CLI_PATH), args);
+        if (!input.isEmpty())
+            p.write(input);
+        p.closeWriteChannel();
+        Cli r;
+        if (!p.waitForFinished(Long))
+            return r;
+        r.exitCode = p.exitCode();
+        r.out = QString::fromUtf8(p.readAllStandardOutput());
+        r.err = QString::fromUtf8(p.readAllStandardError());
+        return r;
+    }
+    Cli run(QStringList args, const QByteArray &input = {}) { return cli(QStringList{QStringLiteral("--endpoints"), endpoints()} + args, input); }
+    // The leader every reachable member reports, or 0.
+    NodeId leader()
+    {
+        const Cli s = run({QStringLiteral("--json"), QStringLiteral("status")});
+        NodeId agreed = 0;
+        for (const QString &line : s.out.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) {
+            const QJsonObject o = QJsonDocument::fromJson(line.toUtf8()).object();
+            if (o.contains(QStringLiteral("error")))
+                continue;
+            const NodeId l = o.value(QStringLiteral("leader")).toString().toULongLong();
+            if (l == 0 || !o.value(QStringLiteral("ready")).toBool() || (agreed != 0 && l != agreed))
+                return 0;
+            agreed = l;
+        }
+        return agreed;
+    }
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        QVERIFY(m_dir.isValid());
+        const QList<quint16> ports = freePorts(6);
+        m_peerPorts = ports.mid(0, 3);
+        m_clientPorts = ports.mid(3, 3);
+        for (NodeId id = 1; id <= 3; ++id) {
+            writeConfig(id);
+            startNode(id);
+        }
+        QTRY_VERIFY_WITH_TIMEOUT(leader() != 0, Long);
+    }
+    void cleanupTestCase()
+    {
+        for (auto &[id, p] : m_nodes) {
+            if (p->state() != QProcess::NotRunning) {
+                ::kill(static_cast<pid_t>(p->processId()), SIGTERM);
+                p->waitForFinished(Long);
+            }
+        }
+    }
+
+    void cli_everyCommand_humanAndJson_withExitCodes()
+    {
+        Cli r = run({QStringLiteral("put"), QStringLiteral("greeting"), QStringLiteral("hello")});
+        QCOMPARE(r.exitCode, 0);
+        QVERIFY2(r.out.startsWith(QStringLiteral("OK (revision ")), qPrintable(r.out));
+        // Through one member only, the last: a follower or the leader, it answers the same.
+        r = cli({QStringLiteral("--endpoints"), QStringLiteral("127.0.0.1:%1").arg(m_clientPorts[2]), QStringLiteral("get"), QStringLiteral("greeting")});
+        QCOMPARE(r.exitCode, 0);
+        QCOMPARE(r.out, QStringLiteral("hello\n"));
+        r = run({QStringLiteral("--json"), QStringLiteral("get"), QStringLiteral("greeting")});
+        const QJsonObject o = QJsonDocument::fromJson(r.out.toUtf8()).object();
+        QCOMPARE(o.value(QStringLiteral("value")).toString(), QStringLiteral("hello"));
+        QCOMPARE(o.value(QStringLiteral("status")).toString(), QStringLiteral("Ok"));
+        QCOMPARE(run({QStringLiteral("get"), QStringLiteral("absent")}).exitCode, 1);
+
+        r = run({QStringLiteral("batch")}, "put fruit/apple red\nput fruit/banana yellow\n\ndel greeting\n");
+        QCOMPARE(r.exitCode, 0);
+        r = run({QStringLiteral("scan"), QStringLiteral("fruit/")});
+        QCOMPARE(r.out, QStringLiteral("fruit/apple red\nfruit/banana yellow\n"));
+        r = run({QStringLiteral("range"), QStringLiteral("fruit/b"), QStringLiteral("fruit/c"), QStringLiteral("--json")});
+        QCOMPARE(QJsonDocument::fromJson(r.out.toUtf8()).object().value(QStringLiteral("items")).toArray().size(), 1);
+        r = run({QStringLiteral("scan"), QStringLiteral("fruit/"), QStringLiteral("--limit"), QStringLiteral("1")});
+        QCOMPARE(r.out, QStringLiteral("fruit/apple red\n"));
+        QVERIFY2(r.err.contains(QStringLiteral("more keys from fruit/banana")), qPrintable(r.err));
+        QCOMPARE(run({QStringLiteral("get"), QStringLiteral("greeting")}).exitCode, 1);
+        QCOMPARE(run({QStringLiteral("del"), QStringLiteral("fruit/apple")}).exitCode, 0);
+
+        r = run({QStringLiteral("status")});
+        QCOMPARE(r.exitCode, 0);
+        QCOMPARE(r.out.split(QLatin1Char('\n'), Qt::SkipEmptyParts).size(), 3); // a line per member
+        QCOMPARE(r.out.count(QStringLiteral("  ready  members 1,2,3")), 3);
+
+        // What a script can tell apart.
+        QCOMPARE(run({QStringLiteral("frobnicate")}).exitCode, 2);
+        QCOMPARE(run({QStringLiteral("put"), QStringLiteral("onlykey")}).exitCode, 2);
+        QCOMPARE(run({QStringLiteral("batch")}, "explode now\n").exitCode, 2);
+        r = cli({QStringLiteral("--endpoints"), QStringLiteral("127.0.0.1:%1").arg(freePorts(1)[0]), QStringLiteral("get"), QStringLiteral("x")});
+        QCOMPARE(r.exitCode, 3);
+        r = run({QStringLiteral("put"), QString(), QStringLiteral("v")}); // an empty key
+        QCOMPARE(r.exitCode, 4);
+        QVERIFY2(r.err.contains(QStringLiteral("InvalidArgument")), qPrintable(r.err));
+    }
+
+    void sigterm_leaderHandsOverAndExitsZero_sigkill_survivorsGoOn()
+    {
+        const NodeId first = leader();
+        QVERIFY(first != 0);
+        QProcess *p = m_nodes.at(first).get();
+        ::kill(static_cast<pid_t>(p->processId()), SIGTERM);
+        QTRY_COMPARE_WITH_TIMEOUT(p->state(), QProcess::NotRunning, Long);
+        QCOMPARE(p->exitStatus(), QProcess::NormalExit);
+        QCOMPARE(p->exitCode(), 0);
+        // The others have a leader at once (a hand-over, not an election timeout) and take writes.
+        QTRY_VERIFY_WITH_TIMEOUT(leader() != 0 && leader() != first, Long);
+        QCOMPARE(run({QStringLiteral("put"), QStringLiteral("after"), QStringLiteral("sigterm")}).exitCode, 0);
+
+        // It comes back on its data directory; then the new leader dies hard.
+        startNode(first);
+        QTRY_COMPARE_WITH_TIMEOUT(run({QStringLiteral("status")}).out.count(QStringLiteral("  ready  ")), 3, Long);
+        const NodeId second = leader();
+        QVERIFY(second != 0);
+        m_nodes.at(second)->kill();
+        QTRY_COMPARE_WITH_TIMEOUT(m_nodes.at(second)->state(), QProcess::NotRunning, Long);
+        QTRY_VERIFY_WITH_TIMEOUT(leader() != 0 && leader() != second, Long);
+        const Cli r = run({QStringLiteral("get"), QStringLiteral("after")});
+        QCOMPARE(r.exitCode, 0);
+        QCOMPARE(r.out, QStringLiteral("sigterm\n"));
+        startNode(second);
+        QTRY_COMPARE_WITH_TIMEOUT(run({QStringLiteral("status")}).out.count(QStringLiteral("  ready  ")), 3, Long);
+    }
+
+    void badConfigurations_exitTwo_aTakenClientPortExitsThree()
+    {
+        QProcess p;
+        p.start(QStringLiteral(DENGINED_PATH), {});
+        QVERIFY(p.waitForFinished(Long));
+        QCOMPARE(p.exitCode(), 2); // no configuration
+        QFile bad(m_dir.filePath(QStringLiteral("bad.json")));
+        QVERIFY(bad.open(QIODevice::WriteOnly));
+        bad.write(R"({"nodeId": 9, "dataDirectory": "x", "insecure": true, "peers": {"9": "127.0.0.1:1"}, "server": {"colour": "red"}})");
+        bad.close();
+        p.start(QStringLiteral(DENGINED_PATH), {QStringLiteral("--config"), bad.fileName()});
+        QVERIFY(p.waitForFinished(Long));
+        QCOMPARE(p.exitCode(), 2);
+        QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains(QStringLiteral("unknown field \"colour\"")));
+        // Node 1's own client port is taken (by node 1): a second node 1 exits 3 before it opens anything.
+        p.start(QStringLiteral(DENGINED_PATH), {QStringLiteral("--config"), configPath(1), QStringLiteral("--data-dir"),
+                                                 m_dir.filePath(QStringLiteral("elsewhere"))});
+        QVERIFY(p.waitForFinished(Long));
+        QCOMPARE(p.exitCode(), 3);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestDEngined)
+#include "tst_dengined.moc"
