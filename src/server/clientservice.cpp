@@ -99,18 +99,20 @@ quint16 ClientService::port() const { return m_server ? m_server->serverPort() :
 
 void ClientService::close()
 {
-    if (m_server) {
-        m_server->close();
-        delete m_server;
-        m_server = nullptr;
-    }
+    // The connections first: their sockets are the server's children, deleted with it.
     auto connections = std::move(m_connections);
     m_connections.clear();
     for (auto &[socket, c] : connections) {
         c->closed = true;
         socket->disconnect(this);
         socket->abort();
+        socket->setParent(nullptr);
         socket->deleteLater();
+    }
+    if (m_server) {
+        m_server->close();
+        delete m_server;
+        m_server = nullptr;
     }
 }
 
@@ -127,16 +129,11 @@ void ClientService::onNewConnection()
         socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
         auto c = std::make_shared<Connection>(socket, m_opts.maxFrameBytes);
         m_connections[socket] = c;
-        connect(socket, &QTcpSocket::readyRead, this, [this, socket] {
-            auto it = m_connections.find(socket);
-            if (it != m_connections.end())
-                onReadable(*it->second);
-        });
+        connect(socket, &QTcpSocket::readyRead, this, [this, socket] { onReadable(socket); });
         // A client that reads again lets this one read its next requests.
         connect(socket, &QTcpSocket::bytesWritten, this, [this, socket] {
-            auto it = m_connections.find(socket);
-            if (it != m_connections.end() && socket->bytesToWrite() < m_opts.maxQueuedBytes / 2 && socket->bytesAvailable() > 0)
-                onReadable(*it->second);
+            if (socket->bytesToWrite() < m_opts.maxQueuedBytes / 2 && socket->bytesAvailable() > 0)
+                onReadable(socket);
         });
         connect(socket, &QTcpSocket::disconnected, this, [this, socket] {
             auto it = m_connections.find(socket);
@@ -166,11 +163,14 @@ void ClientService::drop(QTcpSocket *socket, const QString &why)
     socket->deleteLater();
 }
 
-void ClientService::onReadable(Connection &c)
+void ClientService::onReadable(QTcpSocket *socket)
 {
-    QTcpSocket *socket = c.socket;
-    if (!socket)
+    const auto found = m_connections.find(socket);
+    if (found == m_connections.end())
         return;
+    // Held here: a request that closes the connection (drop()) must not free it under this loop.
+    const std::shared_ptr<Connection> keep = found->second;
+    Connection &c = *keep;
     // Flow control: a client that does not read its answers is not read from either.
     if (socket->bytesToWrite() > m_opts.maxQueuedBytes)
         return;
@@ -181,11 +181,7 @@ void ClientService::onReadable(Connection &c)
         switch (c.reader.next(payload)) {
         case transport::FrameReader::Result::NeedMore:
             if (socket->bytesAvailable() > 0)
-                QTimer::singleShot(0, this, [this, socket] {
-                    auto it = m_connections.find(socket);
-                    if (it != m_connections.end())
-                        onReadable(*it->second);
-                });
+                QTimer::singleShot(0, this, [this, socket] { onReadable(socket); });
             return;
         case transport::FrameReader::Result::TooLarge:
             drop(socket, QStringLiteral("a frame over the %1-byte limit").arg(m_opts.maxFrameBytes));
@@ -287,7 +283,10 @@ void ClientService::handle(Connection &c, std::string &&payload)
     }
     c.inFlight.emplace(req.id, serial);
     const std::uint64_t id = req.id;
-    call.then(this, [answer, id](const DEngineResult &r) { answer(toResponse(id, r)); });
+    // No context object: DEngine finishes its futures on its owner thread (this one) anyway, and a
+    // context destroyed before the call finishes (this service closed) would trip Qt's checks.
+    // `answer` holds the connection, never the service.
+    call.then([answer, id](const DEngineResult &r) { answer(toResponse(id, r)); });
     if (req.deadlineMs > 0) {
         // The client's patience is shorter than the engine's: it hears Timeout then (the call goes
         // on, and may still take effect, as Timeout says).

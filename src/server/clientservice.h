@@ -59,7 +59,7 @@ public:
 private:
     struct Connection;
     void onNewConnection();
-    void onReadable(Connection &c);
+    void onReadable(QTcpSocket *socket);
     void handle(Connection &c, std::string &&payload);
     void drop(QTcpSocket *socket, const QString &why);
 

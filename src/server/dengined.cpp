@@ -75,7 +75,8 @@ int main(int argc, char **argv)
         "  {\"nodeId\": 1, \"dataDirectory\": \"/var/lib/dengine/1\",\n"
         "   \"peers\": {\"1\": \"10.0.0.1:7001\", \"2\": \"10.0.0.2:7001\", \"3\": \"10.0.0.3:7001\"},\n"
         "   \"tlsCaFile\": \"ca.pem\", \"tlsCertificateFile\": \"node-1.pem\", \"tlsKeyFile\": \"node-1.key\",\n"
-        "   \"server\": {\"clientAddress\": \"10.0.0.1:8001\", \"maxClientConnections\": 1024}}\n"
+        "   \"server\": {\"clientAddress\": \"10.0.0.1:8001\", \"maxClientConnections\": 1024, \"insecureClients\": true}}\n"
+        "The client port speaks plain TCP in this version: insecureClients must say so (unless the node is insecure).\n"
         "Flags win over DENGINE_* environment variables, which win over the file.\n\n"
         "Exit status: 0 stopped on request (SIGTERM, SIGINT) or removed from the cluster; 1 the node\n"
         "failed (storage, damaged data, certificate, peer port in use); 2 bad usage or configuration;\n"
@@ -107,7 +108,8 @@ int main(int argc, char **argv)
             return fail(ExitUsage, QStringLiteral("%1: server: must be an object").arg(configPath));
         server = v.toObject();
         for (auto it = server.begin(); it != server.end(); ++it)
-            if (it.key() != QLatin1String("clientAddress") && it.key() != QLatin1String("maxClientConnections"))
+            if (it.key() != QLatin1String("clientAddress") && it.key() != QLatin1String("maxClientConnections")
+                && it.key() != QLatin1String("insecureClients"))
                 return fail(ExitUsage, QStringLiteral("%1: server: unknown field \"%2\"").arg(configPath, it.key()));
     }
     config.dataDirectory = pick(p, dataOpt, "DENGINE_DATA_DIR", config.dataDirectory);
@@ -126,6 +128,16 @@ int main(int argc, char **argv)
             return fail(ExitUsage, QStringLiteral("%1: server.maxClientConnections: must be a positive integer").arg(configPath));
         so.maxConnections = n;
     }
+    // The client port has no TLS yet: whoever reaches it can read and write the cluster. So it is
+    // opened only when that is said: the node runs insecure anyway, or server.insecureClients.
+    const QJsonValue insecureClients = server.value(QLatin1String("insecureClients"));
+    if (!insecureClients.isUndefined() && !insecureClients.isBool())
+        return fail(ExitUsage, QStringLiteral("%1: server.insecureClients: must be true or false").arg(configPath));
+    if (!config.insecure && !insecureClients.toBool())
+        return fail(ExitUsage, QStringLiteral("%1: server.insecureClients: the client port speaks plain TCP in this version (anyone who "
+                                              "reaches it can read and write the cluster); set it to true to accept that, and bind "
+                                              "clientAddress to a trusted network")
+                                   .arg(configPath));
     // A frame holds at most a batch: its keys and values, with room for the framing.
     so.maxFrameBytes = static_cast<quint32>(std::min<qint64>(UINT32_MAX, 4LL * config.maxValueBytes + 2LL * config.maxKeyBytes * config.maxBatchOperations
                                                                             + (1 << 20)));
@@ -167,6 +179,10 @@ int main(int argc, char **argv)
 
     if (!clients.listen(&error))
         return fail(ExitClientPort, error);
+    qCWarning(lcServer).noquote() << QStringLiteral("node %1: INSECURE: the client port %2 speaks plain TCP; anyone who reaches it can read "
+                                                    "and write the cluster")
+                                         .arg(config.nodeId)
+                                         .arg(so.listenAddress);
     if (!engine.start())
         return fail(ExitUsage, engine.errorString());
     return app.exec();

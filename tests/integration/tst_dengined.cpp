@@ -224,6 +224,16 @@ private Q_SLOTS:
         QVERIFY(p.waitForFinished(Long));
         QCOMPARE(p.exitCode(), 2);
         QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains(QStringLiteral("unknown field \"colour\"")));
+        // A node on TLS does not open a plain client port unless told to (insecureClients).
+        QFile tls(m_dir.filePath(QStringLiteral("tls.json")));
+        QVERIFY(tls.open(QIODevice::WriteOnly));
+        tls.write(R"({"nodeId": 9, "dataDirectory": "x", "peers": {"9": "127.0.0.1:1"}, "tlsCaFile": "ca.pem",
+                     "tlsCertificateFile": "n.pem", "tlsKeyFile": "n.key", "server": {"clientAddress": "127.0.0.1:1"}})");
+        tls.close();
+        p.start(QStringLiteral(DENGINED_PATH), {QStringLiteral("--config"), tls.fileName()});
+        QVERIFY(p.waitForFinished(Long));
+        QCOMPARE(p.exitCode(), 2);
+        QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains(QStringLiteral("insecureClients")));
         // Node 1's own client port is taken (by node 1): a second node 1 exits 3 before it opens anything.
         p.start(QStringLiteral(DENGINED_PATH), {QStringLiteral("--config"), configPath(1), QStringLiteral("--data-dir"),
                                                  m_dir.filePath(QStringLiteral("elsewhere"))});

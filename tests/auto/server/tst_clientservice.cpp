@@ -236,6 +236,28 @@ private Q_SLOTS:
         QCOMPARE(good.call(request(clientwire::Kind::Get, "b0")).value, std::string("v"));
     }
 
+    void close_endsEveryConnection_withCallsInFlight()
+    {
+        const NodeId leader = m_cluster->agreedLeader();
+        ClientService *service = serve(leader);
+        RawClient a(service->port()), b(service->port());
+        QTRY_VERIFY_WITH_TIMEOUT(a.connected() && b.connected(), Long);
+        std::string burst;
+        for (int i = 0; i < 50; ++i) {
+            clientwire::Request r = request(clientwire::Kind::Put, "c" + std::to_string(i), "v");
+            r.id = a.nextId();
+            clientwire::appendRequest(burst, r);
+        }
+        a.sendRaw(burst);
+        service->close(); // calls in flight finish later, unanswered
+        QTRY_VERIFY_WITH_TIMEOUT(a.closed() && b.closed(), Long);
+        QCOMPARE(service->port(), quint16(0));
+        // The engine is unharmed: a new service on it answers.
+        RawClient c(serve(leader)->port());
+        QTRY_VERIFY_WITH_TIMEOUT(c.connected(), Long);
+        QCOMPARE(c.call(request(clientwire::Kind::Put, "after", "close")).status, ok());
+    }
+
     void clientDeadline_answersTimeout_whenNoQuorum()
     {
         const NodeId leader = m_cluster->agreedLeader();
