@@ -223,6 +223,10 @@ void EngineWorker::start()
         }
     };
     to.onSnapshotDamaged = [this](const raft::SnapshotMetadata &meta, const QString &why) { onOwnSnapshotDamaged(meta, why); };
+    to.onRemovalNotice = [this](raft::NodeId from, std::uint64_t index) {
+        // Queued: stopping here would delete the transport under its own read loop.
+        QMetaObject::invokeMethod(this, [this, from, index] { onRemovalNotice(from, index); }, Qt::QueuedConnection);
+    };
     m_transport = new PeerTransport(
         to, [this](std::vector<raft::Message> &&msgs) { onMessages(std::move(msgs)); },
         [this](raft::NodeId id) {

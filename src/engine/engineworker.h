@@ -195,6 +195,8 @@ private:
     void onConfigurationApplied(const raft::ConfState &cs, raft::Index index);
     // Writes the addresses of members the address book lacks (a leader, once its term started).
     void recordMissingAddresses();
+    // A member says it applied a configuration without this node (see PeerTransport).
+    void onRemovalNotice(raft::NodeId from, std::uint64_t configurationIndex);
     // A forwarded configuration change: keeps it unless it promotes a learner that is behind.
     bool acceptForwardedConfChange(const raft::Entry &e, raft::NodeId from);
     // On the leader: whether a learner is close enough to the log's end to be made a voter.
@@ -268,6 +270,10 @@ private:
     std::map<raft::NodeId, std::string> m_peersBook; // ... and the address book
     bool m_wasMember = false;        // this node was in an applied configuration
     bool m_removed = false;          // ... and is not any more: it stops
+    // Members an applied configuration removed, kept in the transport until the time given (ms on
+    // m_clock) so that the notice telling them gets out; and whether the transport needs redoing.
+    std::map<raft::NodeId, qint64> m_leaving;
+    bool m_peersDirty = false;
     raft::Term m_addressesRecordedTerm = 0;
 
     // What the owner was last told.

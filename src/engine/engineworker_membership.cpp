@@ -242,6 +242,22 @@ void EngineWorker::recordMissingAddresses()
 
 void EngineWorker::onConfigurationApplied(const raft::ConfState &cs, raft::Index index)
 {
+    // Members this configuration removes hear it from every member that applies it: a removed
+    // follower gets nothing else (the leader stopped replicating to it when the change reached its
+    // log), and would otherwise campaign, refused by all, for ever. They stay in the transport for
+    // a few election timeouts so that the notice gets out (and once more half-way, in case the
+    // first was lost with a connection).
+    std::vector<raft::NodeId> removed;
+    const std::vector<raft::NodeId> before = raft::members(m_appliedConf);
+    const std::vector<raft::NodeId> after = raft::members(cs);
+    for (raft::NodeId id : before)
+        if (id != m_config.nodeId && !has(after, id))
+            removed.push_back(id);
+    const qint64 grace = 4LL * m_config.electionTicks * m_config.tickIntervalMs;
+    for (raft::NodeId id : removed) {
+        m_leaving[id] = m_clock.elapsed() + grace;
+        m_peersDirty = true;
+    }
     m_appliedConf = cs;
     m_appliedConfIndex = index;
     const bool member = has(cs.voters, m_config.nodeId) || has(cs.learners, m_config.nodeId) || has(cs.votersOutgoing, m_config.nodeId);
@@ -253,8 +269,7 @@ void EngineWorker::onConfigurationApplied(const raft::ConfState &cs, raft::Index
                                           .arg(m_config.nodeId)
                                           .arg(index);
         // A removed leader hands over first (the core does, once the removal commits); bounded.
-        const int grace = 2 * m_config.electionTicks * m_config.tickIntervalMs;
-        QTimer::singleShot(grace, this, [this] {
+        QTimer::singleShot(2 * m_config.electionTicks * m_config.tickIntervalMs, this, [this] {
             if (!m_down)
                 shutdown();
         });
@@ -265,6 +280,40 @@ void EngineWorker::onConfigurationApplied(const raft::ConfState &cs, raft::Index
                                       .arg(index);
     if (!refreshPeers())
         emitMembers();
+    if (!removed.empty() && m_transport) {
+        for (raft::NodeId id : removed)
+            m_transport->sendRemovalNotice(id, index);
+        QTimer::singleShot(static_cast<int>(grace / 2), this, [this, removed, index] {
+            for (raft::NodeId id : removed)
+                if (m_transport && m_leaving.count(id))
+                    m_transport->sendRemovalNotice(id, index);
+        });
+        QTimer::singleShot(static_cast<int>(grace) + 1, this, [this] {
+            const qint64 now = m_clock.elapsed();
+            std::erase_if(m_leaving, [now](const auto &e) { return e.second <= now; });
+            m_peersDirty = true;
+            refreshPeers();
+        });
+    }
+}
+
+void EngineWorker::onRemovalNotice(raft::NodeId from, std::uint64_t configurationIndex)
+{
+    if (m_down || m_removed || configurationIndex <= m_appliedConfIndex)
+        return; // stale: this node applied that configuration or a later one itself
+    m_removed = true;
+    qCInfo(lcEngine).noquote() << QStringLiteral("node %1: node %2 applied a configuration without this node at index %3 (this node "
+                                                 "applied up to %4): removed from the cluster; stopping")
+                                      .arg(m_config.nodeId)
+                                      .arg(from)
+                                      .arg(configurationIndex)
+                                      .arg(m_kv.appliedIndex());
+    const int grace = 2 * m_config.electionTicks * m_config.tickIntervalMs;
+    QTimer::singleShot(grace, this, [this] {
+        if (!m_down)
+            shutdown();
+    });
+    scheduleProcess(); // stops at its end unless it leads
 }
 
 void EngineWorker::emitMembers()
@@ -284,8 +333,9 @@ bool EngineWorker::refreshPeers()
     const raft::ConfState logConf = m_node->confState();
     const auto &book = m_kv.memberAddresses();
     const bool bookChanged = book != m_peersBook;
-    if (!bookChanged && logConf == m_peersConf)
+    if (!bookChanged && logConf == m_peersConf && !m_peersDirty)
         return false;
+    m_peersDirty = false;
     m_peersConf = logConf;
     m_peersBook = book;
     // The members of the configuration in the log (which may add a learner the leader must reach
@@ -295,9 +345,12 @@ bool EngineWorker::refreshPeers()
         ids.insert(id);
     for (raft::NodeId id : raft::members(m_appliedConf))
         ids.insert(id);
+    const bool selfListed = ids.count(m_config.nodeId) > 0;
+    for (const auto &[id, until] : m_leaving)
+        ids.insert(id); // removed, still being told
     // Not (yet) a member: a joining node takes connections from the cluster's nodes and keeps
     // every address it knows, the configured member's and those learned from Hellos.
-    const bool joining = !ids.count(m_config.nodeId);
+    const bool joining = !selfListed;
     const QMap<raft::NodeId, QString> current = m_transport->peers();
     QMap<raft::NodeId, QString> peers = joining ? current : QMap<raft::NodeId, QString>{};
     for (raft::NodeId id : ids) {

@@ -611,6 +611,13 @@ void PeerTransport::onOutboundLost(raft::NodeId id)
     out.retry->start(out.backoffMs);
 }
 
+void PeerTransport::sendRemovalNotice(raft::NodeId to, std::uint64_t configurationIndex)
+{
+    std::string frame;
+    transport::appendRemovalNotice(frame, configurationIndex);
+    enqueueFrame(to, std::move(frame));
+}
+
 void PeerTransport::setPeers(const QMap<raft::NodeId, QString> &peers)
 {
     QMap<raft::NodeId, QString> next = peers;
@@ -877,6 +884,8 @@ void PeerTransport::onInboundData(QTcpSocket *socket)
             onSnapshotChunk(peer, std::move(*frame.chunk));
         if (frame.ack)
             onSnapshotAck(peer, *frame.ack);
+        if (frame.removedAt && m_opts.onRemovalNotice)
+            m_opts.onRemovalNotice(peer, frame.removedAt);
         if (!m_in.count(socket) || m_closed)
             return;
     }

@@ -90,6 +90,8 @@ public:
         std::function<void(raft::NodeId to, bool delivered)> onSnapshotSent;
         // This node's own snapshot file failed its checksum while it was being sent.
         std::function<void(const raft::SnapshotMetadata &, const QString &why)> onSnapshotDamaged;
+        // A member told this node it applied a configuration without it (see sendRemovalNotice).
+        std::function<void(raft::NodeId from, std::uint64_t configurationIndex)> onRemovalNotice;
     };
     using Receiver = std::function<void(std::vector<raft::Message> &&)>;
     using UnreachableCallback = std::function<void(raft::NodeId)>;
@@ -110,6 +112,9 @@ public:
     // address changed is reached at the new one. This node's own entry is kept as it was.
     void setPeers(const QMap<raft::NodeId, QString> &peers);
     void setAcceptNonMembers(bool accept) { m_opts.acceptNonMembers = accept; }
+    // Tells `to` (still in the peers) that this node applied a configuration without it at
+    // `configurationIndex`; the caller keeps `to` in the peers a while so the frame gets out.
+    void sendRemovalNotice(raft::NodeId to, std::uint64_t configurationIndex);
     // The members as the transport knows them: setPeers() and the addresses learned from Hellos.
     QMap<raft::NodeId, QString> peers() const { return m_opts.peers; }
 

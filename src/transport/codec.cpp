@@ -92,6 +92,13 @@ void appendSnapshotAck(std::string &out, const SnapshotAck &ack)
     appendFrame(out, env);
 }
 
+void appendRemovalNotice(std::string &out, std::uint64_t configurationIndex)
+{
+    wire::Envelope env;
+    env.set_removed_at(configurationIndex);
+    appendFrame(out, env);
+}
+
 bool decodeHello(std::string_view payload, Hello &out, std::string &why)
 {
     wire::Hello h;
@@ -221,6 +228,7 @@ bool decodeFrame(std::string_view payload, Frame &out, std::string &why)
         }
         out.ack = SnapshotAck{a.index(), a.term(), a.received(), a.done(), a.refused()};
     }
+    out.removedAt = env.removed_at();
     return true;
 }
 

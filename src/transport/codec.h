@@ -53,12 +53,15 @@ struct SnapshotAck {
 };
 void appendSnapshotChunk(std::string &out, const SnapshotChunk &chunk);
 void appendSnapshotAck(std::string &out, const SnapshotAck &ack);
+// Tells a node that the sender applied a configuration without it at `configurationIndex`.
+void appendRemovalNotice(std::string &out, std::uint64_t configurationIndex);
 
 // What one Envelope frame holds: messages, or a chunk, or an acknowledgement.
 struct Frame {
     std::vector<raft::Message> messages;
     std::optional<SnapshotChunk> chunk;
     std::optional<SnapshotAck> ack;
+    std::uint64_t removedAt = 0; // a removal notice (see appendRemovalNotice), or 0
 };
 // Decodes and checks a frame: decodeEnvelope's checks for the messages (a Snapshot message only
 // inside the last chunk), a chunk names a snapshot (index > 0) and its last chunk a Snapshot message.

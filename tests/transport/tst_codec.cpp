@@ -125,6 +125,22 @@ TEST(Codec, snapshotStream_chunksAndAcksRoundTrip_andABareSnapshotMessageIsRefus
     EXPECT_NE(why.find("outside a snapshot stream"), std::string::npos) << why;
 }
 
+TEST(Codec, removalNotice_roundTrips_andOrdinaryFramesCarryNone)
+{
+    std::string frame;
+    appendRemovalNotice(frame, 4711);
+    Frame f;
+    std::string why;
+    ASSERT_TRUE(decodeFrame(payloadOf(frame), f, why)) << why;
+    EXPECT_EQ(f.removedAt, 4711u);
+    EXPECT_TRUE(f.messages.empty());
+    std::string plain;
+    appendEnvelope(plain, {sample(raft::MessageType::Heartbeat, 0)});
+    Frame g;
+    ASSERT_TRUE(decodeFrame(payloadOf(plain), g, why)) << why;
+    EXPECT_EQ(g.removedAt, 0u);
+}
+
 TEST(Codec, forwardedProposal_carriesUnindexedEntries_andRefusesIndexedOnes)
 {
     // A follower forwards new entries, which get their index only in the leader's log.
