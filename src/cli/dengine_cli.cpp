@@ -7,6 +7,7 @@
 //     del <key>                  scan <prefix> [--limit N]      range <begin> [<end>] [--limit N]
 //     batch [FILE]               lines "put <key> <value>" / "del <key>" (stdin without FILE), one atomic write
 //     status                     each endpoint: id, leader, term, role, commit, applied, ready, members, version
+//     members                    the membership; member add <id> <host:port> | promote <id> | remove <id> | transfer <id>
 //
 // Exit status: 0 done; 1 get/scan found nothing (NotFound); 2 bad usage; 3 no endpoint could be
 // reached; 4 the cluster answered with an error status (printed, with its reason).
@@ -126,7 +127,10 @@ int main(int argc, char **argv)
         "  put <key> <value>       get <key>       del <key>\n"
         "  scan <prefix>           range <begin> [<end>]\n"
         "  batch [FILE]            lines \"put <key> <value>\" or \"del <key>\" (stdin without FILE): one atomic write\n"
-        "  status                  every endpoint's member: id, leader, term, role, commit, applied, ready\n\n"
+        "  status                  every endpoint's member: id, leader, term, role, commit, applied, ready\n"
+        "  members                 the membership as the first endpoint that answers applied it\n"
+        "  member add <id> <host:port> | promote <id> | remove <id> | transfer <id>\n"
+        "                          membership changes (a new node runs dengined --join first); safe to repeat\n\n"
         "Exit status: 0 done; 1 not found; 2 bad usage; 3 no endpoint reachable; 4 the cluster answered an error."));
     p.addHelpOption();
     QCommandLineOption endpointsOpt(QStringLiteral("endpoints"), QStringLiteral("Members' client addresses, comma-separated (DENGINE_ENDPOINTS)."),
@@ -163,6 +167,7 @@ int main(int argc, char **argv)
         return usage(QStringLiteral("--consistency: linearizable, lease or local"));
 
     clientwire::Request req;
+    bool membersOnly = false; // `members`: the first member's view of the membership
     req.consistency = consistency;
     req.limit = p.value(limitOpt).toUInt();
     const auto need = [&](int n) { return args.size() == n + 1; };
@@ -210,6 +215,27 @@ int main(int argc, char **argv)
             return usage(QStringLiteral("batch: no operations"));
     } else if (command == QLatin1String("status") && need(0)) {
         req.kind = clientwire::Kind::Status;
+    } else if (command == QLatin1String("members") && need(0)) {
+        req.kind = clientwire::Kind::Status;
+        membersOnly = true;
+    } else if (command == QLatin1String("member") && args.size() >= 3) {
+        const QString what = args[1];
+        bool ok = false;
+        req.node = args[2].toULongLong(&ok);
+        if (!ok || req.node == 0)
+            return usage(QStringLiteral("member %1: the node id must be a positive number").arg(what));
+        if (what == QLatin1String("add") && need(3)) {
+            req.kind = clientwire::Kind::AddLearner;
+            req.address = args[3].toStdString();
+        } else if (what == QLatin1String("promote") && need(2)) {
+            req.kind = clientwire::Kind::Promote;
+        } else if (what == QLatin1String("remove") && need(2)) {
+            req.kind = clientwire::Kind::RemoveMember;
+        } else if (what == QLatin1String("transfer") && need(2)) {
+            req.kind = clientwire::Kind::TransferLeadership;
+        } else {
+            return usage(QStringLiteral("member: add <id> <host:port>, promote <id>, remove <id> or transfer <id>"));
+        }
     } else {
         return usage(QStringLiteral("%1: unknown command or wrong number of arguments").arg(command));
     }
@@ -250,6 +276,10 @@ int main(int argc, char **argv)
         case clientwire::Kind::Put:
         case clientwire::Kind::Delete:
         case clientwire::Kind::Batch:
+        case clientwire::Kind::AddLearner:
+        case clientwire::Kind::Promote:
+        case clientwire::Kind::RemoveMember:
+        case clientwire::Kind::TransferLeadership:
             if (json)
                 printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("revision"), QString::number(r->revision)}});
             else
@@ -284,6 +314,20 @@ int main(int argc, char **argv)
         }
         case clientwire::Kind::Status: {
             const clientwire::NodeStatus &n = r->node;
+            if (membersOnly) {
+                if (json) {
+                    printJson(QJsonObject{{QStringLiteral("leader"), QString::number(n.leader)},
+                                          {QStringLiteral("members"), nodeJson(n).value(QStringLiteral("members"))}});
+                } else {
+                    for (const clientwire::Member &m : n.members)
+                        print(QStringLiteral("%1  %2  %3%4")
+                                  .arg(m.id)
+                                  .arg(text(m.address))
+                                  .arg(m.learner ? QStringLiteral("learner") : QStringLiteral("voter"))
+                                  .arg(m.id == n.leader ? QStringLiteral("  leader") : QString()));
+                }
+                return ExitOk;
+            }
             if (json) {
                 QJsonObject o = nodeJson(n);
                 o.insert(QStringLiteral("endpoint"), endpoint);

@@ -33,6 +33,10 @@ const char *kindName(Kind kind)
     case Kind::Scan: return "scan";
     case Kind::Range: return "range";
     case Kind::Status: return "status";
+    case Kind::AddLearner: return "add-learner";
+    case Kind::Promote: return "promote";
+    case Kind::RemoveMember: return "remove-member";
+    case Kind::TransferLeadership: return "transfer-leadership";
     }
     return "?";
 }
@@ -55,6 +59,8 @@ void appendRequest(std::string &out, const Request &r)
         o->set_key(op.key);
         o->set_value(op.value);
     }
+    w.set_node(r.node);
+    w.set_address(r.address);
     appendMessage(out, w);
 }
 
@@ -69,7 +75,7 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
         why = "request: no id";
         return false;
     }
-    if (w.kind() < wire::Request::PUT || w.kind() > wire::Request::STATUS) {
+    if (w.kind() < wire::Request::PUT || w.kind() > wire::Request::TRANSFER_LEADERSHIP) {
         why = "request " + std::to_string(w.id()) + ": unknown kind " + std::to_string(static_cast<int>(w.kind()));
         return false;
     }
@@ -81,8 +87,19 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
         why = "request " + std::to_string(w.id()) + (w.kind() == wire::Request::BATCH ? ": a batch without operations" : ": operations outside a batch");
         return false;
     }
+    const bool membership = w.kind() >= wire::Request::ADD_LEARNER;
+    if (membership != (w.node() != 0)) {
+        why = "request " + std::to_string(w.id()) + (membership ? ": a membership call without a node" : ": a node outside a membership call");
+        return false;
+    }
+    if (w.address().size() > 256) {
+        why = "request " + std::to_string(w.id()) + ": an address over 256 bytes";
+        return false;
+    }
     out = Request{};
     out.version = w.version();
+    out.node = w.node();
+    out.address = w.address();
     out.id = w.id();
     out.deadlineMs = w.deadline_ms();
     out.kind = static_cast<Kind>(w.kind());

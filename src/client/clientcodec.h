@@ -21,7 +21,8 @@ inline constexpr std::uint32_t MaxStatus = 8;      // DEngine::Status::Refused
 inline constexpr std::uint32_t MaxConsistency = 2; // DEngine::Consistency::Local
 inline constexpr std::uint32_t MaxRole = 4;        // DEngine::Role::Leader
 
-enum class Kind : std::uint8_t { Put = 1, Get, Delete, Batch, Scan, Range, Status };
+enum class Kind : std::uint8_t { Put = 1, Get, Delete, Batch, Scan, Range, Status, AddLearner, Promote, RemoveMember, TransferLeadership };
+inline bool isMembership(Kind k) { return k >= Kind::AddLearner; }
 
 struct Operation {
     bool remove = false;
@@ -40,6 +41,8 @@ struct Request {
     std::uint32_t limit = 0;
     std::uint32_t consistency = 0;
     std::vector<Operation> operations;
+    std::uint64_t node = 0;  // membership calls
+    std::string address;     // AddLearner
 };
 
 struct Member {
@@ -78,7 +81,7 @@ void appendRequest(std::string &out, const Request &request);
 void appendResponse(std::string &out, const Response &response);
 
 // Decodes a frame's payload. A request must name a known kind and a consistency level, carry an
-// id, and (for a batch) operations; its version is returned as sent (the server answers a version
+// id, (for a batch) operations, and (for a membership call) a node; its version is returned as sent (the server answers a version
 // it does not speak with a refusal, so the client learns why). A response must carry an id and a
 // known status.
 bool decodeRequest(std::string_view payload, Request &out, std::string &why);

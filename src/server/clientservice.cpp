@@ -279,6 +279,10 @@ void ClientService::handle(Connection &c, std::string &&payload)
     case clientwire::Kind::Range:
         call = m_engine->range(bytes(req.key), bytes(req.end), static_cast<int>(std::min<std::uint32_t>(req.limit, INT32_MAX)), consistency);
         break;
+    case clientwire::Kind::AddLearner: call = m_engine->addLearner(req.node, QString::fromStdString(req.address)); break;
+    case clientwire::Kind::Promote: call = m_engine->promote(req.node); break;
+    case clientwire::Kind::RemoveMember: call = m_engine->removeMember(req.node); break;
+    case clientwire::Kind::TransferLeadership: call = m_engine->transferLeadership(req.node); break;
     case clientwire::Kind::Status: break;
     }
     c.inFlight.emplace(req.id, serial);

@@ -20,7 +20,8 @@ std::string checkRequest(const std::string &payload)
     std::string why;
     if (!decodeRequest(payload, r, why))
         return why.empty() ? "decodeRequest refused without saying why" : std::string();
-    if (r.id == 0 || r.consistency > MaxConsistency || static_cast<int>(r.kind) < 1 || static_cast<int>(r.kind) > 7)
+    if (r.id == 0 || r.consistency > MaxConsistency || static_cast<int>(r.kind) < 1 || static_cast<int>(r.kind) > 11
+        || isMembership(r.kind) != (r.node != 0) || r.address.size() > 256)
         return "decodeRequest took a request that breaks its rules";
     if ((r.kind == Kind::Batch) == r.operations.empty())
         return "decodeRequest took a batch without operations, or operations outside a batch";
@@ -30,7 +31,8 @@ std::string checkRequest(const std::string &payload)
     if (!decodeRequest(std::string_view(frame).substr(transport::FrameHeaderBytes), back, why))
         return "a re-encoded request does not decode: " + why;
     if (back.id != r.id || back.kind != r.kind || back.key != r.key || back.value != r.value || back.end != r.end || back.limit != r.limit
-        || back.operations.size() != r.operations.size() || back.version != r.version || back.deadlineMs != r.deadlineMs)
+        || back.operations.size() != r.operations.size() || back.version != r.version || back.deadlineMs != r.deadlineMs
+        || back.node != r.node || back.address != r.address)
         return "a re-encoded request decodes to another request";
     return {};
 }

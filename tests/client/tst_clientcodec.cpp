@@ -57,6 +57,18 @@ TEST(ClientCodec, requestsAndResponses_roundTrip)
     EXPECT_TRUE(back.operations[1].remove);
     EXPECT_EQ(back.operations[2].key, std::string("\0\xff", 2));
 
+    Request add;
+    add.id = 5;
+    add.kind = Kind::AddLearner;
+    add.node = 4;
+    add.address = "127.0.0.1:7004";
+    std::string aframe;
+    appendRequest(aframe, add);
+    ASSERT_TRUE(decodeRequest(payloadOf(aframe), back, why)) << why;
+    EXPECT_EQ(back.kind, Kind::AddLearner);
+    EXPECT_EQ(back.node, 4u);
+    EXPECT_EQ(back.address, "127.0.0.1:7004");
+
     std::string rframe;
     appendResponse(rframe, sampleStatus());
     Response r;
@@ -95,6 +107,16 @@ TEST(ClientCodec, refusals_sayWhy)
     kind.consistency = 0;
     kind.kind = static_cast<Kind>(42);
     EXPECT_NE(refusal(kind).find("unknown kind"), std::string::npos);
+
+    Request member;
+    member.id = 3;
+    member.kind = Kind::Promote;
+    EXPECT_NE(refusal(member).find("without a node"), std::string::npos);
+    Request node;
+    node.id = 3;
+    node.kind = Kind::Get;
+    node.node = 4;
+    EXPECT_NE(refusal(node).find("outside a membership call"), std::string::npos);
 
     Response bad = sampleStatus();
     bad.status = 200;

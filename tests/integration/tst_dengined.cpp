@@ -46,6 +46,7 @@ private:
     QTemporaryDir m_dir;
     QList<quint16> m_peerPorts, m_clientPorts;
     std::map<NodeId, std::unique_ptr<QProcess>> m_nodes;
+    QList<quint16> m_spare;
 
     QString configPath(NodeId id) const { return m_dir.filePath(QStringLiteral("node%1.json").arg(id)); }
     QString endpoints() const
@@ -120,9 +121,10 @@ private Q_SLOTS:
     void initTestCase()
     {
         QVERIFY(m_dir.isValid());
-        const QList<quint16> ports = freePorts(6);
+        const QList<quint16> ports = freePorts(8);
         m_peerPorts = ports.mid(0, 3);
         m_clientPorts = ports.mid(3, 3);
+        m_spare = ports.mid(6, 2); // node 4's peer and client ports
         for (NodeId id = 1; id <= 3; ++id) {
             writeConfig(id);
             startNode(id);
@@ -210,6 +212,51 @@ private Q_SLOTS:
         QTRY_COMPARE_WITH_TIMEOUT(run({QStringLiteral("status")}).out.count(QStringLiteral("  ready  ")), 3, Long);
     }
 
+    // Membership from the command line: a fourth dengined joins (knowing one member), is added,
+    // promoted, and the leader is removed: it hands over and exits 0; the data is all there.
+    void membership_joinPromoteRemoveTheLeader_fromTheCommandLine()
+    {
+        QFile f(configPath(4));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(QStringLiteral(R"({"nodeId": 4, "dataDirectory": "%1", "insecure": true, "tickIntervalMs": 20, "electionTicks": 10, "join": true,
+              "peers": {"4": "127.0.0.1:%2", "1": "127.0.0.1:%3"}, "server": {"clientAddress": "127.0.0.1:%4"}})")
+                    .arg(m_dir.filePath(QStringLiteral("data4")))
+                    .arg(m_spare[0])
+                    .arg(m_peerPorts[0])
+                    .arg(m_spare[1])
+                    .toUtf8());
+        f.close();
+        startNode(4);
+        QCOMPARE(run({QStringLiteral("put"), QStringLiteral("before"), QStringLiteral("join")}).exitCode, 0);
+        const QString address4 = QStringLiteral("127.0.0.1:%1").arg(m_spare[0]);
+        Cli r = run({QStringLiteral("member"), QStringLiteral("add"), QStringLiteral("4"), address4});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        // Promotion waits for it to catch up (a repeat is safe).
+        QTRY_COMPARE_WITH_TIMEOUT(run({QStringLiteral("member"), QStringLiteral("promote"), QStringLiteral("4")}).exitCode, 0, Long);
+        r = run({QStringLiteral("members")});
+        QCOMPARE(r.out.split(QLatin1Char('\n'), Qt::SkipEmptyParts).size(), 4);
+        QVERIFY2(r.out.contains(QStringLiteral("4  %1  voter").arg(address4)), qPrintable(r.out));
+        QCOMPARE(run({QStringLiteral("member"), QStringLiteral("promote"), QStringLiteral("9")}).exitCode, 4); // Refused: not a member
+        // Node 4 answers clients, with everything written before it joined.
+        const QString four = QStringLiteral("127.0.0.1:%1").arg(m_spare[1]);
+        QTRY_COMPARE_WITH_TIMEOUT(cli({QStringLiteral("--endpoints"), four, QStringLiteral("get"), QStringLiteral("after")}).out,
+                                  QStringLiteral("sigterm\n"), Long);
+
+        const NodeId old = leader();
+        QVERIFY(old != 0);
+        r = run({QStringLiteral("member"), QStringLiteral("remove"), QString::number(old)});
+        QVERIFY2(r.exitCode == 0, qPrintable(r.err));
+        QProcess *p = m_nodes.at(old).get();
+        QTRY_COMPARE_WITH_TIMEOUT(p->state(), QProcess::NotRunning, Long);
+        QCOMPARE(p->exitCode(), 0); // removed: a clean stop
+        QTRY_VERIFY_WITH_TIMEOUT(leader() != 0 && leader() != old, Long);
+        r = cli({QStringLiteral("--endpoints"), four, QStringLiteral("members")});
+        QCOMPARE(r.out.split(QLatin1Char('\n'), Qt::SkipEmptyParts).size(), 3);
+        QCOMPARE(cli({QStringLiteral("--endpoints"), four, QStringLiteral("put"), QStringLiteral("after"), QStringLiteral("removal")}).exitCode, 0);
+        QCOMPARE(cli({QStringLiteral("--endpoints"), four, QStringLiteral("get"), QStringLiteral("before")}).out, QStringLiteral("join\n"));
+        m_clientPorts[int(old - 1)] = m_spare[1]; // the endpoints now: the three members
+    }
+
     void badConfigurations_exitTwo_aTakenClientPortExitsThree()
     {
         QProcess p;
@@ -234,8 +281,13 @@ private Q_SLOTS:
         QVERIFY(p.waitForFinished(Long));
         QCOMPARE(p.exitCode(), 2);
         QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains(QStringLiteral("insecureClients")));
-        // Node 1's own client port is taken (by node 1): a second node 1 exits 3 before it opens anything.
-        p.start(QStringLiteral(DENGINED_PATH), {QStringLiteral("--config"), configPath(1), QStringLiteral("--data-dir"),
+        // A running member's client port is taken (by it): a second copy exits 3 before it opens anything.
+        NodeId running = 0;
+        for (const auto &[id, proc] : m_nodes)
+            if (proc->state() == QProcess::Running)
+                running = id;
+        QVERIFY(running != 0);
+        p.start(QStringLiteral(DENGINED_PATH), {QStringLiteral("--config"), configPath(running), QStringLiteral("--data-dir"),
                                                  m_dir.filePath(QStringLiteral("elsewhere"))});
         QVERIFY(p.waitForFinished(Long));
         QCOMPARE(p.exitCode(), 3);
