@@ -3,8 +3,6 @@
 
 #include "clientwire.pb.h"
 
-#include <cstring>
-
 namespace dengine::clientwire {
 
 namespace {
@@ -12,13 +10,7 @@ namespace {
 void appendMessage(std::string &out, const google::protobuf::MessageLite &m)
 {
     const std::size_t size = m.ByteSizeLong();
-    const auto length = static_cast<std::uint32_t>(size);
-    char header[transport::FrameHeaderBytes];
-    std::memcpy(header, &length, transport::FrameHeaderBytes); // little-endian hosts (x86-64, aarch64)
-    out.append(header, transport::FrameHeaderBytes);
-    const std::size_t at = out.size();
-    out.resize(at + size);
-    m.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t *>(out.data() + at));
+    m.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t *>(transport::appendFrameSpace(out, size)));
 }
 
 } // namespace

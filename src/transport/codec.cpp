@@ -3,8 +3,6 @@
 
 #include "dengine.pb.h"
 
-#include <cstring>
-
 namespace dengine::transport {
 
 namespace {
@@ -12,13 +10,7 @@ namespace {
 void appendFrame(std::string &out, const google::protobuf::MessageLite &msg)
 {
     const std::size_t size = msg.ByteSizeLong();
-    const auto length = static_cast<std::uint32_t>(size);
-    char header[FrameHeaderBytes];
-    std::memcpy(header, &length, FrameHeaderBytes); // little-endian hosts (x86-64, aarch64)
-    out.append(header, FrameHeaderBytes);
-    const std::size_t at = out.size();
-    out.resize(at + size);
-    msg.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t *>(out.data() + at));
+    msg.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t *>(appendFrameSpace(out, size)));
 }
 
 bool knownType(std::uint32_t type) { return type <= static_cast<std::uint32_t>(raft::MessageType::TimeoutNow); }

@@ -5,13 +5,13 @@
 
 namespace dengine::transport {
 
-void appendFramed(std::string &out, std::string_view payload)
+char *appendFrameSpace(std::string &out, std::size_t size)
 {
-    const auto length = static_cast<std::uint32_t>(payload.size());
-    char header[FrameHeaderBytes];
-    std::memcpy(header, &length, FrameHeaderBytes); // little-endian hosts (x86-64, aarch64)
-    out.append(header, FrameHeaderBytes);
-    out.append(payload);
+    const auto length = static_cast<std::uint32_t>(size);
+    const std::size_t at = out.size();
+    out.resize(at + FrameHeaderBytes + size);
+    std::memcpy(out.data() + at, &length, FrameHeaderBytes); // little-endian hosts (x86-64, aarch64)
+    return out.data() + at + FrameHeaderBytes;
 }
 
 FrameReader::Result FrameReader::next(std::string &payload)

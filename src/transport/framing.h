@@ -4,7 +4,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <string_view>
 
 namespace dengine::transport {
 
@@ -13,8 +12,9 @@ namespace dengine::transport {
 // without sharing their generated code.
 inline constexpr std::size_t FrameHeaderBytes = 4;
 
-// Appends `payload` as one frame.
-void appendFramed(std::string &out, std::string_view payload);
+// Appends a frame header for a payload of `size` bytes and room for it; returns where the payload
+// goes (an encoder serializes straight into it, without a copy).
+char *appendFrameSpace(std::string &out, std::size_t size);
 
 // Splits a byte stream into frame payloads. Not thread-safe.
 class FrameReader {
