@@ -21,6 +21,7 @@
 //   engine_bench [--dir DIR] [--seconds S] [--rows put:1,put:16,...] [--node PATH] [--trials N] [--tls]
 #include <dengine/dengine.h>
 
+#include "benchkit.h"
 #include "certs/certs.h"
 
 #include "../tests/auto/common/testports.h"
@@ -59,19 +60,8 @@ double cpuSeconds()
 
 using dengine::test::freePorts;
 
-// Runs the event loop until done() or limitMs pass. It sleeps while nothing happens (a timer wakes
-// it every 5 ms to check): a spinning client would take a core from the nodes it measures.
-void pump(const std::function<bool()> &done, int limitMs)
-{
-    QElapsedTimer t;
-    t.start();
-    QTimer wake;
-    wake.start(5);
-    while (!done() && t.elapsed() < limitMs)
-        QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents);
-}
-
-QByteArray keyOf(quint64 i) { return QByteArray("key") + QByteArray::number(i).rightJustified(13, '0'); }
+using dengine::bench::keyOf;
+using dengine::bench::pump;
 
 struct Row {
     QString load;

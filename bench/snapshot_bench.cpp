@@ -24,6 +24,8 @@
 //   snapshot_bench [--dir DIR] [--writes N] [--clients C] [--keys K] [--seconds S] [--overwrite-keys K] [--parts 1,2,3]
 #include <dengine/dengine.h>
 
+#include "benchkit.h"
+
 #include "../tests/auto/common/testports.h"
 
 #include <QtCore/QCommandLineParser>
@@ -50,18 +52,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using dengine::test::freePorts;
 
-// Runs the event loop until done() or limitMs pass, sleeping while nothing happens.
-void pump(const std::function<bool()> &done, int limitMs)
-{
-    QElapsedTimer t;
-    t.start();
-    QTimer wake;
-    wake.start(5);
-    while (!done() && t.elapsed() < limitMs)
-        QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents);
-}
-
-QByteArray keyOf(quint64 i) { return QByteArray("key") + QByteArray::number(i).rightJustified(13, '0'); }
+using dengine::bench::keyOf;
+using dengine::bench::pump;
 
 // The disk space the files take (allocated blocks: a preallocated segment counts whole).
 qint64 bytesUnder(const QString &path, const QString &pattern = QStringLiteral("*"))
