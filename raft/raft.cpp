@@ -1168,7 +1168,7 @@ bool Raft::restore(const Snapshot &snap)
     return true;
 }
 
-ConfState Raft::confState() const { return m_conf; }
+const ConfState &Raft::confState() const { return m_conf; }
 
 void Raft::broadcastHeartbeat(std::uint64_t round)
 {

@@ -89,7 +89,7 @@ public:
     // paused); a runtime that sends snapshots must report each one, or that follower stays behind.
     void reportSnapshot(NodeId id, bool delivered);
     // The configuration in force: the newest in the log, committed or not (raft/confchange.h).
-    ConfState confState() const;
+    const ConfState &confState() const;
     // The configuration in force at `index` (at or after the log's start): what a snapshot of the
     // state machine at that index records.
     // Nothing (nullopt) for an index before the newest snapshot, which this node no longer knows.

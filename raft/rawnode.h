@@ -116,7 +116,7 @@ public:
     // Raft::reportSnapshot). Every Snapshot message a Ready hands out must be reported once.
     void reportSnapshot(NodeId id, bool delivered) { m_raft.reportSnapshot(id, delivered); }
     // The configuration in force (the newest in the log, committed or not).
-    ConfState confState() const { return m_raft.confState(); }
+    const ConfState &confState() const { return m_raft.confState(); }
     // The configuration at `index`: a snapshot of the state machine at the applied index records
     // confStateAt(applied).
     // Nothing for an index before the newest snapshot (a snapshot installed but not yet handed out

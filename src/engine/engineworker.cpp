@@ -168,8 +168,8 @@ void EngineWorker::start()
     const raft::ConfState current = m_node->confState();
     m_appliedConf = m_node->confStateAt(applied).value_or(current);
     m_appliedConfIndex = applied;
-    m_wasMember = std::find(m_appliedConf.voters.begin(), m_appliedConf.voters.end(), m_config.nodeId) != m_appliedConf.voters.end()
-        || std::find(m_appliedConf.learners.begin(), m_appliedConf.learners.end(), m_config.nodeId) != m_appliedConf.learners.end();
+    const std::vector<raft::NodeId> appliedMembers = raft::members(m_appliedConf);
+    m_wasMember = std::find(appliedMembers.begin(), appliedMembers.end(), m_config.nodeId) != appliedMembers.end();
     if (current == founders) {
         std::vector<raft::NodeId> configured;
         if (!m_config.join)

@@ -260,8 +260,7 @@ void EngineWorker::onConfigurationApplied(const raft::ConfState &cs, raft::Index
     }
     m_appliedConf = cs;
     m_appliedConfIndex = index;
-    const bool member = has(cs.voters, m_config.nodeId) || has(cs.learners, m_config.nodeId) || has(cs.votersOutgoing, m_config.nodeId);
-    if (member) {
+    if (has(after, m_config.nodeId)) {
         m_wasMember = true;
     } else if (m_wasMember && !m_removed) {
         m_removed = true;
@@ -330,7 +329,7 @@ bool EngineWorker::refreshPeers()
 {
     if (!m_transport || !m_node)
         return false;
-    const raft::ConfState logConf = m_node->confState();
+    const raft::ConfState &logConf = m_node->confState(); // checked on every Ready: no copy unless it changed
     const auto &book = m_kv.memberAddresses();
     const bool bookChanged = book != m_peersBook;
     if (!bookChanged && logConf == m_peersConf && !m_peersDirty)

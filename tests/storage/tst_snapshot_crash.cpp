@@ -98,6 +98,19 @@ raft::ConfState voters()
     return cs;
 }
 
+// The log as the scenario writes it and as a start reads it back: small segments, so that
+// compaction drops whole ones.
+WalOptions walOptions(FileSystem &fs)
+{
+    WalOptions o;
+    o.dir = Dir;
+    o.segmentBytes = 16384;
+    o.cacheBytes = 8192;
+    o.fs = &fs;
+    o.bootstrap = voters();
+    return o;
+}
+
 struct ScenarioRun {
     std::unique_ptr<FaultyFileSystem> fs;
     raft::Index acknowledged = 0; // the last index a sync, compaction or reset made durable
@@ -113,12 +126,7 @@ ScenarioRun runUntil(std::uint64_t crashAt)
     FaultyFileSystem &fs = *run.fs;
     if (crashAt)
         fs.crashAtOperation(crashAt);
-    WalOptions o;
-    o.dir = Dir;
-    o.segmentBytes = 16384;
-    o.cacheBytes = 8192;
-    o.fs = &fs;
-    o.bootstrap = voters();
+    const WalOptions o = walOptions(fs);
     std::unique_ptr<Wal> wal;
     std::string step = "open";
     const auto failed = [&](const StorageStatus &st) {
@@ -222,12 +230,7 @@ ScenarioRun runUntil(std::uint64_t crashAt)
 // Starts a node on what the power cut left, as the engine does; empty when it checks out.
 std::string recoverAndCheck(FaultyFileSystem &fs, raft::Index acknowledged)
 {
-    WalOptions o;
-    o.dir = Dir;
-    o.segmentBytes = 16384;
-    o.cacheBytes = 8192;
-    o.fs = &fs;
-    o.bootstrap = voters();
+    const WalOptions o = walOptions(fs);
     std::unique_ptr<Wal> wal;
     if (StorageStatus st = Wal::open(o, wal); !st)
         return "the log does not open: " + st.message;
