@@ -4,6 +4,7 @@
 #include "raft/payload.h"
 #include "raft/types.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,12 @@ inline bool isJoint(const ConfState &cs) { return !cs.votersOutgoing.empty(); }
 
 // Every member (voters old and new, learners), sorted and unique.
 std::vector<NodeId> members(const ConfState &cs);
+// Whether `id` is one of them.
+inline bool isMember(const ConfState &cs, NodeId id)
+{
+    const auto in = [id](const std::vector<NodeId> &ids) { return std::find(ids.begin(), ids.end(), id) != ids.end(); };
+    return in(cs.voters) || in(cs.learners) || in(cs.votersOutgoing) || in(cs.learnersNext);
+}
 
 // Wire forms. A proposal carries operations; the log entry carries the resulting configuration.
 Payload encodeConfChangeOps(const std::vector<ConfChangeOp> &ops);

@@ -168,8 +168,7 @@ void EngineWorker::start()
     const raft::ConfState current = m_node->confState();
     m_appliedConf = m_node->confStateAt(applied).value_or(current);
     m_appliedConfIndex = applied;
-    const std::vector<raft::NodeId> appliedMembers = raft::members(m_appliedConf);
-    m_wasMember = std::find(appliedMembers.begin(), appliedMembers.end(), m_config.nodeId) != appliedMembers.end();
+    m_wasMember = raft::isMember(m_appliedConf, m_config.nodeId);
     if (current == founders) {
         std::vector<raft::NodeId> configured;
         if (!m_config.join)
@@ -210,10 +209,7 @@ void EngineWorker::start()
     for (auto it = m_config.peers.cbegin(); it != m_config.peers.cend(); ++it)
         to.peers.insert(it.key(), it.value());
     to.listenAddress = m_config.listenAddress;
-    {
-        const std::vector<raft::NodeId> members = raft::members(m_node->confState());
-        to.acceptNonMembers = std::find(members.begin(), members.end(), m_config.nodeId) == members.end();
-    }
+    to.acceptNonMembers = !raft::isMember(m_node->confState(), m_config.nodeId);
     to.maxFrameBytes = static_cast<quint32>(std::min<qint64>(EngineLimits::maxFrameBytes(m_config), UINT32_MAX));
     to.snapshots = m_snapshots.get();
     to.onSnapshotSent = [this](raft::NodeId id, bool delivered) {
@@ -321,7 +317,7 @@ void EngineWorker::stopGracefully()
     if (m_node && m_role == raft::Role::Leader && m_node->confState().voters.size() > 1) {
         raft::NodeId best = raft::NoNode;
         raft::Index bestMatch = 0;
-        const std::vector<raft::NodeId> voters = m_node->confState().voters;
+        const std::vector<raft::NodeId> &voters = m_node->confState().voters;
         for (const auto &[id, pr] : m_node->raft().progress()) {
             if (id == m_config.nodeId || !pr.recentActive || std::find(voters.begin(), voters.end(), id) == voters.end())
                 continue; // a learner cannot lead
@@ -423,8 +419,7 @@ void EngineWorker::submit(std::shared_ptr<EngineRequest> request)
         request->complete(baseResult(DEngine::Status::Busy, QStringLiteral("too many calls in flight (maxPendingRequests)")));
         return;
     }
-    const bool read = request->kind != EngineRequest::Kind::Write && request->kind != EngineRequest::Kind::Membership;
-    if (read && request->consistency == DEngine::Consistency::Local) {
+    if (!request->changesState() && request->consistency == DEngine::Consistency::Local) {
         Pending p;
         p.request = std::move(request);
         serveRead(p);
@@ -853,7 +848,7 @@ void EngineWorker::failPending(DEngine::Status status, const QString &why)
     for (auto &[id, p] : m_pending) {
         // A write already handed to a leader may still be committed by the others: its outcome is
         // unknown (Timeout), unlike calls that never left this node, which get `status`.
-        const bool unknown = (p.request->kind == EngineRequest::Kind::Write || p.request->kind == EngineRequest::Kind::Membership) && p.proposed;
+        const bool unknown = p.request->changesState() && p.proposed;
         p.request->complete(unknown ? baseResult(DEngine::Status::Timeout,
                                                  QStringLiteral("%1; the write had reached a leader and may or may not take effect").arg(why))
                                     : baseResult(status, why));
@@ -872,7 +867,7 @@ void EngineWorker::expire()
         if (it == m_pending.end())
             continue;
         const Pending &p = it->second;
-        const bool write = p.request->kind == EngineRequest::Kind::Write || p.request->kind == EngineRequest::Kind::Membership;
+        const bool write = p.request->changesState();
         // Never handed to a leader: certainly not carried out. Otherwise the outcome is unknown.
         if (!p.proposed && !p.waitingFor.isEmpty())
             finish(id, baseResult(DEngine::Status::Timeout, p.waitingFor));

@@ -78,6 +78,8 @@ struct EngineRequest {
     std::shared_ptr<ResultCourier> courier;
     qint64 bytes = 0; // what the call counts against maxPendingBytes
 
+    // A write or a membership change: once handed to a leader, its outcome is unknown until applied.
+    bool changesState() const { return kind == Kind::Write || kind == Kind::Membership; }
     // Finishes the call (once): its future finishes on the owner thread.
     void complete(DEngineResult result) { courier->deliver(promise, std::move(result), bytes); }
 };

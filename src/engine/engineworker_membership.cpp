@@ -260,7 +260,7 @@ void EngineWorker::onConfigurationApplied(const raft::ConfState &cs, raft::Index
     }
     m_appliedConf = cs;
     m_appliedConfIndex = index;
-    if (has(after, m_config.nodeId)) {
+    if (raft::isMember(cs, m_config.nodeId)) {
         m_wasMember = true;
     } else if (m_wasMember && !m_removed) {
         m_removed = true;
