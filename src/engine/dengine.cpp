@@ -96,7 +96,7 @@ std::string toStd(const QByteArray &b) { return std::string(b.constData(), stati
 
 } // namespace
 
-DEngine::DEngine(const DEngineConfig &config, QObject *parent) : QObject(parent), d(std::make_unique<DEnginePrivate>(this, config))
+DEngine::DEngine(const DEngineConfig &config, QObject *parent) : DEngineInterface(parent), d(std::make_unique<DEnginePrivate>(this, config))
 {
     if (!config.join)
         d->voters = config.peers.keys();
@@ -325,64 +325,6 @@ void DEnginePrivate::onWorkerFinished()
 
 void DEngine::stop() { d->beginStop(); } // nothing to do unless running
 
-namespace {
-// Runs a local event loop until `until` quits it or the deadline passes.
-template <typename Connect> void waitIn(QDeadlineTimer deadline, Connect until)
-{
-    QEventLoop loop;
-    QTimer timer;
-    timer.setSingleShot(true);
-    QObject::connect(&timer, &QTimer::timeout, &loop, &QEventLoop::quit);
-    until(loop);
-    if (!deadline.isForever())
-        timer.start(static_cast<int>(std::clamp<qint64>(deadline.remainingTime(), 0, INT_MAX)));
-    loop.exec();
-}
-} // namespace
-
-bool DEngine::waitForReady(QDeadlineTimer deadline)
-{
-    if (d->ready || d->state != DEnginePrivate::State::Running)
-        return d->ready;
-    waitIn(deadline, [this](QEventLoop &loop) {
-        connect(this, &DEngine::ready, &loop, &QEventLoop::quit);
-        connect(this, &DEngine::stopping, &loop, &QEventLoop::quit);
-    });
-    return d->ready;
-}
-
-bool DEngine::waitForStopped(QDeadlineTimer deadline)
-{
-    if (d->state == DEnginePrivate::State::Idle || d->state == DEnginePrivate::State::Stopped)
-        return true;
-    waitIn(deadline, [this](QEventLoop &loop) { connect(this, &DEngine::stopped, &loop, &QEventLoop::quit); });
-    return d->state == DEnginePrivate::State::Stopped;
-}
-
-DEngineResult DEngine::waitForResult(const QFuture<DEngineResult> &future, QDeadlineTimer deadline)
-{
-    if (!future.isFinished()) {
-        QEventLoop loop;
-        QFutureWatcher<DEngineResult> watcher;
-        QTimer timer;
-        timer.setSingleShot(true);
-        QObject::connect(&watcher, &QFutureWatcherBase::finished, &loop, &QEventLoop::quit);
-        QObject::connect(&timer, &QTimer::timeout, &loop, &QEventLoop::quit);
-        watcher.setFuture(future);
-        if (!deadline.isForever())
-            timer.start(static_cast<int>(std::clamp<qint64>(deadline.remainingTime(), 0, INT_MAX)));
-        if (!future.isFinished())
-            loop.exec();
-    }
-    if (future.isFinished() && future.resultCount() > 0)
-        return future.result();
-    DEngineResult r;
-    r.status = Status::Timeout;
-    r.message = future.isCanceled() ? QStringLiteral("the call was abandoned (the engine was destroyed)")
-                                    : QStringLiteral("waitForResult: the deadline passed before the call finished");
-    return r;
-}
-
 NodeId DEngine::nodeId() const { return d->config.nodeId; }
 DEngine::State DEngine::state() const { return d->state; }
 DEngine::Error DEngine::error() const { return d->error; }
@@ -390,7 +332,6 @@ QString DEngine::errorString() const { return d->errorString; }
 NodeId DEngine::currentLeader() const { return d->leader; }
 quint64 DEngine::currentTerm() const { return d->term; }
 bool DEngine::isReady() const { return d->ready; }
-bool DEngine::isRunning() const { return d->state == DEnginePrivate::State::Running || d->state == DEnginePrivate::State::Stopping; }
 DEngine::Role DEngine::role() const { return d->role; }
 quint64 DEngine::commitIndex() const { return d->commit; }
 quint64 DEngine::appliedIndex() const { return d->applied; }
@@ -544,19 +485,6 @@ QFuture<DEngineResult> DEngine::range(const QByteArray &begin, const QByteArray 
         r.end = toStd(end);
         r.limit = static_cast<std::size_t>(limit);
     });
-}
-
-QByteArray DEngine::prefixEnd(const QByteArray &prefix)
-{
-    QByteArray end = prefix;
-    while (!end.isEmpty()) {
-        if (static_cast<unsigned char>(end.back()) != 0xff) {
-            end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
-            return end;
-        }
-        end.chop(1);
-    }
-    return end;
 }
 
 // ---- the application's state machine ------------------------------------------------------------

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <dengine/dengine_global.h>
+
+#include <QtCore/QByteArray>
+#include <QtCore/QDeadlineTimer>
+#include <QtCore/QFuture>
+#include <QtCore/QList>
+#include <QtCore/QMetaType>
+#include <QtCore/QObject>
+#include <QtCore/QString>
+
+struct DEngineResult;
+struct DEngineOperation;
+
+// What DEngine (a node embedded in this process, dengine/dengine.h) and DEngineClient (a client of
+// a standalone cluster, dengine/dengineclient.h) have in common: the lifecycle signals and the
+// properties a status view binds to, and the key-value and membership calls. Code written against
+// this class (a tool, a status view, the QML module, an application's data layer) works with
+// either; tests run one behavioural body against both.
+//
+// The contract (the lifecycle document) is the same for both; where they differ, the subclass says
+// so. In short: start() -> ready() once the object knows its term's leader and that leader's first
+// entry has been applied (on this node; for a client, on the member it talks to) -> ... -> stop()
+// -> stopping() -> stopped(). Every transition is delivered in order, on the owner thread (the
+// thread the object lives on); a getter called in a slot returns what the signal announced.
+//
+// Threads: call every method on the owner thread. Nothing blocks except waitForReady(),
+// waitForStopped() and waitForResult(), which run a local event loop.
+class DENGINE_EXPORT DEngineInterface : public QObject {
+    Q_OBJECT
+    Q_PROPERTY(NodeId currentLeader READ currentLeader NOTIFY leaderChanged)
+    Q_PROPERTY(quint64 currentTerm READ currentTerm NOTIFY termChanged)
+    Q_PROPERTY(bool isReady READ isReady NOTIFY readyChanged)
+    Q_PROPERTY(Role role READ role NOTIFY roleChanged)
+    Q_PROPERTY(quint64 commitIndex READ commitIndex NOTIFY commitIndexChanged)
+    Q_PROPERTY(quint64 appliedIndex READ appliedIndex NOTIFY appliedIndexChanged)
+    Q_PROPERTY(QList<NodeId> members READ members NOTIFY membersChanged)
+    Q_PROPERTY(QList<NodeId> voters READ voters NOTIFY membersChanged)
+    Q_PROPERTY(QList<NodeId> learners READ learners NOTIFY membersChanged)
+    Q_PROPERTY(NodeId nodeId READ nodeId NOTIFY nodeIdChanged)
+    Q_PROPERTY(State state READ state NOTIFY stateChanged)
+    Q_PROPERTY(Error error READ error NOTIFY errorOccurred)
+    Q_PROPERTY(QString errorString READ errorString NOTIFY errorOccurred)
+
+public:
+    // The closed set of outcomes of a call.
+    enum class Status {
+        Ok,
+        NotFound,        // get: the key does not exist
+        Stopping,        // the engine (or client) is not running, or stopping: the call was not carried out
+        Timeout,         // no answer within the request timeout: a write may or may not have happened
+        InvalidArgument, // empty or oversized key or value, batch too large: nothing was written
+        NoQuorum,        // no leader (for a client: no member) could be reached in time: the call was
+                         // not carried out
+        Busy,            // too many calls in flight (maxPendingRequests): nothing was done
+        StorageFailure,  // the node's storage failed; the engine is stopping
+        Refused,         // a membership call that cannot be carried out as asked (the node is not a
+                         // member, or is this one; leadership to a learner): nothing changed
+    };
+    Q_ENUM(Status)
+
+    // How fresh a read must be.
+    enum class Consistency {
+        Linearizable, // sees every write acknowledged before the call (ReadIndex; any node; no clocks)
+        Lease,        // served by the leader from its lease when DEngineConfig::leaseReads is on
+                      // (bounded clock drift assumed, see there); otherwise as Linearizable
+        Local,        // the answering node's state right now: at once, possibly behind
+    };
+    Q_ENUM(Consistency)
+
+    enum class Role { Stopped, Follower, PreCandidate, Candidate, Leader };
+    Q_ENUM(Role)
+
+    // Where the object is in its life: Idle (made, never started), Running (from start() until
+    // stopping()), Stopping, Stopped (after stopped(); start() may be called again).
+    enum class State { Idle, Running, Stopping, Stopped };
+    Q_ENUM(State)
+
+    enum class Error {
+        NoError,
+        ConfigurationError,  // the configuration is invalid (the message names the field)
+        AddressInUse,        // the listen address is taken
+        DataDirectoryLocked, // another process uses the data directory
+        CorruptData,         // the data directory holds damaged data (the message names file and offset)
+        StorageFailure,      // a write or fsync failed, or the disk is full
+        CertificateError,    // a TLS file is missing, unreadable, expired, not the authority's, or names
+                             // another node (the message names the field and the file)
+        ConnectionError,     // a client: no endpoint answered, or one refused the client (the message
+                             // says which and why); the client goes on trying
+    };
+    Q_ENUM(Error)
+
+    // Starts: an engine opens its data directory and joins its cluster; a client connects. Allowed
+    // when Idle or Stopped; false at once if running or stopping, or the configuration is invalid
+    // (after errorOccurred). Later failures arrive as errorOccurred. Does not block.
+    virtual bool start() = 0;
+    // Begins a graceful shutdown: stopping() at once (unless already stopping), stopped() once
+    // finished, within a bounded time. Calls in flight finish with a status, none hangs.
+    // Idempotent; a no-op before start(). Does not block.
+    virtual void stop() = 0;
+    // Blocks (running a local event loop) until ready() or the deadline. Returns isReady().
+    bool waitForReady(QDeadlineTimer deadline);
+    bool waitForReady(int msecs = 30000) { return waitForReady(QDeadlineTimer(msecs)); }
+    // Blocks (running a local event loop) until stopped() or the deadline. True once stopped
+    // (also when never started).
+    bool waitForStopped(QDeadlineTimer deadline);
+    bool waitForStopped(int msecs = 30000) { return waitForStopped(QDeadlineTimer(msecs)); }
+    // Blocks (running a local event loop on the calling thread) until `future` finishes or the
+    // deadline passes; returns its result, or a Timeout result with a message. Any thread with an
+    // event loop; on the owner thread it is the way to wait for one call.
+    static DEngineResult waitForResult(const QFuture<DEngineResult> &future, QDeadlineTimer deadline = QDeadlineTimer(30000));
+    // The first key after every key that starts with `prefix` (empty: none, the prefix is all 0xff
+    // bytes or empty): the end of a range() over that prefix.
+    static QByteArray prefixEnd(const QByteArray &prefix);
+
+    // The node this object is (an engine), or the member it talks to (a client; 0 when none).
+    virtual NodeId nodeId() const = 0;
+    virtual State state() const = 0;
+    bool isRunning() const { return state() == State::Running || state() == State::Stopping; } // between start() and stopped()
+    // The last error reported by errorOccurred since start() (NoError and empty before any).
+    virtual Error error() const = 0;
+    virtual QString errorString() const = 0;
+    virtual NodeId currentLeader() const = 0;
+    virtual quint64 currentTerm() const = 0;
+    virtual bool isReady() const = 0;
+    // The role of this node (a client: of the member it talks to; Stopped when none).
+    virtual Role role() const = 0;
+    // This node's (a client: its member's) commit and applied indexes; an engine reports every
+    // change, a client at most a few times a second.
+    virtual quint64 commitIndex() const = 0;
+    virtual quint64 appliedIndex() const = 0;
+    // The applied configuration: every member (voters and learners), the voters, the learners,
+    // sorted; membersChanged() announces a change.
+    virtual QList<NodeId> members() const = 0;
+    virtual QList<NodeId> voters() const = 0;
+    virtual QList<NodeId> learners() const = 0;
+    // Where a member listens for peers ("host:port"), from the cluster's replicated address book;
+    // empty when unknown.
+    virtual QString memberAddress(NodeId id) const = 0;
+
+    // ---- key-value calls: on the owner thread; never block; every future finishes ----
+    // Each result carries a status, the leader the answering node knew, and the revision (log index)
+    // the answer reflects. Futures finish on the owner thread, from its event loop: a continuation
+    // (QFuture::then, with or without a context) runs there, and may call this object. Do not block
+    // the owner thread in QFuture::waitForFinished() or result() before the future is finished: use
+    // waitForResult(). Calls in flight are bounded: past the bound a call fails at once with Busy.
+
+    // Writes succeed once durable (fsynced) on a majority and applied on the node that took the call.
+    virtual QFuture<DEngineResult> put(const QByteArray &key, const QByteArray &value) = 0;
+    virtual QFuture<DEngineResult> remove(const QByteArray &key) = 0;
+    // All operations apply at one log index, or none do.
+    virtual QFuture<DEngineResult> batch(const QList<DEngineOperation> &operations) = 0;
+    virtual QFuture<DEngineResult> get(const QByteArray &key, Consistency consistency = Consistency::Linearizable) = 0;
+    // Keys starting with `prefix`, in order, at most `limit` (0: no limit of the caller's), and never
+    // more than the node's maxScanItems and maxScanBytes: when more keys follow, the result's
+    // nextKey is the first of them; continue with range(nextKey, prefixEnd(prefix)).
+    virtual QFuture<DEngineResult> scan(const QByteArray &prefix, int limit = 0, Consistency consistency = Consistency::Linearizable) = 0;
+    // Keys in [begin, end) in order (an empty `end`: no upper bound), limited as scan() is;
+    // continue with range(nextKey, end).
+    virtual QFuture<DEngineResult> range(const QByteArray &begin, const QByteArray &end, int limit = 0,
+                                         Consistency consistency = Consistency::Linearizable) = 0;
+
+    // ---- membership (DEngine documents the rules): on the owner thread; never block ----
+    virtual QFuture<DEngineResult> addLearner(NodeId id, const QString &address) = 0;
+    virtual QFuture<DEngineResult> promote(NodeId id) = 0;
+    virtual QFuture<DEngineResult> removeMember(NodeId id) = 0;
+    virtual QFuture<DEngineResult> transferLeadership(NodeId id) = 0;
+
+Q_SIGNALS:
+    // The lifecycle document says when each fires; all come on the owner thread, in order.
+    void ready();
+    void stopping();
+    void stopped();
+    void leaderChanged(NodeId leader);
+    void termChanged(quint64 term);
+    void firstCommit(quint64 index);
+    void errorOccurred(DEngineInterface::Error error, const QString &message);
+    void readyChanged(bool ready);
+    void roleChanged(DEngineInterface::Role role);
+    void commitIndexChanged(quint64 index);
+    void appliedIndexChanged(quint64 index);
+    void stateChanged(DEngineInterface::State state);
+    // The applied configuration changed (members(), voters(), learners(), memberAddress()).
+    void membersChanged();
+    // nodeId() changed: a client moved to another member (an engine's never changes).
+    void nodeIdChanged(NodeId nodeId);
+
+protected:
+    explicit DEngineInterface(QObject *parent = nullptr);
+};
+
+// One operation of a batch. A gadget: usable from QML and in a QVariant.
+struct DENGINE_EXPORT DEngineOperation {
+    Q_GADGET
+    Q_PROPERTY(Kind kind MEMBER kind)
+    Q_PROPERTY(QByteArray key MEMBER key)
+    Q_PROPERTY(QByteArray value MEMBER value)
+public:
+    enum class Kind { Put, Remove };
+    Q_ENUM(Kind)
+    Kind kind = Kind::Put;
+    QByteArray key;
+    QByteArray value;
+    static DEngineOperation put(QByteArray key, QByteArray value) { return {Kind::Put, std::move(key), std::move(value)}; }
+    static DEngineOperation remove(QByteArray key) { return {Kind::Remove, std::move(key), {}}; }
+};
+
+struct DENGINE_EXPORT DEngineKeyValue {
+    Q_GADGET
+    Q_PROPERTY(QByteArray key MEMBER key)
+    Q_PROPERTY(QByteArray value MEMBER value)
+public:
+    QByteArray key;
+    QByteArray value;
+    friend bool operator==(const DEngineKeyValue &, const DEngineKeyValue &) = default;
+};
+
+// The outcome of a call. A gadget: its fields are properties (QML, QVariant).
+struct DENGINE_EXPORT DEngineResult {
+    Q_GADGET
+    Q_PROPERTY(DEngineInterface::Status status MEMBER status)
+    Q_PROPERTY(QByteArray value MEMBER value)
+    Q_PROPERTY(QList<DEngineKeyValue> items MEMBER items)
+    Q_PROPERTY(QByteArray nextKey MEMBER nextKey)
+    Q_PROPERTY(quint64 revision MEMBER revision)
+    Q_PROPERTY(NodeId leaderHint MEMBER leaderHint)
+    Q_PROPERTY(QString message MEMBER message)
+    Q_PROPERTY(bool ok READ ok)
+public:
+    DEngineInterface::Status status = DEngineInterface::Status::Ok;
+    QByteArray value;             // get
+    QList<DEngineKeyValue> items; // scan, range
+    QByteArray nextKey;           // scan, range: more keys follow from this one (empty: no more)
+    quint64 revision = 0;         // the log index the answer reflects (a write's own index)
+    NodeId leaderHint = 0;        // the leader as the answering node knew it
+    QString message;              // why, when not Ok
+    bool ok() const { return status == DEngineInterface::Status::Ok; }
+};
+
+Q_DECLARE_METATYPE(DEngineResult)
+Q_DECLARE_METATYPE(DEngineKeyValue)
+Q_DECLARE_METATYPE(DEngineOperation)
