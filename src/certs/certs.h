@@ -32,6 +32,14 @@ bool createAuthority(const std::string &dir, const Options &options, std::string
 // Refuses to overwrite. On failure returns false and sets *error (naming the file).
 bool createMember(const std::string &dir, std::uint64_t node, const Options &options, std::string *error);
 
+// "<name>.client.c<cluster>.dengine": the name a client's certificate carries (it names no member).
+std::string clientName(const std::string &name, std::uint64_t cluster);
+
+// Creates DIR/client-<name>.pem and DIR/client-<name>.key for a client (DEngineClient, the dengine
+// command line), signed by DIR/ca.pem and DIR/ca.key: members accept it on their client port, and
+// it passes for no member. `name`: letters, digits, '-' and '_'. Refuses to overwrite.
+bool createClient(const std::string &dir, const std::string &name, const Options &options, std::string *error);
+
 // The same as createMember, with explicit file names and any authority (tests make strangers' and
 // expired certificates this way); `name` overrides the member name when not empty.
 bool createCertificate(const std::string &caCertPath, const std::string &caKeyPath, const std::string &certPath,
@@ -39,7 +47,7 @@ bool createCertificate(const std::string &caCertPath, const std::string &caKeyPa
 
 // Checks a member's files before it starts, as its peers will: the authority file holds at least
 // one certificate; the certificate is signed by it, valid now (not expired, not yet valid), and
-// names `expectedName`; the key file holds the certificate's private key. On failure returns false
+// names `expectedName` (any name when empty); the key file holds the certificate's private key. On failure returns false
 // and sets *error to a sentence that names the file at fault.
 bool checkMember(const std::string &caPath, const std::string &certPath, const std::string &keyPath, const std::string &expectedName,
                  std::string *error);

@@ -279,6 +279,7 @@ int main(int argc, char **argv)
         case clientwire::Kind::AddLearner:
         case clientwire::Kind::Promote:
         case clientwire::Kind::RemoveMember:
+        case clientwire::Kind::Subscribe:
         case clientwire::Kind::TransferLeadership:
             if (json)
                 printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("revision"), QString::number(r->revision)}});

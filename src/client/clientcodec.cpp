@@ -29,6 +29,7 @@ const char *kindName(Kind kind)
     case Kind::Promote: return "promote";
     case Kind::RemoveMember: return "remove-member";
     case Kind::TransferLeadership: return "transfer-leadership";
+    case Kind::Subscribe: return "subscribe";
     }
     return "?";
 }
@@ -53,6 +54,7 @@ void appendRequest(std::string &out, const Request &r)
     }
     w.set_node(r.node);
     w.set_address(r.address);
+    w.set_heartbeat_ms(r.heartbeatMs);
     appendMessage(out, w);
 }
 
@@ -67,7 +69,7 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
         why = "request: no id";
         return false;
     }
-    if (w.kind() < wire::Request::PUT || w.kind() > wire::Request::TRANSFER_LEADERSHIP) {
+    if (w.kind() < wire::Request::PUT || w.kind() > wire::Request::SUBSCRIBE) {
         why = "request " + std::to_string(w.id()) + ": unknown kind " + std::to_string(static_cast<int>(w.kind()));
         return false;
     }
@@ -79,7 +81,7 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
         why = "request " + std::to_string(w.id()) + (w.kind() == wire::Request::BATCH ? ": a batch without operations" : ": operations outside a batch");
         return false;
     }
-    const bool membership = w.kind() >= wire::Request::ADD_LEARNER;
+    const bool membership = isMembership(static_cast<Kind>(w.kind()));
     if (membership != (w.node() != 0)) {
         why = "request " + std::to_string(w.id()) + (membership ? ": a membership call without a node" : ": a node outside a membership call");
         return false;
@@ -92,6 +94,7 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
     out.version = w.version();
     out.node = w.node();
     out.address = w.address();
+    out.heartbeatMs = w.heartbeat_ms();
     out.id = w.id();
     out.deadlineMs = w.deadline_ms();
     out.kind = static_cast<Kind>(w.kind());
@@ -137,6 +140,14 @@ void appendResponse(std::string &out, const Response &r)
             wm->set_learner(m.learner);
         }
         n->set_version(r.node.version);
+        n->set_first_commit(r.node.firstCommit);
+        n->set_client_address(r.node.clientAddress);
+        n->set_stopping(r.node.stopping);
+    }
+    for (const Event &e : r.events) {
+        wire::Event *we = w.add_events();
+        we->set_kind(static_cast<wire::Event::Kind>(e.kind));
+        we->set_value(e.value);
     }
     appendMessage(out, w);
 }
@@ -159,6 +170,12 @@ bool decodeResponse(std::string_view payload, Response &out, std::string &why)
     if (w.has_node() && (w.node().role() > MaxRole || w.node().node_id() == 0)) {
         why = "response " + std::to_string(w.id()) + ": a malformed node status";
         return false;
+    }
+    for (const wire::Event &e : w.events()) {
+        if (e.kind() < wire::Event::LEADER || e.kind() > wire::Event::ROLE || (e.kind() == wire::Event::ROLE && e.value() > MaxRole)) {
+            why = "response " + std::to_string(w.id()) + ": an unknown event";
+            return false;
+        }
     }
     out = Response{};
     out.id = w.id();
@@ -184,7 +201,13 @@ bool decodeResponse(std::string_view payload, Response &out, std::string &why)
         for (const wire::Member &m : n.members())
             out.node.members.push_back(Member{m.id(), m.address(), m.learner()});
         out.node.version = n.version();
+        out.node.firstCommit = n.first_commit();
+        out.node.clientAddress = n.client_address();
+        out.node.stopping = n.stopping();
     }
+    out.events.reserve(static_cast<std::size_t>(w.events_size()));
+    for (const wire::Event &e : w.events())
+        out.events.push_back(Event{static_cast<Event::Kind>(e.kind()), e.value()});
     return true;
 }
 

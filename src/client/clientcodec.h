@@ -21,8 +21,8 @@ inline constexpr std::uint32_t MaxStatus = 8;      // DEngine::Status::Refused
 inline constexpr std::uint32_t MaxConsistency = 2; // DEngine::Consistency::Local
 inline constexpr std::uint32_t MaxRole = 4;        // DEngine::Role::Leader
 
-enum class Kind : std::uint8_t { Put = 1, Get, Delete, Batch, Scan, Range, Status, AddLearner, Promote, RemoveMember, TransferLeadership };
-inline bool isMembership(Kind k) { return k >= Kind::AddLearner; }
+enum class Kind : std::uint8_t { Put = 1, Get, Delete, Batch, Scan, Range, Status, AddLearner, Promote, RemoveMember, TransferLeadership, Subscribe };
+inline bool isMembership(Kind k) { return k >= Kind::AddLearner && k <= Kind::TransferLeadership; }
 
 struct Operation {
     bool remove = false;
@@ -43,6 +43,7 @@ struct Request {
     std::vector<Operation> operations;
     std::uint64_t node = 0;  // membership calls
     std::string address;     // AddLearner
+    std::uint32_t heartbeatMs = 0; // Subscribe
 };
 
 struct Member {
@@ -61,6 +62,17 @@ struct NodeStatus {
     bool ready = false;
     std::vector<Member> members;
     std::string version;
+    std::uint64_t firstCommit = 0; // the current term's first entry, once applied here
+    std::string clientAddress;
+    bool stopping = false;
+};
+
+// A lifecycle transition of the member (Subscribe), numbered as on the wire.
+struct Event {
+    enum class Kind : std::uint8_t { Leader = 1, Term, FirstCommit, Ready, Stopping, Members, Role };
+    Kind kind = Kind::Leader;
+    std::uint64_t value = 0;
+    friend bool operator==(const Event &, const Event &) = default;
 };
 
 struct Response {
@@ -74,6 +86,7 @@ struct Response {
     std::string nextKey;
     bool hasNode = false;
     NodeStatus node;
+    std::vector<Event> events;
 };
 
 // Appends one framed message to `out`.
@@ -81,7 +94,8 @@ void appendRequest(std::string &out, const Request &request);
 void appendResponse(std::string &out, const Response &response);
 
 // Decodes a frame's payload. A request must name a known kind and a consistency level, carry an
-// id, (for a batch) operations, and (for a membership call) a node; its version is returned as sent (the server answers a version
+// id, (for a batch) operations, and (for a membership call) a node;
+// events must be of known kinds (a role within the roles); its version is returned as sent (the server answers a version
 // it does not speak with a refusal, so the client learns why). A response must carry an id and a
 // known status.
 bool decodeRequest(std::string_view payload, Request &out, std::string &why);

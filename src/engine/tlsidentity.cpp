@@ -32,6 +32,19 @@ quint64 TlsIdentity::memberOf(const QSslCertificate &certificate, quint64 cluste
 
 std::shared_ptr<const TlsIdentity> TlsIdentity::load(const DEngineConfig &config, QString *error)
 {
+    return loadFiles(config.tlsCaFile, config.tlsCertificateFile, config.tlsKeyFile, config.clusterId,
+                     certs::memberName(config.nodeId, config.clusterId), error);
+}
+
+std::shared_ptr<const TlsIdentity> TlsIdentity::loadClient(const QString &caFile, const QString &certificateFile, const QString &keyFile,
+                                                           quint64 cluster, QString *error)
+{
+    return loadFiles(caFile, certificateFile, keyFile, cluster, {}, error);
+}
+
+std::shared_ptr<const TlsIdentity> TlsIdentity::loadFiles(const QString &caFile, const QString &certificateFile, const QString &keyFile,
+                                                          quint64 cluster, const std::string &expectedName, QString *error)
+{
     const auto fail = [&](const QString &why) -> std::shared_ptr<const TlsIdentity> {
         if (error)
             *error = why;
@@ -41,23 +54,22 @@ std::shared_ptr<const TlsIdentity> TlsIdentity::load(const DEngineConfig &config
         return fail(QStringLiteral("TLS: this Qt has no TLS backend (the OpenSSL plugin); install it, or set insecure"));
     // The checks a peer will make, first, with a message naming the file.
     std::string why;
-    if (!certs::checkMember(config.tlsCaFile.toStdString(), config.tlsCertificateFile.toStdString(), config.tlsKeyFile.toStdString(),
-                            certs::memberName(config.nodeId, config.clusterId), &why))
+    if (!certs::checkMember(caFile.toStdString(), certificateFile.toStdString(), keyFile.toStdString(), expectedName, &why))
         return fail(QStringLiteral("TLS: %1").arg(QString::fromStdString(why)));
-    const QList<QSslCertificate> authorities = QSslCertificate::fromPath(config.tlsCaFile, QSsl::Pem);
-    const QList<QSslCertificate> own = QSslCertificate::fromPath(config.tlsCertificateFile, QSsl::Pem);
-    QFile keyFile(config.tlsKeyFile);
-    if (authorities.isEmpty() || own.isEmpty() || !keyFile.open(QIODevice::ReadOnly))
-        return fail(QStringLiteral("TLS: cannot load %1, %2 or %3").arg(config.tlsCaFile, config.tlsCertificateFile, config.tlsKeyFile));
-    const QByteArray keyPem = keyFile.readAll();
+    const QList<QSslCertificate> authorities = QSslCertificate::fromPath(caFile, QSsl::Pem);
+    const QList<QSslCertificate> own = QSslCertificate::fromPath(certificateFile, QSsl::Pem);
+    QFile keyIn(keyFile);
+    if (authorities.isEmpty() || own.isEmpty() || !keyIn.open(QIODevice::ReadOnly))
+        return fail(QStringLiteral("TLS: cannot load %1, %2 or %3").arg(caFile, certificateFile, keyFile));
+    const QByteArray keyPem = keyIn.readAll();
     QSslKey key(keyPem, QSsl::Ec, QSsl::Pem);
     if (key.isNull())
         key = QSslKey(keyPem, QSsl::Rsa, QSsl::Pem);
     if (key.isNull())
-        return fail(QStringLiteral("TLS: key file %1: not an EC or RSA private key Qt can use").arg(config.tlsKeyFile));
+        return fail(QStringLiteral("TLS: key file %1: not an EC or RSA private key Qt can use").arg(keyFile));
 
     auto identity = std::make_shared<TlsIdentity>();
-    identity->m_cluster = config.clusterId;
+    identity->m_cluster = cluster;
     QSslConfiguration c = QSslConfiguration::defaultConfiguration();
     c.setProtocol(QSsl::TlsV1_3OrLater);
     // AES-128-GCM first (then ChaCha20 for machines without AES instructions): the cheapest of the

@@ -23,6 +23,10 @@ public:
     // authority, valid now, naming this node of this cluster, the key the certificate's. On failure
     // returns null and sets *error to a sentence naming the configuration field and the file.
     static std::shared_ptr<const TlsIdentity> load(const DEngineConfig &config, QString *error);
+    // A client's (DEngineClient): the same checks, but its certificate may carry any name (a
+    // client's, from dengine-ctl certs client, or a member's).
+    static std::shared_ptr<const TlsIdentity> loadClient(const QString &caFile, const QString &certificateFile, const QString &keyFile,
+                                                         quint64 cluster, QString *error);
 
     // The configuration for sockets on either side: verification on, the authority only.
     const QSslConfiguration &configuration() const { return m_configuration; }
@@ -34,6 +38,8 @@ public:
     static quint64 memberOf(const QSslCertificate &certificate, quint64 cluster);
 
 private:
+    static std::shared_ptr<const TlsIdentity> loadFiles(const QString &caFile, const QString &certificateFile, const QString &keyFile,
+                                                        quint64 cluster, const std::string &expectedName, QString *error);
     QSslConfiguration m_configuration;
     quint64 m_cluster = 0;
 };

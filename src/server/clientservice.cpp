@@ -5,11 +5,13 @@
 
 #include <dengine/dengine.h>
 
+#include <QtCore/QElapsedTimer>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QTimer>
 #include <QtNetwork/QTcpServer>
 #include <QtNetwork/QTcpSocket>
 
+#include <algorithm>
 #include <map>
 
 Q_LOGGING_CATEGORY(lcClients, "dengine.clients")
@@ -62,12 +64,142 @@ struct ClientService::Connection {
     std::uint64_t serial = 0;                        // (an id may be reused once answered: a late
                                                      // answer to its earlier call must not pass)
     bool closed = false;
+    std::uint64_t subscription = 0; // the SUBSCRIBE request's id (0: none)
+    std::size_t seenEvents = 0;     // queued transitions its first push already showed
+    qint64 heartbeatMs = 0;
+    QElapsedTimer sincePush;
     explicit Connection(QTcpSocket *s, quint32 maxFrame) : socket(s), reader(maxFrame) {}
 };
 
 ClientService::ClientService(DEngine *engine, Options options, QObject *parent)
     : QObject(parent), m_engine(engine), m_opts(std::move(options))
 {
+    watchEngine();
+}
+
+ClientService::Stats ClientService::stats() const
+{
+    Stats s = m_stats;
+    for (const auto &[socket, c] : m_connections)
+        s.subscribers += c->subscription != 0 ? 1 : 0;
+    return s;
+}
+
+void ClientService::watchEngine()
+{
+    using K = clientwire::Event::Kind;
+    connect(m_engine, &DEngine::termChanged, this, [this](quint64 term) {
+        m_firstCommit = 0; // not applied yet in the new term
+        queueEvent(K::Term, term);
+    });
+    connect(m_engine, &DEngine::leaderChanged, this, [this](NodeId leader) { queueEvent(K::Leader, leader); });
+    connect(m_engine, &DEngine::firstCommit, this, [this](quint64 index) {
+        m_firstCommit = index;
+        queueEvent(K::FirstCommit, index);
+    });
+    connect(m_engine, &DEngine::ready, this, [this] { queueEvent(K::Ready, 0); });
+    connect(m_engine, &DEngine::roleChanged, this, [this](DEngine::Role role) { queueEvent(K::Role, static_cast<quint64>(role)); });
+    connect(m_engine, &DEngine::membersChanged, this, [this] { queueEvent(K::Members, 0); });
+    connect(m_engine, &DEngine::stopping, this, [this] {
+        queueEvent(K::Stopping, 0);
+        pushEvents(); // now: whoever closes the port next (dengined) closes it after this
+    });
+    connect(m_engine, &DEngine::commitIndexChanged, this, [this] { m_indexesMoved = true; });
+    connect(m_engine, &DEngine::appliedIndexChanged, this, [this] { m_indexesMoved = true; });
+    m_heartbeat = new QTimer(this);
+    m_heartbeat->setInterval(100);
+    connect(m_heartbeat, &QTimer::timeout, this, &ClientService::pushHeartbeats);
+}
+
+clientwire::NodeStatus ClientService::nodeStatus() const
+{
+    clientwire::NodeStatus n;
+    n.nodeId = m_engine->nodeId();
+    n.leader = m_engine->currentLeader();
+    n.term = m_engine->currentTerm();
+    n.role = static_cast<std::uint32_t>(m_engine->role());
+    n.commit = m_engine->commitIndex();
+    n.applied = m_engine->appliedIndex();
+    n.ready = m_engine->isReady();
+    const QList<NodeId> learners = m_engine->learners();
+    for (NodeId id : m_engine->members())
+        n.members.push_back(clientwire::Member{id, toStd(m_engine->memberAddress(id)), learners.contains(id)});
+    n.version = toStd(m_opts.version);
+    n.firstCommit = m_firstCommit;
+    n.clientAddress = toStd(advertisedAddress());
+    n.stopping = m_engine->state() != DEngine::State::Running;
+    return n;
+}
+
+QString ClientService::advertisedAddress() const
+{
+    if (!m_opts.advertisedAddress.isEmpty())
+        return m_opts.advertisedAddress;
+    const int colon = m_opts.listenAddress.lastIndexOf(QLatin1Char(':'));
+    return QStringLiteral("%1:%2").arg(m_opts.listenAddress.left(colon)).arg(port());
+}
+
+void ClientService::queueEvent(clientwire::Event::Kind kind, quint64 value)
+{
+    m_events.push_back(clientwire::Event{kind, value});
+    if (m_pushScheduled)
+        return;
+    m_pushScheduled = true;
+    // The rest of this turn's transitions go in the same push.
+    QTimer::singleShot(0, this, [this] { pushEvents(); });
+}
+
+void ClientService::pushEvents()
+{
+    m_pushScheduled = false;
+    if (m_events.empty())
+        return;
+    const std::vector<clientwire::Event> events = std::move(m_events);
+    m_events.clear();
+    std::vector<std::shared_ptr<Connection>> subscribers;
+    for (const auto &[socket, c] : m_connections)
+        if (c->subscription != 0)
+            subscribers.push_back(c);
+    for (const auto &c : subscribers) {
+        const std::size_t seen = std::exchange(c->seenEvents, 0);
+        if (seen < events.size())
+            push(*c, std::vector<clientwire::Event>(events.begin() + static_cast<std::ptrdiff_t>(seen), events.end()));
+    }
+}
+
+void ClientService::pushHeartbeats()
+{
+    const bool moved = std::exchange(m_indexesMoved, false);
+    std::vector<std::shared_ptr<Connection>> due;
+    for (const auto &[socket, c] : m_connections)
+        if (c->subscription != 0 && (moved || c->sincePush.elapsed() >= c->heartbeatMs))
+            due.push_back(c);
+    for (const auto &c : due)
+        push(*c, {});
+    if (due.empty() && std::none_of(m_connections.begin(), m_connections.end(), [](const auto &e) { return e.second->subscription != 0; }))
+        m_heartbeat->stop();
+}
+
+void ClientService::push(Connection &c, const std::vector<clientwire::Event> &events)
+{
+    if (c.closed || !c.socket)
+        return;
+    if (c.socket->bytesToWrite() > m_opts.maxQueuedBytes) {
+        drop(c.socket, QStringLiteral("a subscriber that does not read its pushes (%1 bytes unread)").arg(c.socket->bytesToWrite()));
+        return;
+    }
+    clientwire::Response r;
+    r.id = c.subscription;
+    r.status = static_cast<std::uint32_t>(DEngine::Status::Ok);
+    r.leader = m_engine->currentLeader();
+    r.revision = m_engine->appliedIndex();
+    r.hasNode = true;
+    r.node = nodeStatus();
+    r.events = events;
+    std::string frame;
+    clientwire::appendResponse(frame, r);
+    c.socket->write(frame.data(), static_cast<qint64>(frame.size()));
+    c.sincePush.restart();
 }
 
 ClientService::~ClientService() { close(); }
@@ -105,9 +237,16 @@ void ClientService::close()
     for (auto &[socket, c] : connections) {
         c->closed = true;
         socket->disconnect(this);
-        socket->abort();
         socket->setParent(nullptr);
-        socket->deleteLater();
+        // What is written goes out first (a subscriber's last push says the member is stopping),
+        // within a second.
+        socket->disconnectFromHost();
+        if (socket->state() == QAbstractSocket::UnconnectedState) {
+            socket->deleteLater();
+            continue;
+        }
+        connect(socket, &QAbstractSocket::disconnected, socket, &QObject::deleteLater);
+        QTimer::singleShot(1000, socket, [socket] { socket->abort(); });
     }
     if (m_server) {
         m_server->close();
@@ -247,19 +386,23 @@ void ClientService::handle(Connection &c, std::string &&payload)
         r.leader = m_engine->currentLeader();
         r.revision = m_engine->appliedIndex();
         r.hasNode = true;
-        r.node.nodeId = m_engine->nodeId();
-        r.node.leader = m_engine->currentLeader();
-        r.node.term = m_engine->currentTerm();
-        r.node.role = static_cast<std::uint32_t>(m_engine->role());
-        r.node.commit = m_engine->commitIndex();
-        r.node.applied = m_engine->appliedIndex();
-        r.node.ready = m_engine->isReady();
-        const QList<NodeId> learners = m_engine->learners();
-        for (NodeId id : m_engine->members())
-            r.node.members.push_back(clientwire::Member{id, toStd(m_engine->memberAddress(id)), learners.contains(id)});
-        r.node.version = toStd(m_opts.version);
+        r.node = nodeStatus();
         c.inFlight.emplace(req.id, serial);
         answer(r);
+        return;
+    }
+    if (req.kind == clientwire::Kind::Subscribe) {
+        if (c.subscription != 0) {
+            refuse(DEngine::Status::InvalidArgument, QStringLiteral("this connection subscribed already (request %1)").arg(c.subscription));
+            return;
+        }
+        c.subscription = req.id;
+        c.heartbeatMs = std::clamp<qint64>(req.heartbeatMs == 0 ? 1000 : req.heartbeatMs, 50, m_opts.maxHeartbeatMs);
+        // Transitions queued but not pushed yet are in the state this first push shows.
+        c.seenEvents = m_events.size();
+        push(c, {});
+        if (!m_heartbeat->isActive())
+            m_heartbeat->start();
         return;
     }
     QFuture<DEngineResult> call;
@@ -283,7 +426,8 @@ void ClientService::handle(Connection &c, std::string &&payload)
     case clientwire::Kind::Promote: call = m_engine->promote(req.node); break;
     case clientwire::Kind::RemoveMember: call = m_engine->removeMember(req.node); break;
     case clientwire::Kind::TransferLeadership: call = m_engine->transferLeadership(req.node); break;
-    case clientwire::Kind::Status: break;
+    case clientwire::Kind::Status:
+    case clientwire::Kind::Subscribe: break;
     }
     c.inFlight.emplace(req.id, serial);
     const std::uint64_t id = req.id;

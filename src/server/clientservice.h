@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "client/clientcodec.h"
+
 #include <QtCore/QObject>
 #include <QtCore/QPointer>
 #include <QtCore/QString>
@@ -11,6 +13,7 @@
 class DEngine;
 class QTcpServer;
 class QTcpSocket;
+class QTimer;
 
 namespace dengine::server {
 
@@ -27,6 +30,14 @@ namespace dengine::server {
 // from until its client catches up. A request that does not parse closes its connection with a log
 // line; a request of another protocol version is answered InvalidArgument, naming both versions.
 //
+// Subscriptions (SUBSCRIBE): the engine's lifecycle transitions (leader, term, first commit, ready,
+// role, members, stopping) are queued in the order the engine signals them and pushed to every
+// subscriber within the same event-loop turn, each push with the member's state after them; the
+// commit and applied indexes at most every 100 ms; and a push at least every heartbeat, so a
+// client can tell a paused member from a quiet one. A subscriber whose unread data passes
+// maxQueuedBytes is disconnected (its client reconnects and gets the state afresh): a
+// transition is never dropped from a stream that goes on.
+//
 // Threads: lives on the engine's owner thread (it calls the engine there); not thread-safe.
 class ClientService : public QObject {
     Q_OBJECT
@@ -38,12 +49,17 @@ public:
         int maxInFlight = 4096;
         qint64 maxQueuedBytes = 64LL << 20;
         QString version; // the server's, in STATUS answers
+        // Where this member tells clients to reach it (STATUS, SUBSCRIBE); empty: the address it
+        // listens on (with the real port for port 0).
+        QString advertisedAddress;
+        int maxHeartbeatMs = 5000; // a subscriber's heartbeat_ms is kept within [50, this]
     };
     struct Stats {
         quint64 connectionsAccepted = 0;
         quint64 connectionsRefused = 0; // over maxConnections
         quint64 connectionsClosedForErrors = 0;
         quint64 requests = 0;
+        quint64 subscribers = 0; // now
     };
 
     ClientService(DEngine *engine, Options options, QObject *parent = nullptr);
@@ -52,9 +68,11 @@ public:
     // Starts listening; false with a reason naming the address (in use, bad address).
     bool listen(QString *error);
     quint16 port() const;
+    // Where clients reach this member: Options::advertisedAddress, or the address listened on.
+    QString advertisedAddress() const;
     // Stops listening and closes every connection (calls in flight finish unanswered).
     void close();
-    Stats stats() const { return m_stats; }
+    Stats stats() const;
 
 private:
     struct Connection;
@@ -62,12 +80,24 @@ private:
     void onReadable(QTcpSocket *socket);
     void handle(Connection &c, std::string &&payload);
     void drop(QTcpSocket *socket, const QString &why);
+    // Subscriptions: the engine's transitions, queued in order and pushed to every subscriber.
+    void watchEngine();
+    void queueEvent(clientwire::Event::Kind kind, quint64 value);
+    void pushEvents();
+    void pushHeartbeats();
+    void push(Connection &c, const std::vector<clientwire::Event> &events);
+    clientwire::NodeStatus nodeStatus() const;
 
     DEngine *m_engine;
     Options m_opts;
     QTcpServer *m_server = nullptr;
     std::map<QTcpSocket *, std::shared_ptr<Connection>> m_connections;
     Stats m_stats;
+    quint64 m_firstCommit = 0; // the current term's first entry, once applied (firstCommit)
+    bool m_pushScheduled = false;
+    bool m_indexesMoved = false;
+    QTimer *m_heartbeat = nullptr;
+    std::vector<clientwire::Event> m_events; // not pushed yet
 };
 
 } // namespace dengine::server

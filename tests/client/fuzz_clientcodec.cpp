@@ -20,7 +20,7 @@ std::string checkRequest(const std::string &payload)
     std::string why;
     if (!decodeRequest(payload, r, why))
         return why.empty() ? "decodeRequest refused without saying why" : std::string();
-    if (r.id == 0 || r.consistency > MaxConsistency || static_cast<int>(r.kind) < 1 || static_cast<int>(r.kind) > 11
+    if (r.id == 0 || r.consistency > MaxConsistency || static_cast<int>(r.kind) < 1 || static_cast<int>(r.kind) > static_cast<int>(Kind::Subscribe)
         || isMembership(r.kind) != (r.node != 0) || r.address.size() > 256)
         return "decodeRequest took a request that breaks its rules";
     if ((r.kind == Kind::Batch) == r.operations.empty())
@@ -32,7 +32,7 @@ std::string checkRequest(const std::string &payload)
         return "a re-encoded request does not decode: " + why;
     if (back.id != r.id || back.kind != r.kind || back.key != r.key || back.value != r.value || back.end != r.end || back.limit != r.limit
         || back.operations.size() != r.operations.size() || back.version != r.version || back.deadlineMs != r.deadlineMs
-        || back.node != r.node || back.address != r.address)
+        || back.node != r.node || back.address != r.address || back.heartbeatMs != r.heartbeatMs)
         return "a re-encoded request decodes to another request";
     return {};
 }
@@ -45,13 +45,17 @@ std::string checkResponse(const std::string &payload)
         return why.empty() ? "decodeResponse refused without saying why" : std::string();
     if (r.id == 0 || r.status > MaxStatus || (r.hasNode && (r.node.role > MaxRole || r.node.nodeId == 0)))
         return "decodeResponse took a response that breaks its rules";
+    for (const Event &e : r.events)
+        if (e.kind < Event::Kind::Leader || e.kind > Event::Kind::Role || (e.kind == Event::Kind::Role && e.value > MaxRole))
+            return "decodeResponse took an unknown event";
     std::string frame;
     appendResponse(frame, r);
     Response back;
     if (!decodeResponse(std::string_view(frame).substr(transport::FrameHeaderBytes), back, why))
         return "a re-encoded response does not decode: " + why;
     if (back.id != r.id || back.status != r.status || back.value != r.value || back.items != r.items || back.nextKey != r.nextKey
-        || back.hasNode != r.hasNode || back.node.members.size() != r.node.members.size())
+        || back.hasNode != r.hasNode || back.node.members.size() != r.node.members.size() || back.events != r.events
+        || back.node.firstCommit != r.node.firstCommit || back.node.clientAddress != r.node.clientAddress)
         return "a re-encoded response decodes to another response";
     return {};
 }

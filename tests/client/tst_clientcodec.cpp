@@ -80,6 +80,43 @@ TEST(ClientCodec, requestsAndResponses_roundTrip)
     EXPECT_EQ(r.node.version, "0.1.0");
 }
 
+TEST(ClientCodec, subscriptionPushes_carryOrderedEventsAndTheMembersState)
+{
+    Request sub;
+    sub.id = 9;
+    sub.kind = Kind::Subscribe;
+    sub.heartbeatMs = 250;
+    std::string frame, why;
+    appendRequest(frame, sub);
+    Request back;
+    ASSERT_TRUE(decodeRequest(payloadOf(frame), back, why)) << why;
+    EXPECT_EQ(back.kind, Kind::Subscribe);
+    EXPECT_EQ(back.heartbeatMs, 250u);
+
+    Response push = sampleStatus();
+    push.node.firstCommit = 17;
+    push.node.clientAddress = "127.0.0.1:8001";
+    push.node.stopping = true;
+    // A re-election of the same leader, as the member saw it: nothing coalesced.
+    push.events = {{Event::Kind::Leader, 0}, {Event::Kind::Term, 4}, {Event::Kind::Leader, 2}, {Event::Kind::FirstCommit, 17},
+                   {Event::Kind::Role, 1}, {Event::Kind::Members, 0}};
+    frame.clear();
+    appendResponse(frame, push);
+    Response r;
+    ASSERT_TRUE(decodeResponse(payloadOf(frame), r, why)) << why;
+    EXPECT_EQ(r.events, push.events);
+    EXPECT_EQ(r.node.firstCommit, 17u);
+    EXPECT_EQ(r.node.clientAddress, "127.0.0.1:8001");
+    EXPECT_TRUE(r.node.stopping);
+
+    Response badRole = sampleStatus();
+    badRole.events = {{Event::Kind::Role, 9}};
+    frame.clear();
+    appendResponse(frame, badRole);
+    EXPECT_FALSE(decodeResponse(payloadOf(frame), r, why));
+    EXPECT_NE(why.find("unknown event"), std::string::npos);
+}
+
 TEST(ClientCodec, refusals_sayWhy)
 {
     const auto refusal = [](Request r) {
@@ -140,6 +177,9 @@ TEST(ClientCodec, fuzzerProperties_overASweepOfValidStreamsTruncationsAndBitFlip
     get.kind = Kind::Get;
     get.key = "key";
     appendRequest(stream, get);
+    Response push = sampleStatus();
+    push.events = {{Event::Kind::Term, 3}, {Event::Kind::Leader, 1}, {Event::Kind::Role, 4}};
+    appendResponse(stream, push);
     std::mt19937_64 rng(20261202);
     std::size_t cases = 0;
     for (unsigned limit = 0; limit < 4; ++limit) {

@@ -32,7 +32,7 @@ struct Recorder {
     bool gettersMatched = true;
     bool onOwnerThread = true;
 
-    void attach(DEngine *e)
+    void attach(DEngineInterface *e)
     {
         QThread *owner = QThread::currentThread();
         auto check = [this, owner] {

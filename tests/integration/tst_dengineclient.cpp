@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: Apache-2.0
+// DEngineClient against three dengined processes, and the shared surface (DEngineInterface) proved
+// by one behavioural body run on two fixtures: an embedded DEngine cluster in this process, and a
+// DEngineClient of a standalone cluster. Then what only a client meets: calls through any member,
+// the leader killed (SIGKILL) or paused (SIGSTOP) with calls in flight (every call finishes with a
+// status, none hangs, and the client follows the new leader), an unreachable cluster. Every wait
+// is a QTRY_* or a bounded wait on a signal; nothing sleeps.
+#include "../auto/dengine/enginetestkit.h"
+#include "denginedcluster.h"
+
+#include <dengine/dengine.h>
+#include <dengine/dengineclient.h>
+
+#include <QtTest/QtTest>
+
+using namespace dengine::test;
+
+namespace {
+
+DEngineClientConfig clientConfig(const QStringList &endpoints)
+{
+    DEngineClientConfig c;
+    c.endpoints = endpoints;
+    c.insecure = true; // tst_dengineclient_tls covers the client port on TLS
+    c.requestTimeoutMs = 5000;
+    c.heartbeatMs = 200;
+    return c;
+}
+
+// The statuses a call may end with while its member dies: never a hang, never another.
+bool failoverStatus(Status s) { return s == Status::Ok || s == Status::Timeout || s == Status::NoQuorum; }
+
+// The terms a recorder saw, in order.
+QList<quint64> terms(const Recorder &r)
+{
+    QList<quint64> out;
+    for (const QString &e : r.events)
+        if (e.startsWith(QLatin1String("term ")))
+            out << e.mid(5).toULongLong();
+    return out;
+}
+
+} // namespace
+
+class TestDEngineClient : public QObject {
+    Q_OBJECT
+
+private:
+    std::unique_ptr<DEnginedCluster> m_cluster;
+
+    NodeId statusLeader()
+    {
+        DEngineClient probe(clientConfig(m_cluster->clientAddresses()));
+        probe.start();
+        return probe.waitForReady(Long) ? probe.currentLeader() : 0;
+    }
+
+    // The behaviour both implementations share. `subject` is started, and `rec` has recorded it
+    // from before its start; `node(id)` is a member's leader view as an embedded engine or a
+    // client of that member sees it (0 when it is down), to check agreement.
+    void surfaceBody(DEngineInterface *subject, Recorder &rec)
+    {
+        // ready: once, after the leader is known; the first firstCommit right after it.
+        QVERIFY(subject->waitForReady(Long));
+        QVERIFY(subject->isReady());
+        QCOMPARE(subject->state(), DEngineInterface::State::Running);
+        QVERIFY(subject->currentLeader() != 0);
+        QVERIFY(subject->currentTerm() > 0);
+        QTRY_VERIFY_WITH_TIMEOUT(!rec.firstCommits.isEmpty(), Long);
+        QCOMPARE(rec.count(QStringLiteral("ready")), 1);
+        QVERIFY2(rec.indexOf(QStringLiteral("ready")) < rec.indexOf(QStringLiteral("first %1").arg(rec.firstCommits.first())),
+                 qPrintable(rec.events.join(QLatin1Char(','))));
+        QCOMPARE(rec.leaders.last(), subject->currentLeader());
+        QCOMPARE(subject->voters(), (QList<NodeId>{1, 2, 3}));
+        QCOMPARE(subject->members(), (QList<NodeId>{1, 2, 3}));
+        QVERIFY(subject->learners().isEmpty());
+        QVERIFY(!subject->memberAddress(1).isEmpty());
+        QTRY_VERIFY_WITH_TIMEOUT(subject->appliedIndex() >= rec.firstCommits.first(), Long);
+
+        // Key-value calls and their statuses.
+        DEngineResult r = await(subject->put("surface/a", "1"));
+        QVERIFY2(r.ok(), qPrintable(r.message));
+        QVERIFY(r.revision > 0);
+        const quint64 firstWrite = r.revision;
+        r = await(subject->get("surface/a"));
+        QVERIFY(r.ok());
+        QCOMPARE(r.value, QByteArray("1"));
+        QVERIFY(r.revision >= firstWrite);
+        QCOMPARE(await(subject->get("surface/none")).status, Status::NotFound);
+        r = await(subject->batch({DEngineOperation::put("surface/b", "2"), DEngineOperation::put("surface/c", "3"),
+                                  DEngineOperation::remove("surface/a")}));
+        QVERIFY2(r.ok(), qPrintable(r.message));
+        QVERIFY(r.revision > firstWrite);
+        QCOMPARE(await(subject->get("surface/a")).status, Status::NotFound);
+        r = await(subject->scan("surface/", 1));
+        QVERIFY(r.ok());
+        QCOMPARE(r.items.size(), 1);
+        QCOMPARE(r.items.first().key, QByteArray("surface/b"));
+        QCOMPARE(r.nextKey, QByteArray("surface/c"));
+        r = await(subject->range(r.nextKey, DEngineInterface::prefixEnd("surface/")));
+        QCOMPARE(r.items, (QList<DEngineKeyValue>{{"surface/c", "3"}}));
+        QVERIFY(await(subject->remove("surface/b")).ok());
+        r = await(subject->get("surface/c", DEngineInterface::Consistency::Local));
+        QVERIFY(r.ok() || r.status == Status::NotFound); // local: possibly behind, never wrong
+        QCOMPARE(await(subject->put(QByteArray(), "v")).status, Status::InvalidArgument);
+        QCOMPARE(await(subject->get(QByteArray())).status, Status::InvalidArgument);
+        QCOMPARE(await(subject->range("b", "a")).status, Status::InvalidArgument);
+        QCOMPARE(await(subject->promote(9)).status, Status::Refused); // not a member
+        QCOMPARE(await(subject->addLearner(4, QStringLiteral("no port"))).status, Status::InvalidArgument);
+
+        // A leadership change, asked through the surface of the leader (an engine that leads; a client
+        // that moved to the leader): the subject follows it, in order.
+        QTRY_COMPARE_WITH_TIMEOUT(subject->role(), DEngineInterface::Role::Leader, Long);
+        const NodeId old = subject->currentLeader();
+        const quint64 oldTerm = subject->currentTerm();
+        NodeId target = 0;
+        for (NodeId id : subject->voters())
+            if (id != old && target == 0)
+                target = id;
+        r = await(subject->transferLeadership(target));
+        QVERIFY2(r.ok(), qPrintable(r.message));
+        QTRY_COMPARE_WITH_TIMEOUT(subject->currentLeader(), target, Long);
+        QVERIFY(subject->currentTerm() > oldTerm);
+        QCOMPARE(rec.leaders.last(), target);
+        QTRY_VERIFY_WITH_TIMEOUT(rec.firstCommits.size() >= 2, Long);
+        const QList<quint64> seen = terms(rec);
+        for (int i = 1; i < seen.size(); ++i)
+            QVERIFY2(seen[i] > seen[i - 1], qPrintable(rec.events.join(QLatin1Char(','))));
+        QCOMPARE(seen.last(), subject->currentTerm());
+        QVERIFY(rec.gettersMatched);
+        QVERIFY(rec.onOwnerThread);
+        QVERIFY2(await(subject->put("surface/after", "transfer")).ok(), "a write after the change");
+        QCOMPARE(await(subject->get("surface/after")).value, QByteArray("transfer"));
+        QCOMPARE(rec.count(QStringLiteral("ready")), 1); // once per start, whatever happens after
+
+        // stop(): stopping, then stopped; calls after it fail at once with Stopping.
+        subject->stop();
+        QCOMPARE(subject->state(), DEngineInterface::State::Stopping);
+        QVERIFY(!subject->isReady());
+        QCOMPARE(subject->put("k", "v").result().status, Status::Stopping);
+        QVERIFY(subject->waitForStopped(Long));
+        QCOMPARE(rec.count(QStringLiteral("stopping")), 1);
+        QCOMPARE(rec.count(QStringLiteral("stopped")), 1);
+        QVERIFY(rec.indexOf(QStringLiteral("stopping")) < rec.indexOf(QStringLiteral("stopped")));
+        QCOMPARE(subject->currentLeader(), NodeId(0));
+        QCOMPARE(subject->role(), DEngineInterface::Role::Stopped);
+    }
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        m_cluster = std::make_unique<DEnginedCluster>(3);
+        QVERIFY(m_cluster->isValid());
+        QVERIFY(m_cluster->startAll());
+        QTRY_VERIFY_WITH_TIMEOUT(statusLeader() != 0, Long);
+    }
+    void cleanupTestCase() { m_cluster.reset(); }
+
+    // One behavioural test, two fixtures: what code written against DEngineInterface may rely on.
+    void sharedSurface_data()
+    {
+        QTest::addColumn<bool>("standalone");
+        QTest::newRow("embedded DEngine") << false;
+        QTest::newRow("DEngineClient of dengined") << true;
+    }
+    void sharedSurface()
+    {
+        QFETCH(bool, standalone);
+        if (standalone) {
+            Recorder rec;
+            DEngineClient client(clientConfig(m_cluster->clientAddresses()));
+            rec.attach(&client);
+            QVERIFY(client.start());
+            surfaceBody(&client, rec);
+            return;
+        }
+        // Embedded: the subject is the leader (transferLeadership is the leader's to do).
+        Cluster cluster(3);
+        cluster.startAll();
+        QTRY_VERIFY_WITH_TIMEOUT(cluster.allReady() && cluster.agreedLeader() != 0, Long);
+        const NodeId leader = cluster.agreedLeader();
+        surfaceBody(cluster.node(leader), *cluster.recorders.at(leader));
+    }
+
+    void callsThroughAnyMember_eachMemberOnItsOwn()
+    {
+        for (NodeId id = 1; id <= 3; ++id) {
+            DEngineClientConfig c = clientConfig({m_cluster->clientAddress(id)});
+            c.followLeader = false; // stay with this member: it forwards
+            DEngineClient client(c);
+            QSignalSpy endpoint(&client, &DEngineClient::connectedEndpointChanged);
+            QVERIFY(client.start());
+            QVERIFY(client.waitForReady(Long));
+            QCOMPARE(client.nodeId(), id);
+            QCOMPARE(client.connectedEndpoint(), m_cluster->clientAddress(id));
+            QVERIFY(!endpoint.isEmpty());
+            const QByteArray key = "through/" + QByteArray::number(id);
+            QVERIFY(await(client.put(key, "v")).ok());
+            QCOMPARE(await(client.get(key)).value, QByteArray("v"));
+            QCOMPARE(client.role(), client.currentLeader() == id ? DEngineInterface::Role::Leader : DEngineInterface::Role::Follower);
+        }
+        // Pointed at a follower first, a client that follows the leader moves there (it asks the
+        // other endpoints which member each is).
+        const NodeId leader = statusLeader();
+        const NodeId follower = leader == 1 ? 2 : 1;
+        QStringList endpoints = m_cluster->clientAddresses();
+        endpoints.move(int(follower - 1), 0);
+        DEngineClient client(clientConfig(endpoints));
+        QVERIFY(client.start());
+        QVERIFY(client.waitForReady(Long));
+        QTRY_COMPARE_WITH_TIMEOUT(client.nodeId(), leader, Long);
+        QCOMPARE(client.connectedEndpoint(), m_cluster->clientAddress(leader));
+        QVERIFY(await(client.put("moved", "to the leader")).ok());
+    }
+
+    // The leader dies hard (SIGKILL) with 300 writes and reads in flight, or is paused (SIGSTOP):
+    // every call finishes, with Ok, Timeout or NoQuorum; the client follows the new leader without
+    // a second ready, its terms only grow, and writes go on.
+    void leaderKilledOrPaused_callsInFlightFinish_clientFollows_data()
+    {
+        QTest::addColumn<int>("signal");
+        QTest::newRow("SIGKILL") << int(SIGKILL);
+        QTest::newRow("SIGSTOP") << int(SIGSTOP);
+    }
+    void leaderKilledOrPaused_callsInFlightFinish_clientFollows()
+    {
+        QFETCH(int, signal);
+        Recorder rec;
+        DEngineClient client(clientConfig(m_cluster->clientAddresses()));
+        rec.attach(&client);
+        QVERIFY(client.start());
+        QVERIFY(client.waitForReady(Long));
+        QTRY_VERIFY_WITH_TIMEOUT(client.role() == DEngineInterface::Role::Leader, Long); // it moved to the leader
+        const NodeId victim = client.currentLeader();
+        QCOMPARE(client.nodeId(), victim);
+
+        QList<QFuture<DEngineResult>> calls;
+        for (int i = 0; i < 300; ++i)
+            calls << (i % 3 == 2 ? client.get("inflight/" + QByteArray::number(i - 1)) : client.put("inflight/" + QByteArray::number(i), "v"));
+        m_cluster->signal(victim, signal);
+        for (int i = 0; i < 100; ++i)
+            calls << client.put("after/" + QByteArray::number(i), "v");
+        for (const QFuture<DEngineResult> &f : calls) {
+            const DEngineResult r = await(f);
+            QVERIFY2(failoverStatus(r.status) || r.status == Status::NotFound, qPrintable(r.message));
+        }
+        QTRY_VERIFY_WITH_TIMEOUT(client.currentLeader() != 0 && client.currentLeader() != victim, Long);
+        QTRY_VERIFY_WITH_TIMEOUT(client.nodeId() == client.currentLeader(), Long);
+        const DEngineResult r = await(client.put("after/failover", "ok"));
+        QVERIFY2(r.ok(), qPrintable(r.message));
+        QCOMPARE(rec.count(QStringLiteral("ready")), 1);
+        QCOMPARE(rec.count(QStringLiteral("stopping")), 0);
+        const QList<quint64> seen = terms(rec);
+        for (int i = 1; i < seen.size(); ++i)
+            QVERIFY2(seen[i] > seen[i - 1], qPrintable(rec.events.join(QLatin1Char(','))));
+        QVERIFY(rec.gettersMatched);
+
+        // Bring it back: a paused one resumes (and steps down), a killed one restarts on its data.
+        if (signal == SIGSTOP) {
+            m_cluster->signal(victim, SIGCONT);
+        } else {
+            QTRY_VERIFY_WITH_TIMEOUT(!m_cluster->running(victim), Long);
+            m_cluster->start(victim);
+        }
+        DEngineClientConfig only = clientConfig({m_cluster->clientAddress(victim)});
+        only.followLeader = false;
+        DEngineClient back(only);
+        back.start();
+        QVERIFY(back.waitForReady(Long));
+        QTRY_COMPARE_WITH_TIMEOUT(await(back.get("after/failover")).value, QByteArray("ok"), Long);
+    }
+
+    void unreachableCluster_connectionErrorOnce_callsFinishWithNoQuorum_stopStillWorks()
+    {
+        const QList<quint16> nobody = freePorts(2);
+        DEngineClientConfig c = clientConfig({QStringLiteral("127.0.0.1:%1").arg(nobody[0]), QStringLiteral("127.0.0.1:%1").arg(nobody[1])});
+        c.requestTimeoutMs = 1000;
+        DEngineClient client(c);
+        QSignalSpy errors(&client, &DEngineInterface::errorOccurred);
+        QVERIFY(client.start());
+        const QFuture<DEngineResult> f = client.put("k", "v");
+        QTRY_VERIFY_WITH_TIMEOUT(!errors.isEmpty(), Long);
+        QCOMPARE(errors.first().at(0).value<DEngineInterface::Error>(), DEngineInterface::Error::ConnectionError);
+        QVERIFY2(errors.first().at(1).toString().contains(QString::number(nobody[0])), qPrintable(errors.first().at(1).toString()));
+        const DEngineResult r = await(f);
+        QCOMPARE(r.status, Status::NoQuorum);
+        QVERIFY(!client.isReady());
+        QCOMPARE(errors.size(), 1); // said once, not once per attempt
+        client.stop();
+        QVERIFY(client.waitForStopped(Long));
+
+        // A bad configuration is refused at start(), naming the field.
+        DEngineClientConfig bad = clientConfig({QStringLiteral("nowhere")});
+        DEngineClient refused(bad);
+        QSignalSpy badErrors(&refused, &DEngineInterface::errorOccurred);
+        QVERIFY(!refused.start());
+        QCOMPARE(refused.error(), DEngineInterface::Error::ConfigurationError);
+        QVERIFY(refused.errorString().contains(QStringLiteral("endpoints")));
+        DEngineClientConfig noTls = clientConfig(m_cluster->clientAddresses());
+        noTls.insecure = false;
+        QVERIFY(!DEngineClient(noTls).start());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestDEngineClient)
+#include "tst_dengineclient.moc"
