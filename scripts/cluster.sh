@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # A standalone DEngine cluster on this machine: three dengined processes on 127.0.0.1 (peers on
-# 7101-7103 over mutual TLS with certificates made here, clients on 8101-8103), each with its data
+# 7101-7103 and clients on 8101-8103, both over mutual TLS with certificates made here: an
+# authority, one per member, and one client certificate, DIR/certs/client-cli.*), each with its data
 # directory under DIR (default /tmp/dengine-cluster), logs in DIR/node<N>.log.
 #
 #   scripts/cluster.sh start     builds dengined, dengine and dengine-ctl if needed, starts the three
 #   scripts/cluster.sh status    what each member says (build/src/cli/dengine status)
 #   scripts/cluster.sh stop      SIGTERM to each (a leader hands over first), waits for them
 #
-# Then: build/src/cli/dengine --endpoints 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103 put k v
-# DENGINE_CLUSTER_DIR changes DIR. The client port speaks plain TCP for now (TLS on it is to come).
+# Then, with the environment `start` prints (DENGINE_ENDPOINTS, DENGINE_CACERT, DENGINE_CERT,
+# DENGINE_KEY): build/src/cli/dengine put k v
+# DENGINE_CLUSTER_DIR changes DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${DENGINE_CLUSTER_DIR:-/tmp/dengine-cluster}
 endpoints=127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103
+# The command line's TLS files (its client certificate, made at start).
+export DENGINE_CACERT="$dir/certs/ca.pem" DENGINE_CERT="$dir/certs/client-cli.pem" DENGINE_KEY="$dir/certs/client-cli.key"
 
 case "${1:-}" in
 start)
@@ -23,13 +27,14 @@ start)
     fi
     mkdir -p "$dir/certs"
     [ -f "$dir/certs/ca.pem" ] || build/src/tools/dengine-ctl certs init "$dir/certs" --cluster 1
+    [ -f "$dir/certs/client-cli.pem" ] || build/src/tools/dengine-ctl certs client "$dir/certs" cli --cluster 1
     for i in 1 2 3; do
         [ -f "$dir/certs/node-$i.pem" ] || build/src/tools/dengine-ctl certs node "$dir/certs" --cluster 1 --node "$i"
         cat > "$dir/node$i.json" <<JSON
 {"nodeId": $i, "clusterId": 1, "dataDirectory": "$dir/data$i",
  "peers": {"1": "127.0.0.1:7101", "2": "127.0.0.1:7102", "3": "127.0.0.1:7103"},
  "tlsCaFile": "certs/ca.pem", "tlsCertificateFile": "certs/node-$i.pem", "tlsKeyFile": "certs/node-$i.key",
- "server": {"clientAddress": "127.0.0.1:810$i", "insecureClients": true}}
+ "server": {"clientAddress": "127.0.0.1:810$i"}}
 JSON
         if [ -f "$dir/node$i.pid" ] && kill -0 "$(cat "$dir/node$i.pid")" 2>/dev/null; then
             echo "node $i runs already (pid $(cat "$dir/node$i.pid"))"
@@ -43,6 +48,9 @@ JSON
     for _ in $(seq 1 100); do
         if [ "$(build/src/cli/dengine --endpoints "$endpoints" --timeout 500 status 2>/dev/null | grep -c '  ready  ')" = 3 ]; then
             build/src/cli/dengine --endpoints "$endpoints" status
+            echo
+            echo "for the command line (build/src/cli/dengine put k v):"
+            echo "export DENGINE_ENDPOINTS=$endpoints DENGINE_CACERT=$DENGINE_CACERT DENGINE_CERT=$DENGINE_CERT DENGINE_KEY=$DENGINE_KEY"
             exit 0
         fi
         sleep 0.1

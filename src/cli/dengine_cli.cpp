@@ -2,7 +2,8 @@
 // dengine: the command line of a standalone DEngine cluster (like etcdctl), over the client
 // protocol (client/clientcodec.h) to any member's client port.
 //
-//   dengine [--endpoints 127.0.0.1:8001,127.0.0.1:8002] [--json] [--timeout MS] <command> ...
+//   dengine [--endpoints 127.0.0.1:8001,127.0.0.1:8002] [--json] [--timeout MS]
+//           [--cacert ca.pem --cert client-me.pem --key client-me.key] <command> ...
 //     put <key> <value>          get <key> [--consistency linearizable|lease|local]
 //     del <key>                  scan <prefix> [--limit N]      range <begin> [<end>] [--limit N]
 //     batch [FILE]               lines "put <key> <value>" / "del <key>" (stdin without FILE), one atomic write
@@ -12,6 +13,7 @@
 // Exit status: 0 done; 1 get/scan found nothing (NotFound); 2 bad usage; 3 no endpoint could be
 // reached; 4 the cluster answered with an error status (printed, with its reason).
 #include "client/clientcodec.h"
+#include "engine/tlsidentity.h"
 
 #include <QtCore/QCommandLineParser>
 #include <QtCore/QCoreApplication>
@@ -21,7 +23,7 @@
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
 #include <QtCore/QTextStream>
-#include <QtNetwork/QTcpSocket>
+#include <QtNetwork/QSslSocket>
 
 #include <cstdio>
 #include <optional>
@@ -40,6 +42,8 @@ QString text(const std::string &s) { return QString::fromUtf8(s.data(), static_c
 // One connection, one request at a time (the protocol pipelines; a command line needs no more).
 class Connection {
 public:
+    // `tls` null: plain TCP.
+    explicit Connection(std::shared_ptr<const engine::TlsIdentity> tls) : m_tls(std::move(tls)) {}
     bool open(const QString &endpoint, int timeoutMs, QString *why)
     {
         const int colon = endpoint.lastIndexOf(QLatin1Char(':'));
@@ -49,9 +53,27 @@ public:
             *why = QStringLiteral("%1 is not host:port").arg(endpoint);
             return false;
         }
-        m_socket.connectToHost(endpoint.left(colon), static_cast<quint16>(port));
-        if (!m_socket.waitForConnected(timeoutMs)) {
-            *why = QStringLiteral("%1: %2").arg(endpoint, m_socket.errorString());
+        if (!m_tls) {
+            m_socket.connectToHost(endpoint.left(colon), static_cast<quint16>(port));
+            if (!m_socket.waitForConnected(timeoutMs)) {
+                *why = QStringLiteral("%1: %2").arg(endpoint, m_socket.errorString());
+                return false;
+            }
+            return true;
+        }
+        m_socket.setSslConfiguration(m_tls->configuration());
+        engine::TlsIdentity::acceptAnyMemberName(&m_socket);
+        m_socket.connectToHostEncrypted(endpoint.left(colon), static_cast<quint16>(port));
+        if (!m_socket.waitForEncrypted(timeoutMs)) {
+            QStringList errors;
+            for (const QSslError &e : m_socket.sslHandshakeErrors())
+                if (e.error() != QSslError::HostNameMismatch)
+                    errors << e.errorString();
+            *why = QStringLiteral("%1: TLS: %2").arg(endpoint, errors.isEmpty() ? m_socket.errorString() : errors.join(QStringLiteral("; ")));
+            return false;
+        }
+        if (engine::TlsIdentity::memberOf(m_socket.peerCertificate(), m_tls->clusterId()) == 0) {
+            *why = QStringLiteral("%1: TLS: its certificate names no member of cluster %2").arg(endpoint).arg(m_tls->clusterId());
             return false;
         }
         return true;
@@ -95,7 +117,8 @@ public:
     }
 
 private:
-    QTcpSocket m_socket;
+    std::shared_ptr<const engine::TlsIdentity> m_tls;
+    QSslSocket m_socket;
     transport::FrameReader m_reader{256u << 20};
     std::uint64_t m_id = 0;
 };
@@ -141,7 +164,12 @@ int main(int argc, char **argv)
     QCommandLineOption consistencyOpt(QStringLiteral("consistency"), QStringLiteral("Reads: linearizable (default), lease or local."),
                                       QStringLiteral("LEVEL"), QStringLiteral("linearizable"));
     QCommandLineOption limitOpt(QStringLiteral("limit"), QStringLiteral("scan, range: at most N items."), QStringLiteral("N"), QStringLiteral("0"));
-    for (const auto *o : {&endpointsOpt, &jsonOpt, &timeoutOpt, &consistencyOpt, &limitOpt})
+    QCommandLineOption caOpt(QStringLiteral("cacert"), QStringLiteral("TLS: the cluster's authority, PEM (DENGINE_CACERT)."), QStringLiteral("FILE"));
+    QCommandLineOption certOpt(QStringLiteral("cert"), QStringLiteral("TLS: this client's certificate (dengine-ctl certs client) (DENGINE_CERT)."),
+                               QStringLiteral("FILE"));
+    QCommandLineOption keyOpt(QStringLiteral("key"), QStringLiteral("TLS: this client's key (DENGINE_KEY)."), QStringLiteral("FILE"));
+    QCommandLineOption clusterOpt(QStringLiteral("cluster"), QStringLiteral("TLS: the cluster's id (DENGINE_CLUSTER; default 1)."), QStringLiteral("ID"));
+    for (const auto *o : {&endpointsOpt, &jsonOpt, &timeoutOpt, &consistencyOpt, &limitOpt, &caOpt, &certOpt, &keyOpt, &clusterOpt})
         p.addOption(*o);
     p.addPositionalArgument(QStringLiteral("command"), QStringLiteral("put, get, del, scan, range, batch, status"));
     p.process(app);
@@ -158,6 +186,25 @@ int main(int argc, char **argv)
     QStringList endpoints = (p.isSet(endpointsOpt) || !qEnvironmentVariableIsSet("DENGINE_ENDPOINTS") ? p.value(endpointsOpt)
                                                                                                      : qEnvironmentVariable("DENGINE_ENDPOINTS"))
                                 .split(QLatin1Char(','), Qt::SkipEmptyParts);
+    // TLS when the files are named (flags, else the environment); plain TCP otherwise.
+    const auto value = [&p](const QCommandLineOption &o, const char *env) { return p.isSet(o) ? p.value(o) : qEnvironmentVariable(env); };
+    const QString caFile = value(caOpt, "DENGINE_CACERT"), certFile = value(certOpt, "DENGINE_CERT"), keyFile = value(keyOpt, "DENGINE_KEY");
+    std::shared_ptr<const engine::TlsIdentity> tls;
+    if (!caFile.isEmpty() || !certFile.isEmpty() || !keyFile.isEmpty()) {
+        if (caFile.isEmpty() || certFile.isEmpty() || keyFile.isEmpty())
+            return usage(QStringLiteral("TLS needs all three of --cacert, --cert and --key"));
+        const QString cluster = value(clusterOpt, "DENGINE_CLUSTER");
+        bool ok = true;
+        const quint64 clusterId = cluster.isEmpty() ? 1 : cluster.toULongLong(&ok);
+        if (!ok || clusterId == 0)
+            return usage(QStringLiteral("--cluster: a positive integer"));
+        QString why;
+        tls = engine::TlsIdentity::loadClient(caFile, certFile, keyFile, clusterId, &why);
+        if (!tls) {
+            std::fprintf(stderr, "dengine: %s\n", qPrintable(why));
+            return ExitUsage;
+        }
+    }
     std::uint32_t consistency = 0;
     if (p.value(consistencyOpt) == QLatin1String("lease"))
         consistency = 1;
@@ -244,7 +291,7 @@ int main(int argc, char **argv)
     int exitCode = ExitUnreachable;
     QStringList failures;
     for (const QString &endpoint : endpoints) {
-        Connection c;
+        Connection c(tls);
         QString why;
         std::optional<clientwire::Response> r;
         if (c.open(endpoint, timeoutMs, &why))

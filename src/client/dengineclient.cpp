@@ -82,6 +82,7 @@ public:
         quint64 subscription = 0;
         bool live = false; // the member's first push came
         bool probe = false; // only asks the member who it is (STATUS), then closes
+        QString tlsWhy;     // what the handshake found wrong (besides the name)
         NodeId member = 0;
         quint64 memberTerm = 0;
         QElapsedTimer heard; // since the last frame
@@ -314,19 +315,19 @@ std::unique_ptr<DEngineClientPrivate::Link> DEngineClientPrivate::open(const QSt
     QObject::connect(socket, &QAbstractSocket::readyRead, q, [this, raw] { onReadable(raw); });
     QObject::connect(socket, &QAbstractSocket::disconnected, q, [this, raw] { lose(raw, QStringLiteral("the member closed the connection")); });
     QObject::connect(socket, &QAbstractSocket::errorOccurred, q, [this, raw, socket](QAbstractSocket::SocketError) {
-        lose(raw, socket->errorString());
+        lose(raw, raw->tlsWhy.isEmpty() ? socket->errorString() : QStringLiteral("TLS: %1").arg(raw->tlsWhy));
     });
     if (tls) {
         socket->setSslConfiguration(tls->configuration());
         // The member's certificate must be the cluster authority's and name a member of this
-        // cluster; the address the client dialled is not in it (members are named by id).
-        QObject::connect(socket, &QSslSocket::sslErrors, q, [socket](const QList<QSslError> &errors) {
-            QList<QSslError> nameOnly;
+        // cluster (handshakeOk); the address the client dialled is not in it.
+        engine::TlsIdentity::acceptAnyMemberName(socket);
+        QObject::connect(socket, &QSslSocket::sslErrors, q, [raw](const QList<QSslError> &errors) {
+            QStringList why;
             for (const QSslError &e : errors)
-                if (e.error() == QSslError::HostNameMismatch)
-                    nameOnly << e;
-            if (nameOnly.size() == errors.size())
-                socket->ignoreSslErrors(nameOnly);
+                if (e.error() != QSslError::HostNameMismatch)
+                    why << e.errorString();
+            raw->tlsWhy = why.join(QStringLiteral("; "));
         });
         QObject::connect(socket, &QSslSocket::encrypted, q, [this, raw] { onConnected(raw); });
         socket->connectToHostEncrypted(host, port);

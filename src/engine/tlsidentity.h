@@ -6,6 +6,8 @@
 #include <QtNetwork/QSslCertificate>
 #include <QtNetwork/QSslConfiguration>
 
+class QSslSocket;
+
 #include <memory>
 
 namespace dengine::engine {
@@ -33,6 +35,11 @@ public:
     quint64 clusterId() const { return m_cluster; }
 
     static QString memberName(quint64 node, quint64 cluster);
+    // For a client dialling a member's client port by address: the member's certificate must be
+    // the authority's (the configuration checks that) but cannot name the address dialled, since
+    // members are named by id; so a host-name mismatch alone is let through, and after the
+    // handshake memberOf(peerCertificate) must name a member of the cluster. Call before connecting.
+    static void acceptAnyMemberName(QSslSocket *socket);
     // The member of `cluster` a certificate names, or 0 when it names none (another cluster's, a
     // client's, a stranger's).
     static quint64 memberOf(const QSslCertificate &certificate, quint64 cluster);

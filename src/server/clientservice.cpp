@@ -2,12 +2,14 @@
 #include "server/clientservice.h"
 
 #include "client/clientcodec.h"
+#include "engine/tlsidentity.h"
 
 #include <dengine/dengine.h>
 
 #include <QtCore/QElapsedTimer>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QTimer>
+#include <QtNetwork/QSslServer>
 #include <QtNetwork/QTcpServer>
 #include <QtNetwork/QTcpSocket>
 
@@ -213,9 +215,26 @@ bool ClientService::listen(QString *error)
             *error = QStringLiteral("client address \"%1\" is not host:port (an IP address or localhost)").arg(m_opts.listenAddress);
         return false;
     }
-    m_server = new QTcpServer(this);
+    if (m_opts.tls) {
+        auto *tls = new QSslServer(this);
+        tls->setSslConfiguration(m_opts.tls->configuration());
+        tls->setHandshakeTimeout(m_opts.handshakeTimeoutMs);
+        // A client that fails the handshake never becomes a connection; it is counted and logged.
+        connect(tls, &QSslServer::errorOccurred, this, [this](QSslSocket *socket, QAbstractSocket::SocketError) {
+            ++m_stats.handshakesFailed;
+            qCWarning(lcClients).noquote() << QStringLiteral("refused a client from %1: %2").arg(socket->peerAddress().toString(), socket->errorString());
+        });
+        connect(tls, &QSslServer::handshakeInterruptedOnError, this, [this](QSslSocket *socket, const QSslError &why) {
+            ++m_stats.handshakesFailed;
+            qCWarning(lcClients).noquote() << QStringLiteral("refused a client from %1: %2").arg(socket->peerAddress().toString(), why.errorString());
+        });
+        m_server = tls;
+    } else {
+        m_server = new QTcpServer(this);
+    }
     m_server->setMaxPendingConnections(64);
-    connect(m_server, &QTcpServer::newConnection, this, &ClientService::onNewConnection);
+    // Once a connection is ready for requests (for TLS: after the handshake).
+    connect(m_server, &QTcpServer::pendingConnectionAvailable, this, &ClientService::onNewConnection);
     if (!m_server->listen(address, port)) {
         if (error)
             *error = QStringLiteral("cannot listen for clients on %1: %2").arg(m_opts.listenAddress, m_server->errorString());

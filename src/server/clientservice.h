@@ -15,6 +15,10 @@ class QTcpServer;
 class QTcpSocket;
 class QTimer;
 
+namespace dengine::engine {
+class TlsIdentity;
+}
+
 namespace dengine::server {
 
 // The client port of a standalone member (dengined): the client protocol (client/clientcodec.h)
@@ -53,11 +57,17 @@ public:
         // listens on (with the real port for port 0).
         QString advertisedAddress;
         int maxHeartbeatMs = 5000; // a subscriber's heartbeat_ms is kept within [50, this]
+        // TLS 1.3 on the client port, with this node's identity: a client must present a
+        // certificate of the cluster's authority (a client's from dengine-ctl certs client, or a
+        // member's). Null: plain TCP (dengined allows it only when told: insecureClients).
+        std::shared_ptr<const engine::TlsIdentity> tls;
+        int handshakeTimeoutMs = 5000;
     };
     struct Stats {
         quint64 connectionsAccepted = 0;
         quint64 connectionsRefused = 0; // over maxConnections
         quint64 connectionsClosedForErrors = 0;
+        quint64 handshakesFailed = 0; // TLS: no certificate, another authority's, a timeout
         quint64 requests = 0;
         quint64 subscribers = 0; // now
     };

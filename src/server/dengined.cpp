@@ -12,6 +12,7 @@
 //   3  the client port could not be opened (in use, bad address)
 #include <dengine/dengine.h>
 
+#include "engine/tlsidentity.h"
 #include "server/clientservice.h"
 
 #include <QtCore/QCommandLineParser>
@@ -76,7 +77,9 @@ int main(int argc, char **argv)
         "   \"peers\": {\"1\": \"10.0.0.1:7001\", \"2\": \"10.0.0.2:7001\", \"3\": \"10.0.0.3:7001\"},\n"
         "   \"tlsCaFile\": \"ca.pem\", \"tlsCertificateFile\": \"node-1.pem\", \"tlsKeyFile\": \"node-1.key\",\n"
         "   \"server\": {\"clientAddress\": \"10.0.0.1:8001\", \"maxClientConnections\": 1024, \"insecureClients\": true}}\n"
-        "The client port speaks plain TCP in this version: insecureClients must say so (unless the node is insecure).\n"
+        "The client port speaks TLS 1.3 with the node's certificate, and takes clients whose certificate the cluster's\n"
+        "authority signed (dengine-ctl certs client NAME); insecureClients: true opens it as plain TCP instead (on an\n"
+        "insecure node it is plain anyway).\n"
         "Flags win over DENGINE_* environment variables, which win over the file.\n\n"
         "Exit status: 0 stopped on request (SIGTERM, SIGINT) or removed from the cluster; 1 the node\n"
         "failed (storage, damaged data, certificate, peer port in use); 2 bad usage or configuration;\n"
@@ -128,16 +131,16 @@ int main(int argc, char **argv)
             return fail(ExitUsage, QStringLiteral("%1: server.maxClientConnections: must be a positive integer").arg(configPath));
         so.maxConnections = n;
     }
-    // The client port has no TLS yet: whoever reaches it can read and write the cluster. So it is
-    // opened only when that is said: the node runs insecure anyway, or server.insecureClients.
+    // The client port: TLS with the node's own identity, unless the node is insecure or the
+    // configuration says insecureClients (plain TCP: whoever reaches it can read and write).
     const QJsonValue insecureClients = server.value(QLatin1String("insecureClients"));
     if (!insecureClients.isUndefined() && !insecureClients.isBool())
         return fail(ExitUsage, QStringLiteral("%1: server.insecureClients: must be true or false").arg(configPath));
-    if (!config.insecure && !insecureClients.toBool())
-        return fail(ExitUsage, QStringLiteral("%1: server.insecureClients: the client port speaks plain TCP in this version (anyone who "
-                                              "reaches it can read and write the cluster); set it to true to accept that, and bind "
-                                              "clientAddress to a trusted network")
-                                   .arg(configPath));
+    if (!config.insecure && !insecureClients.toBool()) {
+        so.tls = dengine::engine::TlsIdentity::load(config, &error);
+        if (!so.tls)
+            return fail(ExitFailed, QStringLiteral("client port: %1").arg(error));
+    }
     // A frame holds at most a batch: its keys and values, with room for the framing.
     so.maxFrameBytes = static_cast<quint32>(std::min<qint64>(UINT32_MAX, 4LL * config.maxValueBytes + 2LL * config.maxKeyBytes * config.maxBatchOperations
                                                                             + (1 << 20)));
@@ -179,10 +182,11 @@ int main(int argc, char **argv)
 
     if (!clients.listen(&error))
         return fail(ExitClientPort, error);
-    qCWarning(lcServer).noquote() << QStringLiteral("node %1: INSECURE: the client port %2 speaks plain TCP; anyone who reaches it can read "
-                                                    "and write the cluster")
-                                         .arg(config.nodeId)
-                                         .arg(so.listenAddress);
+    if (!so.tls)
+        qCWarning(lcServer).noquote() << QStringLiteral("node %1: INSECURE: the client port %2 speaks plain TCP; anyone who reaches it can "
+                                                        "read and write the cluster")
+                                             .arg(config.nodeId)
+                                             .arg(so.listenAddress);
     if (!engine.start())
         return fail(ExitUsage, engine.errorString());
     return app.exec();

@@ -10,6 +10,8 @@
 //   dengine-ctl certs node DIR --cluster N --node ID [--days D]
 //                                      a member's certificate and key, signed by DIR's authority:
 //                                      DIR/node-ID.pem, DIR/node-ID.key (src/certs/certs.h)
+//   dengine-ctl certs client DIR NAME --cluster N [--days D]
+//                                      a client's (DEngineClient, dengine): DIR/client-NAME.pem, .key
 //
 // Exit status: 0 healthy (a torn tail, which start-up cuts, counts as healthy) or done, 1 damaged,
 // unreadable or failed, 2 bad usage. Run `wal` on a stopped node: a running one holds the lock.
@@ -34,7 +36,8 @@ int usage()
     std::fprintf(stderr, "usage: dengine-ctl wal check DIR\n"
                          "       dengine-ctl wal dump DIR [--all]\n"
                          "       dengine-ctl certs init DIR --cluster N [--days D]\n"
-                         "       dengine-ctl certs node DIR --cluster N --node ID [--days D]\n");
+                         "       dengine-ctl certs node DIR --cluster N --node ID [--days D]\n"
+                         "       dengine-ctl certs client DIR NAME --cluster N [--days D]\n");
     return 2;
 }
 
@@ -205,12 +208,16 @@ int dump(const std::string &dir, bool all)
 
 int makeCertificates(int argc, char **argv)
 {
-    // dengine-ctl certs init|node DIR --cluster N [--node ID] [--days D]
+    // dengine-ctl certs init|node DIR --cluster N [--node ID] [--days D]; certs client DIR NAME ...
     const std::string cmd = argv[2];
     const std::string dir = argv[3];
     dengine::certs::Options o;
     std::uint64_t node = 0;
-    for (int i = 4; i < argc; i += 2) {
+    const bool client = cmd == "client";
+    if (client && argc < 5)
+        return usage();
+    const std::string clientName = client ? argv[4] : "";
+    for (int i = client ? 5 : 4; i < argc; i += 2) {
         if (i + 1 >= argc)
             return usage();
         char *end = nullptr;
@@ -233,6 +240,15 @@ int makeCertificates(int argc, char **argv)
             return 1;
         }
         std::printf("made %s/ca.pem and %s/ca.key (the key signs members: keep it off the nodes)\n", dir.c_str(), dir.c_str());
+        return 0;
+    }
+    if (client && node == 0) {
+        if (!dengine::certs::createClient(dir, clientName, o, &error)) {
+            std::fprintf(stderr, "dengine-ctl: %s\n", error.c_str());
+            return 1;
+        }
+        std::printf("made %s/client-%s.pem and %s/client-%s.key for %s (members take it on their client port)\n", dir.c_str(),
+                    clientName.c_str(), dir.c_str(), clientName.c_str(), dengine::certs::clientName(clientName, o.cluster).c_str());
         return 0;
     }
     if (cmd == "node" && node != 0) {

@@ -11,6 +11,8 @@
 #include <dengine/dengine.h>
 #include <dengine/dengineclient.h>
 
+#include "certs/certs.h"
+
 #include <QtTest/QtTest>
 
 using namespace dengine::test;
@@ -268,6 +270,78 @@ private Q_SLOTS:
         back.start();
         QVERIFY(back.waitForReady(Long));
         QTRY_COMPARE_WITH_TIMEOUT(await(back.get("after/failover")).value, QByteArray("ok"), Long);
+    }
+
+    // A cluster on TLS, peers and clients: a client with a certificate of the cluster's authority
+    // works (the library and the command line); one of another authority, or one speaking plain
+    // TCP, is refused with a ConnectionError that says why, and its calls finish with NoQuorum.
+    void tlsClientPort_theAuthoritysClientsOnly()
+    {
+        DEnginedCluster tlsCluster(3);
+        const std::string dir = tlsCluster.dir.filePath(QStringLiteral("certs")).toStdString();
+        const std::string stranger = tlsCluster.dir.filePath(QStringLiteral("stranger")).toStdString();
+        QVERIFY(QDir().mkpath(QString::fromStdString(dir)) && QDir().mkpath(QString::fromStdString(stranger)));
+        std::string why;
+        dengine::certs::Options o;
+        o.cluster = 1;
+        QVERIFY2(dengine::certs::createAuthority(dir, o, &why), why.c_str());
+        for (quint64 id = 1; id <= 3; ++id)
+            QVERIFY2(dengine::certs::createMember(dir, id, o, &why), why.c_str());
+        QVERIFY2(dengine::certs::createClient(dir, "app", o, &why), why.c_str());
+        QVERIFY2(dengine::certs::createAuthority(stranger, o, &why), why.c_str());
+        QVERIFY2(dengine::certs::createClient(stranger, "app", o, &why), why.c_str());
+        const QString d = QString::fromStdString(dir);
+        for (quint64 id = 1; id <= 3; ++id) {
+            QVERIFY(tlsCluster.writeConfig(id, QStringLiteral(R"(, "tlsCaFile": "%1/ca.pem", "tlsCertificateFile": "%1/node-%2.pem", "tlsKeyFile": "%1/node-%2.key")")
+                                                   .arg(d)
+                                                   .arg(id)));
+            tlsCluster.start(id);
+        }
+        DEngineClientConfig c = clientConfig(tlsCluster.clientAddresses());
+        c.insecure = false;
+        c.tlsCaFile = d + QStringLiteral("/ca.pem");
+        c.tlsCertificateFile = d + QStringLiteral("/client-app.pem");
+        c.tlsKeyFile = d + QStringLiteral("/client-app.key");
+        DEngineClient client(c);
+        QVERIFY(client.start());
+        QVERIFY(client.waitForReady(Long));
+        QVERIFY(await(client.put("tls/k", "v")).ok());
+        QCOMPARE(await(client.get("tls/k")).value, QByteArray("v"));
+
+        // The command line, with the same files.
+        QProcess cli;
+        cli.start(QStringLiteral(DENGINE_CLI_PATH), {QStringLiteral("--endpoints"), tlsCluster.clientAddresses().join(QLatin1Char(',')),
+                                                     QStringLiteral("--cacert"), c.tlsCaFile, QStringLiteral("--cert"), c.tlsCertificateFile,
+                                                     QStringLiteral("--key"), c.tlsKeyFile, QStringLiteral("get"), QStringLiteral("tls/k")});
+        QVERIFY(cli.waitForFinished(Long));
+        QCOMPARE(cli.exitCode(), 0);
+        QCOMPARE(cli.readAllStandardOutput(), QByteArray("v\n"));
+        cli.start(QStringLiteral(DENGINE_CLI_PATH), {QStringLiteral("--endpoints"), tlsCluster.clientAddress(1), QStringLiteral("--timeout"),
+                                                     QStringLiteral("2000"), QStringLiteral("get"), QStringLiteral("tls/k")});
+        QVERIFY(cli.waitForFinished(Long));
+        QCOMPARE(cli.exitCode(), 3); // plain TCP to a TLS port: no answer
+
+        // Another authority's client, and a plain one: refused, and they say so.
+        for (const bool plain : {false, true}) {
+            DEngineClientConfig bad = c;
+            bad.requestTimeoutMs = 1500;
+            if (plain) {
+                bad.insecure = true;
+            } else {
+                bad.tlsCaFile = QString::fromStdString(stranger) + QStringLiteral("/ca.pem");
+                bad.tlsCertificateFile = QString::fromStdString(stranger) + QStringLiteral("/client-app.pem");
+                bad.tlsKeyFile = QString::fromStdString(stranger) + QStringLiteral("/client-app.key");
+            }
+            DEngineClient refused(bad);
+            QSignalSpy errors(&refused, &DEngineInterface::errorOccurred);
+            QVERIFY(refused.start());
+            const DEngineResult r = await(refused.put("tls/intruder", "x"));
+            QCOMPARE(r.status, Status::NoQuorum);
+            QVERIFY(!refused.isReady());
+            QVERIFY(!errors.isEmpty());
+            QCOMPARE(errors.first().at(0).value<DEngineInterface::Error>(), DEngineInterface::Error::ConnectionError);
+        }
+        QCOMPARE(await(client.get("tls/intruder")).status, Status::NotFound);
     }
 
     void unreachableCluster_connectionErrorOnce_callsFinishWithNoQuorum_stopStillWorks()
