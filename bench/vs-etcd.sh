@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # DEngine and etcd side by side, in one run on this machine, under the reference workload of
-# ../shared/bench/README.md: runs bench/engine_bench, then ../shared/bench/etcd-baseline.sh (3
-# members), and prints each figure with its ratio to etcd's. Both use fresh data directories on the
+# ../shared/bench/README.md: runs bench/engine_bench (embedded), then `dengine bench` through
+# DEngineClient against three dengined processes (the standalone deployment, over the client
+# protocol), then ../shared/bench/etcd-baseline.sh (3 members), and prints each figure with its
+# ratio to etcd's. Both use fresh data directories on the
 # same disk. About four minutes; keep the machine otherwise idle (this disk's rates drift).
 #   bench/vs-etcd.sh [BUILD_DIR]        environment: SECONDS_PER_ROW (5), ROUNDS (1)
 set -euo pipefail
@@ -17,6 +19,27 @@ done
 out=$(mktemp -d "${TMPDIR:-/tmp}/vs-etcd.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 data=$(pwd)/vs-etcd.tmp
+[ -x "$build/src/server/dengined" ] && [ -x "$build/src/cli/dengine" ] || { echo "vs-etcd: build dengined and dengine first" >&2; exit 1; }
+# Three dengined on 127.0.0.1 (plain TCP between them and to clients, as etcd's baseline runs;
+# fsync on), `dengine bench` against them, then a graceful stop.
+run_standalone() {
+    local ports=(7201 7202 7203) cports=(8201 8202 8203) pids=()
+    mkdir -p "$data"
+    for i in 1 2 3; do
+        cat > "$data/node$i.json" <<JSON
+{"nodeId": $i, "dataDirectory": "$data/d$i", "insecure": true,
+ "peers": {"1": "127.0.0.1:${ports[0]}", "2": "127.0.0.1:${ports[1]}", "3": "127.0.0.1:${ports[2]}"},
+ "server": {"clientAddress": "127.0.0.1:${cports[$((i - 1))]}"}}
+JSON
+        QT_LOGGING_RULES='dengine.*.warning=false' "$build/src/server/dengined" --config "$data/node$i.json" 2>"$data/node$i.log" &
+        pids+=($!)
+    done
+    "$build/src/cli/dengine" --endpoints 127.0.0.1:8201,127.0.0.1:8202,127.0.0.1:8203 --timeout 30000 bench \
+        rows put:1,put:16,put:64,lget:16,leaseget:16,sget:16 seconds "$secs" | tee "$1"
+    kill -TERM "${pids[@]}"
+    wait "${pids[@]}" || true
+    rm -rf "$data"
+}
 for r in $(seq "$rounds"); do
     echo "== round $r: DEngine (engine_bench)"
     "$build/bench/engine_bench" --dir "$data" --seconds "$secs" | tee "$out/dengine$r.txt"
@@ -24,6 +47,8 @@ for r in $(seq "$rounds"); do
     echo "== round $r: DEngine on mutual TLS (engine_bench --tls, the put c=64 and linearizable get rows)"
     "$build/bench/engine_bench" --dir "$data" --seconds "$secs" --tls --rows put:64,lget:16 --node "" | tee "$out/dengtls$r.txt"
     rm -rf "$data"
+    echo "== round $r: DEngine standalone (3 dengined, dengine bench through DEngineClient)"
+    run_standalone "$out/dclient$r.txt"
     echo "== round $r: etcd ($shared/etcd-baseline.sh, 3 members)"
     VARIANTS=3 DURATION="$secs" RESULTS_FILE="$out/etcd$r.txt" "$shared/etcd-baseline.sh" >/dev/null 2>"$out/etcd$r.log" || {
         tail -20 "$out/etcd$r.log" >&2; exit 1; }
@@ -47,6 +72,7 @@ def rows(path, tool):
     return r
 d = [rows(f"{out}/dengine{i}.txt", "dengine") for i in range(1, rounds + 1)]
 t = [rows(f"{out}/dengtls{i}.txt", "dengtls") for i in range(1, rounds + 1)]
+s = [rows(f"{out}/dclient{i}.txt", "dclient") for i in range(1, rounds + 1)]
 e = [rows(f"{out}/etcd{i}.txt", "wrk") for i in range(1, rounds + 1)]
 def med(runs, key, i):
     xs = [x[key][i] for x in runs if key in x]
@@ -70,6 +96,19 @@ for key in ("ready", "failover"):
     if ours and theirs:
         mo, mt = statistics.median(ours), statistics.median(theirs)
         print(f"| {key} ms (median) | {mo:.0f} | {mt:.0f} | {mo / mt:.2f}x (lower is better) |")
+print()
+print("DEngine standalone (3 dengined, DEngineClient over the client protocol) / etcd (wrk over its HTTP gateway), same run")
+print("| row | DEngine standalone | etcd | ratio |")
+print("|---|---|---|---|")
+for load, c, etcdLoad in [("put", "1", "put"), ("put", "16", "put"), ("put", "64", "put"), ("lget", "16", "lget"),
+                          ("leaseget", "16", "lget"), ("sget", "16", "sget")]:
+    k, ek = (load, c), (etcdLoad, c)
+    ours, theirs = med(s, k, 0), med(e, ek, 0)
+    print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} ({etcdLoad}) | {ours / theirs:.2f}x |")
+    if load == "put" and c == "64":
+        for i, name in ((1, "p50"), (2, "p99")):
+            o, theirs = med(s, k, i), med(e, ek, i)
+            print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
 print()
 print("DEngine with mutual TLS 1.3 between the nodes / plain TCP, same run")
 print("| row | TLS | plain TCP | TLS / plain |")

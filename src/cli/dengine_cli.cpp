@@ -9,9 +9,11 @@
 //     batch [FILE]               lines "put <key> <value>" / "del <key>" (stdin without FILE), one atomic write
 //     status                     each endpoint: id, leader, term, role, commit, applied, ready, members, version
 //     members                    the membership; member add <id> <host:port> | promote <id> | remove <id> | transfer <id>
+//     bench [rows LIST] [seconds S] [value-size B]   the reference workload through DEngineClient (src/cli/bench.cpp)
 //
 // Exit status: 0 done; 1 get/scan found nothing (NotFound); 2 bad usage; 3 no endpoint could be
 // reached; 4 the cluster answered with an error status (printed, with its reason).
+#include "cli/bench.h"
 #include "client/clientcodec.h"
 #include "engine/tlsidentity.h"
 
@@ -153,7 +155,9 @@ int main(int argc, char **argv)
         "  status                  every endpoint's member: id, leader, term, role, commit, applied, ready\n"
         "  members                 the membership as the first endpoint that answers applied it\n"
         "  member add <id> <host:port> | promote <id> | remove <id> | transfer <id>\n"
-        "                          membership changes (a new node runs dengined --join first); safe to repeat\n\n"
+        "                          membership changes (a new node runs dengined --join first); safe to repeat\n"
+        "  bench [rows put:1,put:16,put:64,lget:16,sget:16] [seconds S] [value-size B]\n"
+        "                          the reference workload through DEngineClient: progress, then a table (--json: lines)\n\n"
         "Exit status: 0 done; 1 not found; 2 bad usage; 3 no endpoint reachable; 4 the cluster answered an error."));
     p.addHelpOption();
     QCommandLineOption endpointsOpt(QStringLiteral("endpoints"), QStringLiteral("Members' client addresses, comma-separated (DENGINE_ENDPOINTS)."),
@@ -213,6 +217,37 @@ int main(int argc, char **argv)
     else if (p.value(consistencyOpt) != QLatin1String("linearizable"))
         return usage(QStringLiteral("--consistency: linearizable, lease or local"));
 
+    if (command == QLatin1String("bench")) {
+        // Through DEngineClient, as an application would: TLS as above, or plain TCP.
+        DEngineClientConfig cc;
+        cc.endpoints = endpoints;
+        cc.insecure = !tls;
+        cc.tlsCaFile = caFile;
+        cc.tlsCertificateFile = certFile;
+        cc.tlsKeyFile = keyFile;
+        const QString cluster = value(clusterOpt, "DENGINE_CLUSTER");
+        cc.clusterId = cluster.isEmpty() ? 1 : cluster.toULongLong();
+        cc.requestTimeoutMs = timeoutMs;
+        cli::BenchOptions bo;
+        bo.json = json;
+        bo.timeoutMs = timeoutMs;
+        for (int i = 1; i + 1 < args.size(); i += 2) {
+            bool ok = true;
+            if (args[i] == QLatin1String("rows"))
+                bo.rows = args[i + 1];
+            else if (args[i] == QLatin1String("seconds"))
+                bo.seconds = args[i + 1].toInt(&ok);
+            else if (args[i] == QLatin1String("value-size"))
+                bo.valueSize = args[i + 1].toInt(&ok);
+            else
+                ok = false;
+            if (!ok)
+                return usage(QStringLiteral("bench [rows put:1,put:16,put:64,lget:16,sget:16] [seconds S] [value-size B]"));
+        }
+        if (args.size() % 2 == 0)
+            return usage(QStringLiteral("bench [rows put:1,put:16,put:64,lget:16,sget:16] [seconds S] [value-size B]"));
+        return cli::runBench(cc, bo);
+    }
     clientwire::Request req;
     bool membersOnly = false; // `members`: the first member's view of the membership
     req.consistency = consistency;

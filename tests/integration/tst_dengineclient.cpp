@@ -13,6 +13,8 @@
 
 #include "certs/certs.h"
 
+#include <QtCore/QJsonDocument>
+#include <QtCore/QJsonObject>
 #include <QtTest/QtTest>
 
 using namespace dengine::test;
@@ -342,6 +344,33 @@ private Q_SLOTS:
             QCOMPARE(errors.first().at(0).value<DEngineInterface::Error>(), DEngineInterface::Error::ConnectionError);
         }
         QCOMPARE(await(client.get("tls/intruder")).status, Status::NotFound);
+    }
+
+    // `dengine bench`: a row per load, with its figures (JSON lines for scripts), no failed call.
+    void cliBench_rowsAsJsonLines()
+    {
+        QProcess cli;
+        cli.start(QStringLiteral(DENGINE_CLI_PATH), {QStringLiteral("--endpoints"), m_cluster->clientAddresses().join(QLatin1Char(',')),
+                                                     QStringLiteral("--json"), QStringLiteral("bench"), QStringLiteral("rows"),
+                                                     QStringLiteral("put:4,lget:2,sget:2"), QStringLiteral("seconds"), QStringLiteral("1")});
+        QVERIFY(cli.waitForFinished(Long));
+        QCOMPARE(cli.exitCode(), 0);
+        const QList<QByteArray> lines = cli.readAllStandardOutput().split('\n');
+        QStringList loads;
+        for (const QByteArray &line : lines) {
+            if (line.isEmpty())
+                continue;
+            const QJsonObject o = QJsonDocument::fromJson(line).object();
+            loads << o.value(QStringLiteral("load")).toString();
+            QVERIFY2(o.value(QStringLiteral("opsPerSecond")).toDouble() > 0, line.constData()); // calls were made
+            QCOMPARE(o.value(QStringLiteral("errors")).toInt(-1), 0);
+        }
+        QCOMPARE(loads, (QStringList{QStringLiteral("put"), QStringLiteral("lget"), QStringLiteral("sget")}));
+        QVERIFY(cli.readAllStandardError().contains("[####################] 1/1 s")); // the progress line
+        cli.start(QStringLiteral(DENGINE_CLI_PATH), {QStringLiteral("--endpoints"), m_cluster->clientAddress(1), QStringLiteral("bench"),
+                                                     QStringLiteral("rows"), QStringLiteral("jump:3")});
+        QVERIFY(cli.waitForFinished(Long));
+        QCOMPARE(cli.exitCode(), 2);
     }
 
     void unreachableCluster_connectionErrorOnce_callsFinishWithNoQuorum_stopStillWorks()
