@@ -21,24 +21,29 @@ trap 'rm -rf "$out"' EXIT
 data=$(pwd)/vs-etcd.tmp
 [ -x "$build/src/server/dengined" ] && [ -x "$build/src/cli/dengine" ] || { echo "vs-etcd: build dengined and dengine first" >&2; exit 1; }
 # Three dengined on 127.0.0.1 (plain TCP between them and to clients, as etcd's baseline runs;
-# fsync on), `dengine bench` against them, then a graceful stop.
+# fsync on), a fresh cluster for every row as engine_bench does (a row does not pay for the
+# snapshots of the one before), `dengine bench` against it, then a graceful stop.
 run_standalone() {
-    local ports=(7201 7202 7203) cports=(8201 8202 8203) pids=()
-    mkdir -p "$data"
-    for i in 1 2 3; do
-        cat > "$data/node$i.json" <<JSON
+    local ports=(7201 7202 7203) cports=(8201 8202 8203) pids=() row
+    : > "$1"
+    for row in put:1 put:16 put:64 lget:16 leaseget:16 sget:16; do
+        mkdir -p "$data"
+        pids=()
+        for i in 1 2 3; do
+            cat > "$data/node$i.json" <<JSON
 {"nodeId": $i, "dataDirectory": "$data/d$i", "insecure": true,
  "peers": {"1": "127.0.0.1:${ports[0]}", "2": "127.0.0.1:${ports[1]}", "3": "127.0.0.1:${ports[2]}"},
  "server": {"clientAddress": "127.0.0.1:${cports[$((i - 1))]}"}}
 JSON
-        QT_LOGGING_RULES='dengine.*.warning=false' "$build/src/server/dengined" --config "$data/node$i.json" 2>"$data/node$i.log" &
-        pids+=($!)
+            QT_LOGGING_RULES='dengine.*.warning=false' "$build/src/server/dengined" --config "$data/node$i.json" 2>"$data/node$i.log" &
+            pids+=($!)
+        done
+        "$build/src/cli/dengine" --endpoints 127.0.0.1:8201,127.0.0.1:8202,127.0.0.1:8203 --timeout 30000 bench \
+            rows "$row" seconds "$secs" 2>/dev/null | tee -a "$1"
+        kill -TERM "${pids[@]}"
+        wait "${pids[@]}" || true
+        rm -rf "$data"
     done
-    "$build/src/cli/dengine" --endpoints 127.0.0.1:8201,127.0.0.1:8202,127.0.0.1:8203 --timeout 30000 bench \
-        rows put:1,put:16,put:64,lget:16,leaseget:16,sget:16 seconds "$secs" | tee "$1"
-    kill -TERM "${pids[@]}"
-    wait "${pids[@]}" || true
-    rm -rf "$data"
 }
 for r in $(seq "$rounds"); do
     echo "== round $r: DEngine (engine_bench)"
