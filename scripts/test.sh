@@ -4,8 +4,8 @@
 #      the storage's crash-point, property and corpus tests;
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the same, with a shorter sweep;
 #   3. a ThreadSanitizer build of the storage tests that run threads (the group-commit writer);
-#   4. the libFuzzer targets of the log reader, the wire codec, the handshake, the key-value snapshot and the
-#      client protocol (clang), each run for a bounded
+#   4. the libFuzzer targets of the log reader, the wire codec, the handshake, the key-value snapshot, the
+#      client protocol and the HTTP gateway's parser (clang), each run for a bounded
 #      time over its corpus (20 s and 10 s: DENGINE_FUZZ_SECONDS, DENGINE_FUZZ_CODEC_SECONDS).
 # Environment: DENGINE_SIM_SEEDS (default 4000) seeds for the main sweep; DENGINE_QUICK=1 runs step 1 only.
 set -euo pipefail
@@ -45,6 +45,6 @@ ctest --test-dir build-tsan -j"$jobs" --output-on-failure -R '^storage\.(LogWrit
 echo "== build (libFuzzer, clang)"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DDENGINE_FUZZ=ON \
     -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_wal_reader fuzz_codec fuzz_hellogate fuzz_kvsnapshot fuzz_clientcodec
+cmake --build build-fuzz -j"$jobs" --target fuzz_wal_reader fuzz_codec fuzz_hellogate fuzz_kvsnapshot fuzz_clientcodec fuzz_httpparser
 echo "== fuzzing the log reader and the wire codec (bounded)"
 ctest --test-dir build-fuzz -j"$jobs" --output-on-failure -L fuzz # each fuzzer runs on one core

@@ -10,6 +10,30 @@
 class DEnginePrivate;
 class DEngineStateMachine;
 
+// What DEngine::metrics() returns: counters (the calls' since the object was made; the log's,
+// snapshots' and transport's since the last start(): a restart begins them again, as Prometheus
+// expects of a counter that resets), and the write-ahead log's fsync latencies as a histogram.
+struct DENGINE_EXPORT DEngineMetrics {
+    quint64 proposalsCommitted = 0; // writes and membership calls finished Ok on this node
+    quint64 proposalsFailed = 0;    // ... finished with another status (Timeout included)
+    quint64 walBatches = 0;         // group-commit rounds of the log writer
+    quint64 walEntries = 0;
+    // fsyncs of the write-ahead log: fsyncBuckets[i] counts those that took at most
+    // fsyncBucketBounds()[i] seconds (cumulative, as Prometheus has it); the last bound is +Inf.
+    quint64 fsyncCount = 0;
+    double fsyncSecondsTotal = 0;
+    QList<quint64> fsyncBuckets;
+    static QList<double> fsyncBucketBounds();
+    quint64 snapshotsTaken = 0;     // written by this node
+    quint64 snapshotsInstalled = 0; // received from a leader and installed
+    quint64 snapshotsSent = 0;      // streamed to followers
+    quint64 peerFramesSent = 0;
+    quint64 peerFramesReceived = 0;
+    quint64 peerConnectionsAccepted = 0; // inbound, past the handshake
+    quint64 peerConnectionsRefused = 0;  // strangers, bad handshakes, over the limits
+    quint64 peerMessagesDropped = 0;     // queues full (the peer is slow or gone)
+};
+
 // One node of a replicated, strongly consistent key-value store, embedded in this process.
 //
 // The node runs on a worker thread of its own. This object lives on the thread that created it
@@ -73,6 +97,9 @@ public:
     // As the cluster's replicated address book or the configuration says.
     QString memberAddress(NodeId id) const override;
     DEngineConfig config() const;
+    // Counters and histograms for monitoring (dengined's /metrics): a copy, at most 100 ms old, of
+    // what the worker published, and the calls this object finished. Owner thread; never blocks.
+    struct DEngineMetrics metrics() const;
     // The port the node listens on for peers (useful with port 0 in the listen address); 0 before
     // the worker listens and after stopped(). listeningPortChanged() announces it.
     quint16 listeningPort() const;

@@ -5,6 +5,7 @@
 #include "engine/engineworker.h"
 #include "engine/hostport.h"
 #include "engine/limits.h"
+#include "storage/logwriter.h"
 
 #include <QtCore/QCoreApplication>
 #include <QtCore/QEventLoop>
@@ -17,6 +18,7 @@
 #include <algorithm>
 #include <climits>
 #include <functional>
+#include <limits>
 
 Q_DECLARE_LOGGING_CATEGORY(lcEngine)
 
@@ -56,6 +58,7 @@ public:
     // flight (counted from the call until its future finishes) are bounded at the call.
     QObject *courierTarget = nullptr;
     std::shared_ptr<dengine::engine::ResultCourier> courier;
+    std::shared_ptr<dengine::engine::MetricsBox> metrics = std::make_shared<dengine::engine::MetricsBox>();
     qint64 callsInFlight = 0;
     qint64 bytesInFlight = 0;
 
@@ -167,7 +170,7 @@ bool DEngine::start()
     d->update(d->applied, quint64(0), &DEngine::appliedIndexChanged);
     d->thread = new QThread;
     d->thread->setObjectName(QStringLiteral("dengine-node-%1").arg(d->config.nodeId));
-    d->worker = new EngineWorker(d->config, d->stateMachine);
+    d->worker = new EngineWorker(d->config, d->stateMachine, d->metrics);
     d->worker->moveToThread(d->thread);
     // The thread ends when the worker has finished, whoever waits for it (the destructor has no
     // event loop to take onWorkerFinished from).
@@ -347,6 +350,29 @@ QList<NodeId> DEngine::learners() const { return d->learners; }
 QString DEngine::memberAddress(NodeId id) const { return d->addresses.value(id); }
 DEngineConfig DEngine::config() const { return d->config; }
 quint16 DEngine::listeningPort() const { return d->port; }
+
+DEngineMetrics DEngine::metrics() const
+{
+    DEngineMetrics m;
+    {
+        std::lock_guard lock(d->metrics->mutex);
+        m = d->metrics->published;
+    }
+    m.proposalsCommitted = d->courier->writesCommitted.load(std::memory_order_relaxed);
+    m.proposalsFailed = d->courier->writesFailed.load(std::memory_order_relaxed);
+    if (m.fsyncBuckets.isEmpty())
+        m.fsyncBuckets = QList<quint64>(DEngineMetrics::fsyncBucketBounds().size(), 0);
+    return m;
+}
+
+QList<double> DEngineMetrics::fsyncBucketBounds()
+{
+    QList<double> bounds;
+    for (double b : dengine::storage::LogWriter::SyncBucketBounds)
+        bounds << b;
+    bounds << std::numeric_limits<double>::infinity();
+    return bounds;
+}
 
 // ---- calls ----------------------------------------------------------------------------------------
 

@@ -71,8 +71,10 @@ QByteArray toBytes(const std::string &s) { return QByteArray(s.data(), static_ca
 
 } // namespace
 
-void ResultCourier::deliver(std::shared_ptr<QPromise<DEngineResult>> promise, DEngineResult result, qint64 bytes)
+void ResultCourier::deliver(std::shared_ptr<QPromise<DEngineResult>> promise, DEngineResult result, qint64 bytes, bool write)
 {
+    if (write)
+        (result.ok() ? writesCommitted : writesFailed).fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lock(m_mutex);
     if (!m_target) {
         promise->addResult(std::move(result));
@@ -97,7 +99,44 @@ void ResultCourier::detach()
     m_done = nullptr;
 }
 
-EngineWorker::EngineWorker(const DEngineConfig &config, DEngineStateMachine *stateMachine) : m_config(config), m_stateMachine(stateMachine) {}
+EngineWorker::EngineWorker(const DEngineConfig &config, DEngineStateMachine *stateMachine, std::shared_ptr<MetricsBox> metrics)
+    : m_config(config), m_stateMachine(stateMachine), m_metrics(std::move(metrics))
+{
+}
+
+void EngineWorker::publishMetrics()
+{
+    if (!m_metrics)
+        return;
+    const qint64 now = m_clock.elapsed();
+    if (now - m_metricsPublishedAt < 100)
+        return;
+    m_metricsPublishedAt = now;
+    DEngineMetrics m;
+    if (m_writer) {
+        const storage::LogWriter::Stats w = m_writer->stats();
+        m.walBatches = w.batches;
+        m.walEntries = w.entries;
+        m.fsyncCount = w.syncs;
+        m.fsyncSecondsTotal = w.syncSeconds;
+        quint64 cumulative = 0;
+        for (std::uint64_t n : w.syncHistogram)
+            m.fsyncBuckets << (cumulative += n);
+    }
+    m.snapshotsTaken = m_snapshotsTaken;
+    m.snapshotsInstalled = m_snapshotsInstalled;
+    if (m_transport) {
+        const PeerTransport::Stats t = m_transport->stats();
+        m.snapshotsSent = t.snapshotsSent;
+        m.peerFramesSent = t.framesSent;
+        m.peerFramesReceived = t.framesReceived;
+        m.peerConnectionsAccepted = t.connectionsAccepted;
+        m.peerConnectionsRefused = t.connectionsRefused;
+        m.peerMessagesDropped = t.messagesDropped;
+    }
+    std::lock_guard lock(m_metrics->mutex);
+    m_metrics->published = m;
+}
 
 EngineWorker::~EngineWorker()
 {
@@ -500,6 +539,7 @@ void EngineWorker::onTick()
 {
     if (!m_node)
         return;
+    publishMetrics();
     try {
         advanceTicks();
     } catch (const std::exception &e) {

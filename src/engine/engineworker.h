@@ -37,6 +37,12 @@ class SnapshotStore;
 namespace dengine::engine {
 
 class PeerTransport;
+
+// What the worker publishes for DEngine::metrics(), every 100 ms, from its thread.
+struct MetricsBox {
+    std::mutex mutex;
+    DEngineMetrics published; // the worker's part: log writer, snapshots, transport
+};
 class CoreLogger;
 
 // Carries results from the worker to the owner thread, where the futures finish: a continuation
@@ -51,8 +57,11 @@ public:
     using Done = std::function<void(qint64 bytes)>;
     ResultCourier(QObject *target, Done done) : m_target(target), m_done(std::move(done)) {}
 
-    void deliver(std::shared_ptr<QPromise<DEngineResult>> promise, DEngineResult result, qint64 bytes);
+    // `write`: the call changes state (counted in committed or failed, for DEngine::metrics()).
+    void deliver(std::shared_ptr<QPromise<DEngineResult>> promise, DEngineResult result, qint64 bytes, bool write);
     void detach();
+    std::atomic<quint64> writesCommitted{0};
+    std::atomic<quint64> writesFailed{0};
 
 private:
     std::mutex m_mutex;
@@ -81,7 +90,7 @@ struct EngineRequest {
     // A write or a membership change: once handed to a leader, its outcome is unknown until applied.
     bool changesState() const { return kind == Kind::Write || kind == Kind::Membership; }
     // Finishes the call (once): its future finishes on the owner thread.
-    void complete(DEngineResult result) { courier->deliver(promise, std::move(result), bytes); }
+    void complete(DEngineResult result) { courier->deliver(promise, std::move(result), bytes, changesState()); }
 };
 
 // The node itself, on the engine's worker thread: owns the Raft core, the write-ahead log and its
@@ -94,7 +103,7 @@ class EngineWorker : public QObject {
     Q_OBJECT
 public:
     // `stateMachine` (may be null) is the application's; not owned.
-    EngineWorker(const DEngineConfig &config, DEngineStateMachine *stateMachine);
+    EngineWorker(const DEngineConfig &config, DEngineStateMachine *stateMachine, std::shared_ptr<MetricsBox> metrics = {});
     ~EngineWorker() override;
 
 public Q_SLOTS:
@@ -232,6 +241,11 @@ private:
     std::unique_ptr<storage::LogWriter> m_writer;
     std::unique_ptr<raft::RawNode> m_node;
     PeerTransport *m_transport = nullptr;
+    std::shared_ptr<MetricsBox> m_metrics;
+    qint64 m_metricsPublishedAt = -1000; // ms on m_clock
+    quint64 m_snapshotsTaken = 0;
+    quint64 m_snapshotsInstalled = 0;
+    void publishMetrics();
     QTimer *m_ticker = nullptr;
     TickClock m_tickClock{1, 1}; // set up in start()
     kv::KvStore m_kv;

@@ -200,6 +200,7 @@ void EngineWorker::onSnapshotWritten(const raft::SnapshotMetadata &metadata, con
     if (metadata.index < previous.index)
         return; // a newer one came from the leader meanwhile
     m_storage->setSnapshot(metadata);
+    ++m_snapshotsTaken;
     qCInfo(lcEngine).noquote() << QStringLiteral("node %1: snapshot at index %2 (term %3): %4 MiB written in %5 ms")
                                       .arg(m_config.nodeId)
                                       .arg(metadata.index)
@@ -235,6 +236,7 @@ bool EngineWorker::installSnapshot(const raft::Snapshot &snapshot)
         why = QStringLiteral("snapshot %1: %2").arg(meta.index).arg(why);
     } else {
         m_storage->setSnapshot(meta);
+        ++m_snapshotsInstalled;
         onConfigurationApplied(meta.confState, meta.index);
         qCInfo(lcEngine).noquote() << QStringLiteral("node %1: installed snapshot at index %2 (term %3) from the leader: %4 keys, %5 MiB, in %6 ms")
                                           .arg(m_config.nodeId)

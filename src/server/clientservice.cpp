@@ -3,17 +3,19 @@
 
 #include "client/clientcodec.h"
 #include "engine/tlsidentity.h"
+#include "server/listener.h"
+#include "server/servermetrics.h"
 
 #include <dengine/dengine.h>
 
 #include <QtCore/QElapsedTimer>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QTimer>
-#include <QtNetwork/QSslServer>
 #include <QtNetwork/QTcpServer>
 #include <QtNetwork/QTcpSocket>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 Q_LOGGING_CATEGORY(lcClients, "dengine.clients")
@@ -25,21 +27,6 @@ namespace {
 QByteArray bytes(const std::string &s) { return QByteArray(s.data(), static_cast<qsizetype>(s.size())); }
 std::string toStd(const QByteArray &b) { return std::string(b.constData(), static_cast<std::size_t>(b.size())); }
 std::string toStd(const QString &s) { return s.toStdString(); }
-
-bool parseListen(const QString &text, QHostAddress &address, quint16 &port)
-{
-    const int colon = text.lastIndexOf(QLatin1Char(':'));
-    if (colon <= 0)
-        return false;
-    bool ok = false;
-    const uint p = text.mid(colon + 1).toUInt(&ok);
-    if (!ok || p > 65535)
-        return false;
-    const QString host = text.left(colon);
-    address = host == QLatin1String("localhost") ? QHostAddress(QHostAddress::LocalHost) : QHostAddress(host);
-    port = static_cast<quint16>(p);
-    return !address.isNull();
-}
 
 clientwire::Response toResponse(std::uint64_t id, const DEngineResult &r)
 {
@@ -208,41 +195,20 @@ ClientService::~ClientService() { close(); }
 
 bool ClientService::listen(QString *error)
 {
-    QHostAddress address;
-    quint16 port = 0;
-    if (!parseListen(m_opts.listenAddress, address, port)) {
-        if (error)
-            *error = QStringLiteral("client address \"%1\" is not host:port (an IP address or localhost)").arg(m_opts.listenAddress);
+    m_server = listenFor(QStringLiteral("clients"), m_opts.listenAddress, m_opts.tls, m_opts.handshakeTimeoutMs, this,
+                         [this](const QString &why) {
+                             ++m_stats.handshakesFailed;
+                             qCWarning(lcClients).noquote() << QStringLiteral("refused a client from %1").arg(why);
+                         },
+                         error);
+    if (!m_server)
         return false;
-    }
-    if (m_opts.tls) {
-        auto *tls = new QSslServer(this);
-        tls->setSslConfiguration(m_opts.tls->configuration());
-        tls->setHandshakeTimeout(m_opts.handshakeTimeoutMs);
-        // A client that fails the handshake never becomes a connection; it is counted and logged.
-        connect(tls, &QSslServer::errorOccurred, this, [this](QSslSocket *socket, QAbstractSocket::SocketError) {
-            ++m_stats.handshakesFailed;
-            qCWarning(lcClients).noquote() << QStringLiteral("refused a client from %1: %2").arg(socket->peerAddress().toString(), socket->errorString());
-        });
-        connect(tls, &QSslServer::handshakeInterruptedOnError, this, [this](QSslSocket *socket, const QSslError &why) {
-            ++m_stats.handshakesFailed;
-            qCWarning(lcClients).noquote() << QStringLiteral("refused a client from %1: %2").arg(socket->peerAddress().toString(), why.errorString());
-        });
-        m_server = tls;
-    } else {
-        m_server = new QTcpServer(this);
-    }
-    m_server->setMaxPendingConnections(64);
     // Once a connection is ready for requests (for TLS: after the handshake).
     connect(m_server, &QTcpServer::pendingConnectionAvailable, this, &ClientService::onNewConnection);
-    if (!m_server->listen(address, port)) {
-        if (error)
-            *error = QStringLiteral("cannot listen for clients on %1: %2").arg(m_opts.listenAddress, m_server->errorString());
-        delete m_server;
-        m_server = nullptr;
-        return false;
-    }
-    qCInfo(lcClients).noquote() << QStringLiteral("listening for clients on %1:%2").arg(address.toString()).arg(m_server->serverPort());
+    qCInfo(lcClients).noquote() << QStringLiteral("listening for clients on %1:%2%3")
+                                       .arg(m_server->serverAddress().toString())
+                                       .arg(m_server->serverPort())
+                                       .arg(m_opts.tls ? QStringLiteral(" (TLS)") : QString());
     return true;
 }
 
@@ -284,6 +250,8 @@ void ClientService::onNewConnection()
             continue;
         }
         ++m_stats.connectionsAccepted;
+        if (m_metrics)
+            m_metrics->setConnections("client", m_connections.size() + 1);
         socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
         auto c = std::make_shared<Connection>(socket, m_opts.maxFrameBytes);
         m_connections[socket] = c;
@@ -453,7 +421,15 @@ void ClientService::handle(Connection &c, std::string &&payload)
     // No context object: DEngine finishes its futures on its owner thread (this one) anyway, and a
     // context destroyed before the call finishes (this service closed) would trip Qt's checks.
     // `answer` holds the connection, never the service.
-    call.then([answer, id](const DEngineResult &r) { answer(toResponse(id, r)); });
+    const auto start = std::chrono::steady_clock::now();
+    const char *name = clientwire::kindName(req.kind);
+    QPointer<ClientService> service(this);
+    call.then([answer, id, service, start, name](const DEngineResult &r) {
+        if (service && service->m_metrics)
+            service->m_metrics->record(name, "client", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                                    r.ok() || r.status == DEngine::Status::NotFound);
+        answer(toResponse(id, r));
+    });
     if (req.deadlineMs > 0) {
         // The client's patience is shorter than the engine's: it hears Timeout then (the call goes
         // on, and may still take effect, as Timeout says).

@@ -21,6 +21,8 @@ class TlsIdentity;
 
 namespace dengine::server {
 
+class ServerMetrics;
+
 // The client port of a standalone member (dengined): the client protocol (client/clientcodec.h)
 // over TCP, served by the member's DEngine through its public API, so a standalone member answers
 // exactly as an embedded one would. Any member takes any call: the engine forwards writes and
@@ -83,6 +85,8 @@ public:
     // Stops listening and closes every connection (calls in flight finish unanswered).
     void close();
     Stats stats() const;
+    // Where each answered call's time goes (/metrics); null: nowhere. Not owned.
+    void setMetrics(ServerMetrics *metrics) { m_metrics = metrics; }
 
 private:
     struct Connection;
@@ -103,6 +107,7 @@ private:
     QTcpServer *m_server = nullptr;
     std::map<QTcpSocket *, std::shared_ptr<Connection>> m_connections;
     Stats m_stats;
+    ServerMetrics *m_metrics = nullptr;
     quint64 m_firstCommit = 0; // the current term's first entry, once applied (firstCommit)
     bool m_pushScheduled = false;
     bool m_indexesMoved = false;

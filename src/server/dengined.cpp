@@ -9,11 +9,13 @@
 //   0  stopped on request (SIGTERM, SIGINT), or removed from the cluster
 //   1  the node failed: storage, damaged data, a certificate, its peer port in use
 //   2  bad usage or configuration (the message names the field)
-//   3  the client port could not be opened (in use, bad address)
+//   3  the client port (or the HTTP gateway's) could not be opened (in use, bad address)
 #include <dengine/dengine.h>
 
 #include "engine/tlsidentity.h"
 #include "server/clientservice.h"
+#include "server/httpgateway.h"
+#include "server/servermetrics.h"
 
 #include <QtCore/QCommandLineParser>
 #include <QtCore/QCoreApplication>
@@ -24,6 +26,7 @@
 #include <QtCore/QSocketNotifier>
 
 #include <csignal>
+#include <memory>
 #include <cstdio>
 
 #include <sys/socket.h>
@@ -76,22 +79,25 @@ int main(int argc, char **argv)
         "  {\"nodeId\": 1, \"dataDirectory\": \"/var/lib/dengine/1\",\n"
         "   \"peers\": {\"1\": \"10.0.0.1:7001\", \"2\": \"10.0.0.2:7001\", \"3\": \"10.0.0.3:7001\"},\n"
         "   \"tlsCaFile\": \"ca.pem\", \"tlsCertificateFile\": \"node-1.pem\", \"tlsKeyFile\": \"node-1.key\",\n"
-        "   \"server\": {\"clientAddress\": \"10.0.0.1:8001\", \"maxClientConnections\": 1024, \"insecureClients\": true}}\n"
+        "   \"server\": {\"clientAddress\": \"10.0.0.1:8001\", \"httpAddress\": \"10.0.0.1:8080\", \"maxClientConnections\": 1024}}\n"
         "The client port speaks TLS 1.3 with the node's certificate, and takes clients whose certificate the cluster's\n"
         "authority signed (dengine-ctl certs client NAME); insecureClients: true opens it as plain TCP instead (on an\n"
-        "insecure node it is plain anyway).\n"
+        "insecure node it is plain anyway). httpAddress (optional) opens the HTTP/JSON gateway (etcd's /v3/kv/put, range,\n"
+        "deleterange; /health; /metrics) with the same TLS rule.\n"
         "Flags win over DENGINE_* environment variables, which win over the file.\n\n"
         "Exit status: 0 stopped on request (SIGTERM, SIGINT) or removed from the cluster; 1 the node\n"
         "failed (storage, damaged data, certificate, peer port in use); 2 bad usage or configuration;\n"
-        "3 the client port could not be opened."));
+        "3 the client port or the HTTP gateway's could not be opened."));
     p.addHelpOption();
     p.addVersionOption();
     QCommandLineOption configOpt(QStringLiteral("config"), QStringLiteral("The configuration file (DENGINE_CONFIG)."), QStringLiteral("FILE"));
     QCommandLineOption clientOpt(QStringLiteral("client-address"), QStringLiteral("Where clients connect, host:port (DENGINE_CLIENT_ADDRESS)."),
                                  QStringLiteral("HOST:PORT"));
+    QCommandLineOption httpOpt(QStringLiteral("http-address"), QStringLiteral("The HTTP/JSON gateway, host:port (DENGINE_HTTP_ADDRESS)."),
+                               QStringLiteral("HOST:PORT"));
     QCommandLineOption dataOpt(QStringLiteral("data-dir"), QStringLiteral("The data directory (DENGINE_DATA_DIR)."), QStringLiteral("DIR"));
     QCommandLineOption joinOpt(QStringLiteral("join"), QStringLiteral("Join a running cluster (DENGINE_JOIN=1): see DEngineConfig::join."));
-    for (const auto *o : {&configOpt, &clientOpt, &dataOpt, &joinOpt})
+    for (const auto *o : {&configOpt, &clientOpt, &httpOpt, &dataOpt, &joinOpt})
         p.addOption(*o);
     p.process(app);
 
@@ -112,7 +118,7 @@ int main(int argc, char **argv)
         server = v.toObject();
         for (auto it = server.begin(); it != server.end(); ++it)
             if (it.key() != QLatin1String("clientAddress") && it.key() != QLatin1String("maxClientConnections")
-                && it.key() != QLatin1String("insecureClients"))
+                && it.key() != QLatin1String("insecureClients") && it.key() != QLatin1String("httpAddress"))
                 return fail(ExitUsage, QStringLiteral("%1: server: unknown field \"%2\"").arg(configPath, it.key()));
     }
     config.dataDirectory = pick(p, dataOpt, "DENGINE_DATA_DIR", config.dataDirectory);
@@ -157,7 +163,20 @@ int main(int argc, char **argv)
     ::sigaction(SIGINT, &sa, nullptr);
 
     DEngine engine(config);
+    dengine::server::ServerMetrics metrics;
     dengine::server::ClientService clients(&engine, so);
+    clients.setMetrics(&metrics);
+    std::unique_ptr<dengine::server::HttpGateway> http;
+    const QString httpAddress = pick(p, httpOpt, "DENGINE_HTTP_ADDRESS", server.value(QLatin1String("httpAddress")).toString());
+    if (!httpAddress.isEmpty()) {
+        dengine::server::HttpGateway::Options ho;
+        ho.listenAddress = httpAddress;
+        ho.tls = so.tls;
+        ho.clusterId = config.clusterId;
+        ho.maxConnections = so.maxConnections;
+        ho.maxBodyBytes = so.maxFrameBytes;
+        http = std::make_unique<dengine::server::HttpGateway>(&engine, &metrics, ho);
+    }
     int exitCode = ExitStopped;
     QSocketNotifier signalNotifier(g_signalPipe[0], QSocketNotifier::Read);
     QObject::connect(&signalNotifier, &QSocketNotifier::activated, &app, [&] {
@@ -177,10 +196,16 @@ int main(int argc, char **argv)
                                           .arg(engine.currentTerm())
                                           .arg(clients.port());
     });
-    QObject::connect(&engine, &DEngine::stopping, &app, [&] { clients.close(); });
+    QObject::connect(&engine, &DEngine::stopping, &app, [&] {
+        clients.close();
+        if (http)
+            http->close();
+    });
     QObject::connect(&engine, &DEngine::stopped, &app, [&] { QCoreApplication::exit(exitCode); });
 
     if (!clients.listen(&error))
+        return fail(ExitClientPort, error);
+    if (http && !http->listen(&error))
         return fail(ExitClientPort, error);
     if (!so.tls)
         qCWarning(lcServer).noquote() << QStringLiteral("node %1: INSECURE: the client port %2 speaks plain TCP; anyone who reaches it can "

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "storage/logwriter.h"
 
+#include <chrono>
+
 namespace dengine::storage {
 
 LogWriter::LogWriter(Wal &wal, DurableCallback onDurable, ErrorCallback onError)
@@ -75,16 +77,26 @@ void LogWriter::run()
             if (b.compact && (!compact || b.compact->first > compact->first))
                 compact = b.compact;
         }
-        if (st && needSync)
+        double syncSeconds = -1;
+        if (st && needSync) {
+            const auto t0 = std::chrono::steady_clock::now();
             st = m_wal.sync();
+            syncSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
         if (st && compact)
             st = m_wal.compact(compact->first, compact->second);
         {
             std::lock_guard lock(m_mutex);
             m_stats.batches += round.size();
             m_stats.entries += entries;
-            if (needSync)
+            if (syncSeconds >= 0) {
                 ++m_stats.syncs;
+                m_stats.syncSeconds += syncSeconds;
+                std::size_t b = 0;
+                while (b < std::size(SyncBucketBounds) && syncSeconds > SyncBucketBounds[b])
+                    ++b;
+                ++m_stats.syncHistogram[b];
+            }
         }
         if (!st) {
             m_failed = true;

@@ -4,7 +4,9 @@
 #include "raft/types.h"
 #include "storage/wal.h"
 
+#include <array>
 #include <condition_variable>
+#include <iterator>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -38,10 +40,15 @@ public:
         std::optional<std::pair<raft::Index, raft::Term>> reset;
         std::optional<std::pair<raft::Index, raft::Term>> compact;
     };
+    // Upper bounds (seconds) of the fsync histogram's buckets; one more bucket counts the rest.
+    static constexpr double SyncBucketBounds[] = {0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024};
+    static constexpr std::size_t SyncBuckets = std::size(SyncBucketBounds) + 1;
     struct Stats {
         std::uint64_t batches = 0;
         std::uint64_t syncs = 0;
         std::uint64_t entries = 0;
+        double syncSeconds = 0;                    // all syncs together
+        std::array<std::uint64_t, SyncBuckets> syncHistogram{}; // not cumulative: bucket i only
     };
     // Both are called on the writer thread: keep them short (post to your own thread).
     using DurableCallback = std::function<void(std::uint64_t upToBatchId)>;

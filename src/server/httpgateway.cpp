@@ -1,0 +1,499 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "server/httpgateway.h"
+
+#include "server/listener.h"
+#include "server/servermetrics.h"
+
+#include <dengine/dengine.h>
+
+#include <QtCore/QElapsedTimer>
+#include <QtCore/QJsonArray>
+#include <QtCore/QJsonDocument>
+#include <QtCore/QJsonObject>
+#include <QtCore/QLoggingCategory>
+#include <QtCore/QPointer>
+#include <QtCore/QTimer>
+#include <QtNetwork/QTcpServer>
+#include <QtNetwork/QTcpSocket>
+
+#include <chrono>
+#include <deque>
+
+Q_LOGGING_CATEGORY(lcHttp, "dengine.http")
+
+namespace dengine::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Status = DEngine::Status;
+
+const char *reasonPhrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "Error";
+}
+
+QByteArray response(int status, const QByteArray &body, const char *contentType, bool close)
+{
+    QByteArray out;
+    out.reserve(body.size() + 128);
+    out += "HTTP/1.1 " + QByteArray::number(status) + ' ' + reasonPhrase(status) + "\r\nContent-Type: " + contentType
+        + "\r\nContent-Length: " + QByteArray::number(body.size()) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n";
+    out += body;
+    return out;
+}
+
+QByteArray json(const QJsonObject &o) { return QJsonDocument(o).toJson(QJsonDocument::Compact); }
+
+// etcd's gateway answers a failed call with the gRPC code of its status.
+struct Failure {
+    int http;
+    int grpc;
+};
+Failure failureOf(Status s)
+{
+    switch (s) {
+    case Status::InvalidArgument: return {400, 3};
+    case Status::Timeout: return {504, 4};
+    case Status::Busy: return {429, 8};
+    case Status::Refused: return {412, 9};
+    case Status::StorageFailure: return {500, 13};
+    case Status::NoQuorum:
+    case Status::Stopping: return {503, 14};
+    case Status::Ok:
+    case Status::NotFound: break;
+    }
+    return {500, 2};
+}
+
+QByteArray errorBody(int grpc, const QString &message)
+{
+    return json(QJsonObject{{QStringLiteral("error"), message}, {QStringLiteral("code"), grpc}, {QStringLiteral("message"), message}});
+}
+
+// A base64 field of the request: absent is empty; invalid base64 is an error.
+bool base64Field(const QJsonObject &o, const char *name, QByteArray &out, bool &present, QString &why)
+{
+    const QJsonValue v = o.value(QLatin1String(name));
+    present = !v.isUndefined() && !v.isNull();
+    if (!present) {
+        out.clear();
+        return true;
+    }
+    if (!v.isString()) {
+        why = QStringLiteral("%1: a base64 string is expected").arg(QLatin1String(name));
+        return false;
+    }
+    auto decoded = QByteArray::fromBase64Encoding(v.toString().toLatin1(), QByteArray::AbortOnBase64DecodingErrors);
+    if (!decoded) {
+        why = QStringLiteral("%1: not valid base64").arg(QLatin1String(name));
+        return false;
+    }
+    out = std::move(*decoded);
+    return true;
+}
+
+} // namespace
+
+struct HttpGateway::Connection {
+    QPointer<QTcpSocket> socket;
+    HttpRequestParser parser;
+    struct Slot {
+        bool ready = false;
+        bool close = false;
+        QByteArray bytes;
+    };
+    std::deque<std::shared_ptr<Slot>> answers; // in the order the requests came
+    bool closing = false; // an answer says Connection: close; read nothing more
+    bool gone = false;
+    QElapsedTimer lastActivity;
+    QElapsedTimer requestStarted; // since the first byte of a request not yet whole
+    explicit Connection(QTcpSocket *s, HttpRequestParser::Limits limits) : socket(s), parser(limits) { lastActivity.start(); }
+};
+
+HttpGateway::HttpGateway(DEngine *engine, ServerMetrics *metrics, Options options, QObject *parent)
+    : QObject(parent), m_engine(engine), m_metrics(metrics), m_opts(std::move(options))
+{
+}
+
+HttpGateway::~HttpGateway() { close(); }
+
+bool HttpGateway::listen(QString *error)
+{
+    m_server = listenFor(QStringLiteral("HTTP"), m_opts.listenAddress, m_opts.tls, 5000, this,
+                         [](const QString &why) { qCWarning(lcHttp).noquote() << QStringLiteral("refused an HTTP client from %1").arg(why); }, error);
+    if (!m_server)
+        return false;
+    connect(m_server, &QTcpServer::pendingConnectionAvailable, this, &HttpGateway::onNewConnection);
+    m_sweeper = new QTimer(this);
+    m_sweeper->start(1000);
+    connect(m_sweeper, &QTimer::timeout, this, &HttpGateway::sweep);
+    qCInfo(lcHttp).noquote() << QStringLiteral("HTTP gateway on %1:%2%3")
+                                    .arg(m_server->serverAddress().toString())
+                                    .arg(m_server->serverPort())
+                                    .arg(m_opts.tls ? QStringLiteral(" (TLS)") : QString());
+    return true;
+}
+
+quint16 HttpGateway::port() const { return m_server ? m_server->serverPort() : 0; }
+
+void HttpGateway::close()
+{
+    auto connections = std::move(m_connections);
+    m_connections.clear();
+    for (auto &[socket, c] : connections) {
+        c->gone = true;
+        socket->disconnect(this);
+        socket->abort();
+        socket->deleteLater();
+    }
+    if (m_server) {
+        m_server->close();
+        delete m_server;
+        m_server = nullptr;
+    }
+    if (m_metrics)
+        m_metrics->setConnections("http", 0);
+}
+
+void HttpGateway::onNewConnection()
+{
+    while (QTcpSocket *socket = m_server->nextPendingConnection()) {
+        if (m_connections.size() >= static_cast<std::size_t>(m_opts.maxConnections)) {
+            socket->write(response(503, errorBody(14, QStringLiteral("too many connections")), "application/json", true));
+            socket->disconnectFromHost();
+            connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+            continue;
+        }
+        socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
+        HttpRequestParser::Limits limits;
+        limits.maxBodyBytes = m_opts.maxBodyBytes;
+        m_connections[socket] = std::make_shared<Connection>(socket, limits);
+        connect(socket, &QTcpSocket::readyRead, this, [this, socket] { onReadable(socket); });
+        connect(socket, &QTcpSocket::disconnected, this, [this, socket] { drop(socket); });
+    }
+    if (m_metrics)
+        m_metrics->setConnections("http", m_connections.size());
+}
+
+void HttpGateway::drop(QTcpSocket *socket)
+{
+    const auto it = m_connections.find(socket);
+    if (it == m_connections.end())
+        return;
+    it->second->gone = true;
+    m_connections.erase(it);
+    socket->disconnect(this);
+    socket->abort();
+    socket->deleteLater();
+    if (m_metrics)
+        m_metrics->setConnections("http", m_connections.size());
+}
+
+void HttpGateway::sweep()
+{
+    std::vector<QTcpSocket *> late;
+    for (const auto &[socket, c] : m_connections) {
+        if (c->parser.buffered() > 0 && c->requestStarted.isValid() && c->requestStarted.elapsed() > m_opts.requestTimeoutMs)
+            late.push_back(socket); // a request begun and not finished: a slow (or stalled) client
+        else if (c->answers.empty() && c->parser.buffered() == 0 && c->lastActivity.elapsed() > m_opts.idleTimeoutMs)
+            late.push_back(socket);
+    }
+    for (QTcpSocket *s : late) {
+        qCInfo(lcHttp).noquote() << QStringLiteral("closed an HTTP connection from %1: too slow or idle").arg(s->peerAddress().toString());
+        drop(s);
+    }
+}
+
+void HttpGateway::onReadable(QTcpSocket *socket)
+{
+    const auto found = m_connections.find(socket);
+    if (found == m_connections.end())
+        return;
+    const std::shared_ptr<Connection> c = found->second;
+    // Flow control: a client with maxInFlight answers pending is not read from until they go out.
+    if (c->closing || c->answers.size() >= static_cast<std::size_t>(m_opts.maxInFlight))
+        return;
+    const bool begun = c->parser.buffered() > 0;
+    const QByteArray in = socket->read(1 << 20);
+    if (in.isEmpty())
+        return;
+    c->lastActivity.restart();
+    if (!begun)
+        c->requestStarted.restart();
+    c->parser.feed(in.constData(), static_cast<std::size_t>(in.size()));
+    HttpRequest request;
+    for (;;) {
+        if (c->answers.size() >= static_cast<std::size_t>(m_opts.maxInFlight))
+            break;
+        const HttpRequestParser::Result r = c->parser.next(request);
+        if (r == HttpRequestParser::Result::NeedMore)
+            break;
+        if (r == HttpRequestParser::Result::Error) {
+            auto slot = std::make_shared<Connection::Slot>();
+            const QString why = QString::fromStdString(c->parser.error());
+            slot->bytes = response(c->parser.errorStatus(), errorBody(3, why), "application/json", true);
+            slot->ready = slot->close = true;
+            c->answers.push_back(slot);
+            c->closing = true;
+            qCInfo(lcHttp).noquote() << QStringLiteral("refused an HTTP request from %1: %2").arg(socket->peerAddress().toString(), why);
+            break;
+        }
+        if (c->parser.buffered() > 0)
+            c->requestStarted.restart();
+        handle(c, std::move(request));
+        if (c->gone || c->closing)
+            break;
+    }
+    flush(*c);
+    if (!c->gone && !c->closing && socket->bytesAvailable() > 0 && c->answers.size() < static_cast<std::size_t>(m_opts.maxInFlight))
+        QTimer::singleShot(0, this, [this, socket] { onReadable(socket); });
+}
+
+void HttpGateway::flush(Connection &c)
+{
+    if (c.gone || !c.socket)
+        return;
+    bool close = false;
+    while (!c.answers.empty() && c.answers.front()->ready) {
+        c.socket->write(c.answers.front()->bytes);
+        close = close || c.answers.front()->close;
+        c.answers.pop_front();
+        if (close)
+            break;
+    }
+    if (close) {
+        c.closing = true;
+        c.answers.clear();
+        c.socket->disconnectFromHost(); // after what was written
+        return;
+    }
+    // Room again: read what waited.
+    if (!c.closing && c.answers.size() < static_cast<std::size_t>(m_opts.maxInFlight) && c.socket->bytesAvailable() > 0) {
+        QPointer<QTcpSocket> s = c.socket;
+        QTimer::singleShot(0, this, [this, s] {
+            if (s)
+                onReadable(s);
+        });
+    }
+}
+
+void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&request)
+{
+    auto slot = std::make_shared<Connection::Slot>();
+    slot->close = !request.keepAlive;
+    c->answers.push_back(slot);
+    const std::string path = request.target.substr(0, request.target.find('?'));
+    const auto answerNow = [&](int status, const QByteArray &body, const char *type = "application/json") {
+        slot->bytes = response(status, body, type, slot->close);
+        slot->ready = true;
+    };
+
+    if (path == "/health" || path == "/metrics") {
+        if (request.method != "GET" && request.method != "HEAD") {
+            answerNow(405, errorBody(12, QStringLiteral("use GET")));
+            return;
+        }
+        if (path == "/metrics") {
+            answerNow(200, m_metrics ? m_metrics->prometheus(*m_engine) : QByteArray(), "text/plain; version=0.0.4; charset=utf-8");
+            return;
+        }
+        QString reason;
+        if (m_engine->state() != DEngine::State::Running)
+            reason = QStringLiteral("the node is not running");
+        else if (!m_engine->isReady())
+            reason = QStringLiteral("the node is not ready (no leader yet, or its first entry not applied)");
+        else if (m_engine->currentLeader() == 0)
+            reason = QStringLiteral("the node knows no leader now");
+        answerNow(reason.isEmpty() ? 200 : 503,
+                  json(QJsonObject{{QStringLiteral("health"), reason.isEmpty() ? QStringLiteral("true") : QStringLiteral("false")},
+                                   {QStringLiteral("reason"), reason}}));
+        return;
+    }
+    const bool put = path == "/v3/kv/put", range = path == "/v3/kv/range", del = path == "/v3/kv/deleterange";
+    if (!put && !range && !del) {
+        answerNow(404, errorBody(5, QStringLiteral("no such path: %1 (the gateway serves /v3/kv/put, /v3/kv/range, /v3/kv/deleterange, "
+                                                   "/health and /metrics)")
+                                        .arg(QString::fromStdString(path))));
+        return;
+    }
+    if (request.method != "POST") {
+        answerNow(405, errorBody(12, QStringLiteral("use POST")));
+        return;
+    }
+    QJsonParseError perr{};
+    const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(request.body), &perr);
+    if (perr.error != QJsonParseError::NoError || !doc.isObject()) {
+        answerNow(400, errorBody(3, QStringLiteral("the body is not a JSON object: %1").arg(perr.errorString())));
+        return;
+    }
+    const QJsonObject o = doc.object();
+    QByteArray key, value, rangeEnd;
+    bool hasKey = false, hasValue = false, hasEnd = false;
+    QString why;
+    if (!base64Field(o, "key", key, hasKey, why) || !base64Field(o, "value", value, hasValue, why) || !base64Field(o, "range_end", rangeEnd, hasEnd, why)) {
+        answerNow(400, errorBody(3, why));
+        return;
+    }
+    if (key.isEmpty() && !(range && hasEnd)) {
+        answerNow(400, errorBody(3, QStringLiteral("etcdserver: key is not provided")));
+        return;
+    }
+    if (o.contains(QLatin1String("lease")) && o.value(QLatin1String("lease")).toVariant().toLongLong() != 0) {
+        answerNow(400, errorBody(3, QStringLiteral("leases are not supported yet")));
+        return;
+    }
+
+    // The answer, when the call finishes (the connection may be gone by then).
+    const auto start = Clock::now();
+    std::weak_ptr<Connection> weak = c;
+    QPointer<HttpGateway> self(this);
+    const char *call = put ? "put" : range ? "range" : "deleterange";
+    const auto header = [this](quint64 revision) {
+        return QJsonObject{{QStringLiteral("cluster_id"), QString::number(m_opts.clusterId)},
+                           {QStringLiteral("member_id"), QString::number(m_engine->nodeId())},
+                           {QStringLiteral("revision"), QString::number(revision)},
+                           {QStringLiteral("raft_term"), QString::number(m_engine->currentTerm())}};
+    };
+    auto finish = [self, weak, slot, start, call](int status, const QByteArray &body, bool ok) {
+        if (!self)
+            return;
+        if (self->m_metrics)
+            self->m_metrics->record(call, "http", std::chrono::duration<double>(Clock::now() - start).count(), ok);
+        const std::shared_ptr<Connection> conn = weak.lock();
+        if (!conn || conn->gone)
+            return;
+        slot->bytes = response(status, body, "application/json", slot->close);
+        slot->ready = true;
+        self->flush(*conn);
+    };
+    const auto failed = [finish](const DEngineResult &r) {
+        const Failure f = failureOf(r.status);
+        finish(f.http, errorBody(f.grpc, r.message), false);
+    };
+
+    if (put) {
+        m_engine->put(key, value).then([finish, failed, header](const DEngineResult &r) {
+            if (!r.ok())
+                return failed(r);
+            finish(200, json(QJsonObject{{QStringLiteral("header"), header(r.revision)}}), true);
+        });
+        return;
+    }
+    const DEngine::Consistency consistency = o.value(QLatin1String("serializable")).toBool() ? DEngine::Consistency::Local : DEngine::Consistency::Linearizable;
+    const QJsonValue limitValue = o.value(QLatin1String("limit"));
+    const qint64 limit = limitValue.isString() ? limitValue.toString().toLongLong() : limitValue.toInteger();
+    if (limit < 0 || limit > INT32_MAX) {
+        answerNow(400, errorBody(3, QStringLiteral("limit: out of range")));
+        return;
+    }
+    // range_end: absent, the key alone; "\0", every key from `key` on; else [key, range_end).
+    const bool single = !hasEnd;
+    const QByteArray end = rangeEnd == QByteArray(1, '\0') ? QByteArray() : rangeEnd;
+    if (!single && !end.isEmpty() && end <= key) {
+        answerNow(200, json(QJsonObject{{QStringLiteral("header"), header(m_engine->appliedIndex())}})); // an empty range
+        return;
+    }
+    if (range) {
+        const bool keysOnly = o.value(QLatin1String("keys_only")).toBool(), countOnly = o.value(QLatin1String("count_only")).toBool();
+        const auto answer = [finish, header, keysOnly, countOnly](const DEngineResult &r, const QList<DEngineKeyValue> &items) {
+            QJsonObject out{{QStringLiteral("header"), header(r.revision)}};
+            if (!items.isEmpty()) {
+                if (!countOnly) {
+                    QJsonArray kvs;
+                    for (const DEngineKeyValue &kv : items) {
+                        QJsonObject e{{QStringLiteral("key"), QString::fromLatin1(kv.key.toBase64())}};
+                        if (!keysOnly)
+                            e.insert(QStringLiteral("value"), QString::fromLatin1(kv.value.toBase64()));
+                        kvs.append(e);
+                    }
+                    out.insert(QStringLiteral("kvs"), kvs);
+                }
+                out.insert(QStringLiteral("count"), QString::number(items.size()));
+            }
+            if (!r.nextKey.isEmpty())
+                out.insert(QStringLiteral("more"), true);
+            finish(200, json(out), true);
+        };
+        if (single) {
+            m_engine->get(key, consistency).then([answer, failed, key](const DEngineResult &r) {
+                if (r.status == Status::NotFound)
+                    return answer(r, {});
+                if (!r.ok())
+                    return failed(r);
+                answer(r, {DEngineKeyValue{key, r.value}});
+            });
+        } else {
+            m_engine->range(key, end, static_cast<int>(limit), consistency).then([answer, failed](const DEngineResult &r) {
+                if (!r.ok())
+                    return failed(r);
+                answer(r, r.items);
+            });
+        }
+        return;
+    }
+    // deleterange: read what is there (linearizable), then delete it in one batch, page by page.
+    struct Progress {
+        quint64 deleted = 0;
+        quint64 revision = 0;
+    };
+    auto progress = std::make_shared<Progress>();
+    auto page = std::make_shared<std::function<void(QByteArray)>>();
+    DEngine *engine = m_engine;
+    *page = [engine, single, key, end, progress, page, finish, failed, header](const QByteArray &from) {
+        QFuture<DEngineResult> read = single ? engine->get(key) : engine->range(from, end, 0);
+        read.then([engine, single, key, end, progress, page, finish, failed, header](const DEngineResult &r) {
+            const auto done = [&, page] {
+                QJsonObject out{{QStringLiteral("header"), header(std::max(progress->revision, r.revision))}};
+                if (progress->deleted > 0)
+                    out.insert(QStringLiteral("deleted"), QString::number(progress->deleted));
+                finish(200, json(out), true);
+                *page = nullptr; // breaks the cycle
+            };
+            if (r.status == Status::NotFound || (r.ok() && !single && r.items.isEmpty()))
+                return done();
+            if (!r.ok()) {
+                *page = nullptr;
+                return failed(r);
+            }
+            QList<DEngineOperation> ops;
+            if (single)
+                ops << DEngineOperation::remove(key);
+            for (const DEngineKeyValue &kv : r.items)
+                ops << DEngineOperation::remove(kv.key);
+            const QByteArray next = single ? QByteArray() : r.nextKey;
+            engine->batch(ops).then([progress, page, finish, failed, header, next, n = ops.size()](const DEngineResult &w) {
+                if (!w.ok()) {
+                    *page = nullptr;
+                    return failed(w);
+                }
+                progress->deleted += static_cast<quint64>(n);
+                progress->revision = w.revision;
+                if (!next.isEmpty())
+                    return (*page)(next);
+                QJsonObject out{{QStringLiteral("header"), header(w.revision)}, {QStringLiteral("deleted"), QString::number(progress->deleted)}};
+                finish(200, json(out), true);
+                *page = nullptr;
+            });
+        });
+    };
+    (*page)(key);
+}
+
+} // namespace dengine::server
