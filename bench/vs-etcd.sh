@@ -2,8 +2,8 @@
 # DEngine and etcd side by side, in one run on this machine, under the reference workload of
 # ../shared/bench/README.md: runs bench/engine_bench (embedded), then `dengine bench` through
 # DEngineClient against three dengined processes (the standalone deployment, over the client
-# protocol), then ../shared/bench/etcd-baseline.sh (3 members), and prints each figure with its
-# ratio to etcd's. Both use fresh data directories on the
+# protocol), then etcd's own wrk script against dengined's HTTP gateway, then
+# ../shared/bench/etcd-baseline.sh (3 members), and prints each figure with its ratio to etcd's. Both use fresh data directories on the
 # same disk. About four minutes; keep the machine otherwise idle (this disk's rates drift).
 #   bench/vs-etcd.sh [BUILD_DIR]        environment: SECONDS_PER_ROW (5), ROUNDS (1)
 set -euo pipefail
@@ -22,27 +22,69 @@ data=$(pwd)/vs-etcd.tmp
 [ -x "$build/src/server/dengined" ] && [ -x "$build/src/cli/dengine" ] || { echo "vs-etcd: build dengined and dengine first" >&2; exit 1; }
 # Three dengined on 127.0.0.1 (plain TCP between them and to clients, as etcd's baseline runs;
 # fsync on), a fresh cluster for every row as engine_bench does (a row does not pay for the
-# snapshots of the one before), `dengine bench` against it, then a graceful stop.
-run_standalone() {
-    local ports=(7201 7202 7203) cports=(8201 8202 8203) pids=() row
-    : > "$1"
-    for row in put:1 put:16 put:64 lget:16 leaseget:16 sget:16; do
-        mkdir -p "$data"
-        pids=()
-        for i in 1 2 3; do
-            cat > "$data/node$i.json" <<JSON
+# snapshots of the one before), then a graceful stop. start_cluster leaves the pids in $pids.
+start_cluster() {
+    local ports=(7201 7202 7203) cports=(8201 8202 8203) hports=(8281 8282 8283) i
+    mkdir -p "$data"
+    pids=()
+    for i in 1 2 3; do
+        cat > "$data/node$i.json" <<JSON
 {"nodeId": $i, "dataDirectory": "$data/d$i", "insecure": true,
  "peers": {"1": "127.0.0.1:${ports[0]}", "2": "127.0.0.1:${ports[1]}", "3": "127.0.0.1:${ports[2]}"},
- "server": {"clientAddress": "127.0.0.1:${cports[$((i - 1))]}"}}
+ "server": {"clientAddress": "127.0.0.1:${cports[$((i - 1))]}", "httpAddress": "127.0.0.1:${hports[$((i - 1))]}"}}
 JSON
-            QT_LOGGING_RULES='dengine.*.warning=false' "$build/src/server/dengined" --config "$data/node$i.json" 2>"$data/node$i.log" &
-            pids+=($!)
+        QT_LOGGING_RULES='dengine.*.warning=false' "$build/src/server/dengined" --config "$data/node$i.json" 2>"$data/node$i.log" &
+        pids+=($!)
+    done
+}
+stop_cluster() {
+    kill -TERM "${pids[@]}"
+    wait "${pids[@]}" || true
+    rm -rf "$data"
+}
+endpoints=127.0.0.1:8201,127.0.0.1:8202,127.0.0.1:8203
+# `dengine bench` through DEngineClient (the client protocol), one row per fresh cluster.
+run_standalone() {
+    local row
+    : > "$1"
+    for row in put:1 put:16 put:64 lget:16 leaseget:16 sget:16; do
+        start_cluster
+        "$build/src/cli/dengine" --endpoints "$endpoints" --timeout 30000 bench rows "$row" seconds "$secs" 2>/dev/null | tee -a "$1"
+        stop_cluster
+    done
+}
+# The same wrk script and settings that drive etcd's gateway (../shared/bench/etcd_kv.lua, one
+# thread, keep-alive), against the leader's HTTP gateway, one row per fresh cluster.
+run_gateway() {
+    local row mode c leader line
+    : > "$1"
+    for row in put:1 put:16 put:64 lget:16 sget:16; do
+        mode=${row%%:*} c=${row##*:}
+        start_cluster
+        leader=0
+        for _ in $(seq 1 300); do
+            leader=$("$build/src/cli/dengine" --endpoints "$endpoints" --timeout 500 --json status 2>/dev/null \
+                | python3 -c 'import json,sys
+ls=[json.loads(l) for l in sys.stdin if l.strip()]
+ok=[o for o in ls if o.get("ready") and o.get("leader","0")!="0"]
+print(ok[0]["leader"] if len(ok)==3 else 0)' 2>/dev/null || echo 0)
+            [ "$leader" != 0 ] && break
+            sleep 0.1
         done
-        "$build/src/cli/dengine" --endpoints 127.0.0.1:8201,127.0.0.1:8202,127.0.0.1:8203 --timeout 30000 bench \
-            rows "$row" seconds "$secs" 2>/dev/null | tee -a "$1"
-        kill -TERM "${pids[@]}"
-        wait "${pids[@]}" || true
-        rm -rf "$data"
+        "$build/src/cli/dengine" --endpoints "$endpoints" put readkey000000000 "$(head -c 128 /dev/zero | tr '\0' v)" >/dev/null
+        wrk -t1 -c"$c" -d"${secs}s" --timeout 10s -s "$shared/etcd_kv.lua" "http://127.0.0.1:828$leader" -- "$mode" 100000 128 readkey000000000 1 \
+            >"$out/wrk-gw.txt" 2>&1 || true
+        line=$(grep '^WRKRESULT' "$out/wrk-gw.txt" || true)
+        if [ -n "$line" ]; then
+            python3 - "$line" "$mode" "$c" <<'PY' | tee -a "$1"
+import sys
+f = dict(kv.split("=", 1) for kv in sys.argv[1].split()[1:])
+print(f"3   dhttp   {sys.argv[2]:<8} {int(sys.argv[3]):4d} {float(f['rps']):10.0f} {float(f['p50_us'])/1000:9.2f} {float(f['p99_us'])/1000:9.2f} {int(float(f['errors'])):6d}      -")
+PY
+        else
+            echo "3   dhttp   $mode $c FAILED (see $out/wrk-gw.txt)" | tee -a "$1"
+        fi
+        stop_cluster
     done
 }
 for r in $(seq "$rounds"); do
@@ -54,6 +96,8 @@ for r in $(seq "$rounds"); do
     rm -rf "$data"
     echo "== round $r: DEngine standalone (3 dengined, dengine bench through DEngineClient)"
     run_standalone "$out/dclient$r.txt"
+    echo "== round $r: DEngine standalone, HTTP gateway (3 dengined, wrk with etcd's script)"
+    run_gateway "$out/dhttp$r.txt"
     echo "== round $r: etcd ($shared/etcd-baseline.sh, 3 members)"
     VARIANTS=3 DURATION="$secs" RESULTS_FILE="$out/etcd$r.txt" "$shared/etcd-baseline.sh" >/dev/null 2>"$out/etcd$r.log" || {
         tail -20 "$out/etcd$r.log" >&2; exit 1; }
@@ -78,6 +122,7 @@ def rows(path, tool):
 d = [rows(f"{out}/dengine{i}.txt", "dengine") for i in range(1, rounds + 1)]
 t = [rows(f"{out}/dengtls{i}.txt", "dengtls") for i in range(1, rounds + 1)]
 s = [rows(f"{out}/dclient{i}.txt", "dclient") for i in range(1, rounds + 1)]
+h = [rows(f"{out}/dhttp{i}.txt", "dhttp") for i in range(1, rounds + 1)]
 e = [rows(f"{out}/etcd{i}.txt", "wrk") for i in range(1, rounds + 1)]
 def med(runs, key, i):
     xs = [x[key][i] for x in runs if key in x]
@@ -113,6 +158,18 @@ for load, c, etcdLoad in [("put", "1", "put"), ("put", "16", "put"), ("put", "64
     if load == "put" and c == "64":
         for i, name in ((1, "p50"), (2, "p99")):
             o, theirs = med(s, k, i), med(e, ek, i)
+            print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
+print()
+print("DEngine's HTTP gateway / etcd's, the same wrk script (../shared/bench/etcd_kv.lua) against each leader, same run")
+print("| row | DEngine gateway | etcd gateway | ratio |")
+print("|---|---|---|---|")
+for load, c in [("put", "1"), ("put", "16"), ("put", "64"), ("lget", "16"), ("sget", "16")]:
+    k = (load, c)
+    ours, theirs = med(h, k, 0), med(e, k, 0)
+    print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f}x |")
+    if c == "64":
+        for i, name in ((1, "p50"), (2, "p99")):
+            o, theirs = med(h, k, i), med(e, k, i)
             print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
 print()
 print("DEngine with mutual TLS 1.3 between the nodes / plain TCP, same run")

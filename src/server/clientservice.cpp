@@ -49,7 +49,15 @@ clientwire::Response toResponse(std::uint64_t id, const DEngineResult &r)
 struct ClientService::Connection {
     QPointer<QTcpSocket> socket;
     transport::FrameReader reader;
-    std::map<std::uint64_t, std::uint64_t> inFlight; // ids not answered yet -> their call's serial
+    // Ids not answered yet -> their call's serial (an id may be reused once answered: a late answer
+    // to its earlier call must not pass) and its place among the deadlines.
+    struct Pending {
+        std::uint64_t serial = 0;
+        std::multimap<qint64, std::uint64_t>::iterator deadline;
+        bool hasDeadline = false;
+    };
+    std::map<std::uint64_t, Pending> inFlight;
+    std::multimap<qint64, std::uint64_t> deadlines; // the clients' deadlines (ms on the service's clock) -> ids
     std::uint64_t serial = 0;                        // (an id may be reused once answered: a late
                                                      // answer to its earlier call must not pass)
     bool closed = false;
@@ -205,6 +213,12 @@ bool ClientService::listen(QString *error)
         return false;
     // Once a connection is ready for requests (for TLS: after the handshake).
     connect(m_server, &QTcpServer::pendingConnectionAvailable, this, &ClientService::onNewConnection);
+    m_clock.start();
+    if (!m_deadlineSweep) {
+        m_deadlineSweep = new QTimer(this);
+        connect(m_deadlineSweep, &QTimer::timeout, this, &ClientService::sweepDeadlines);
+    }
+    m_deadlineSweep->start(20);
     qCInfo(lcClients).noquote() << QStringLiteral("listening for clients on %1:%2%3")
                                        .arg(m_server->serverAddress().toString())
                                        .arg(m_server->serverPort())
@@ -335,8 +349,10 @@ void ClientService::handle(Connection &c, std::string &&payload)
     const std::uint64_t serial = ++c.serial;
     const auto answer = [self, serial](const clientwire::Response &r) {
         const auto it = self->inFlight.find(r.id);
-        if (self->closed || !self->socket || it == self->inFlight.end() || it->second != serial)
+        if (self->closed || !self->socket || it == self->inFlight.end() || it->second.serial != serial)
             return; // gone, or answered already (its deadline came first)
+        if (it->second.hasDeadline)
+            self->deadlines.erase(it->second.deadline);
         self->inFlight.erase(it);
         std::string frame;
         clientwire::appendResponse(frame, r);
@@ -374,7 +390,7 @@ void ClientService::handle(Connection &c, std::string &&payload)
         r.revision = m_engine->appliedIndex();
         r.hasNode = true;
         r.node = nodeStatus();
-        c.inFlight.emplace(req.id, serial);
+        c.inFlight.emplace(req.id, Connection::Pending{serial, {}, false});
         answer(r);
         return;
     }
@@ -416,7 +432,15 @@ void ClientService::handle(Connection &c, std::string &&payload)
     case clientwire::Kind::Status:
     case clientwire::Kind::Subscribe: break;
     }
-    c.inFlight.emplace(req.id, serial);
+    Connection::Pending &pending = c.inFlight[req.id];
+    pending.serial = serial;
+    if (req.deadlineMs > 0) {
+        // The client's patience is shorter than the engine's: it hears Timeout then (the call goes
+        // on, and may still take effect, as Timeout says). One sweep for all (sweepDeadlines), not
+        // a timer per call.
+        pending.deadline = c.deadlines.emplace(m_clock.elapsed() + static_cast<qint64>(req.deadlineMs), req.id);
+        pending.hasDeadline = true;
+    }
     const std::uint64_t id = req.id;
     // No context object: DEngine finishes its futures on its owner thread (this one) anyway, and a
     // context destroyed before the call finishes (this service closed) would trip Qt's checks.
@@ -430,17 +454,32 @@ void ClientService::handle(Connection &c, std::string &&payload)
                                     r.ok() || r.status == DEngine::Status::NotFound);
         answer(toResponse(id, r));
     });
-    if (req.deadlineMs > 0) {
-        // The client's patience is shorter than the engine's: it hears Timeout then (the call goes
-        // on, and may still take effect, as Timeout says).
-        QTimer::singleShot(static_cast<int>(std::min<std::uint32_t>(req.deadlineMs, INT32_MAX)), this, [this, answer, id] {
+}
+
+void ClientService::sweepDeadlines()
+{
+    const qint64 now = m_clock.elapsed();
+    std::vector<std::shared_ptr<Connection>> all;
+    all.reserve(m_connections.size());
+    for (const auto &[socket, c] : m_connections)
+        all.push_back(c);
+    for (const std::shared_ptr<Connection> &c : all) {
+        while (!c->closed && c->socket && !c->deadlines.empty() && c->deadlines.begin()->first <= now) {
+            const std::uint64_t id = c->deadlines.begin()->second;
+            c->deadlines.erase(c->deadlines.begin());
+            const auto it = c->inFlight.find(id);
+            if (it == c->inFlight.end())
+                continue;
+            c->inFlight.erase(it); // its call's answer, if it comes, is dropped (serial gone)
             clientwire::Response r;
             r.id = id;
             r.status = static_cast<std::uint32_t>(DEngine::Status::Timeout);
             r.message = "no answer within the request's deadline: a write may or may not take effect";
             r.leader = m_engine->currentLeader();
-            answer(r);
-        });
+            std::string frame;
+            clientwire::appendResponse(frame, r);
+            c->socket->write(frame.data(), static_cast<qint64>(frame.size()));
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 #include "client/clientcodec.h"
 
+#include <QtCore/QElapsedTimer>
 #include <QtCore/QObject>
 #include <QtCore/QPointer>
 #include <QtCore/QString>
@@ -94,6 +95,8 @@ private:
     void onReadable(QTcpSocket *socket);
     void handle(Connection &c, std::string &&payload);
     void drop(QTcpSocket *socket, const QString &why);
+    // Answers Timeout to every call whose client deadline passed (every 20 ms).
+    void sweepDeadlines();
     // Subscriptions: the engine's transitions, queued in order and pushed to every subscriber.
     void watchEngine();
     void queueEvent(clientwire::Event::Kind kind, quint64 value);
@@ -112,6 +115,8 @@ private:
     bool m_pushScheduled = false;
     bool m_indexesMoved = false;
     QTimer *m_heartbeat = nullptr;
+    QTimer *m_deadlineSweep = nullptr;
+    QElapsedTimer m_clock;
     std::vector<clientwire::Event> m_events; // not pushed yet
 };
 
