@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A standalone DEngine cluster on this machine: three dengined processes on 127.0.0.1 (peers on
-# 7101-7103 and clients on 8101-8103, both over mutual TLS with certificates made here: an
-# authority, one per member, and one client certificate, DIR/certs/client-cli.*), each with its data
+# 7101-7103, clients on 8101-8103 and the HTTP/JSON gateway on 8181-8183, all over mutual TLS with
+# certificates made here: an authority, one per member, and one client certificate,
+# DIR/certs/client-cli.*), each with its data
 # directory under DIR (default /tmp/dengine-cluster), logs in DIR/node<N>.log.
 #
 #   scripts/cluster.sh start     builds dengined, dengine and dengine-ctl if needed, starts the three
@@ -34,7 +35,7 @@ start)
 {"nodeId": $i, "clusterId": 1, "dataDirectory": "$dir/data$i",
  "peers": {"1": "127.0.0.1:7101", "2": "127.0.0.1:7102", "3": "127.0.0.1:7103"},
  "tlsCaFile": "certs/ca.pem", "tlsCertificateFile": "certs/node-$i.pem", "tlsKeyFile": "certs/node-$i.key",
- "server": {"clientAddress": "127.0.0.1:810$i"}}
+ "server": {"clientAddress": "127.0.0.1:810$i", "httpAddress": "127.0.0.1:818$i"}}
 JSON
         if [ -f "$dir/node$i.pid" ] && kill -0 "$(cat "$dir/node$i.pid")" 2>/dev/null; then
             echo "node $i runs already (pid $(cat "$dir/node$i.pid"))"
@@ -51,6 +52,8 @@ JSON
             echo
             echo "for the command line (build/src/cli/dengine put k v):"
             echo "export DENGINE_ENDPOINTS=$endpoints DENGINE_CACERT=$DENGINE_CACERT DENGINE_CERT=$DENGINE_CERT DENGINE_KEY=$DENGINE_KEY"
+            echo "the HTTP gateway (a member's certificate names it n<id>.c1.dengine):"
+            echo "curl --cacert $DENGINE_CACERT --cert $DENGINE_CERT --key $DENGINE_KEY --resolve n1.c1.dengine:8181:127.0.0.1 https://n1.c1.dengine:8181/health"
             exit 0
         fi
         sleep 0.1

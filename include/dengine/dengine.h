@@ -91,7 +91,6 @@ public:
     quint64 appliedIndex() const override;
     // The configuration this node last applied (the log's, or the snapshot's). Before the first
     // start: the configuration's peers, as voters.
-    QList<NodeId> members() const override;
     QList<NodeId> voters() const override;
     QList<NodeId> learners() const override;
     // As the cluster's replicated address book or the configuration says.

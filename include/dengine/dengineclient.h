@@ -100,7 +100,6 @@ public:
     Role role() const override;
     quint64 commitIndex() const override;
     quint64 appliedIndex() const override;
-    QList<NodeId> members() const override;
     QList<NodeId> voters() const override;
     QList<NodeId> learners() const override;
     QString memberAddress(NodeId id) const override;

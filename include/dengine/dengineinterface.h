@@ -131,9 +131,9 @@ public:
     // change, a client at most a few times a second.
     virtual quint64 commitIndex() const = 0;
     virtual quint64 appliedIndex() const = 0;
-    // The applied configuration: every member (voters and learners), the voters, the learners,
-    // sorted; membersChanged() announces a change.
-    virtual QList<NodeId> members() const = 0;
+    // The applied configuration: every member (voters and learners: the two below together), the
+    // voters, the learners, sorted; membersChanged() announces a change.
+    QList<NodeId> members() const;
     virtual QList<NodeId> voters() const = 0;
     virtual QList<NodeId> learners() const = 0;
     // Where a member listens for peers ("host:port"), from the cluster's replicated address book;

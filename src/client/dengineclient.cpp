@@ -858,12 +858,6 @@ bool DEngineClient::isReady() const { return d->ready; }
 DEngineClient::Role DEngineClient::role() const { return d->role; }
 quint64 DEngineClient::commitIndex() const { return d->commit; }
 quint64 DEngineClient::appliedIndex() const { return d->applied; }
-QList<NodeId> DEngineClient::members() const
-{
-    QList<NodeId> all = d->voters + d->learners;
-    std::sort(all.begin(), all.end());
-    return all;
-}
 QList<NodeId> DEngineClient::voters() const { return d->voters; }
 QList<NodeId> DEngineClient::learners() const { return d->learners; }
 QString DEngineClient::memberAddress(NodeId id) const { return d->addresses.value(id); }

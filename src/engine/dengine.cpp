@@ -338,13 +338,6 @@ bool DEngine::isReady() const { return d->ready; }
 DEngine::Role DEngine::role() const { return d->role; }
 quint64 DEngine::commitIndex() const { return d->commit; }
 quint64 DEngine::appliedIndex() const { return d->applied; }
-QList<NodeId> DEngine::members() const
-{
-    QList<NodeId> all = d->voters + d->learners;
-    std::sort(all.begin(), all.end());
-    all.erase(std::unique(all.begin(), all.end()), all.end());
-    return all;
-}
 QList<NodeId> DEngine::voters() const { return d->voters; }
 QList<NodeId> DEngine::learners() const { return d->learners; }
 QString DEngine::memberAddress(NodeId id) const { return d->addresses.value(id); }

@@ -77,6 +77,14 @@ DEngineResult DEngineInterface::waitForResult(const QFuture<DEngineResult> &futu
 }
 
 
+QList<NodeId> DEngineInterface::members() const
+{
+    QList<NodeId> all = voters() + learners();
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    return all;
+}
+
 QByteArray DEngineInterface::prefixEnd(const QByteArray &prefix)
 {
     QByteArray end = prefix;
