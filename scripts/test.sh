@@ -7,7 +7,8 @@
 #   4. the libFuzzer targets of the log reader, the wire codec, the handshake, the key-value snapshot, the
 #      client protocol and the HTTP gateway's parser (clang), each run for a bounded
 #      time over its corpus (20 s and 10 s: DENGINE_FUZZ_SECONDS, DENGINE_FUZZ_CODEC_SECONDS).
-# Environment: DENGINE_SIM_SEEDS (default 4000) seeds for the main sweep; DENGINE_QUICK=1 runs step 1 only.
+# Environment: DENGINE_SIM_SEEDS (default 4000) seeds for the main sweep; DENGINE_QUICK=1 runs step 1 only;
+# DENGINE_SLOW_TESTS=1 adds the long checks kept out of CI (a bug the main sweep finds only late).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh

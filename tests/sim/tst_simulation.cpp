@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 
 using namespace dengine::sim;
@@ -234,13 +235,24 @@ TEST(InjectedBugs, leaseHoles_caughtByTheMainSweep)
         {"lease read after TimeoutNow", &dengine::raft::InjectedBugs::leaseReadAfterTimeoutNow},
         {"lease back after an aborted transfer", &dengine::raft::InjectedBugs::leaseBackAfterAbortedTransfer},
         {"campaign inside a promise after reportUnreachable", &dengine::raft::InjectedBugs::campaignInPromiseWhenUnreachable},
-        {"campaign inside the restart quarantine", &dengine::raft::InjectedBugs::campaignInRestartQuarantine},
     };
     for (const auto &[name, flag] : holes) {
         SimOptions o;
         o.bugs.*flag = true;
         expectCaught(firstViolation(o, MainSweep), MainSweep, "lease safety", name);
     }
+}
+
+// The fourth hole the main sweep finds only late (seed 3218 of its 4000, over a minute), so the
+// check is a long run, behind DENGINE_SLOW_TESTS=1; the lease sweep above catches it in CI.
+TEST(InjectedBugs, restartQuarantineHole_caughtByTheMainSweep)
+{
+    const char *slow = std::getenv("DENGINE_SLOW_TESTS");
+    if (!slow || std::string(slow) != "1")
+        GTEST_SKIP() << "a long run: set DENGINE_SLOW_TESTS=1";
+    SimOptions o;
+    o.bugs.campaignInRestartQuarantine = true;
+    expectCaught(firstViolation(o, MainSweep), MainSweep, "lease safety", "campaign inside the restart quarantine");
 }
 
 // Lease reads are in the linearizability check: without the lease-safety check, a stale lease read
