@@ -65,7 +65,8 @@ HttpRequestParser::Result HttpRequestParser::next(HttpRequest &out)
     const std::size_t start = 0;
     const std::size_t end = all.find("\r\n\r\n", start);
     if (end == std::string_view::npos) {
-        if (all.size() - start > m_limits.maxHeaderBytes)
+        // Up to maxHeaderBytes and three bytes of the terminator may still be a header it takes.
+        if (all.size() - start > m_limits.maxHeaderBytes + 3)
             return fail(431, "the request line and headers pass " + std::to_string(m_limits.maxHeaderBytes) + " bytes");
         return Result::NeedMore;
     }

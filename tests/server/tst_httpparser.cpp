@@ -8,6 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 using namespace dengine::server;
@@ -135,4 +138,39 @@ TEST(HttpParser, fuzzerProperties_overASweepOfValidStreamsCutsAndBitFlips)
         }
     }
     EXPECT_GT(cases, 5000u);
+}
+
+// Inputs the fuzzer once found wrong (tests/server/corpus), replayed with any compiler.
+TEST(HttpParser, theCorpusOfFormerFindings_holdsTheProperties)
+{
+    std::size_t files = 0;
+    for (const auto &entry : std::filesystem::directory_iterator(HTTP_CORPUS_DIR)) {
+        std::ifstream in(entry.path(), std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        EXPECT_EQ(checkHttpParserInput(reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()), "") << entry.path();
+        ++files;
+    }
+    EXPECT_GE(files, 1u);
+}
+
+// A header block of exactly the limit, fed a byte at a time: taken as a whole block would be,
+// although the buffer passes the limit before the terminator is complete.
+TEST(HttpParser, aHeaderBlockOfExactlyTheLimit_isTakenWhateverTheCuts)
+{
+    HttpRequestParser::Limits limits;
+    limits.maxHeaderBytes = 64;
+    std::string request = "GET / HTTP/1.1\r\nX: ";
+    request += std::string(64 - request.size(), 'a');
+    ASSERT_EQ(request.size(), 64u);
+    request += "\r\n\r\n";
+    HttpRequestParser p(limits);
+    HttpRequest r;
+    HttpRequestParser::Result res = HttpRequestParser::Result::NeedMore;
+    for (char ch : request) {
+        p.feed(&ch, 1);
+        res = p.next(r);
+        if (res != HttpRequestParser::Result::NeedMore)
+            break;
+    }
+    EXPECT_EQ(res, HttpRequestParser::Result::Request) << p.error();
 }
