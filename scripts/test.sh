@@ -17,7 +17,9 @@ jobs=$(nproc)
 seeds=${DENGINE_SIM_SEEDS:-4000}
 
 echo "== build (RelWithDebInfo)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDENGINE_SIM_SEEDS="$seeds" >/dev/null
+# -g1: line tables for backtraces, without the full debug information that slows every compile.
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+    -DDENGINE_SIM_SEEDS="$seeds" >/dev/null
 cmake --build build -j"$jobs"
 echo "== tests"
 ctest --test-dir build -j"$jobs" --output-on-failure
@@ -25,7 +27,7 @@ ctest --test-dir build -j"$jobs" --output-on-failure
 [ "${DENGINE_QUICK:-0}" = "1" ] && exit 0
 
 echo "== build (address + undefined sanitizers)"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDENGINE_SANITIZE=address -DDENGINE_SIM_SEEDS=60 \
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1" -DDENGINE_SANITIZE=address -DDENGINE_SIM_SEEDS=60 \
     -DDENGINE_SIM_SHARDS=2 -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 echo "== tests under address + undefined sanitizers"
@@ -40,14 +42,15 @@ ctest --test-dir build-asan -j"$jobs" --output-on-failure \
     -E 'InjectedBugs|^cmake\.|WalCrashTest\.EveryOperationPoint/seed[2-8]|WalPropertyTest|Simulation\.the(Snapshot|Membership)Sweep|tst_cluster_processes'
 
 echo "== build (thread sanitizer, storage)"
-cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDENGINE_SANITIZE=thread \
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DDENGINE_SANITIZE=thread \
     -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-tsan -j"$jobs" --target tst_storage_runtime
 echo "== tests under thread sanitizer"
 ctest --test-dir build-tsan -j"$jobs" --output-on-failure -R '^storage\.(LogWriter|SnapshotStore|RaftOnWal)'
 
 echo "== build (libFuzzer, clang)"
-cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DDENGINE_FUZZ=ON \
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+    -DCMAKE_CXX_COMPILER=clang++ -DDENGINE_FUZZ=ON \
     -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-fuzz -j"$jobs" --target fuzz_wal_reader fuzz_codec fuzz_hellogate fuzz_kvsnapshot fuzz_clientcodec fuzz_httpparser
 echo "== fuzzing the log reader and the wire codec (bounded)"
