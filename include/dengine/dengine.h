@@ -95,7 +95,13 @@ public:
     QList<NodeId> learners() const override;
     // As the cluster's replicated address book or the configuration says.
     QString memberAddress(NodeId id) const override;
+    // As the replicated book says (each member writes config.clientAddress there once ready); this
+    // node's own from its configuration.
+    QString memberClientAddress(NodeId id) const override;
     DEngineConfig config() const;
+    // Replaces the configuration the next start() uses: allowed when Idle or Stopped, with the same
+    // node id (false otherwise, with a warning, and nothing changes). Owner thread; emits nothing.
+    bool setConfig(const DEngineConfig &config);
     // Counters and histograms for monitoring (dengined's /metrics): a copy, at most 100 ms old, of
     // what the worker published, and the calls this object finished. Owner thread; never blocks.
     struct DEngineMetrics metrics() const;

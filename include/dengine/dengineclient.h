@@ -103,6 +103,7 @@ public:
     QList<NodeId> voters() const override;
     QList<NodeId> learners() const override;
     QString memberAddress(NodeId id) const override;
+    QString memberClientAddress(NodeId id) const override;
     DEngineClientConfig config() const;
     // The member's client address the client talks to ("host:port"; empty when none).
     QString connectedEndpoint() const;

@@ -23,6 +23,11 @@ struct DENGINE_EXPORT DEngineConfig {
     bool join = false;
     // Where this node listens; empty means the address peers[nodeId] names.
     QString listenAddress;
+    // Where this node serves clients, if it does ("host:port", a concrete port: dengined sets its
+    // client port here). Once ready the node writes it into the cluster's replicated address book,
+    // so a client that reaches any member learns where every member serves
+    // (DEngineInterface::memberClientAddress). Empty: it serves none (an embedded node).
+    QString clientAddress;
     // Shared by all members; connections from another cluster are refused.
     quint64 clusterId = 1;
     // The node's data directory (write-ahead log, snapshots). Created if missing; locked while open.

@@ -139,6 +139,9 @@ public:
     // Where a member listens for peers ("host:port"), from the cluster's replicated address book;
     // empty when unknown.
     virtual QString memberAddress(NodeId id) const = 0;
+    // Where a member serves clients ("host:port": a dengined's client port), from the replicated
+    // address book; empty when unknown or when it serves none (an embedded node).
+    virtual QString memberClientAddress(NodeId id) const = 0;
 
     // ---- key-value calls: on the owner thread; never block; every future finishes ----
     // Each result carries a status, the leader the answering node knew, and the revision (log index)
@@ -182,7 +185,8 @@ Q_SIGNALS:
     void commitIndexChanged(quint64 index);
     void appliedIndexChanged(quint64 index);
     void stateChanged(DEngineInterface::State state);
-    // The applied configuration changed (members(), voters(), learners(), memberAddress()).
+    // The applied configuration changed (members(), voters(), learners(), memberAddress(),
+    // memberClientAddress()).
     void membersChanged();
     // nodeId() changed: a client moved to another member (an engine's never changes).
     void nodeIdChanged(NodeId nodeId);

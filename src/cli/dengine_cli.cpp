@@ -7,7 +7,7 @@
 //     put <key> <value>          get <key> [--consistency linearizable|lease|local]
 //     del <key>                  scan <prefix> [--limit N]      range <begin> [<end>] [--limit N]
 //     batch [FILE]               lines "put <key> <value>" / "del <key>" (stdin without FILE), one atomic write
-//     status                     each endpoint: id, leader, term, role, commit, applied, ready, members, version
+//     status                     every member (the endpoints and the members they name): id, leader, term, role, commit, applied, ready, members, version
 //     members                    the membership; member add <id> <host:port> | promote <id> | remove <id> | transfer <id>
 //     bench [rows LIST] [seconds S] [value-size B]   the reference workload through DEngineClient (src/cli/bench.cpp)
 //
@@ -18,6 +18,7 @@
 #include "engine/tlsidentity.h"
 
 #include <QtCore/QCommandLineParser>
+#include <QtCore/QSet>
 #include <QtCore/QCoreApplication>
 #include <QtCore/QElapsedTimer>
 #include <QtCore/QFile>
@@ -132,7 +133,10 @@ QJsonObject nodeJson(const clientwire::NodeStatus &n)
 {
     QJsonArray members;
     for (const clientwire::Member &m : n.members)
-        members.append(QJsonObject{{QStringLiteral("id"), QString::number(m.id)}, {QStringLiteral("address"), text(m.address)}, {QStringLiteral("learner"), m.learner}});
+        members.append(QJsonObject{{QStringLiteral("id"), QString::number(m.id)},
+                                   {QStringLiteral("address"), text(m.address)},
+                                   {QStringLiteral("clientAddress"), text(m.clientAddress)},
+                                   {QStringLiteral("learner"), m.learner}});
     return QJsonObject{{QStringLiteral("id"), QString::number(n.nodeId)}, {QStringLiteral("leader"), QString::number(n.leader)},
                        {QStringLiteral("term"), QString::number(n.term)}, {QStringLiteral("role"), QLatin1String(RoleNames[n.role])},
                        {QStringLiteral("commit"), QString::number(n.commit)}, {QStringLiteral("applied"), QString::number(n.applied)},
@@ -152,7 +156,8 @@ int main(int argc, char **argv)
         "  put <key> <value>       get <key>       del <key>\n"
         "  scan <prefix>           range <begin> [<end>]\n"
         "  batch [FILE]            lines \"put <key> <value>\" or \"del <key>\" (stdin without FILE): one atomic write\n"
-        "  status                  every endpoint's member: id, leader, term, role, commit, applied, ready\n"
+        "  status                  every member (the endpoints, and the members their answers name): id, leader, term,\n"
+        "                          role, commit, applied, ready\n"
         "  members                 the membership as the first endpoint that answers applied it\n"
         "  member add <id> <host:port> | promote <id> | remove <id> | transfer <id>\n"
         "                          membership changes (a new node runs dengined --join first); safe to repeat\n"
@@ -322,10 +327,13 @@ int main(int argc, char **argv)
         return usage(QStringLiteral("%1: unknown command or wrong number of arguments").arg(command));
     }
 
-    // status asks every endpoint; the others take the first that answers.
+    // status asks every endpoint, and every member the answers name (the replicated book of client
+    // addresses); the others take the first that answers.
     int exitCode = ExitUnreachable;
     QStringList failures;
-    for (const QString &endpoint : endpoints) {
+    QSet<quint64> statusSeen;
+    for (qsizetype e = 0; e < endpoints.size(); ++e) {
+        const QString endpoint = endpoints.at(e);
         Connection c(tls);
         QString why;
         std::optional<clientwire::Response> r;
@@ -397,15 +405,24 @@ int main(int argc, char **argv)
         }
         case clientwire::Kind::Status: {
             const clientwire::NodeStatus &n = r->node;
+            if (!membersOnly && statusSeen.contains(n.nodeId))
+                continue; // named twice (an endpoint and the address the member advertises)
+            statusSeen.insert(n.nodeId);
+            for (const clientwire::Member &m : n.members) {
+                const QString address = text(m.clientAddress);
+                if (!address.isEmpty() && !endpoints.contains(address) && address != text(n.clientAddress))
+                    endpoints << address;
+            }
             if (membersOnly) {
                 if (json) {
                     printJson(QJsonObject{{QStringLiteral("leader"), QString::number(n.leader)},
                                           {QStringLiteral("members"), nodeJson(n).value(QStringLiteral("members"))}});
                 } else {
                     for (const clientwire::Member &m : n.members)
-                        print(QStringLiteral("%1  %2  %3%4")
+                        print(QStringLiteral("%1  peers %2  clients %3  %4%5")
                                   .arg(m.id)
                                   .arg(text(m.address))
+                                  .arg(m.clientAddress.empty() ? QStringLiteral("-") : text(m.clientAddress))
                                   .arg(m.learner ? QStringLiteral("learner") : QStringLiteral("voter"))
                                   .arg(m.id == n.leader ? QStringLiteral("  leader") : QString()));
                 }

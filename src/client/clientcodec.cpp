@@ -138,6 +138,7 @@ void appendResponse(std::string &out, const Response &r)
             wm->set_id(m.id);
             wm->set_address(m.address);
             wm->set_learner(m.learner);
+            wm->set_client_address(m.clientAddress);
         }
         n->set_version(r.node.version);
         n->set_first_commit(r.node.firstCommit);
@@ -199,7 +200,7 @@ bool decodeResponse(std::string_view payload, Response &out, std::string &why)
         out.node.applied = n.applied();
         out.node.ready = n.ready();
         for (const wire::Member &m : n.members())
-            out.node.members.push_back(Member{m.id(), m.address(), m.learner()});
+            out.node.members.push_back(Member{m.id(), m.address(), m.learner(), m.client_address()});
         out.node.version = n.version();
         out.node.firstCommit = n.first_commit();
         out.node.clientAddress = n.client_address();

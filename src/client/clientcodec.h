@@ -50,6 +50,7 @@ struct Member {
     std::uint64_t id = 0;
     std::string address;
     bool learner = false;
+    std::string clientAddress;
 };
 
 struct NodeStatus {

@@ -122,7 +122,8 @@ public:
     QMap<NodeId, QString> addresses;
 
     QStringList endpoints;                 // configured, then learned
-    QMap<NodeId, QString> clientAddresses; // learned from the members' pushes
+    QMap<NodeId, QString> clientAddresses; // where the client reached (or will try) each member
+    QMap<NodeId, QString> memberClientAddresses; // the replicated book, as the member pushed it
     QMap<QString, qint64> shunned;         // endpoint -> until (ms on `clock`): it failed lately
     QElapsedTimer clock;
     int nextEndpoint = 0;
@@ -234,6 +235,7 @@ bool DEngineClient::start()
     }
     d->endpoints = d->config.endpoints;
     d->clientAddresses.clear();
+    d->memberClientAddresses.clear();
     d->shunned.clear();
     d->nextEndpoint = 0;
     d->failuresThisRound = 0;
@@ -629,17 +631,27 @@ void DEngineClientPrivate::applyPush(Link &l, const clientwire::Response &push)
         return;
     update(role, static_cast<Role>(n.role), &DEngineInterface::roleChanged);
     QList<NodeId> v, ls;
-    QMap<NodeId, QString> a;
+    QMap<NodeId, QString> a, ca;
     for (const clientwire::Member &m : n.members) {
         (m.learner ? ls : v) << m.id;
         a.insert(m.id, QString::fromStdString(m.address));
+        if (m.clientAddress.empty())
+            continue;
+        // The replicated book: every member's client port, from any member (endpoint sync).
+        const QString address = QString::fromStdString(m.clientAddress);
+        ca.insert(m.id, address);
+        if (!clientAddresses.contains(m.id))
+            clientAddresses.insert(m.id, address);
+        if (!endpoints.contains(address))
+            endpoints << address;
     }
     std::sort(v.begin(), v.end());
     std::sort(ls.begin(), ls.end());
-    if (v != voters || ls != learners || a != addresses) {
+    if (v != voters || ls != learners || a != addresses || ca != memberClientAddresses) {
         voters = v;
         learners = ls;
         addresses = a;
+        memberClientAddresses = ca;
         Q_EMIT q->membersChanged();
     }
     if (state != State::Running || link.get() != &l)
@@ -861,6 +873,7 @@ quint64 DEngineClient::appliedIndex() const { return d->applied; }
 QList<NodeId> DEngineClient::voters() const { return d->voters; }
 QList<NodeId> DEngineClient::learners() const { return d->learners; }
 QString DEngineClient::memberAddress(NodeId id) const { return d->addresses.value(id); }
+QString DEngineClient::memberClientAddress(NodeId id) const { return d->memberClientAddresses.value(id); }
 DEngineClientConfig DEngineClient::config() const { return d->config; }
 QString DEngineClient::connectedEndpoint() const { return d->link && d->link->live ? d->link->endpoint : QString(); }
 

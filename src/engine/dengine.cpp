@@ -53,6 +53,7 @@ public:
     QList<NodeId> voters;
     QList<NodeId> learners;
     QMap<NodeId, QString> addresses;
+    QMap<NodeId, QString> clientAddresses;
 
     // Results come back through the courier and finish here, on the owner thread. Calls and bytes in
     // flight (counted from the call until its future finishes) are bounded at the call.
@@ -220,14 +221,16 @@ bool DEngine::start()
         p->update(p->applied, applied, &DEngine::appliedIndexChanged);
     });
     connect(w, &EngineWorker::membersChanged, this,
-            [this, p, w](const QList<NodeId> &voters, const QList<NodeId> &learners, const QMap<NodeId, QString> &addresses) {
+            [this, p, w](const QList<NodeId> &voters, const QList<NodeId> &learners, const QMap<NodeId, QString> &addresses,
+                         const QMap<NodeId, QString> &clientAddresses) {
                 if (p->worker != w || p->state != DEnginePrivate::State::Running)
                     return;
-                if (p->voters == voters && p->learners == learners && p->addresses == addresses)
+                if (p->voters == voters && p->learners == learners && p->addresses == addresses && p->clientAddresses == clientAddresses)
                     return;
                 p->voters = voters;
                 p->learners = learners;
                 p->addresses = addresses;
+                p->clientAddresses = clientAddresses;
                 Q_EMIT membersChanged();
             });
     connect(w, &EngineWorker::finished, this, [p, w] {
@@ -341,7 +344,27 @@ quint64 DEngine::appliedIndex() const { return d->applied; }
 QList<NodeId> DEngine::voters() const { return d->voters; }
 QList<NodeId> DEngine::learners() const { return d->learners; }
 QString DEngine::memberAddress(NodeId id) const { return d->addresses.value(id); }
+QString DEngine::memberClientAddress(NodeId id) const
+{
+    if (id == d->config.nodeId && !d->config.clientAddress.isEmpty())
+        return d->config.clientAddress;
+    return d->clientAddresses.value(id);
+}
 DEngineConfig DEngine::config() const { return d->config; }
+
+bool DEngine::setConfig(const DEngineConfig &config)
+{
+    if (d->state == DEnginePrivate::State::Running || d->state == DEnginePrivate::State::Stopping) {
+        qCWarning(lcEngine) << "node" << d->config.nodeId << "setConfig(): the engine is running or stopping";
+        return false;
+    }
+    if (config.nodeId != d->config.nodeId) {
+        qCWarning(lcEngine) << "node" << d->config.nodeId << "setConfig(): the node id cannot change (" << config.nodeId << "given)";
+        return false;
+    }
+    d->config = config;
+    return true;
+}
 quint16 DEngine::listeningPort() const { return d->port; }
 
 DEngineMetrics DEngine::metrics() const

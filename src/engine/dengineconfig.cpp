@@ -49,6 +49,11 @@ QString DEngineConfig::validate() const
     }
     if (!listenAddress.isEmpty() && !parseHostPort(listenAddress, nullptr, nullptr, true))
         return QStringLiteral("listenAddress: \"%1\" is not host:port (port 0..65535, 0: any free port)").arg(listenAddress);
+    if (!clientAddress.isEmpty()) {
+        quint16 port = 0;
+        if (!parseHostPort(clientAddress, nullptr, &port, false) || port == 0 || clientAddress.toUtf8().size() > 256)
+            return QStringLiteral("clientAddress: \"%1\" is not host:port (a port 1..65535, at most 256 bytes)").arg(clientAddress);
+    }
     if (clusterId == 0)
         return QStringLiteral("clusterId: must not be 0");
     if (dataDirectory.isEmpty())

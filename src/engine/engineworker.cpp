@@ -601,11 +601,12 @@ bool EngineWorker::stampedByItsSender(raft::Message &m)
             return !acceptForwardedConfChange(e, m.from);
         kv::Command c;
         std::string why;
-        return !kv::decodeCommand(e.data.view(), c, why) || c.origin != m.from;
+        return !kv::decodeCommand(e.data.view(), c, why) || c.origin != m.from
+               || std::any_of(c.clientAddresses.begin(), c.clientAddresses.end(), [&](const auto &a) { return a.first != m.from; });
     });
     if (m.entries.size() != before)
-        qCWarning(lcEngine).noquote() << QStringLiteral("node %1: dropped %2 forwarded command(s) from node %3 that named another origin "
-                                                        "or did not parse")
+        qCWarning(lcEngine).noquote() << QStringLiteral("node %1: dropped %2 forwarded command(s) from node %3 that named another origin, "
+                                                        "set another node's client address or did not parse")
                                              .arg(m_config.nodeId)
                                              .arg(before - m.entries.size())
                                              .arg(m.from);
@@ -732,6 +733,7 @@ void EngineWorker::process()
     refreshPeers();
     driveMembership();
     recordMissingAddresses();
+    advertiseClientAddress();
     maybeSnapshot();
     if (m_removed && m_role != raft::Role::Leader) {
         QMetaObject::invokeMethod(this, &EngineWorker::shutdown, Qt::QueuedConnection);

@@ -137,7 +137,8 @@ Q_SIGNALS:
     // does not queue an event per Ready for the owner thread.
     void indexesChanged();
     // The applied configuration or the address book changed.
-    void membersChanged(const QList<NodeId> &voters, const QList<NodeId> &learners, const QMap<NodeId, QString> &addresses);
+    void membersChanged(const QList<NodeId> &voters, const QList<NodeId> &learners, const QMap<NodeId, QString> &addresses,
+                        const QMap<NodeId, QString> &clientAddresses);
     void finished();
 
 private:
@@ -212,8 +213,13 @@ private:
     bool acceptForwardedConfChange(const raft::Entry &e, raft::NodeId from);
     // On the leader: whether a learner is close enough to the log's end to be made a voter.
     bool caughtUp(raft::NodeId id) const;
-    // Proposes an address book command (internal: no call waits for it).
+    // Proposes a command no call waits for (an address book's), under this node's session.
+    void proposeInternal(kv::Command cmd);
     void proposeAddresses(std::vector<std::pair<raft::NodeId, std::string>> addresses);
+    // Writes config.clientAddress into the replicated book once this node is a ready member (again
+    // after an election timeout while it is not there), and emits membersChanged when the book
+    // changed.
+    void advertiseClientAddress();
 
     void issueWaiting();
     bool issue(Pending &p);
@@ -291,6 +297,8 @@ private:
     std::map<raft::NodeId, qint64> m_leaving;
     bool m_peersDirty = false;
     raft::Term m_addressesRecordedTerm = 0;
+    std::map<raft::NodeId, std::string> m_clientBook; // the client addresses membersChanged() last said
+    qint64 m_clientAddressProposedAt = -1;             // ms on m_clock
 
     // What the owner was last told.
     NodeId m_leader = 0;

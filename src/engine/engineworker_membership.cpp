@@ -200,15 +200,44 @@ bool EngineWorker::caughtUp(raft::NodeId id) const
     return pr->second.recentActive && pr->second.match > 0 && pr->second.match + PromoteMaxLagEntries >= last;
 }
 
-void EngineWorker::proposeAddresses(std::vector<std::pair<raft::NodeId, std::string>> addresses)
+void EngineWorker::proposeInternal(kv::Command cmd)
 {
-    kv::Command cmd;
     cmd.origin = m_config.nodeId;
     cmd.session = m_session;
     cmd.request = ++m_nextRequest;
     cmd.lowestPending = m_pendingWrites.empty() ? cmd.request : std::min(cmd.request, *m_pendingWrites.begin());
-    cmd.members = std::move(addresses);
     m_node->propose(kv::encodeCommand(cmd));
+}
+
+void EngineWorker::proposeAddresses(std::vector<std::pair<raft::NodeId, std::string>> addresses)
+{
+    kv::Command cmd;
+    cmd.members = std::move(addresses);
+    proposeInternal(std::move(cmd));
+}
+
+void EngineWorker::advertiseClientAddress()
+{
+    if (m_kv.clientAddresses() != m_clientBook) {
+        m_clientBook = m_kv.clientAddresses();
+        emitMembers();
+    }
+    if (m_config.clientAddress.isEmpty() || !m_ready || m_removed || m_handingOver || m_node->raft().leader() == raft::NoNode
+        || !has(raft::members(m_appliedConf), m_config.nodeId))
+        return;
+    const std::string mine = m_config.clientAddress.toStdString();
+    if (const auto it = m_clientBook.find(m_config.nodeId); it != m_clientBook.end() && it->second == mine)
+        return;
+    // Proposed through the leader like a write; a proposal lost with a leader is made again after
+    // an election timeout.
+    const qint64 now = m_clock.elapsed();
+    if (m_clientAddressProposedAt >= 0 && now - m_clientAddressProposedAt < qint64(m_config.electionTicks) * m_config.tickIntervalMs)
+        return;
+    m_clientAddressProposedAt = now;
+    qCDebug(lcEngine).noquote() << QStringLiteral("node %1: advertising client address %2").arg(m_config.nodeId).arg(m_config.clientAddress);
+    kv::Command cmd;
+    cmd.clientAddresses = {{m_config.nodeId, mine}};
+    proposeInternal(std::move(cmd));
 }
 
 void EngineWorker::recordMissingAddresses()
@@ -322,7 +351,12 @@ void EngineWorker::emitMembers()
         addresses.insert(it.key(), it.value());
     for (const auto &[id, address] : m_kv.memberAddresses())
         addresses.insert(id, fromStd(address));
-    Q_EMIT membersChanged(sortedList(m_appliedConf.voters), sortedList(m_appliedConf.learners), addresses);
+    QMap<NodeId, QString> clientAddresses;
+    for (const auto &[id, address] : m_kv.clientAddresses())
+        clientAddresses.insert(id, fromStd(address));
+    if (!m_config.clientAddress.isEmpty() && !clientAddresses.contains(m_config.nodeId))
+        clientAddresses.insert(m_config.nodeId, m_config.clientAddress); // its own, before the log has it
+    Q_EMIT membersChanged(sortedList(m_appliedConf.voters), sortedList(m_appliedConf.learners), addresses, clientAddresses);
 }
 
 bool EngineWorker::refreshPeers()

@@ -28,6 +28,11 @@ raft::Payload encodeCommand(const Command &command)
         m->set_id(id);
         m->set_address(address);
     }
+    for (const auto &[id, address] : command.clientAddresses) {
+        wire::MemberAddress *m = c.add_client_addresses();
+        m->set_id(id);
+        m->set_address(address);
+    }
     c.mutable_operations()->Reserve(static_cast<int>(command.operations.size()));
     for (const Operation &op : command.operations) {
         wire::Operation *w = c.add_operations();
@@ -46,19 +51,26 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
         why = "command: not a valid protocol buffer";
         return false;
     }
-    const int kinds = (c.has_application() ? 1 : 0) + (c.operations_size() > 0 ? 1 : 0) + (c.members_size() > 0 ? 1 : 0);
+    const int kinds = (c.has_application() ? 1 : 0) + (c.operations_size() > 0 ? 1 : 0) + (c.members_size() > 0 ? 1 : 0)
+                      + (c.client_addresses_size() > 0 ? 1 : 0);
     if (kinds != 1) {
-        why = kinds == 0 ? "command: no operations" : "command: more than one of operations, an application command and member addresses";
+        why = kinds == 0 ? "command: no operations"
+                         : "command: more than one of operations, an application command, member addresses and client addresses";
         return false;
     }
-    out.members.clear();
-    for (const wire::MemberAddress &m : c.members()) {
-        if (m.id() == 0 || m.address().size() > MaxMemberAddressBytes) {
-            why = "command: a member address without an id or longer than " + std::to_string(MaxMemberAddressBytes) + " bytes";
-            return false;
+    const auto addresses = [&](const auto &list, std::vector<std::pair<raft::NodeId, std::string>> &into) {
+        into.clear();
+        for (const wire::MemberAddress &m : list) {
+            if (m.id() == 0 || m.address().size() > MaxMemberAddressBytes) {
+                why = "command: a member address without an id or longer than " + std::to_string(MaxMemberAddressBytes) + " bytes";
+                return false;
+            }
+            into.emplace_back(m.id(), m.address());
         }
-        out.members.emplace_back(m.id(), m.address());
-    }
+        return true;
+    };
+    if (!addresses(c.members(), out.members) || !addresses(c.client_addresses(), out.clientAddresses))
+        return false;
     out.origin = c.origin();
     out.session = c.session();
     out.request = c.request();
@@ -123,10 +135,18 @@ KvStore::Applied KvStore::apply(const raft::Entry &entry)
             remove(op.key);
     }
     for (const auto &[id, address] : cmd.members) {
-        if (address.empty())
+        if (address.empty()) {
             m_members.erase(id);
-        else
+            m_clientAddresses.erase(id);
+        } else {
             m_members[id] = address;
+        }
+    }
+    for (const auto &[id, address] : cmd.clientAddresses) {
+        if (address.empty())
+            m_clientAddresses.erase(id);
+        else
+            m_clientAddresses[id] = address;
     }
     result.outcome = ApplyOutcome::Applied;
     return result;
@@ -228,7 +248,8 @@ void KvStore::pruneSessions(raft::NodeId origin)
 
 namespace {
 
-constexpr std::string_view SnapshotMagic = "DKVSNAP2";
+constexpr std::string_view SnapshotMagic = "DKVSNAP3";
+constexpr std::string_view SnapshotMagicV2 = "DKVSNAP2"; // read only: no client addresses
 
 } // namespace
 
@@ -253,10 +274,12 @@ std::string KvStore::serializeTail() const
         for (std::uint64_t id : s->applied)
             putU64(out, id);
     }
-    putU64(out, m_members.size());
-    for (const auto &[id, address] : m_members) {
-        putU64(out, id);
-        putBytes(out, address);
+    for (const auto *book : {&m_members, &m_clientAddresses}) {
+        putU64(out, book->size());
+        for (const auto &[id, address] : *book) {
+            putU64(out, id);
+            putBytes(out, address);
+        }
     }
     return out;
 }
@@ -297,7 +320,9 @@ std::string KvStore::snapshot()
 
 bool KvStore::restore(std::string_view bytes, std::string &why)
 {
-    if (bytes.substr(0, SnapshotMagic.size()) != SnapshotMagic) {
+    const std::string_view magic = bytes.substr(0, SnapshotMagic.size());
+    const bool v2 = magic == SnapshotMagicV2;
+    if (magic != SnapshotMagic && !v2) {
         why = "kv snapshot: not a key-value snapshot (bad magic)";
         return false;
     }
@@ -351,20 +376,26 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
             return false;
         }
     }
-    const std::uint64_t memberCount = r.take(8);
-    if (!r.ok || memberCount > r.in.size() / 12) {
-        why = "kv snapshot: truncated before its member addresses";
-        return false;
-    }
-    std::map<raft::NodeId, std::string> members;
-    for (std::uint64_t i = 0; i < memberCount; ++i) {
-        const raft::NodeId id = r.take(8);
-        const std::string_view address = r.bytes();
-        if (!r.ok || id == 0 || address.empty() || address.size() > MaxMemberAddressBytes || !members.emplace(id, std::string(address)).second) {
-            why = "kv snapshot: member address " + std::to_string(i) + " is malformed or repeated";
+    const auto readBook = [&](std::map<raft::NodeId, std::string> &book, const char *what) {
+        const std::uint64_t n = r.take(8);
+        if (!r.ok || n > r.in.size() / 12) {
+            why = std::string("kv snapshot: truncated before its ") + what + "es";
             return false;
         }
-    }
+        for (std::uint64_t i = 0; i < n; ++i) {
+            const raft::NodeId id = r.take(8);
+            const std::string_view address = r.bytes();
+            if (!r.ok || id == 0 || address.empty() || address.size() > MaxMemberAddressBytes || !book.emplace(id, std::string(address)).second) {
+                why = std::string("kv snapshot: ") + what + " " + std::to_string(i) + " is malformed or repeated";
+                return false;
+            }
+        }
+        return true;
+    };
+    std::map<raft::NodeId, std::string> members;
+    std::map<raft::NodeId, std::string> clientAddresses;
+    if (!readBook(members, "member address") || (!v2 && !readBook(clientAddresses, "client address")))
+        return false;
     if (!r.ok || !r.in.empty()) {
         why = r.ok ? "kv snapshot: " + std::to_string(r.in.size()) + " bytes after its end" : "kv snapshot: truncated";
         return false;
@@ -375,6 +406,7 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
     m_frozen = false;
     m_sessions = std::move(table);
     m_members = std::move(members);
+    m_clientAddresses = std::move(clientAddresses);
     m_applied = applied;
     return true;
 }

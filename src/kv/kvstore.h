@@ -40,6 +40,11 @@ struct Command {
     std::uint64_t lowestPending = 0;
     // Instead of operations: where members listen, (id, "host:port"); an empty address forgets it.
     std::vector<std::pair<raft::NodeId, std::string>> members;
+    // Instead of operations: where members serve clients (a standalone server's client port),
+    // (id, "host:port"); an empty address forgets it. A node proposes only its own (a forwarded
+    // command naming another node is dropped), and forgetting a member's peer address forgets
+    // this one too.
+    std::vector<std::pair<raft::NodeId, std::string>> clientAddresses;
 };
 
 inline constexpr std::size_t MaxMemberAddressBytes = 256;
@@ -80,10 +85,12 @@ public:
 
     // Snapshots. The store's whole state (the keys, the deduplication sessions, the member
     // addresses, the applied index) as bytes: the same state gives the same bytes on every replica.
-    // Format (little-endian): "DKVSNAP2", u64 applied index, u64 key count and per key (u32 length,
+    // Format (little-endian): "DKVSNAP3", u64 applied index, u64 key count and per key (u32 length,
     // bytes, u32 length, value), u64 session count and per session (u64 origin, u64 session, u64
     // floor, u64 first index, u64 id count, the ids ascending), u64 member count and per member (u64
-    // id, u32 length, address). The file or stream around it carries the checksum.
+    // id, u32 length, address), then the client addresses the same way as the members. The file or
+    // stream around it carries the checksum. restore() also reads "DKVSNAP2" (no client addresses:
+    // written before they existed).
     //
     // A Frozen is the state at one applied index, immutable, cheap to take (no copy of the keys):
     // it shares the store's map, and from then on the store writes its changes beside it (an
@@ -117,6 +124,8 @@ public:
     std::size_t size() const { return m_size; }
     // Where the members listen, as the log said (Command::members).
     const std::map<raft::NodeId, std::string> &memberAddresses() const { return m_members; }
+    // Where the members serve clients, as the log said (Command::clientAddresses).
+    const std::map<raft::NodeId, std::string> &clientAddresses() const { return m_clientAddresses; }
     // Deduplication state, for tests and status: sessions remembered, request ids remembered.
     std::size_t sessionCount() const { return m_sessions.size(); }
     std::size_t rememberedRequests() const;
@@ -141,6 +150,7 @@ private:
     bool m_frozen = false;
     std::size_t m_size = 0;
     std::map<raft::NodeId, std::string> m_members;
+    std::map<raft::NodeId, std::string> m_clientAddresses;
     // Per (origin, session): which requests were applied. A node retries a forwarded command whose
     // fate it does not know (the leader changed) under the same id, so requests may arrive out of
     // order and twice; each id applies at most once. Ids below `floor` have finished at the origin

@@ -120,7 +120,8 @@ clientwire::NodeStatus ClientService::nodeStatus() const
     n.ready = m_engine->isReady();
     const QList<NodeId> learners = m_engine->learners();
     for (NodeId id : m_engine->members())
-        n.members.push_back(clientwire::Member{id, toStd(m_engine->memberAddress(id)), learners.contains(id)});
+        n.members.push_back(
+            clientwire::Member{id, toStd(m_engine->memberAddress(id)), learners.contains(id), toStd(m_engine->memberClientAddress(id))});
     n.version = toStd(m_opts.version);
     n.firstCommit = m_firstCommit;
     n.clientAddress = toStd(advertisedAddress());

@@ -24,6 +24,7 @@
 #include <QtCore/QJsonObject>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QSocketNotifier>
+#include <QtNetwork/QHostAddress>
 
 #include <csignal>
 #include <memory>
@@ -83,7 +84,9 @@ int main(int argc, char **argv)
         "The client port speaks TLS 1.3 with the node's certificate, and takes clients whose certificate the cluster's\n"
         "authority signed (dengine-ctl certs client NAME); insecureClients: true opens it as plain TCP instead (on an\n"
         "insecure node it is plain anyway). httpAddress (optional) opens the HTTP/JSON gateway (etcd's /v3/kv/put, range,\n"
-        "deleterange; /health; /metrics) with the same TLS rule.\n"
+        "deleterange; /health; /metrics) with the same TLS rule. Each member writes where clients reach it into the\n"
+        "cluster's replicated address book, so a client that knows one member finds the others and the leader:\n"
+        "advertiseClientAddress (default: clientAddress, unless that listens on a wildcard address).\n"
         "Flags win over DENGINE_* environment variables, which win over the file.\n\n"
         "Exit status: 0 stopped on request (SIGTERM, SIGINT) or removed from the cluster; 1 the node\n"
         "failed (storage, damaged data, certificate, peer port in use); 2 bad usage or configuration;\n"
@@ -93,11 +96,14 @@ int main(int argc, char **argv)
     QCommandLineOption configOpt(QStringLiteral("config"), QStringLiteral("The configuration file (DENGINE_CONFIG)."), QStringLiteral("FILE"));
     QCommandLineOption clientOpt(QStringLiteral("client-address"), QStringLiteral("Where clients connect, host:port (DENGINE_CLIENT_ADDRESS)."),
                                  QStringLiteral("HOST:PORT"));
+    QCommandLineOption advertiseOpt(QStringLiteral("advertise-client-address"),
+                                    QStringLiteral("Where clients reach this member, host:port, when not the client address (DENGINE_ADVERTISE_CLIENT_ADDRESS)."),
+                                    QStringLiteral("HOST:PORT"));
     QCommandLineOption httpOpt(QStringLiteral("http-address"), QStringLiteral("The HTTP/JSON gateway, host:port (DENGINE_HTTP_ADDRESS)."),
                                QStringLiteral("HOST:PORT"));
     QCommandLineOption dataOpt(QStringLiteral("data-dir"), QStringLiteral("The data directory (DENGINE_DATA_DIR)."), QStringLiteral("DIR"));
     QCommandLineOption joinOpt(QStringLiteral("join"), QStringLiteral("Join a running cluster (DENGINE_JOIN=1): see DEngineConfig::join."));
-    for (const auto *o : {&configOpt, &clientOpt, &httpOpt, &dataOpt, &joinOpt})
+    for (const auto *o : {&configOpt, &clientOpt, &advertiseOpt, &httpOpt, &dataOpt, &joinOpt})
         p.addOption(*o);
     p.process(app);
 
@@ -118,7 +124,8 @@ int main(int argc, char **argv)
         server = v.toObject();
         for (auto it = server.begin(); it != server.end(); ++it)
             if (it.key() != QLatin1String("clientAddress") && it.key() != QLatin1String("maxClientConnections")
-                && it.key() != QLatin1String("insecureClients") && it.key() != QLatin1String("httpAddress"))
+                && it.key() != QLatin1String("insecureClients") && it.key() != QLatin1String("httpAddress")
+                && it.key() != QLatin1String("advertiseClientAddress"))
                 return fail(ExitUsage, QStringLiteral("%1: server: unknown field \"%2\"").arg(configPath, it.key()));
     }
     config.dataDirectory = pick(p, dataOpt, "DENGINE_DATA_DIR", config.dataDirectory);
@@ -131,6 +138,13 @@ int main(int argc, char **argv)
     so.listenAddress = pick(p, clientOpt, "DENGINE_CLIENT_ADDRESS", server.value(QLatin1String("clientAddress")).toString());
     if (so.listenAddress.isEmpty())
         return fail(ExitUsage, QStringLiteral("no client address: --client-address, DENGINE_CLIENT_ADDRESS or server.clientAddress"));
+    so.advertisedAddress = pick(p, advertiseOpt, "DENGINE_ADVERTISE_CLIENT_ADDRESS", server.value(QLatin1String("advertiseClientAddress")).toString());
+    if (!so.advertisedAddress.isEmpty()) {
+        DEngineConfig probe = config;
+        probe.clientAddress = so.advertisedAddress;
+        if (const QString why = probe.validate(); !why.isEmpty())
+            return fail(ExitUsage, QStringLiteral("advertiseClientAddress: %1").arg(why));
+    }
     if (server.contains(QLatin1String("maxClientConnections"))) {
         const int n = server.value(QLatin1String("maxClientConnections")).toInt(-1);
         if (n < 1)
@@ -212,6 +226,20 @@ int main(int argc, char **argv)
                                                         "read and write the cluster")
                                              .arg(config.nodeId)
                                              .arg(so.listenAddress);
+    // Where clients reach this member goes into the replicated address book (DEngineConfig::
+    // clientAddress), known once the port is open (port 0: the one it got).
+    const QString advertised = clients.advertisedAddress();
+    const QString advertisedHost = advertised.left(advertised.lastIndexOf(QLatin1Char(':')));
+    if (so.advertisedAddress.isEmpty() && (QHostAddress(advertisedHost) == QHostAddress::AnyIPv4 || QHostAddress(advertisedHost) == QHostAddress::AnyIPv6
+                                           || advertisedHost == QLatin1String("*") || advertisedHost.isEmpty())) {
+        qCWarning(lcServer).noquote() << QStringLiteral("node %1: the client port listens on %2, which is no address a client can use: set "
+                                                        "server.advertiseClientAddress so that clients can find this member")
+                                             .arg(config.nodeId)
+                                             .arg(advertised);
+    } else {
+        config.clientAddress = advertised;
+        engine.setConfig(config);
+    }
     if (!engine.start())
         return fail(ExitUsage, engine.errorString());
     return app.exec();

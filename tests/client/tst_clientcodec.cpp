@@ -36,7 +36,7 @@ Response sampleStatus()
     r.items = {{"k", "v"}, {"k2", ""}};
     r.nextKey = "k3";
     r.hasNode = true;
-    r.node = NodeStatus{3, 2, 7, 1, 41, 40, true, {{1, "127.0.0.1:7001", false}, {4, "127.0.0.1:7004", true}}, "0.1.0"};
+    r.node = NodeStatus{3, 2, 7, 1, 41, 40, true, {{1, "127.0.0.1:7001", false, "127.0.0.1:8001"}, {4, "127.0.0.1:7004", true, ""}}, "0.1.0"};
     return r;
 }
 
@@ -77,6 +77,8 @@ TEST(ClientCodec, requestsAndResponses_roundTrip)
     ASSERT_TRUE(r.hasNode);
     EXPECT_EQ(r.node.members.size(), 2u);
     EXPECT_TRUE(r.node.members[1].learner);
+    EXPECT_EQ(r.node.members[0].clientAddress, "127.0.0.1:8001");
+    EXPECT_EQ(r.node.members[1].clientAddress, "");
     EXPECT_EQ(r.node.version, "0.1.0");
 }
 

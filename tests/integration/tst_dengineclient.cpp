@@ -217,6 +217,25 @@ private Q_SLOTS:
         QVERIFY(await(client.put("moved", "to the leader")).ok());
     }
 
+    // Each member writes its client port into the replicated address book: a client told of one
+    // follower learns every member's (memberClientAddress) and goes to the leader's directly.
+    void oneEndpoint_learnsEveryMembersClientPort_fromTheReplicatedBook()
+    {
+        const NodeId leader = statusLeader();
+        const NodeId follower = leader == 1 ? 2 : 1;
+        DEngineClient client(clientConfig({m_cluster->clientAddress(follower)}));
+        QSignalSpy members(&client, &DEngineInterface::membersChanged);
+        QVERIFY(client.start());
+        QVERIFY(client.waitForReady(Long));
+        for (NodeId id = 1; id <= 3; ++id)
+            QTRY_COMPARE_WITH_TIMEOUT(client.memberClientAddress(id), m_cluster->clientAddress(id), Long);
+        QVERIFY(!members.isEmpty());
+        QTRY_COMPARE_WITH_TIMEOUT(client.nodeId(), leader, Long);
+        QCOMPARE(client.connectedEndpoint(), m_cluster->clientAddress(leader));
+        QVERIFY(client.memberClientAddress(99).isEmpty());
+        QVERIFY(await(client.put("book/learned", "from one endpoint")).ok());
+    }
+
     // The leader dies hard (SIGKILL) with 300 writes and reads in flight, or is paused (SIGSTOP):
     // every call finishes, with Ok, Timeout or NoQuorum; the client follows the new leader without
     // a second ready, its terms only grow, and writes go on.

@@ -368,6 +368,45 @@ private Q_SLOTS:
         QVERIFY(await(c.node(leader)->put("after", "transfer")).ok());
     }
 
+    // Each member writes where it serves clients (DEngineConfig::clientAddress) into the replicated
+    // address book: every member learns every member's, a restart with a new one replaces it, and
+    // an invalid one is refused at start.
+    void clientAddresses_eachAdvertisesItsOwn_everyMemberLearnsAll()
+    {
+        Cluster c(3);
+        const auto clientAddress = [](NodeId id, int generation) { return QStringLiteral("127.0.0.1:%1").arg(9000 + 100 * generation + id); };
+        for (NodeId id = 1; id <= 3; ++id) {
+            DEngineConfig cfg = c.config(id);
+            cfg.clientAddress = clientAddress(id, 0);
+            QVERIFY(c.make(id, &cfg)->start());
+        }
+        QTRY_VERIFY_WITH_TIMEOUT(c.allReady(), Long);
+        for (NodeId at = 1; at <= 3; ++at)
+            for (NodeId id = 1; id <= 3; ++id)
+                QTRY_COMPARE_WITH_TIMEOUT(c.node(at)->memberClientAddress(id), clientAddress(id, 0), Long);
+        QVERIFY(c.node(1)->memberClientAddress(4).isEmpty());
+
+        // Node 2 comes back serving clients elsewhere: the book follows, on every member.
+        DEngine *two = c.node(2);
+        two->stop();
+        QVERIFY(two->waitForStopped(Long));
+        DEngineConfig cfg = two->config();
+        cfg.clientAddress = clientAddress(2, 1);
+        QVERIFY(two->setConfig(cfg));
+        QVERIFY(two->start());
+        QVERIFY2(!two->setConfig(cfg), "not while it runs");
+        for (NodeId at = 1; at <= 3; ++at)
+            QTRY_COMPARE_WITH_TIMEOUT(c.node(at)->memberClientAddress(2), clientAddress(2, 1), Long);
+
+        cfg.clientAddress = QStringLiteral("127.0.0.1:0");
+        QVERIFY(cfg.validate().contains("clientAddress"));
+        DEngineConfig other = cfg;
+        other.nodeId = 7;
+        two->stop();
+        QVERIFY(two->waitForStopped(Long));
+        QVERIFY2(!two->setConfig(other), "the node id is constant");
+    }
+
     void joinConfiguration_isChecked_andAJoinersDirectoryIsNotAFounders()
     {
         Cluster c(3);
