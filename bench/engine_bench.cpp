@@ -21,7 +21,7 @@
 //   engine_bench [--dir DIR] [--seconds S] [--rows put:1,put:16,...] [--node PATH] [--trials N] [--tls]
 #include <dengine/dengine.h>
 
-#include "benchkit.h"
+#include "cli/benchkit.h"
 #include "certs/certs.h"
 
 #include "../tests/auto/common/testports.h"

@@ -24,7 +24,7 @@
 //   snapshot_bench [--dir DIR] [--writes N] [--clients C] [--keys K] [--seconds S] [--overwrite-keys K] [--parts 1,2,3]
 #include <dengine/dengine.h>
 
-#include "benchkit.h"
+#include "cli/benchkit.h"
 
 #include "../tests/auto/common/testports.h"
 

@@ -9,6 +9,7 @@
 // the column layout of etcd-baseline.sh ("3 dclient put 64 <ops/s> <p50 ms> <p99 ms> <errors>
 // <cpu%>", cpu% of this process only), or JSON lines with --json.
 #include "cli/bench.h"
+#include "cli/benchkit.h"
 
 #include <dengine/dengineclient.h>
 
@@ -41,18 +42,8 @@ double cpuSeconds()
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
-// Runs the event loop until done() or limitMs; it sleeps while nothing happens.
-void pump(const std::function<bool()> &done, qint64 limitMs)
-{
-    QElapsedTimer t;
-    t.start();
-    QTimer wake;
-    wake.start(5);
-    while (!done() && t.elapsed() < limitMs)
-        QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents);
-}
-
-QByteArray keyOf(quint64 i) { return QByteArray("key") + QByteArray::number(i).rightJustified(13, '0'); }
+using bench::keyOf;
+using bench::pump;
 
 struct Row {
     QString load;

@@ -207,7 +207,9 @@ bool ClientService::listen(QString *error)
     m_server = listenFor(QStringLiteral("clients"), m_opts.listenAddress, m_opts.tls, m_opts.handshakeTimeoutMs, this,
                          [this](const QString &why) {
                              ++m_stats.handshakesFailed;
-                             qCWarning(lcClients).noquote() << QStringLiteral("refused a client from %1").arg(why);
+                             int heldBack = 0;
+                             if (m_logBudget.take(&heldBack))
+                                 qCWarning(lcClients).noquote() << QStringLiteral("refused a client from %1%2").arg(why, heldBackNote(heldBack));
                          },
                          error);
     if (!m_server)
@@ -290,10 +292,12 @@ void ClientService::onNewConnection()
 void ClientService::drop(QTcpSocket *socket, const QString &why)
 {
     ++m_stats.connectionsClosedForErrors;
-    qCWarning(lcClients).noquote() << QStringLiteral("closed the client connection from %1:%2: %3")
-                                          .arg(socket->peerAddress().toString())
-                                          .arg(socket->peerPort())
-                                          .arg(why);
+    int heldBack = 0;
+    if (m_logBudget.take(&heldBack))
+        qCWarning(lcClients).noquote() << QStringLiteral("closed the client connection from %1:%2: %3%4")
+                                              .arg(socket->peerAddress().toString())
+                                              .arg(socket->peerPort())
+                                              .arg(why, heldBackNote(heldBack));
     auto it = m_connections.find(socket);
     if (it != m_connections.end()) {
         it->second->closed = true;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "client/clientcodec.h"
+#include "server/listener.h"
 
 #include <QtCore/QElapsedTimer>
 #include <QtCore/QObject>
@@ -110,6 +111,7 @@ private:
     QTcpServer *m_server = nullptr;
     std::map<QTcpSocket *, std::shared_ptr<Connection>> m_connections;
     Stats m_stats;
+    LogBudget m_logBudget; // refused and dropped clients: a flood is counted, not logged line by line
     ServerMetrics *m_metrics = nullptr;
     quint64 m_firstCommit = 0; // the current term's first entry, once applied (firstCommit)
     bool m_pushScheduled = false;

@@ -137,7 +137,12 @@ HttpGateway::~HttpGateway() { close(); }
 bool HttpGateway::listen(QString *error)
 {
     m_server = listenFor(QStringLiteral("HTTP"), m_opts.listenAddress, m_opts.tls, 5000, this,
-                         [](const QString &why) { qCWarning(lcHttp).noquote() << QStringLiteral("refused an HTTP client from %1").arg(why); }, error);
+                         [this](const QString &why) {
+                             int heldBack = 0;
+                             if (m_logBudget.take(&heldBack))
+                                 qCWarning(lcHttp).noquote() << QStringLiteral("refused an HTTP client from %1%2").arg(why, heldBackNote(heldBack));
+                         },
+                         error);
     if (!m_server)
         return false;
     connect(m_server, &QTcpServer::pendingConnectionAvailable, this, &HttpGateway::onNewConnection);

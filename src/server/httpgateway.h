@@ -2,6 +2,7 @@
 #pragma once
 
 #include "server/httpparser.h"
+#include "server/listener.h"
 
 #include <QtCore/QObject>
 #include <QtCore/QString>
@@ -81,6 +82,7 @@ private:
     DEngine *m_engine;
     ServerMetrics *m_metrics;
     Options m_opts;
+    LogBudget m_logBudget; // refused and dropped clients: a flood is counted, not logged line by line
     QTcpServer *m_server = nullptr;
     QTimer *m_sweeper = nullptr;
     std::map<QTcpSocket *, std::shared_ptr<Connection>> m_connections;

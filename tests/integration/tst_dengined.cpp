@@ -4,7 +4,7 @@
 // the leader (it hands over and exits 0), a SIGKILL of the new leader (the survivor and a restarted
 // member go on), and bad configurations refused with exit status 2. Every wait is a QTRY_* on what
 // the processes printed or how they exited; nothing sleeps.
-#include "../auto/common/testports.h"
+#include "denginedcluster.h"
 
 #include <QtCore/QFile>
 #include <QtCore/QJsonDocument>
@@ -17,13 +17,11 @@
 #include <map>
 #include <memory>
 
-#ifndef DENGINED_PATH
-#error "DENGINED_PATH must name the dengined executable"
-#endif
 #ifndef DENGINE_CLI_PATH
 #error "DENGINE_CLI_PATH must name the dengine executable"
 #endif
 
+using dengine::test::DEnginedCluster;
 using dengine::test::freePorts;
 using NodeId = quint64;
 
@@ -43,47 +41,12 @@ class TestDEngined : public QObject {
     Q_OBJECT
 
 private:
-    QTemporaryDir m_dir;
-    QList<quint16> m_peerPorts, m_clientPorts;
-    std::map<NodeId, std::unique_ptr<QProcess>> m_nodes;
-    QList<quint16> m_spare;
+    // Three members, and room for a fourth that joins (its ports: index 3).
+    DEnginedCluster m_cluster{3, 1};
+    QStringList m_endpoints; // the members' client addresses (node 4 replaces a removed one)
 
-    QString configPath(NodeId id) const { return m_dir.filePath(QStringLiteral("node%1.json").arg(id)); }
-    QString endpoints() const
-    {
-        QStringList e;
-        for (quint16 p : m_clientPorts)
-            e << QStringLiteral("127.0.0.1:%1").arg(p);
-        return e.join(QLatin1Char(','));
-    }
-    void writeConfig(NodeId id, const QByteArray &extra = {})
-    {
-        QFile f(configPath(id));
-        QVERIFY(f.open(QIODevice::WriteOnly));
-        f.write(QStringLiteral(R"({"nodeId": %1, "dataDirectory": "%2", "insecure": true, "tickIntervalMs": 20, "electionTicks": 10,
-              "peers": {"1": "127.0.0.1:%3", "2": "127.0.0.1:%4", "3": "127.0.0.1:%5"},
-              "server": {"clientAddress": "127.0.0.1:%6"%7}})")
-                    .arg(id)
-                    .arg(m_dir.filePath(QStringLiteral("data%1").arg(id)))
-                    .arg(m_peerPorts[0])
-                    .arg(m_peerPorts[1])
-                    .arg(m_peerPorts[2])
-                    .arg(m_clientPorts[int(id - 1)])
-                    .arg(QString::fromUtf8(extra))
-                    .toUtf8());
-    }
-    QProcess *startNode(NodeId id)
-    {
-        auto p = std::make_unique<QProcess>();
-        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-        env.insert(QStringLiteral("QT_LOGGING_RULES"), QStringLiteral("dengine.*.info=false"));
-        p->setProcessEnvironment(env);
-        p->setProcessChannelMode(QProcess::ForwardedErrorChannel);
-        p->start(QStringLiteral(DENGINED_PATH), {QStringLiteral("--config"), configPath(id)});
-        QProcess *raw = p.get();
-        m_nodes[id] = std::move(p);
-        return raw;
-    }
+    QString configPath(NodeId id) const { return m_cluster.configPath(id); }
+    QString endpoints() const { return m_endpoints.join(QLatin1Char(',')); }
     static Cli cli(const QStringList &args, const QByteArray &input = {})
     {
         QProcess p;
@@ -120,25 +83,10 @@ private:
 private Q_SLOTS:
     void initTestCase()
     {
-        QVERIFY(m_dir.isValid());
-        const QList<quint16> ports = freePorts(8);
-        m_peerPorts = ports.mid(0, 3);
-        m_clientPorts = ports.mid(3, 3);
-        m_spare = ports.mid(6, 2); // node 4's peer and client ports
-        for (NodeId id = 1; id <= 3; ++id) {
-            writeConfig(id);
-            startNode(id);
-        }
+        QVERIFY(m_cluster.isValid());
+        m_endpoints = m_cluster.clientAddresses();
+        QVERIFY(m_cluster.startAll());
         QTRY_VERIFY_WITH_TIMEOUT(leader() != 0, Long);
-    }
-    void cleanupTestCase()
-    {
-        for (auto &[id, p] : m_nodes) {
-            if (p->state() != QProcess::NotRunning) {
-                ::kill(static_cast<pid_t>(p->processId()), SIGTERM);
-                p->waitForFinished(Long);
-            }
-        }
     }
 
     void cli_everyCommand_humanAndJson_withExitCodes()
@@ -147,7 +95,7 @@ private Q_SLOTS:
         QCOMPARE(r.exitCode, 0);
         QVERIFY2(r.out.startsWith(QStringLiteral("OK (revision ")), qPrintable(r.out));
         // Through one member only, the last: a follower or the leader, it answers the same.
-        r = cli({QStringLiteral("--endpoints"), QStringLiteral("127.0.0.1:%1").arg(m_clientPorts[2]), QStringLiteral("get"), QStringLiteral("greeting")});
+        r = cli({QStringLiteral("--endpoints"), m_cluster.clientAddress(3), QStringLiteral("get"), QStringLiteral("greeting")});
         QCOMPARE(r.exitCode, 0);
         QCOMPARE(r.out, QStringLiteral("hello\n"));
         r = run({QStringLiteral("--json"), QStringLiteral("get"), QStringLiteral("greeting")});
@@ -173,7 +121,7 @@ private Q_SLOTS:
         QCOMPARE(r.out.split(QLatin1Char('\n'), Qt::SkipEmptyParts).size(), 3); // a line per member
         QCOMPARE(r.out.count(QStringLiteral("  ready  members 1,2,3")), 3);
         // One endpoint is enough: the members' client addresses are in the replicated book.
-        QTRY_COMPARE_WITH_TIMEOUT(cli({QStringLiteral("--endpoints"), QStringLiteral("127.0.0.1:%1").arg(m_clientPorts[1]), QStringLiteral("status")})
+        QTRY_COMPARE_WITH_TIMEOUT(cli({QStringLiteral("--endpoints"), m_cluster.clientAddress(2), QStringLiteral("status")})
                                       .out.count(QStringLiteral("  ready  members 1,2,3")),
                                   3, Long);
 
@@ -192,7 +140,7 @@ private Q_SLOTS:
     {
         const NodeId first = leader();
         QVERIFY(first != 0);
-        QProcess *p = m_nodes.at(first).get();
+        QProcess *p = m_cluster.nodes.at(first).get();
         ::kill(static_cast<pid_t>(p->processId()), SIGTERM);
         QTRY_COMPARE_WITH_TIMEOUT(p->state(), QProcess::NotRunning, Long);
         QCOMPARE(p->exitStatus(), QProcess::NormalExit);
@@ -202,17 +150,17 @@ private Q_SLOTS:
         QCOMPARE(run({QStringLiteral("put"), QStringLiteral("after"), QStringLiteral("sigterm")}).exitCode, 0);
 
         // It comes back on its data directory; then the new leader dies hard.
-        startNode(first);
+        m_cluster.start(first);
         QTRY_COMPARE_WITH_TIMEOUT(run({QStringLiteral("status")}).out.count(QStringLiteral("  ready  ")), 3, Long);
         const NodeId second = leader();
         QVERIFY(second != 0);
-        m_nodes.at(second)->kill();
-        QTRY_COMPARE_WITH_TIMEOUT(m_nodes.at(second)->state(), QProcess::NotRunning, Long);
+        m_cluster.nodes.at(second)->kill();
+        QTRY_COMPARE_WITH_TIMEOUT(m_cluster.nodes.at(second)->state(), QProcess::NotRunning, Long);
         QTRY_VERIFY_WITH_TIMEOUT(leader() != 0 && leader() != second, Long);
         const Cli r = run({QStringLiteral("get"), QStringLiteral("after")});
         QCOMPARE(r.exitCode, 0);
         QCOMPARE(r.out, QStringLiteral("sigterm\n"));
-        startNode(second);
+        m_cluster.start(second);
         QTRY_COMPARE_WITH_TIMEOUT(run({QStringLiteral("status")}).out.count(QStringLiteral("  ready  ")), 3, Long);
     }
 
@@ -224,15 +172,15 @@ private Q_SLOTS:
         QVERIFY(f.open(QIODevice::WriteOnly));
         f.write(QStringLiteral(R"({"nodeId": 4, "dataDirectory": "%1", "insecure": true, "tickIntervalMs": 20, "electionTicks": 10, "join": true,
               "peers": {"4": "127.0.0.1:%2", "1": "127.0.0.1:%3"}, "server": {"clientAddress": "127.0.0.1:%4"}})")
-                    .arg(m_dir.filePath(QStringLiteral("data4")))
-                    .arg(m_spare[0])
-                    .arg(m_peerPorts[0])
-                    .arg(m_spare[1])
+                    .arg(m_cluster.dir.filePath(QStringLiteral("data4")))
+                    .arg(m_cluster.peerPorts[3])
+                    .arg(m_cluster.peerPorts[0])
+                    .arg(m_cluster.clientPorts[3])
                     .toUtf8());
         f.close();
-        startNode(4);
+        m_cluster.start(4);
         QCOMPARE(run({QStringLiteral("put"), QStringLiteral("before"), QStringLiteral("join")}).exitCode, 0);
-        const QString address4 = QStringLiteral("127.0.0.1:%1").arg(m_spare[0]);
+        const QString address4 = m_cluster.peerAddress(4);
         Cli r = run({QStringLiteral("member"), QStringLiteral("add"), QStringLiteral("4"), address4});
         QVERIFY2(r.exitCode == 0, qPrintable(r.err));
         // Promotion waits for it to catch up (a repeat is safe).
@@ -240,11 +188,11 @@ private Q_SLOTS:
         r = run({QStringLiteral("members")});
         QCOMPARE(r.out.split(QLatin1Char('\n'), Qt::SkipEmptyParts).size(), 4);
         QTRY_VERIFY_WITH_TIMEOUT((r = run({QStringLiteral("members")}))
-                                     .out.contains(QStringLiteral("4  peers %1  clients 127.0.0.1:%2  voter").arg(address4).arg(m_spare[1])),
+                                     .out.contains(QStringLiteral("4  peers %1  clients 127.0.0.1:%2  voter").arg(address4).arg(m_cluster.clientPorts[3])),
                                  Long);
         QCOMPARE(run({QStringLiteral("member"), QStringLiteral("promote"), QStringLiteral("9")}).exitCode, 4); // Refused: not a member
         // Node 4 answers clients, with everything written before it joined.
-        const QString four = QStringLiteral("127.0.0.1:%1").arg(m_spare[1]);
+        const QString four = m_cluster.clientAddress(4);
         QTRY_COMPARE_WITH_TIMEOUT(cli({QStringLiteral("--endpoints"), four, QStringLiteral("get"), QStringLiteral("after")}).out,
                                   QStringLiteral("sigterm\n"), Long);
 
@@ -252,7 +200,7 @@ private Q_SLOTS:
         QVERIFY(old != 0);
         r = run({QStringLiteral("member"), QStringLiteral("remove"), QString::number(old)});
         QVERIFY2(r.exitCode == 0, qPrintable(r.err));
-        QProcess *p = m_nodes.at(old).get();
+        QProcess *p = m_cluster.nodes.at(old).get();
         QTRY_COMPARE_WITH_TIMEOUT(p->state(), QProcess::NotRunning, Long);
         QCOMPARE(p->exitCode(), 0); // removed: a clean stop
         QTRY_VERIFY_WITH_TIMEOUT(leader() != 0 && leader() != old, Long);
@@ -260,7 +208,7 @@ private Q_SLOTS:
         QCOMPARE(r.out.split(QLatin1Char('\n'), Qt::SkipEmptyParts).size(), 3);
         QCOMPARE(cli({QStringLiteral("--endpoints"), four, QStringLiteral("put"), QStringLiteral("after"), QStringLiteral("removal")}).exitCode, 0);
         QCOMPARE(cli({QStringLiteral("--endpoints"), four, QStringLiteral("get"), QStringLiteral("before")}).out, QStringLiteral("join\n"));
-        m_clientPorts[int(old - 1)] = m_spare[1]; // the endpoints now: the three members
+        m_endpoints[int(old - 1)] = four; // the endpoints now: the three members
     }
 
     void badConfigurations_exitTwo_aTakenClientPortExitsThree()
@@ -269,7 +217,7 @@ private Q_SLOTS:
         p.start(QStringLiteral(DENGINED_PATH), {});
         QVERIFY(p.waitForFinished(Long));
         QCOMPARE(p.exitCode(), 2); // no configuration
-        QFile bad(m_dir.filePath(QStringLiteral("bad.json")));
+        QFile bad(m_cluster.dir.filePath(QStringLiteral("bad.json")));
         QVERIFY(bad.open(QIODevice::WriteOnly));
         bad.write(R"({"nodeId": 9, "dataDirectory": "x", "insecure": true, "peers": {"9": "127.0.0.1:1"}, "server": {"colour": "red"}})");
         bad.close();
@@ -278,7 +226,7 @@ private Q_SLOTS:
         QCOMPARE(p.exitCode(), 2);
         QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains(QStringLiteral("unknown field \"colour\"")));
         // A node on TLS serves clients on TLS with its own files: missing ones are named (exit 1).
-        QFile tls(m_dir.filePath(QStringLiteral("tls.json")));
+        QFile tls(m_cluster.dir.filePath(QStringLiteral("tls.json")));
         QVERIFY(tls.open(QIODevice::WriteOnly));
         tls.write(R"({"nodeId": 9, "dataDirectory": "x", "peers": {"9": "127.0.0.1:1"}, "tlsCaFile": "ca.pem",
                      "tlsCertificateFile": "n.pem", "tlsKeyFile": "n.key", "server": {"clientAddress": "127.0.0.1:1"}})");
@@ -289,12 +237,12 @@ private Q_SLOTS:
         QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains(QStringLiteral("ca.pem")));
         // A running member's client port is taken (by it): a second copy exits 3 before it opens anything.
         NodeId running = 0;
-        for (const auto &[id, proc] : m_nodes)
+        for (const auto &[id, proc] : m_cluster.nodes)
             if (proc->state() == QProcess::Running)
                 running = id;
         QVERIFY(running != 0);
         p.start(QStringLiteral(DENGINED_PATH), {QStringLiteral("--config"), configPath(running), QStringLiteral("--data-dir"),
-                                                 m_dir.filePath(QStringLiteral("elsewhere"))});
+                                                 m_cluster.dir.filePath(QStringLiteral("elsewhere"))});
         QVERIFY(p.waitForFinished(Long));
         QCOMPARE(p.exitCode(), 3);
     }

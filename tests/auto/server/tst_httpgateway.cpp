@@ -118,6 +118,28 @@ private Q_SLOTS:
         m_cluster.reset();
     }
 
+    // Refused and dropped clients are logged through a budget: a flood is counted, not written line
+    // by line, and the next line let through says how many were held back.
+    void logBudget_holdsBackAFlood_andSaysHowMany()
+    {
+        using dengine::server::LogBudget;
+        LogBudget budget(3, 10000);
+        int held = -1;
+        for (int i = 0; i < 3; ++i) {
+            QVERIFY(budget.takeAt(&held, 100 + i));
+            QCOMPARE(held, 0);
+        }
+        for (int i = 0; i < 500; ++i)
+            QVERIFY(!budget.takeAt(&held, 200 + i));
+        QVERIFY(!budget.takeAt(&held, 10099)); // the window is not over yet
+        QVERIFY(budget.takeAt(&held, 10100));
+        QCOMPARE(held, 501);
+        QVERIFY(dengine::server::heldBackNote(held).contains(QStringLiteral("501 more")));
+        QVERIFY(budget.takeAt(&held, 10101));
+        QCOMPARE(held, 0);
+        QCOMPARE(dengine::server::heldBackNote(0), QString());
+    }
+
     void etcdShapes_putRangeDeleterange_throughAFollower()
     {
         const NodeId leader = m_cluster->agreedLeader();

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// What the engine benchmarks share: an event loop that sleeps while it waits, and the reference
-// workload's keys.
+// What the benchmarks (bench/*.cpp and `dengine bench`) share: an event loop that sleeps while
+// it waits, and the reference workload's keys.
 
 #include <QtCore/QByteArray>
 #include <QtCore/QCoreApplication>
@@ -15,7 +15,7 @@ namespace dengine::bench {
 
 // Runs the event loop until done() or limitMs pass. It sleeps while nothing happens (a timer wakes
 // it every 5 ms to check): a spinning client would take a core from the nodes it measures.
-inline void pump(const std::function<bool()> &done, int limitMs)
+inline void pump(const std::function<bool()> &done, qint64 limitMs)
 {
     QElapsedTimer t;
     t.start();
