@@ -21,15 +21,15 @@ trap 'rm -rf "$out"' EXIT
 data=$(pwd)/vs-etcd.tmp
 [ -x "$build/src/server/dengined" ] && [ -x "$build/src/cli/dengine" ] || { echo "vs-etcd: build dengined and dengine first" >&2; exit 1; }
 # Three dengined on 127.0.0.1 (plain TCP between them and to clients, as etcd's baseline runs;
-# fsync on), a fresh cluster for every row as engine_bench does (a row does not pay for the
-# snapshots of the one before), then a graceful stop. start_cluster leaves the pids in $pids.
+# fsync on; lease reads allowed, for the leaseget row), a fresh cluster for every row as
+# engine_bench does (a row does not pay for the snapshots of the one before), then a graceful stop. start_cluster leaves the pids in $pids.
 start_cluster() {
     local ports=(7201 7202 7203) cports=(8201 8202 8203) hports=(8281 8282 8283) i
     mkdir -p "$data"
     pids=()
     for i in 1 2 3; do
         cat > "$data/node$i.json" <<JSON
-{"nodeId": $i, "dataDirectory": "$data/d$i", "insecure": true,
+{"nodeId": $i, "dataDirectory": "$data/d$i", "insecure": true, "leaseReads": true,
  "peers": {"1": "127.0.0.1:${ports[0]}", "2": "127.0.0.1:${ports[1]}", "3": "127.0.0.1:${ports[2]}"},
  "server": {"clientAddress": "127.0.0.1:${cports[$((i - 1))]}", "httpAddress": "127.0.0.1:${hports[$((i - 1))]}"}}
 JSON

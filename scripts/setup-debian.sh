@@ -9,6 +9,10 @@ packages=(
     libgtest-dev                          # tests
     libprotobuf-dev protobuf-compiler     # the wire format between nodes (src/transport)
     qt6-base-dev                          # the engine's Qt layer (src/engine, tests/auto)
+    qt6-declarative-dev qt6-declarative-dev-tools # the QML module (qml/), the dashboard, Qt Quick Test
+    qml6-module-qtquick qml6-module-qtquick-controls qml6-module-qtquick-layouts qml6-module-qtquick-window
+    qml6-module-qtquick-templates qml6-module-qtquick-shapes qml6-module-qtqml qml6-module-qtqml-models
+    qml6-module-qtqml-workerscript qml6-module-qttest
     libssl-dev                            # certificates (src/certs, dengine-ctl certs)
     clang libclang-rt-14-dev              # libFuzzer target (tests/storage/fuzz_wal_reader)
 )

@@ -28,7 +28,7 @@ ctest --test-dir build -j"$jobs" --output-on-failure
 
 echo "== build (address + undefined sanitizers)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1" -DDENGINE_SANITIZE=address -DDENGINE_SIM_SEEDS=60 \
-    -DDENGINE_SIM_SHARDS=2 -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF >/dev/null
+    -DDENGINE_SIM_SHARDS=2 -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF -DDENGINE_BUILD_QML=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 echo "== tests under address + undefined sanitizers"
 # The bug-injection sweeps only re-run the simulator with known bugs on: covered by step 1. The
@@ -43,7 +43,7 @@ ctest --test-dir build-asan -j"$jobs" --output-on-failure \
 
 echo "== build (thread sanitizer, storage)"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DDENGINE_SANITIZE=thread \
-    -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF >/dev/null
+    -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF -DDENGINE_BUILD_QML=OFF >/dev/null
 cmake --build build-tsan -j"$jobs" --target tst_storage_runtime
 echo "== tests under thread sanitizer"
 ctest --test-dir build-tsan -j"$jobs" --output-on-failure -R '^storage\.(LogWriter|SnapshotStore|RaftOnWal)'
@@ -51,7 +51,7 @@ ctest --test-dir build-tsan -j"$jobs" --output-on-failure -R '^storage\.(LogWrit
 echo "== build (libFuzzer, clang)"
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
     -DCMAKE_CXX_COMPILER=clang++ -DDENGINE_FUZZ=ON \
-    -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF >/dev/null
+    -DDENGINE_BUILD_BENCHMARKS=OFF -DDENGINE_BUILD_EXAMPLES=OFF -DDENGINE_BUILD_QML=OFF >/dev/null
 cmake --build build-fuzz -j"$jobs" --target fuzz_wal_reader fuzz_codec fuzz_hellogate fuzz_kvsnapshot fuzz_clientcodec fuzz_httpparser
 echo "== fuzzing the log reader and the wire codec (bounded)"
 ctest --test-dir build-fuzz -j"$jobs" --output-on-failure -L fuzz # each fuzzer runs on one core
