@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "qmlengine.h"
 
+#include <QtCore/QElapsedTimer>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QMetaEnum>
 #include <QtQml/QJSEngine>
@@ -197,14 +198,18 @@ QJSValue EngineBase::settle(const QFuture<DEngineResult> &future)
     QJSValue promise = deferred.property(QStringLiteral("promise"));
     // Futures finish on this (the owner) thread; no context object: see the README's Qt 6.4 note.
     QPointer<EngineBase> self(this);
+    QElapsedTimer clock;
+    clock.start();
     QFuture<DEngineResult> pending = future;
-    pending.then([self, deferred](const DEngineResult &r) {
+    pending.then([self, deferred, clock](const DEngineResult &r) {
         if (!self)
             return; // the QML side is gone, and its JavaScript engine with it
         QJSEngine *engine = qjsEngine(self);
         if (!engine)
             return;
-        deferred.property(QStringLiteral("resolve")).call({engine->toScriptValue(KvResult(r))});
+        KvResult result(r);
+        result.elapsedMs = double(clock.nsecsElapsed()) / 1e6;
+        deferred.property(QStringLiteral("resolve")).call({engine->toScriptValue(result)});
     });
     return promise;
 }

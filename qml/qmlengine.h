@@ -46,6 +46,8 @@ class KvResult {
     Q_PROPERTY(QString nextKey MEMBER nextKey CONSTANT)
     Q_PROPERTY(double revision MEMBER revision CONSTANT)
     Q_PROPERTY(double leader MEMBER leader CONSTANT)
+    // Milliseconds from the call to its result (fractional: measured with a monotonic clock).
+    Q_PROPERTY(double elapsedMs MEMBER elapsedMs CONSTANT)
 public:
     KvResult() = default;
     explicit KvResult(const DEngineResult &r);
@@ -60,6 +62,7 @@ public:
     QString nextKey;
     double revision = 0; // a log index: exact up to 2^53
     double leader = 0;
+    double elapsedMs = 0;
 };
 
 // What EngineNode and ClusterClient share. Not creatable: use one of the two.

@@ -92,6 +92,7 @@ TestCase {
         var put = await_(n1.put("qml/a", "alpha"))
         verify(put.ok, put.statusName + " " + put.message)
         verify(put.revision > 0)
+        verify(put.elapsedMs > 0, "a result says how long it took")
         var got = await_(n2.get("qml/a"))
         verify(got.ok)
         compare(got.value, "alpha")

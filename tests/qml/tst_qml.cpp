@@ -5,9 +5,9 @@
 // fail the run at the end if a case did not), so that a binding error cannot pass unnoticed.
 
 #include "../auto/common/testports.h"
+#include "qmlwarnings.h"
 
 #include <QtCore/QDir>
-#include <QtCore/QMutex>
 #include <QtCore/QObject>
 #include <QtCore/QTemporaryDir>
 #include <QtQml/QQmlContext>
@@ -17,48 +17,13 @@
 #include <cstdio>
 #include <cstdlib>
 
-namespace {
-
-QMutex warningsLock;
-QStringList warnings; // QML warnings not yet taken by a case
-QtMessageHandler previousHandler = nullptr;
-
-// A warning from QML: the engine's own categories, console.warn/error, or any message whose
-// source is a .qml file.
-bool isQmlWarning(QtMsgType type, const QMessageLogContext &context)
-{
-    if (type != QtWarningMsg && type != QtCriticalMsg)
-        return false;
-    const QByteArray category = context.category ? QByteArray(context.category) : QByteArray();
-    const QByteArray file = context.file ? QByteArray(context.file) : QByteArray();
-    return category.startsWith("qt.qml") || category.startsWith("qt.quick") || category == "qml" || category == "js"
-           || file.endsWith(".qml") || file.endsWith(".js");
-}
-
-void recordWarnings(QtMsgType type, const QMessageLogContext &context, const QString &message)
-{
-    if (isQmlWarning(type, context)) {
-        QMutexLocker lock(&warningsLock);
-        warnings << QStringLiteral("%1: %2").arg(QString::fromLatin1(context.category ? context.category : "default"), message);
-    }
-    if (previousHandler)
-        previousHandler(type, context, message);
-    else
-        std::fprintf(stderr, "%s\n", qPrintable(message));
-}
+using dengine::test::QmlWarnings;
 
 // QtTest installs its own handler (the one that prints QWARN, and does not pass messages on) when a
 // case starts logging, after the setup's hooks ran: ours goes back in front of it, passing every
 // message on, whenever a case calls testEnv (each calls testEnv.watch() in init() and
 // testEnv.takeWarnings() in cleanup()).
-void ensureRecording()
-{
-    const QtMessageHandler previous = qInstallMessageHandler(recordWarnings);
-    if (previous != recordWarnings)
-        previousHandler = previous;
-}
-
-} // namespace
+static void ensureRecording() { QmlWarnings::ensureRecording(); }
 
 // What the cases get as `testEnv`.
 class TestEnv : public QObject {
@@ -85,8 +50,7 @@ public:
     Q_INVOKABLE QStringList takeWarnings() const
     {
         ensureRecording();
-        QMutexLocker lock(&warningsLock);
-        return std::exchange(warnings, {});
+        return QmlWarnings::take();
     }
 
 private:
@@ -103,9 +67,8 @@ public slots:
         // rest through the message handler (see ensureRecording()).
         engine->setOutputWarningsToStandardError(true);
         QObject::connect(engine, &QQmlEngine::warnings, engine, [](const QList<QQmlError> &errors) {
-            QMutexLocker lock(&warningsLock);
             for (const QQmlError &e : errors)
-                warnings << QStringLiteral("qml: %1").arg(e.toString());
+                QmlWarnings::record(QStringLiteral("qml: %1").arg(e.toString()));
         });
         ensureRecording();
         engine->addImportPath(QStringLiteral(DENGINE_QML_IMPORT_DIR));
