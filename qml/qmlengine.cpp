@@ -68,7 +68,42 @@ QString KvResult::statusName() const { return enumName(status); }
 
 // ---- EngineBase ----
 
-EngineBase::EngineBase(QObject *parent) : QObject(parent) {}
+EngineBase::EngineBase(QObject *parent) : QObject(parent)
+{
+    m_indexThrottle.setInterval(100);
+    m_indexThrottle.setSingleShot(true);
+    connect(&m_indexThrottle, &QTimer::timeout, this, &EngineBase::notifyIndexes);
+}
+
+void EngineBase::setUpdateInterval(int ms)
+{
+    ms = qMax(0, ms);
+    if (ms == m_indexThrottle.interval())
+        return;
+    m_indexThrottle.setInterval(ms);
+    Q_EMIT updateIntervalChanged();
+}
+
+void EngineBase::indexMoved()
+{
+    if (m_indexThrottle.interval() == 0) {
+        m_indexDirty = true;
+        notifyIndexes();
+        return;
+    }
+    m_indexDirty = true;
+    if (!m_indexThrottle.isActive())
+        m_indexThrottle.start();
+}
+
+void EngineBase::notifyIndexes()
+{
+    if (!m_indexDirty)
+        return;
+    m_indexDirty = false;
+    Q_EMIT commitIndexChanged();
+    Q_EMIT appliedIndexChanged();
+}
 
 EngineBase::~EngineBase()
 {
@@ -175,8 +210,8 @@ void EngineBase::attach(DEngineInterface *e)
     connect(e, &I::errorOccurred, this, [this](I::Error error, const QString &message) { reportError(error, message); });
     connect(e, &I::readyChanged, this, &EngineBase::readyChanged);
     connect(e, &I::roleChanged, this, &EngineBase::roleChanged);
-    connect(e, &I::commitIndexChanged, this, &EngineBase::commitIndexChanged);
-    connect(e, &I::appliedIndexChanged, this, &EngineBase::appliedIndexChanged);
+    connect(e, &I::commitIndexChanged, this, &EngineBase::indexMoved);
+    connect(e, &I::appliedIndexChanged, this, &EngineBase::indexMoved);
     connect(e, &I::membersChanged, this, &EngineBase::membersChanged);
     connect(e, &I::stateChanged, this, &EngineBase::stateChanged);
     connect(e, &I::nodeIdChanged, this, &EngineBase::nodeIdChanged);

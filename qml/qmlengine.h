@@ -24,6 +24,7 @@
 #include <QtCore/QObject>
 #include <QtCore/QPointer>
 #include <QtCore/QSet>
+#include <QtCore/QTimer>
 #include <QtCore/QVariant>
 #include <QtQml/QJSValue>
 #include <QtQml/QQmlParserStatus>
@@ -90,9 +91,15 @@ class EngineBase : public QObject, public QQmlParserStatus {
     Q_PROPERTY(bool running READ running NOTIFY stateChanged)
     Q_PROPERTY(DEngineInterface::Error error READ error NOTIFY errorChanged)
     Q_PROPERTY(QString errorString READ errorString NOTIFY errorChanged)
+    // Milliseconds between commitIndexChanged/appliedIndexChanged notifications (default 100): a
+    // busy cluster moves them thousands of times a second, and a binding need not re-run for
+    // each. The properties themselves always read the current value. 0: every change.
+    Q_PROPERTY(int updateInterval READ updateInterval WRITE setUpdateInterval NOTIFY updateIntervalChanged)
 
 public:
     ~EngineBase() override;
+    int updateInterval() const { return m_indexThrottle.interval(); }
+    void setUpdateInterval(int ms);
 
     bool autoStart() const { return m_autoStart; }
     void setAutoStart(bool on);
@@ -146,6 +153,7 @@ public:
 
 Q_SIGNALS:
     void autoStartChanged();
+    void updateIntervalChanged();
     // The lifecycle signals of DEngineInterface, in its order.
     void ready();
     void stopping();
@@ -177,9 +185,13 @@ protected:
 private:
     void attach(DEngineInterface *engine);
     QJSValue settle(const QFuture<DEngineResult> &future);
+    void indexMoved(); // commit or applied index changed: notify now or at the throttle's tick
+    void notifyIndexes();
 
     std::unique_ptr<DEngineInterface> m_engine;
     QJSValue m_deferred; // makes a promise and its resolve function
+    QTimer m_indexThrottle;
+    bool m_indexDirty = false;
     bool m_autoStart = false;
     bool m_complete = false;
     DEngineInterface::Error m_ownError = DEngineInterface::Error::NoError;

@@ -54,9 +54,11 @@ ColumnLayout {
             text: keys.truncated ? qsTr("first %1 keys").arg(keys.count) : qsTr("%n key(s)", "", keys.count)
             color: browser.theme.muted
         }
+        // Only for the calls below: the model's background re-reads would keep it spinning (and the
+        // window repainting) all the time on a big key set.
         BusyIndicator {
             id: busy
-            running: keys.loading
+            running: false
             implicitWidth: 28
             implicitHeight: 28
         }

@@ -278,6 +278,7 @@ ApplicationWindow {
                 }
                 TabBar {
                     id: tabs
+                    objectName: "tabs"
                     Layout.fillWidth: true
                     TabButton { text: qsTr("Keys") }
                     TabButton { text: qsTr("Events (%1)").arg(eventsView.count) }
