@@ -55,12 +55,12 @@ int main(int argc, char *argv[])
     parser.setApplicationDescription(QStringLiteral("Watch a DEngine cluster: members, leader, throughput, keys."));
     parser.addHelpOption();
     parser.addVersionOption();
-    const QCommandLineOption endpoints(QStringLiteral("endpoints"), QStringLiteral("Members' client addresses, comma-separated."),
+    const QCommandLineOption endpoints(QStringLiteral("endpoints"), QStringLiteral("Members' client addresses, comma-separated (DENGINE_ENDPOINTS)."),
                                        QStringLiteral("host:port,..."));
     const QCommandLineOption insecure(QStringLiteral("insecure"), QStringLiteral("Plain TCP to the cluster (no TLS)."));
-    const QCommandLineOption ca(QStringLiteral("cacert"), QStringLiteral("The cluster's CA certificate (PEM)."), QStringLiteral("file"));
-    const QCommandLineOption cert(QStringLiteral("cert"), QStringLiteral("This client's certificate (PEM)."), QStringLiteral("file"));
-    const QCommandLineOption key(QStringLiteral("key"), QStringLiteral("This client's private key (PEM)."), QStringLiteral("file"));
+    const QCommandLineOption ca(QStringLiteral("cacert"), QStringLiteral("The cluster's CA certificate, PEM (DENGINE_CACERT)."), QStringLiteral("file"));
+    const QCommandLineOption cert(QStringLiteral("cert"), QStringLiteral("This client's certificate, PEM (DENGINE_CERT)."), QStringLiteral("file"));
+    const QCommandLineOption key(QStringLiteral("key"), QStringLiteral("This client's private key, PEM (DENGINE_KEY)."), QStringLiteral("file"));
     const QCommandLineOption demo(QStringLiteral("demo"), QStringLiteral("Start an embedded 3-node demo cluster and watch it."));
     const QCommandLineOption demoDir(QStringLiteral("demo-dir"), QStringLiteral("Keep the demo cluster's data here (default: a temporary directory)."),
                                      QStringLiteral("dir"));
@@ -73,6 +73,10 @@ int main(int argc, char *argv[])
                                          QStringLiteral("theme"), QStringLiteral("system"));
     parser.addOptions({endpoints, insecure, ca, cert, key, demo, demoDir, screenshot, screenshotDelay, themeOption});
     parser.process(app);
+    // As the command line does: a flag, else its DENGINE_* variable.
+    const auto valueOr = [&parser](const QCommandLineOption &o, const char *variable) {
+        return parser.isSet(o) ? parser.value(o) : qEnvironmentVariable(variable);
+    };
 
     QQuickStyle::setStyle(QStringLiteral("Material"));
 
@@ -85,14 +89,14 @@ int main(int argc, char *argv[])
     if (QFileInfo::exists(QStringLiteral(DENGINE_QML_BUILD_DIR "/DEngine/qmldir")))
         engine.addImportPath(QStringLiteral(DENGINE_QML_BUILD_DIR));
     QStringList endpointList;
-    for (const QString &e : parser.value(endpoints).split(QLatin1Char(','), Qt::SkipEmptyParts))
+    for (const QString &e : valueOr(endpoints, "DENGINE_ENDPOINTS").split(QLatin1Char(','), Qt::SkipEmptyParts))
         endpointList << e.trimmed();
     engine.setInitialProperties({
         {QStringLiteral("startEndpoints"), endpointList},
         {QStringLiteral("startInsecure"), parser.isSet(insecure)},
-        {QStringLiteral("startCaFile"), parser.value(ca)},
-        {QStringLiteral("startCertificateFile"), parser.value(cert)},
-        {QStringLiteral("startKeyFile"), parser.value(key)},
+        {QStringLiteral("startCaFile"), valueOr(ca, "DENGINE_CACERT")},
+        {QStringLiteral("startCertificateFile"), valueOr(cert, "DENGINE_CERT")},
+        {QStringLiteral("startKeyFile"), valueOr(key, "DENGINE_KEY")},
         {QStringLiteral("startDemo"), parser.isSet(demo)},
         {QStringLiteral("demoPorts"), freePorts(3)},
         {QStringLiteral("demoDirectory"), demoDirectory},

@@ -14,3 +14,14 @@ foreach(step
     endif()
     message(STATUS "${out}")
 endforeach()
+
+# The QML module, when it was built: installed beside the library, found through its qml directory.
+if(QML_INSTALL_DIR AND QMLTESTRUNNER)
+    execute_process(COMMAND ${CMAKE_COMMAND} -E env QT_QPA_PLATFORM=offscreen
+                            ${QMLTESTRUNNER} -import "${prefix}/${QML_INSTALL_DIR}/.." -input "${SOURCE_DIR}/tst_installed_qml.qml"
+                    WORKING_DIRECTORY "${WORK_DIR}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+        message(FATAL_ERROR "consumer test: the installed QML module failed (${rc}):\n${out}\n${err}")
+    endif()
+    message(STATUS "${out}")
+endif()
