@@ -24,24 +24,30 @@ ClusterModel::~ClusterModel()
 
 void ClusterModel::connectSource(EngineBase *source)
 {
-    // Any of these changes what a row shows; one batch of row updates per throttle tick.
-    const auto dirty = [this] { markDirty(); };
-    connect(source, &EngineBase::leaderChanged, this, dirty);
-    connect(source, &EngineBase::termChanged, this, dirty);
-    connect(source, &EngineBase::readyChanged, this, dirty);
-    connect(source, &EngineBase::roleChanged, this, dirty);
-    connect(source, &EngineBase::commitIndexChanged, this, dirty);
-    connect(source, &EngineBase::appliedIndexChanged, this, dirty);
-    connect(source, &EngineBase::stateChanged, this, dirty);
-    connect(source, &EngineBase::nodeIdChanged, this, dirty);
+    // Any of these changes what a row shows; one batch of row updates per throttle tick. Unique:
+    // the engine is often one of the nodes too.
+    const auto u = Qt::UniqueConnection;
+    connect(source, &EngineBase::leaderChanged, this, &ClusterModel::markDirty, u);
+    connect(source, &EngineBase::termChanged, this, &ClusterModel::markDirty, u);
+    connect(source, &EngineBase::readyChanged, this, &ClusterModel::markDirty, u);
+    connect(source, &EngineBase::roleChanged, this, &ClusterModel::markDirty, u);
+    connect(source, &EngineBase::commitIndexChanged, this, &ClusterModel::markDirty, u);
+    connect(source, &EngineBase::appliedIndexChanged, this, &ClusterModel::markDirty, u);
+    connect(source, &EngineBase::stateChanged, this, &ClusterModel::markDirty, u);
+    connect(source, &EngineBase::nodeIdChanged, this, &ClusterModel::markDirty, u);
 }
 
 void ClusterModel::setEngine(EngineBase *engine)
 {
     if (m_engine == engine)
         return;
-    if (m_engine)
+    if (m_engine) {
         m_engine->disconnect(this);
+        // It may be one of the nodes too: those connections stay.
+        for (const QPointer<EngineBase> &n : std::as_const(m_nodes))
+            if (n == m_engine)
+                connectSource(n);
+    }
     m_engine = engine;
     if (engine) {
         connectSource(engine);

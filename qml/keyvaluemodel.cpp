@@ -5,6 +5,9 @@
 
 #include <QtCore/QLoggingCategory>
 
+#include <limits>
+#include <utility>
+
 Q_DECLARE_LOGGING_CATEGORY(lcQml)
 
 namespace {
@@ -23,7 +26,12 @@ DEngineInterface::Consistency consistencyOf(const QString &name)
 
 KeyValueModel::KeyValueModel(QObject *parent) : QAbstractListModel(parent)
 {
-    connect(&m_timer, &QTimer::timeout, this, &KeyValueModel::refresh);
+    // A tick while a read is under way lets it finish (a read longer than the interval would
+    // otherwise be abandoned at every tick, and never land).
+    connect(&m_timer, &QTimer::timeout, this, [this] {
+        if (!m_reading)
+            refresh();
+    });
 }
 
 void KeyValueModel::componentComplete()
@@ -46,7 +54,10 @@ void KeyValueModel::setEngine(EngineBase *engine)
             if (m_engine && m_engine->isReady())
                 refresh();
         });
-        connect(engine, &EngineBase::engineChanged, this, &KeyValueModel::refresh);
+        connect(engine, &EngineBase::engineChanged, this, [this] {
+            clearRows(); // another cluster, perhaps: its keys are not these
+            refresh();
+        });
     }
     Q_EMIT engineChanged();
     queryChangedInternal();
@@ -114,8 +125,31 @@ void KeyValueModel::restartTimer()
 void KeyValueModel::queryChangedInternal()
 {
     Q_EMIT queryChanged();
+    clearRows(); // rows of another query (or engine) are not this one's, even until it reads
     if (m_complete)
         refresh();
+}
+
+void KeyValueModel::clearRows()
+{
+    ++m_generation; // abandons a read under way
+    m_incoming.clear();
+    const bool hadRows = !m_rows.empty();
+    if (hadRows) {
+        beginResetModel();
+        m_rows.clear();
+        endResetModel();
+    }
+    const bool hadTruncated = m_truncated;
+    m_truncated = false;
+    m_revision = 0;
+    m_lastError.clear();
+    if (m_reading) {
+        m_reading = false;
+        Q_EMIT loadingChanged();
+    }
+    if (hadRows || hadTruncated)
+        Q_EMIT countChanged();
 }
 
 bool KeyValueModel::usable() const { return m_engine && m_engine->engine() && m_engine->isReady(); }
@@ -136,10 +170,15 @@ void KeyValueModel::refresh()
 
 void KeyValueModel::readPage(quint64 generation, const QByteArray &from)
 {
+    if (!m_engine || !m_engine->engine()) { // the engine went while the read was under way
+        m_reading = false;
+        Q_EMIT loadingChanged();
+        return;
+    }
     DEngineInterface *e = m_engine->engine();
     const QByteArray end = m_beginSet ? m_end.toUtf8() : DEngineInterface::prefixEnd(m_prefix.toUtf8());
     // One row over maxRows tells whether the range holds more.
-    const int room = m_maxRows + 1 - int(m_incoming.size());
+    const int room = int(qMin<qint64>(qint64(m_maxRows) + 1 - qint64(m_incoming.size()), std::numeric_limits<int>::max()));
     QPointer<KeyValueModel> self(this);
     e->range(from, end, room, consistencyOf(m_consistency)).then([self, generation](const DEngineResult &r) {
         if (!self || generation != self->m_generation)
@@ -166,8 +205,8 @@ void KeyValueModel::readPage(quint64 generation, const QByteArray &from)
         const bool truncatedChanged = truncated != self->m_truncated;
         self->m_truncated = truncated;
         const int before = self->count();
-        self->merge(std::move(self->m_incoming));
-        self->m_incoming.clear();
+        // Out of m_incoming first: a slot of the row signals may start another read.
+        self->merge(std::exchange(self->m_incoming, {}));
         if (before != self->count() || truncatedChanged)
             Q_EMIT self->countChanged();
         Q_EMIT self->loadingChanged();

@@ -38,7 +38,7 @@ class KeyValueModel : public QAbstractListModel, public QQmlParserStatus {
     Q_PROPERTY(int interval READ interval WRITE setInterval NOTIFY intervalChanged)
     Q_PROPERTY(int maxRows READ maxRows WRITE setMaxRows NOTIFY queryChanged)
     Q_PROPERTY(int count READ count NOTIFY countChanged)
-    // Keys past maxRows the last read found (0: the model holds the whole range).
+    // The last read found more keys than maxRows (false: the model holds the whole range).
     Q_PROPERTY(bool truncated READ truncated NOTIFY countChanged)
     // The revision (log index) the last complete read reflects, and its status ("" when Ok).
     Q_PROPERTY(double revision READ revision NOTIFY refreshed)
@@ -103,6 +103,7 @@ private:
     // Replaces the rows with `fresh` (sorted) by inserts, removes and dataChanged.
     void merge(std::vector<Row> &&fresh);
     void queryChangedInternal();
+    void clearRows(); // the query or the engine changed: no rows until the next read
     bool usable() const;
 
     QPointer<EngineBase> m_engine;

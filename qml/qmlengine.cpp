@@ -7,6 +7,8 @@
 #include <QtQml/QJSEngine>
 #include <QtQml/QQmlEngine>
 
+#include <utility>
+
 Q_LOGGING_CATEGORY(lcQml, "dengine.qml")
 
 namespace {
@@ -158,10 +160,16 @@ void EngineBase::reportError(DEngineInterface::Error error, const QString &messa
 
 bool EngineBase::start()
 {
+    if (state() == DEngineInterface::State::Stopping) {
+        // stop() then start() (a reconnect with new properties): once stopped() has come.
+        m_startWhenStopped = true;
+        return true;
+    }
     if (running()) {
         qCWarning(lcQml) << "start(): already running";
         return false;
     }
+    m_startWhenStopped = false;
     if (!m_engine || !reconfigure(m_engine.get())) {
         QString why;
         std::unique_ptr<DEngineInterface> made = makeEngine(&why);
@@ -169,8 +177,11 @@ bool EngineBase::start()
             reportError(DEngineInterface::Error::ConfigurationError, why);
             return false;
         }
-        if (m_engine)
+        if (m_engine) {
             m_engine->disconnect(this);
+            // Later, not now: this may run inside the old engine's stopped() signal.
+            m_engine.release()->deleteLater();
+        }
         m_engine = std::move(made);
         attach(m_engine.get());
         Q_EMIT engineChanged();
@@ -194,6 +205,7 @@ bool EngineBase::start()
 
 void EngineBase::stop()
 {
+    m_startWhenStopped = false;
     if (m_engine)
         m_engine->stop();
 }
@@ -203,7 +215,11 @@ void EngineBase::attach(DEngineInterface *e)
     using I = DEngineInterface;
     connect(e, &I::ready, this, &EngineBase::ready);
     connect(e, &I::stopping, this, &EngineBase::stopping);
-    connect(e, &I::stopped, this, &EngineBase::stopped);
+    connect(e, &I::stopped, this, [this] {
+        Q_EMIT stopped();
+        if (std::exchange(m_startWhenStopped, false))
+            start();
+    });
     connect(e, &I::leaderChanged, this, [this](NodeId id) { Q_EMIT leaderChanged(double(id)); });
     connect(e, &I::termChanged, this, [this](quint64 t) { Q_EMIT termChanged(double(t)); });
     connect(e, &I::firstCommit, this, [this](quint64 i) { Q_EMIT firstCommit(double(i)); });
@@ -235,8 +251,7 @@ QJSValue EngineBase::settle(const QFuture<DEngineResult> &future)
     QPointer<EngineBase> self(this);
     QElapsedTimer clock;
     clock.start();
-    QFuture<DEngineResult> pending = future;
-    pending.then([self, deferred, clock](const DEngineResult &r) {
+    const auto resolve = [self, deferred, clock](const DEngineResult &r) {
         if (!self)
             return; // the QML side is gone, and its JavaScript engine with it
         QJSEngine *engine = qjsEngine(self);
@@ -245,6 +260,14 @@ QJSValue EngineBase::settle(const QFuture<DEngineResult> &future)
         KvResult result(r);
         result.elapsedMs = double(clock.nsecsElapsed()) / 1e6;
         deferred.property(QStringLiteral("resolve")).call({engine->toScriptValue(result)});
+    };
+    QFuture<DEngineResult> pending = future;
+    pending.then(resolve).onCanceled([resolve] {
+        // A future the engine dropped: the promise still settles (a chart's probe waits on it).
+        DEngineResult r;
+        r.status = DEngineInterface::Status::Stopping;
+        r.message = QStringLiteral("the call was cancelled");
+        resolve(r);
     });
     return promise;
 }

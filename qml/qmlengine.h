@@ -53,7 +53,8 @@ public:
     KvResult() = default;
     explicit KvResult(const DEngineResult &r);
     bool ok() const { return status == DEngineInterface::Status::Ok; }
-    bool found() const { return status != DEngineInterface::Status::NotFound; }
+    // The key was there (a get or a put that is Ok); false for NotFound and every failure.
+    bool found() const { return ok(); }
     QString statusName() const;
 
     DEngineInterface::Status status = DEngineInterface::Status::Ok;
@@ -123,8 +124,9 @@ public:
     // The engine this object drives (null before the first start()): for C++ (the models).
     DEngineInterface *engine() const { return m_engine.get(); }
 
-    // Starts with the properties as they are now; false (with errorOccurred) when they are not
-    // usable or it runs already. Never blocks.
+    // Starts with the properties as they are now. False with errorOccurred when they are not
+    // usable; false (a warning in the log) when it runs already. While it is stopping, the start
+    // waits for stopped() (stop(), new properties, start(): a reconnect). Never blocks.
     Q_INVOKABLE bool start();
     // A graceful stop (stopping(), then stopped()). Never blocks.
     Q_INVOKABLE void stop();
@@ -193,6 +195,7 @@ private:
     QTimer m_indexThrottle;
     bool m_indexDirty = false;
     bool m_autoStart = false;
+    bool m_startWhenStopped = false;
     bool m_complete = false;
     DEngineInterface::Error m_ownError = DEngineInterface::Error::NoError;
     QString m_ownErrorString;

@@ -16,19 +16,37 @@ Item {
         "3": "127.0.0.1:" + ports[2]
     } : ({})
 
+    // Every node stopped (or never started): the cluster may be destroyed without a wait.
+    readonly property bool allStopped: !n1.running && !n2.running && !n3.running
+
     signal event(string kind, string text)
+
+    // Graceful stops, side by side (a destroyed node would stop itself, one at a time, blocking).
+    function stopAll() {
+        for (const n of nodes)
+            n.stop()
+    }
 
     function node(id) {
         return id >= 1 && id <= 3 ? nodes[id - 1] : null
     }
 
-    EngineNode { id: n1; configNodeId: 1; peers: demo.peerMap; dataDirectory: demo.directory + "/node1"; insecure: true; autoStart: true }
-    EngineNode { id: n2; configNodeId: 2; peers: demo.peerMap; dataDirectory: demo.directory + "/node2"; insecure: true; autoStart: true }
-    EngineNode { id: n3; configNodeId: 3; peers: demo.peerMap; dataDirectory: demo.directory + "/node3"; insecure: true; autoStart: true }
+    EngineNode { id: n1; configNodeId: 1; peers: demo.peerMap; dataDirectory: demo.directory + "/node1"; insecure: true }
+    EngineNode { id: n2; configNodeId: 2; peers: demo.peerMap; dataDirectory: demo.directory + "/node2"; insecure: true }
+    EngineNode { id: n3; configNodeId: 3; peers: demo.peerMap; dataDirectory: demo.directory + "/node3"; insecure: true }
 
     component NodeEvents: Connections {
         property int nodeId
-        signal event(string kind, string text)
+        // Every node stopped (or never started): the cluster may be destroyed without a wait.
+    readonly property bool allStopped: !n1.running && !n2.running && !n3.running
+
+    signal event(string kind, string text)
+
+    // Graceful stops, side by side (a destroyed node would stop itself, one at a time, blocking).
+    function stopAll() {
+        for (const n of nodes)
+            n.stop()
+    }
         function onReady() { event("ready", qsTr("node %1 is ready").arg(nodeId)) }
         function onLeaderChanged(leader) { event("leader", leader > 0 ? qsTr("node %1: leader is node %2").arg(nodeId).arg(leader) : qsTr("node %1: no leader").arg(nodeId)) }
         function onTermChanged(term) { event("term", qsTr("node %1: term %2").arg(nodeId).arg(term)) }
@@ -40,4 +58,10 @@ Item {
     NodeEvents { target: n1; nodeId: 1; onEvent: (kind, text) => demo.event(kind, text) }
     NodeEvents { target: n2; nodeId: 2; onEvent: (kind, text) => demo.event(kind, text) }
     NodeEvents { target: n3; nodeId: 3; onEvent: (kind, text) => demo.event(kind, text) }
+
+    // Started once everything here is made, so that the timeline hears a refusal too.
+    Component.onCompleted: {
+        for (const n of nodes)
+            n.start()
+    }
 }

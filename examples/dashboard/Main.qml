@@ -28,6 +28,10 @@ ApplicationWindow {
     readonly property var engine: mode === "client" ? client : (mode === "demo" && demo.item ? demo.item.watched : null)
     readonly property bool demoMode: mode === "demo"
     property string lastError: ""
+    // The demo cluster is stopping; it is unloaded (and the window closed, with quitting) once
+    // every node has stopped.
+    property bool closingDemo: false
+    property bool quitting: false
 
     width: 1280
     height: 800
@@ -52,11 +56,25 @@ ApplicationWindow {
         if (kind === "error")
             lastError = text
     }
+    function closeDemo() {
+        if (!demo.item)
+            return
+        closingDemo = true
+        demo.item.stopAll()
+        if (demo.item.allStopped)
+            demoStopped()
+    }
+    function demoStopped() {
+        closingDemo = false
+        demo.active = false
+        if (quitting)
+            Qt.quit()
+    }
     function connectTo(endpoints, insecure, caFile, certificateFile, keyFile) {
         if (demoMode)
-            demo.active = false
+            closeDemo()
         if (client.running)
-            client.stop()
+            client.stop() // start() below waits for stopped()
         lastError = ""
         client.endpoints = endpoints
         client.insecure = insecure
@@ -70,6 +88,10 @@ ApplicationWindow {
     function startDemoCluster() {
         if (client.running)
             client.stop()
+        if (closingDemo) { // still stopping the last one: its ports are not free yet
+            report("info", qsTr("the last demo cluster is still stopping: start it again in a moment"))
+            return
+        }
         lastError = ""
         mode = "demo"
         demo.active = true
@@ -82,13 +104,32 @@ ApplicationWindow {
     ClusterClient {
         id: client
         requestTimeoutMs: 5000
-        onReady: win.report("ready", qsTr("connected to a ready cluster through %1").arg(client.connectedEndpoint))
+        onReady: {
+            win.lastError = "" // the cluster is reachable after all; the timeline keeps the error
+            win.report("ready", qsTr("connected to a ready cluster through %1").arg(client.connectedEndpoint))
+        }
         onLeaderChanged: leader => win.report("leader", leader > 0 ? qsTr("leader is node %1").arg(leader) : qsTr("no leader"))
         onTermChanged: term => win.report("term", qsTr("term %1").arg(term))
         onFirstCommit: index => win.report("commit", qsTr("first commit of this leader at index %1").arg(index))
         onStopping: win.report("info", qsTr("disconnecting"))
         onStopped: win.report("info", qsTr("disconnected"))
         onErrorOccurred: (error, message) => win.report("error", message)
+    }
+
+    onClosing: close => {
+        if (demo.item && !demo.item.allStopped) {
+            close.accepted = false
+            quitting = true
+            closeDemo()
+        }
+    }
+
+    Connections {
+        target: demo.item
+        function onAllStoppedChanged() {
+            if (win.closingDemo && demo.item.allStopped)
+                win.demoStopped()
+        }
     }
 
     Loader {
@@ -160,7 +201,7 @@ ApplicationWindow {
                 text: win.demoMode ? qsTr("Stop demo") : qsTr("Demo cluster")
                 onClicked: {
                     if (win.demoMode) {
-                        demo.active = false
+                        win.closeDemo()
                         win.mode = "none"
                         win.report("info", qsTr("demo cluster stopped"))
                     } else {

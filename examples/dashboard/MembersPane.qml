@@ -81,7 +81,13 @@ ColumnLayout {
             SmallButton {
                 text: qsTr("Make leader")
                 visible: !card.leader && !card.learner && card.connected
-                onClicked: pane.run(qsTr("transfer leadership to node %1").arg(card.nodeId), pane.engine.transferLeadership(card.nodeId))
+                // On the leader: an embedded node refuses a transfer it does not lead (the demo's
+                // watched node may be a follower); a cluster client goes to the leader anyway.
+                onClicked: {
+                    const via = pane.demoCluster ? pane.demoCluster.node(pane.engine.leader) : pane.engine
+                    if (via)
+                        pane.run(qsTr("transfer leadership to node %1").arg(card.nodeId), via.transferLeadership(card.nodeId))
+                }
             }
             SmallButton {
                 text: qsTr("Promote")

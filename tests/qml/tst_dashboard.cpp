@@ -10,6 +10,7 @@
 
 #include <dengine/dengineclient.h>
 
+#include <QtCore/QAbstractItemModel>
 #include <QtCore/QDir>
 #include <QtGui/QImage>
 #include <QtQml/QQmlApplicationEngine>
@@ -87,6 +88,20 @@ private:
         qInfo("saved %s", qPrintable(path));
     }
 
+    // The events timeline's entries of one kind.
+    static int countEvents(QQmlApplicationEngine &engine, const QString &kind)
+    {
+        QObject *list = engine.rootObjects().constFirst()->findChild<QObject *>(QStringLiteral("eventsList"));
+        auto *model = list ? list->property("model").value<QAbstractItemModel *>() : nullptr;
+        if (!model)
+            return -1;
+        const int role = model->roleNames().key("kind", -1);
+        int n = 0;
+        for (int row = 0; row < model->rowCount(); ++row)
+            n += model->data(model->index(row, 0), role).toString() == kind ? 1 : 0;
+        return n;
+    }
+
     QTemporaryDir m_scratch;
 
 private slots:
@@ -149,6 +164,66 @@ private slots:
         QTRY_VERIFY_WITH_TIMEOUT(textOf(*engine, "statusLabel").startsWith(QLatin1String("ready")), 30000);
         grab(w, QStringLiteral("dashboard-after-leader-stop"));
         QVERIFY(window(*engine)->isVisible());
+
+        // Connect… while connected (the client stops, then starts with the new endpoints): ready
+        // again, through one of the members still running.
+        const int readyEvents = countEvents(*engine, QStringLiteral("ready"));
+        QStringList running;
+        for (quint64 id = 1; id <= 3; ++id)
+            if (id != oldLeader)
+                running << cluster.clientAddress(id);
+        QObject *root = engine->rootObjects().constFirst();
+        QVERIFY(QMetaObject::invokeMethod(root, "connectTo", Q_ARG(QVariant, running), Q_ARG(QVariant, true), Q_ARG(QVariant, QString()),
+                                          Q_ARG(QVariant, QString()), Q_ARG(QVariant, QString())));
+        QTRY_COMPARE_WITH_TIMEOUT(countEvents(*engine, QStringLiteral("ready")), readyEvents + 1, 30000);
+        QTRY_VERIFY_WITH_TIMEOUT(textOf(*engine, "statusLabel").startsWith(QLatin1String("ready")), 30000);
+        QTRY_COMPARE_WITH_TIMEOUT(textOf(*engine, "leaderLabel"), QStringLiteral("node %1").arg(reference.currentLeader()), 30000);
+    }
+
+    void demoCluster_showsItsNodes_andANodeStopMovesTheLeader()
+    {
+        auto engine = load({{QStringLiteral("startDemo"), true}, {QStringLiteral("demoPorts"), QVariantList{}}});
+        // No ports: the demo says so and the window runs on (the ports are main.cpp's to find).
+        QQuickWindow *w = window(*engine);
+        QVERIFY(w);
+        QTRY_VERIFY(!textOf(*engine, "errorText").isEmpty());
+        engine.reset();
+
+        QVariantList ports;
+        for (quint16 p : dengine::test::freePorts(3))
+            ports << int(p);
+        QTemporaryDir dir;
+        engine = load({{QStringLiteral("startDemo"), true}, {QStringLiteral("demoPorts"), ports}, {QStringLiteral("demoDirectory"), dir.path()}});
+        w = window(*engine);
+        QVERIFY(w);
+        QVERIFY(QTest::qWaitForWindowExposed(w));
+        QTRY_VERIFY_WITH_TIMEOUT(textOf(*engine, "statusLabel").startsWith(QStringLiteral("ready · demo")), 30000);
+        QTRY_VERIFY_WITH_TIMEOUT(textOf(*engine, "leaderLabel").startsWith(QLatin1String("node ")), 30000);
+        for (quint64 id = 1; id <= 3; ++id)
+            QTRY_VERIFY_WITH_TIMEOUT(card(*engine, id) && card(*engine, id)->property("connected").toBool(), 30000);
+        const quint64 leader = textOf(*engine, "leaderLabel").mid(5).toULongLong();
+        QVERIFY(leader >= 1 && leader <= 3);
+        QTRY_VERIFY_WITH_TIMEOUT(card(*engine, leader)->property("leader").toBool(), 30000);
+        const QString term = textOf(*engine, "termLabel");
+
+        // The leader's node stops (what its card's Stop node button does); another leads.
+        QObject *demo = engine->rootObjects().constFirst()->property("engine").value<QObject *>();
+        QVERIFY(demo);
+        QObject *cluster = demo->parent();
+        QVERIFY(cluster);
+        QVariant node;
+        QVERIFY(QMetaObject::invokeMethod(cluster, "node", Q_RETURN_ARG(QVariant, node), Q_ARG(QVariant, double(leader))));
+        QVERIFY(QMetaObject::invokeMethod(node.value<QObject *>(), "stop"));
+        QTRY_VERIFY_WITH_TIMEOUT(!textOf(*engine, "leaderLabel").endsWith(QString::number(leader))
+                                     && textOf(*engine, "leaderLabel") != QLatin1String("none"),
+                                 30000);
+        QTRY_VERIFY_WITH_TIMEOUT(!card(*engine, leader)->property("connected").toBool(), 30000);
+        QVERIFY(textOf(*engine, "termLabel").toULongLong() > term.toULongLong());
+        // The timeline has the story: readiness, leaders, terms.
+        QVERIFY(countEvents(*engine, QStringLiteral("ready")) >= 3);
+        QVERIFY(countEvents(*engine, QStringLiteral("leader")) >= 3);
+        QVERIFY(countEvents(*engine, QStringLiteral("term")) >= 3);
+        grab(w, QStringLiteral("dashboard-demo-after-node-stop"));
     }
 
     void badEndpointsAndTlsFiles_areShownAsErrors_andTheWindowKeepsRunning()

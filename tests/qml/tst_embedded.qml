@@ -27,6 +27,7 @@ TestCase {
     SignalSpy { id: readySpy; target: n1; signalName: "ready" }
     SignalSpy { id: leaderSpy; target: n1; signalName: "leaderChanged" }
     SignalSpy { id: firstCommitSpy; target: n1; signalName: "firstCommit" }
+    SignalSpy { id: n2StoppedSpy; target: n2; signalName: "stopped" }
 
     // Waits for a promise (tryVerify spins the event loop) and gives its kvResult.
     function await_(promise) {
@@ -181,6 +182,16 @@ TestCase {
         verify(stopped.start())
         tryCompare(stopped, "isReady", true, 30000)
         tryCompare(stopped, "leader", others[0].leader, 30000)
+    }
+
+    function test_6b_startWhileStoppingRestartsOnceStopped() {
+        var before = n2StoppedSpy.count
+        n2.stop()
+        compare(n2.stateName, "Stopping")
+        verify(n2.start(), "a start while stopping is taken, for after stopped()")
+        tryCompare(n2StoppedSpy, "count", before + 1, 30000)
+        tryCompare(n2, "isReady", true, 30000)
+        compare(n2.stateName, "Running")
     }
 
     function test_7_badConfigurationIsAnErrorNotACrash() {
