@@ -59,11 +59,16 @@ QVariantList idList(const QList<NodeId> &ids)
 } // namespace
 
 KvResult::KvResult(const DEngineResult &r)
-    : status(r.status), message(r.message), value(text(r.value)), nextKey(text(r.nextKey)), revision(double(r.revision)), leader(double(r.leaderHint))
+    : status(r.status), message(r.message), value(text(r.value)), nextKey(text(r.nextKey)), revision(double(r.revision)),
+      createRevision(double(r.createRevision)), modRevision(double(r.modRevision)), version(double(r.version)), leader(double(r.leaderHint))
 {
     items.reserve(r.items.size());
     for (const DEngineKeyValue &kv : r.items)
-        items << QVariantMap{{QStringLiteral("key"), text(kv.key)}, {QStringLiteral("value"), text(kv.value)}};
+        items << QVariantMap{{QStringLiteral("key"), text(kv.key)},
+                             {QStringLiteral("value"), text(kv.value)},
+                             {QStringLiteral("createRevision"), double(kv.createRevision)},
+                             {QStringLiteral("modRevision"), double(kv.modRevision)},
+                             {QStringLiteral("version"), double(kv.version)}};
 }
 
 QString KvResult::statusName() const { return enumName(status); }

@@ -46,6 +46,10 @@ class KvResult {
     Q_PROPERTY(QVariantList items MEMBER items CONSTANT)
     Q_PROPERTY(QString nextKey MEMBER nextKey CONSTANT)
     Q_PROPERTY(double revision MEMBER revision CONSTANT)
+    // get: the key's history (creating write, last write, writes since created).
+    Q_PROPERTY(double createRevision MEMBER createRevision CONSTANT)
+    Q_PROPERTY(double modRevision MEMBER modRevision CONSTANT)
+    Q_PROPERTY(double version MEMBER version CONSTANT)
     Q_PROPERTY(double leader MEMBER leader CONSTANT)
     // Milliseconds from the call to its result (fractional: measured with a monotonic clock).
     Q_PROPERTY(double elapsedMs MEMBER elapsedMs CONSTANT)
@@ -60,9 +64,12 @@ public:
     DEngineInterface::Status status = DEngineInterface::Status::Ok;
     QString message;
     QString value;
-    QVariantList items; // scan, range: [{key, value}, ...]
+    QVariantList items; // scan, range: [{key, value, createRevision, modRevision, version}, ...]
     QString nextKey;
     double revision = 0; // a log index: exact up to 2^53
+    double createRevision = 0;
+    double modRevision = 0;
+    double version = 0;
     double leader = 0;
     double elapsedMs = 0;
 };

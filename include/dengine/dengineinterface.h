@@ -211,13 +211,22 @@ public:
     static DEngineOperation remove(QByteArray key) { return {Kind::Remove, std::move(key), {}}; }
 };
 
+// A key and its value, with the key's history in revisions (log indexes, the same on every
+// member): the write that created it (since it last did not exist), the write that last changed it,
+// and how many writes it has had since it was created (1 after the first).
 struct DENGINE_EXPORT DEngineKeyValue {
     Q_GADGET
     Q_PROPERTY(QByteArray key MEMBER key)
     Q_PROPERTY(QByteArray value MEMBER value)
+    Q_PROPERTY(quint64 createRevision MEMBER createRevision)
+    Q_PROPERTY(quint64 modRevision MEMBER modRevision)
+    Q_PROPERTY(quint64 version MEMBER version)
 public:
     QByteArray key;
     QByteArray value;
+    quint64 createRevision = 0;
+    quint64 modRevision = 0;
+    quint64 version = 0;
     friend bool operator==(const DEngineKeyValue &, const DEngineKeyValue &) = default;
 };
 
@@ -229,6 +238,9 @@ struct DENGINE_EXPORT DEngineResult {
     Q_PROPERTY(QList<DEngineKeyValue> items MEMBER items)
     Q_PROPERTY(QByteArray nextKey MEMBER nextKey)
     Q_PROPERTY(quint64 revision MEMBER revision)
+    Q_PROPERTY(quint64 createRevision MEMBER createRevision)
+    Q_PROPERTY(quint64 modRevision MEMBER modRevision)
+    Q_PROPERTY(quint64 version MEMBER version)
     Q_PROPERTY(NodeId leaderHint MEMBER leaderHint)
     Q_PROPERTY(QString message MEMBER message)
     Q_PROPERTY(bool ok READ ok)
@@ -238,6 +250,9 @@ public:
     QList<DEngineKeyValue> items; // scan, range
     QByteArray nextKey;           // scan, range: more keys follow from this one (empty: no more)
     quint64 revision = 0;         // the log index the answer reflects (a write's own index)
+    quint64 createRevision = 0;   // get: the key's history (DEngineKeyValue says what each is)
+    quint64 modRevision = 0;
+    quint64 version = 0;
     NodeId leaderHint = 0;        // the leader as the answering node knew it
     QString message;              // why, when not Ok
     bool ok() const { return status == DEngineInterface::Status::Ok; }

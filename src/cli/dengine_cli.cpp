@@ -377,10 +377,16 @@ int main(int argc, char **argv)
                 print(QStringLiteral("OK (revision %1)").arg(r->revision));
             break;
         case clientwire::Kind::Get:
-            if (json)
-                printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("key"), text(req.key)},
-                                      {QStringLiteral("value"), text(r->value)}, {QStringLiteral("revision"), QString::number(r->revision)}});
-            else if (r->status == 0)
+            if (json) {
+                QJsonObject o{{QStringLiteral("status"), status}, {QStringLiteral("key"), text(req.key)},
+                              {QStringLiteral("value"), text(r->value)}, {QStringLiteral("revision"), QString::number(r->revision)}};
+                if (r->status == 0) {
+                    o.insert(QStringLiteral("createRevision"), QString::number(r->createRevision));
+                    o.insert(QStringLiteral("modRevision"), QString::number(r->modRevision));
+                    o.insert(QStringLiteral("version"), QString::number(r->version));
+                }
+                printJson(o);
+            } else if (r->status == 0)
                 print(text(r->value));
             else
                 std::fprintf(stderr, "dengine: %s: not found\n", req.key.c_str());
@@ -388,11 +394,15 @@ int main(int argc, char **argv)
         case clientwire::Kind::Scan:
         case clientwire::Kind::Range: {
             QJsonArray items;
-            for (const auto &[k, v] : r->items) {
+            for (const clientwire::KeyValue &kv : r->items) {
                 if (json)
-                    items.append(QJsonObject{{QStringLiteral("key"), text(k)}, {QStringLiteral("value"), text(v)}});
+                    items.append(QJsonObject{{QStringLiteral("key"), text(kv.key)},
+                                             {QStringLiteral("value"), text(kv.value)},
+                                             {QStringLiteral("createRevision"), QString::number(kv.createRevision)},
+                                             {QStringLiteral("modRevision"), QString::number(kv.modRevision)},
+                                             {QStringLiteral("version"), QString::number(kv.version)}});
                 else
-                    print(QStringLiteral("%1 %2").arg(text(k), text(v)));
+                    print(QStringLiteral("%1 %2").arg(text(kv.key), text(kv.value)));
             }
             if (json)
                 printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("items"), items},

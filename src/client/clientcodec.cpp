@@ -118,10 +118,16 @@ void appendResponse(std::string &out, const Response &r)
     w.set_revision(r.revision);
     w.set_leader(r.leader);
     w.set_value(r.value);
-    for (const auto &[k, v] : r.items) {
+    w.set_create_revision(r.createRevision);
+    w.set_mod_revision(r.modRevision);
+    w.set_version(r.version);
+    for (const KeyValue &item : r.items) {
         wire::KeyValue *kv = w.add_items();
-        kv->set_key(k);
-        kv->set_value(v);
+        kv->set_key(item.key);
+        kv->set_value(item.value);
+        kv->set_create_revision(item.createRevision);
+        kv->set_mod_revision(item.modRevision);
+        kv->set_version(item.version);
     }
     w.set_next_key(r.nextKey);
     if (r.hasNode) {
@@ -185,9 +191,12 @@ bool decodeResponse(std::string_view payload, Response &out, std::string &why)
     out.revision = w.revision();
     out.leader = w.leader();
     out.value = w.value();
+    out.createRevision = w.create_revision();
+    out.modRevision = w.mod_revision();
+    out.version = w.version();
     out.items.reserve(static_cast<std::size_t>(w.items_size()));
     for (const wire::KeyValue &kv : w.items())
-        out.items.emplace_back(kv.key(), kv.value());
+        out.items.push_back(KeyValue{kv.key(), kv.value(), kv.create_revision(), kv.mod_revision(), kv.version()});
     out.nextKey = w.next_key();
     if (w.has_node()) {
         out.hasNode = true;

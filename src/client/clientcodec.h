@@ -76,6 +76,16 @@ struct Event {
     friend bool operator==(const Event &, const Event &) = default;
 };
 
+// An item of a scan or range, with the key's revisions.
+struct KeyValue {
+    std::string key;
+    std::string value;
+    std::uint64_t createRevision = 0;
+    std::uint64_t modRevision = 0;
+    std::uint64_t version = 0;
+    friend bool operator==(const KeyValue &, const KeyValue &) = default;
+};
+
 struct Response {
     std::uint64_t id = 0;
     std::uint32_t status = 0;
@@ -83,7 +93,10 @@ struct Response {
     std::uint64_t revision = 0;
     std::uint64_t leader = 0;
     std::string value;
-    std::vector<std::pair<std::string, std::string>> items;
+    std::uint64_t createRevision = 0; // get: the key's history
+    std::uint64_t modRevision = 0;
+    std::uint64_t version = 0;
+    std::vector<KeyValue> items;
     std::string nextKey;
     bool hasNode = false;
     NodeStatus node;

@@ -549,9 +549,12 @@ void DEngineClientPrivate::onReadable(Link *l)
             result.revision = r.revision;
             result.leaderHint = r.leader;
             result.value = bytes(r.value);
+            result.createRevision = r.createRevision;
+            result.modRevision = r.modRevision;
+            result.version = r.version;
             result.items.reserve(static_cast<qsizetype>(r.items.size()));
-            for (const auto &[k, v] : r.items)
-                result.items.append(DEngineKeyValue{bytes(k), bytes(v)});
+            for (const clientwire::KeyValue &kv : r.items)
+                result.items.append(DEngineKeyValue{bytes(kv.key), bytes(kv.value), kv.createRevision, kv.modRevision, kv.version});
             result.nextKey = bytes(r.nextKey);
             finish(r.id, std::move(result));
         }

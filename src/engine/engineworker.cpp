@@ -843,11 +843,14 @@ void EngineWorker::serveRead(Pending &p)
     r.revision = m_kv.appliedIndex();
     switch (q.kind) {
     case EngineRequest::Kind::Get: {
-        const auto v = m_kv.get(q.key);
-        if (v)
-            r.value = toBytes(*v);
-        else
+        if (const auto v = m_kv.record(q.key)) {
+            r.value = toBytes(v->value);
+            r.createRevision = v->createRevision;
+            r.modRevision = v->modRevision;
+            r.version = v->version;
+        } else {
             r.status = DEngine::Status::NotFound;
+        }
         break;
     }
     case EngineRequest::Kind::Scan:
@@ -860,8 +863,10 @@ void EngineWorker::serveRead(Pending &p)
         const kv::KvStore::Page page = q.kind == EngineRequest::Kind::Scan ? m_kv.scan(q.key, limit, maxBytes)
                                                                             : m_kv.range(q.key, q.end, limit, maxBytes);
         r.items.reserve(static_cast<qsizetype>(page.items.size()));
-        for (const auto &[k, v] : page.items)
-            r.items.push_back(DEngineKeyValue{toBytes(k), toBytes(v)});
+        for (std::size_t i = 0; i < page.items.size(); ++i) {
+            const kv::KeyRecord &rec = page.records[i];
+            r.items.push_back(DEngineKeyValue{toBytes(page.items[i].first), toBytes(page.items[i].second), rec.createRevision, rec.modRevision, rec.version});
+        }
         r.nextKey = toBytes(page.nextKey);
         break;
     }

@@ -130,7 +130,7 @@ KvStore::Applied KvStore::apply(const raft::Entry &entry)
     }
     for (const Operation &op : cmd.operations) {
         if (op.kind == Operation::Kind::Put)
-            put(op.key, op.value);
+            put(op.key, op.value, entry.index);
         else
             remove(op.key);
     }
@@ -157,20 +157,22 @@ bool KvStore::overlaid(Overlay::const_iterator it, const std::string &key) const
     return it != m_overlay.end() ? it->second.has_value() : m_data->count(key) > 0;
 }
 
-void KvStore::put(const std::string &key, const std::string &value)
+void KvStore::put(const std::string &key, const std::string &value, raft::Index index)
 {
+    // The key's next record: a new key starts its history here; an existing one keeps its
+    // creation and counts one more version.
+    const std::optional<KeyRecord> before = record(key);
+    KeyRecord next{value, before ? before->createRevision : index, index, before ? before->version + 1 : 1};
     if (!m_frozen) {
-        if (m_data->insert_or_assign(key, value).second)
+        if (m_data->insert_or_assign(key, std::move(next)).second)
             ++m_size;
         return;
     }
-    auto it = m_overlay.find(key);
-    const bool existed = overlaid(it, key);
-    if (it != m_overlay.end())
-        it->second = value;
+    if (auto it = m_overlay.find(key); it != m_overlay.end())
+        it->second = std::move(next);
     else
-        m_overlay.emplace(key, value);
-    if (!existed)
+        m_overlay.emplace(key, std::move(next));
+    if (!before)
         ++m_size;
 }
 
@@ -248,8 +250,9 @@ void KvStore::pruneSessions(raft::NodeId origin)
 
 namespace {
 
-constexpr std::string_view SnapshotMagic = "DKVSNAP3";
-constexpr std::string_view SnapshotMagicV2 = "DKVSNAP2"; // read only: no client addresses
+constexpr std::string_view SnapshotMagic = "DKVSNAP4";
+constexpr std::string_view SnapshotMagicV3 = "DKVSNAP3"; // read only: no revisions
+constexpr std::string_view SnapshotMagicV2 = "DKVSNAP2"; // read only: no revisions, no client addresses
 
 } // namespace
 
@@ -293,7 +296,10 @@ bool KvStore::Frozen::serialize(const std::function<bool(std::string_view)> &sin
     putU64(out, m_data->size());
     for (const auto &[k, v] : *m_data) {
         putBytes(out, k);
-        putBytes(out, v);
+        putBytes(out, v.value);
+        putU64(out, v.createRevision);
+        putU64(out, v.modRevision);
+        putU64(out, v.version);
         if (out.size() >= piece) {
             if (!sink(out))
                 return false;
@@ -322,7 +328,8 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
 {
     const std::string_view magic = bytes.substr(0, SnapshotMagic.size());
     const bool v2 = magic == SnapshotMagicV2;
-    if (magic != SnapshotMagic && !v2) {
+    const bool revisions = magic == SnapshotMagic;
+    if (!revisions && magic != SnapshotMagicV3 && !v2) {
         why = "kv snapshot: not a key-value snapshot (bad magic)";
         return false;
     }
@@ -337,6 +344,13 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
     for (std::uint64_t i = 0; i < count; ++i) {
         const std::string_view k = r.bytes();
         const std::string_view v = r.bytes();
+        // Before revisions were kept: the whole history is the snapshot's index.
+        KeyRecord record{std::string(v), applied, applied, 1};
+        if (revisions) {
+            record.createRevision = r.take(8);
+            record.modRevision = r.take(8);
+            record.version = r.take(8);
+        }
         if (!r.ok) {
             why = "kv snapshot: truncated in key " + std::to_string(i);
             return false;
@@ -345,7 +359,11 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
             why = "kv snapshot: key " + std::to_string(i) + " is empty or out of order";
             return false;
         }
-        data->emplace_hint(data->end(), std::string(k), std::string(v));
+        if (record.createRevision == 0 || record.createRevision > record.modRevision || record.modRevision > applied || record.version == 0) {
+            why = "kv snapshot: key " + std::to_string(i) + " has impossible revisions";
+            return false;
+        }
+        data->emplace_hint(data->end(), std::string(k), std::move(record));
     }
     const std::uint64_t sessions = r.take(8);
     if (!r.ok || sessions > r.in.size() / 40) {
@@ -419,7 +437,7 @@ std::size_t KvStore::rememberedRequests() const
     return n;
 }
 
-std::optional<std::string> KvStore::get(std::string_view key) const
+std::optional<KeyRecord> KvStore::record(std::string_view key) const
 {
     if (m_frozen)
         if (const auto o = m_overlay.find(key); o != m_overlay.end())
@@ -428,6 +446,17 @@ std::optional<std::string> KvStore::get(std::string_view key) const
     if (it == m_data->end())
         return std::nullopt;
     return it->second;
+}
+
+std::optional<std::string> KvStore::get(std::string_view key) const
+{
+    if (m_frozen)
+        if (const auto o = m_overlay.find(key); o != m_overlay.end())
+            return o->second ? std::optional<std::string>(o->second->value) : std::nullopt;
+    const auto it = m_data->find(key);
+    if (it == m_data->end())
+        return std::nullopt;
+    return it->second.value;
 }
 
 namespace {
@@ -450,22 +479,23 @@ KvStore::Page collect(const Map &map, const Overlay *overlay, std::string_view l
         if (!haveMap && !haveOverlay)
             break;
         const std::string *key;
-        const std::string *value;
+        const KeyRecord *record;
         if (haveOverlay && (!haveMap || ot->first <= it->first)) {
             if (haveMap && ot->first == it->first)
                 ++it; // the overlay's version wins
             key = &ot->first;
-            value = ot->second ? &*ot->second : nullptr;
+            record = ot->second ? &*ot->second : nullptr;
             ++ot;
         } else {
             key = &it->first;
-            value = &it->second;
+            record = &it->second;
             ++it;
         }
         if (!inside(*key))
             break;
-        if (!value)
+        if (!record)
             continue;
+        const std::string *value = &record->value;
         const std::size_t size = key->size() + value->size();
         if ((limit && page.items.size() == limit) || (!page.items.empty() && bytes + size > maxBytes)) {
             page.nextKey = *key;
@@ -473,6 +503,7 @@ KvStore::Page collect(const Map &map, const Overlay *overlay, std::string_view l
         }
         bytes += size;
         page.items.emplace_back(*key, *value);
+        page.records.push_back(KeyRecord{{}, record->createRevision, record->modRevision, record->version});
     }
     return page;
 }

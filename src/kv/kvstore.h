@@ -49,6 +49,18 @@ struct Command {
 
 inline constexpr std::size_t MaxMemberAddressBytes = 256;
 
+// What the store holds for a key: its value, and its history in revisions (log indexes, the same
+// on every replica): the index that created the key (since it last did not exist), the index that
+// last changed it, and how many times it was written since it was created (1 after the first
+// put). A command changing one key twice counts two versions at one revision.
+struct KeyRecord {
+    std::string value;
+    raft::Index createRevision = 0;
+    raft::Index modRevision = 0;
+    std::uint64_t version = 0;
+    friend bool operator==(const KeyRecord &, const KeyRecord &) = default;
+};
+
 // The log payload of a command (Protocol Buffers, src/transport/dengine.proto).
 raft::Payload encodeCommand(const Command &command);
 bool decodeCommand(std::string_view bytes, Command &out, std::string &why);
@@ -70,11 +82,15 @@ public:
     Applied apply(const raft::Entry &entry);
 
     std::optional<std::string> get(std::string_view key) const;
+    // The key's value and revisions (nullopt: no such key).
+    std::optional<KeyRecord> record(std::string_view key) const;
 
     // A page of a scan or range: the items, and the key to continue from when the page was cut
     // short by a limit (empty when the scan is complete).
     struct Page {
         std::vector<std::pair<std::string, std::string>> items;
+        // Each item's record, in the same order (its value is left empty: it is in `items`).
+        std::vector<KeyRecord> records;
         std::string nextKey;
     };
     // Keys with the prefix, in order, at most `limit` items (0: no limit) and about `maxBytes` of
@@ -83,14 +99,16 @@ public:
     // Keys in [begin, end) in order (an empty `end`: no upper bound), limited the same way.
     Page range(std::string_view begin, std::string_view end, std::size_t limit, std::size_t maxBytes = SIZE_MAX) const;
 
-    // Snapshots. The store's whole state (the keys, the deduplication sessions, the member
-    // addresses, the applied index) as bytes: the same state gives the same bytes on every replica.
-    // Format (little-endian): "DKVSNAP3", u64 applied index, u64 key count and per key (u32 length,
-    // bytes, u32 length, value), u64 session count and per session (u64 origin, u64 session, u64
-    // floor, u64 first index, u64 id count, the ids ascending), u64 member count and per member (u64
-    // id, u32 length, address), then the client addresses the same way as the members. The file or
-    // stream around it carries the checksum. restore() also reads "DKVSNAP2" (no client addresses:
-    // written before they existed).
+    // Snapshots. The store's whole state (the keys with their revisions, the deduplication
+    // sessions, the member addresses, the applied index) as bytes: the same state gives the same
+    // bytes on every replica. Format (little-endian): "DKVSNAP4", u64 applied index, u64 key count
+    // and per key (u32 length, bytes, u32 length, value, u64 create revision, u64 mod revision, u64
+    // version), u64 session count and per session (u64 origin, u64 session, u64 floor, u64 first
+    // index, u64 id count, the ids ascending), u64 member count and per member (u64 id, u32 length,
+    // address), then the client addresses the same way as the members. The file or stream around
+    // it carries the checksum. restore() also reads "DKVSNAP3" (no revisions: every key gets the
+    // snapshot's index as its create and mod revision, and version 1) and "DKVSNAP2" (no client
+    // addresses either).
     //
     // A Frozen is the state at one applied index, immutable, cheap to take (no copy of the keys):
     // it shares the store's map, and from then on the store writes its changes beside it (an
@@ -105,7 +123,7 @@ public:
 
     private:
         friend class KvStore;
-        std::shared_ptr<const std::map<std::string, std::string, std::less<>>> m_data;
+        std::shared_ptr<const std::map<std::string, KeyRecord, std::less<>>> m_data;
         std::string m_tail; // sessions and members, serialized at freeze time (small)
         raft::Index m_applied = 0;
     };
@@ -135,9 +153,9 @@ public:
     static constexpr std::size_t SessionsPerOrigin = 4;
 
 private:
-    using Map = std::map<std::string, std::string, std::less<>>;
-    using Overlay = std::map<std::string, std::optional<std::string>, std::less<>>; // nullopt: deleted
-    void put(const std::string &key, const std::string &value);
+    using Map = std::map<std::string, KeyRecord, std::less<>>;
+    using Overlay = std::map<std::string, std::optional<KeyRecord>, std::less<>>; // nullopt: deleted
+    void put(const std::string &key, const std::string &value, raft::Index index);
     void remove(const std::string &key);
     std::string serializeTail() const;
     // Frozen: whether `key` holds a value, given the overlay's entry for it (or end()).

@@ -37,9 +37,12 @@ clientwire::Response toResponse(std::uint64_t id, const DEngineResult &r)
     out.revision = r.revision;
     out.leader = r.leaderHint;
     out.value = toStd(r.value);
+    out.createRevision = r.createRevision;
+    out.modRevision = r.modRevision;
+    out.version = r.version;
     out.items.reserve(static_cast<std::size_t>(r.items.size()));
     for (const DEngineKeyValue &kv : r.items)
-        out.items.emplace_back(toStd(kv.key), toStd(kv.value));
+        out.items.push_back(clientwire::KeyValue{toStd(kv.key), toStd(kv.value), kv.createRevision, kv.modRevision, kv.version});
     out.nextKey = toStd(r.nextKey);
     return out;
 }

@@ -423,7 +423,11 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
                 if (!countOnly) {
                     QJsonArray kvs;
                     for (const DEngineKeyValue &kv : items) {
-                        QJsonObject e{{QStringLiteral("key"), QString::fromLatin1(kv.key.toBase64())}};
+                        // etcd's shape: int64 fields as JSON strings.
+                        QJsonObject e{{QStringLiteral("key"), QString::fromLatin1(kv.key.toBase64())},
+                                      {QStringLiteral("create_revision"), QString::number(kv.createRevision)},
+                                      {QStringLiteral("mod_revision"), QString::number(kv.modRevision)},
+                                      {QStringLiteral("version"), QString::number(kv.version)}};
                         if (!keysOnly)
                             e.insert(QStringLiteral("value"), QString::fromLatin1(kv.value.toBase64()));
                         kvs.append(e);
@@ -442,7 +446,7 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
                     return answer(r, {});
                 if (!r.ok())
                     return failed(r);
-                answer(r, {DEngineKeyValue{key, r.value}});
+                answer(r, {DEngineKeyValue{key, r.value, r.createRevision, r.modRevision, r.version}});
             });
         } else {
             m_engine->range(key, end, static_cast<int>(limit), consistency).then([answer, failed](const DEngineResult &r) {

@@ -55,7 +55,8 @@ std::string checkResponse(const std::string &payload)
         return "a re-encoded response does not decode: " + why;
     if (back.id != r.id || back.status != r.status || back.value != r.value || back.items != r.items || back.nextKey != r.nextKey
         || back.hasNode != r.hasNode || back.node.members.size() != r.node.members.size() || back.events != r.events
-        || back.node.firstCommit != r.node.firstCommit || back.node.clientAddress != r.node.clientAddress)
+        || back.node.firstCommit != r.node.firstCommit || back.node.clientAddress != r.node.clientAddress
+        || back.createRevision != r.createRevision || back.modRevision != r.modRevision || back.version != r.version)
         return "a re-encoded response decodes to another response";
     return {};
 }

@@ -33,7 +33,10 @@ Response sampleStatus()
     r.status = 0;
     r.leader = 2;
     r.revision = 41;
-    r.items = {{"k", "v"}, {"k2", ""}};
+    r.items = {{"k", "v", 3, 5, 2}, {"k2", "", 4, 4, 1}};
+    r.createRevision = 3;
+    r.modRevision = 5;
+    r.version = 2;
     r.nextKey = "k3";
     r.hasNode = true;
     r.node = NodeStatus{3, 2, 7, 1, 41, 40, true, {{1, "127.0.0.1:7001", false, "127.0.0.1:8001"}, {4, "127.0.0.1:7004", true, ""}}, "0.1.0"};
@@ -74,6 +77,9 @@ TEST(ClientCodec, requestsAndResponses_roundTrip)
     Response r;
     ASSERT_TRUE(decodeResponse(payloadOf(rframe), r, why)) << why;
     EXPECT_EQ(r.items, sampleStatus().items);
+    EXPECT_EQ(r.createRevision, 3u);
+    EXPECT_EQ(r.modRevision, 5u);
+    EXPECT_EQ(r.version, 2u);
     ASSERT_TRUE(r.hasNode);
     EXPECT_EQ(r.node.members.size(), 2u);
     EXPECT_TRUE(r.node.members[1].learner);

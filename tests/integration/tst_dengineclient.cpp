@@ -90,11 +90,24 @@ private:
         QVERIFY(r.ok());
         QCOMPARE(r.value, QByteArray("1"));
         QVERIFY(r.revision >= firstWrite);
+        // The key's history: created and changed by that put, its first version; then a second.
+        QCOMPARE(r.createRevision, firstWrite);
+        QCOMPARE(r.modRevision, firstWrite);
+        QCOMPARE(r.version, quint64(1));
+        r = await(subject->put("surface/a", "1b"));
+        QVERIFY2(r.ok(), qPrintable(r.message));
+        const quint64 secondWrite = r.revision;
+        r = await(subject->get("surface/a"));
+        QCOMPARE(r.value, QByteArray("1b"));
+        QCOMPARE(r.createRevision, firstWrite);
+        QCOMPARE(r.modRevision, secondWrite);
+        QCOMPARE(r.version, quint64(2));
         QCOMPARE(await(subject->get("surface/none")).status, Status::NotFound);
         r = await(subject->batch({DEngineOperation::put("surface/b", "2"), DEngineOperation::put("surface/c", "3"),
                                   DEngineOperation::remove("surface/a")}));
         QVERIFY2(r.ok(), qPrintable(r.message));
-        QVERIFY(r.revision > firstWrite);
+        QVERIFY(r.revision > secondWrite);
+        const quint64 batchWrite = r.revision;
         QCOMPARE(await(subject->get("surface/a")).status, Status::NotFound);
         r = await(subject->scan("surface/", 1));
         QVERIFY(r.ok());
@@ -102,7 +115,7 @@ private:
         QCOMPARE(r.items.first().key, QByteArray("surface/b"));
         QCOMPARE(r.nextKey, QByteArray("surface/c"));
         r = await(subject->range(r.nextKey, DEngineInterface::prefixEnd("surface/")));
-        QCOMPARE(r.items, (QList<DEngineKeyValue>{{"surface/c", "3"}}));
+        QCOMPARE(r.items, (QList<DEngineKeyValue>{{"surface/c", "3", batchWrite, batchWrite, 1}}));
         QVERIFY(await(subject->remove("surface/b")).ok());
         r = await(subject->get("surface/c", DEngineInterface::Consistency::Local));
         QVERIFY(r.ok() || r.status == Status::NotFound); // local: possibly behind, never wrong

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "kv/kvstore.h"
 
+#include "raft/bytes.h"
+
 #include <gtest/gtest.h>
+
+#include <tuple>
 
 using namespace dengine;
 using namespace dengine::kv;
@@ -398,25 +402,135 @@ TEST(KvStoreSnapshot, clientAddresses_areApplied_forgottenWithTheMember_andKeptI
     EXPECT_FALSE(decodeCommand(encodeCommand(tooLong).view(), decoded, why));
 }
 
-TEST(KvStoreSnapshot, aVersion2Snapshot_writtenBeforeClientAddresses_isStillRead)
+// A snapshot in a format before the current one, by hand: one key, no sessions, one member address,
+// and (from version 3) an empty client address book.
+static std::string oldSnapshot(std::string_view magic, raft::Index applied, bool clientBook)
+{
+    std::string out(magic);
+    raft::putU64(out, applied);
+    raft::putU64(out, 1);
+    raft::putBytes(out, "k");
+    raft::putBytes(out, "v");
+    raft::putU64(out, 0); // sessions
+    raft::putU64(out, 1); // member addresses
+    raft::putU64(out, 4);
+    raft::putBytes(out, "127.0.0.1:7004");
+    if (clientBook)
+        raft::putU64(out, 0);
+    return out;
+}
+
+TEST(KvStoreSnapshot, olderFormats_areStillRead_theirKeysStartTheirHistoryAtTheSnapshot)
+{
+    for (const bool v2 : {false, true}) {
+        SCOPED_TRACE(v2 ? "DKVSNAP2" : "DKVSNAP3");
+        KvStore b;
+        std::string why;
+        ASSERT_TRUE(b.restore(oldSnapshot(v2 ? "DKVSNAP2" : "DKVSNAP3", 9, !v2), why)) << why;
+        EXPECT_EQ(b.appliedIndex(), 9u);
+        // No revisions were kept then: the key's history starts at the snapshot's index.
+        EXPECT_EQ(b.record("k"), (KeyRecord{"v", 9, 9, 1}));
+        EXPECT_EQ(b.memberAddresses().at(4), "127.0.0.1:7004");
+        EXPECT_TRUE(b.clientAddresses().empty());
+        // Written again in the current format, and read back the same.
+        const std::string v4 = b.snapshot();
+        EXPECT_EQ(v4.substr(0, 8), "DKVSNAP4");
+        KvStore c;
+        ASSERT_TRUE(c.restore(v4, why)) << why;
+        EXPECT_EQ(c.record("k"), b.record("k"));
+        EXPECT_EQ(c.snapshot(), v4);
+    }
+    // A version 3 snapshot cut before its client book is refused, not taken for a version 2 one.
+    KvStore d;
+    std::string why;
+    EXPECT_FALSE(d.restore(oldSnapshot("DKVSNAP3", 9, false), why));
+}
+
+TEST(KvStore, revisions_followEachKeysHistory)
 {
     KvStore kv;
-    kv.apply(entry(1, put(1, "k", "v")));
-    Command peers{2, 1, 1, {}};
-    peers.members = {{4, "127.0.0.1:7004"}};
-    kv.apply(entry(2, peers));
-    // Version 3 is version 2 with the client address book (here: empty, a u64 0) at its end.
-    std::string v3 = kv.snapshot();
-    ASSERT_EQ(v3.substr(0, 8), "DKVSNAP3");
-    ASSERT_EQ(v3.substr(v3.size() - 8), std::string(8, '\0'));
-    const std::string v2 = "DKVSNAP2" + v3.substr(8, v3.size() - 16);
-    KvStore b;
+    kv.apply(entry(1, put(1, "a", "1")));
+    EXPECT_EQ(kv.record("a"), (KeyRecord{"1", 1, 1, 1}));
+    kv.apply(entry(2, put(2, "a", "2")));
+    EXPECT_EQ(kv.record("a"), (KeyRecord{"2", 1, 2, 2}));
+    // One command writing two keys: both at its index; a key written twice counts two versions.
+    kv.apply(entry(3, Command{1, 7, 3, {{Operation::Kind::Put, "b", "x"}, {Operation::Kind::Put, "a", "3"}, {Operation::Kind::Put, "b", "y"}}}));
+    EXPECT_EQ(kv.record("a"), (KeyRecord{"3", 1, 3, 3}));
+    EXPECT_EQ(kv.record("b"), (KeyRecord{"y", 3, 3, 2}));
+    // A duplicate changes nothing; a no-op entry neither.
+    EXPECT_EQ(kv.apply(entry(4, put(2, "a", "2"))).outcome, KvStore::ApplyOutcome::Duplicate);
+    kv.apply(raft::Entry{1, 5, raft::EntryType::Normal, {}});
+    EXPECT_EQ(kv.record("a"), (KeyRecord{"3", 1, 3, 3}));
+    // Deleted, then written again: a new history.
+    kv.apply(entry(6, Command{1, 7, 4, {{Operation::Kind::Remove, "a", ""}}}));
+    EXPECT_FALSE(kv.record("a").has_value());
+    kv.apply(entry(7, put(5, "a", "again")));
+    EXPECT_EQ(kv.record("a"), (KeyRecord{"again", 7, 7, 1}));
+    EXPECT_EQ(kv.get("a"), "again");
+    // Scans and ranges give each item's revisions beside it.
+    const KvStore::Page page = kv.scan("", 0);
+    ASSERT_EQ(page.items.size(), 2u);
+    ASSERT_EQ(page.records.size(), 2u);
+    EXPECT_EQ(page.items[0].first, "a");
+    EXPECT_EQ(page.records[0], (KeyRecord{"", 7, 7, 1}));
+    EXPECT_EQ(page.records[1], (KeyRecord{"", 3, 3, 2}));
+}
+
+TEST(KvStoreSnapshot, revisions_whileFrozen_afterThaw_andThroughASnapshot)
+{
+    KvStore kv;
+    kv.apply(entry(1, put(1, "a", "1")));
+    kv.apply(entry(2, put(2, "b", "1")));
+    const std::string before = kv.snapshot();
+    {
+        const auto frozen = kv.freeze();
+        kv.apply(entry(3, put(3, "a", "2")));                                      // in the overlay, over the map
+        kv.apply(entry(4, Command{1, 7, 4, {{Operation::Kind::Remove, "b", ""}}})); // hidden by the overlay
+        kv.apply(entry(5, put(5, "b", "again")));                                  // a new history, in the overlay
+        EXPECT_EQ(kv.record("a"), (KeyRecord{"2", 1, 3, 2}));
+        EXPECT_EQ(kv.record("b"), (KeyRecord{"again", 5, 5, 1}));
+        // The frozen state is the one at index 2, revisions and all.
+        std::string bytes;
+        frozen->serialize([&](std::string_view piece) {
+            bytes.append(piece);
+            return true;
+        });
+        EXPECT_EQ(bytes, before);
+    }
+    ASSERT_TRUE(kv.thaw());
+    EXPECT_EQ(kv.record("a"), (KeyRecord{"2", 1, 3, 2}));
+    EXPECT_EQ(kv.record("b"), (KeyRecord{"again", 5, 5, 1}));
+    KvStore copy;
     std::string why;
-    ASSERT_TRUE(b.restore(v2, why)) << why;
-    EXPECT_EQ(b.get("k"), "v");
-    EXPECT_EQ(b.memberAddresses(), kv.memberAddresses());
-    EXPECT_TRUE(b.clientAddresses().empty());
-    EXPECT_EQ(b.snapshot(), v3) << "read as version 2, written as version 3";
-    // A version 3 snapshot cut before its client book is refused, not taken for a version 2 one.
-    EXPECT_FALSE(b.restore("DKVSNAP3" + v3.substr(8, v3.size() - 16), why));
+    ASSERT_TRUE(copy.restore(kv.snapshot(), why)) << why;
+    EXPECT_EQ(copy.record("a"), kv.record("a"));
+    EXPECT_EQ(copy.record("b"), kv.record("b"));
+    // And the history goes on from the restored revisions.
+    copy.apply(entry(6, put(6, "a", "3")));
+    EXPECT_EQ(copy.record("a"), (KeyRecord{"3", 1, 6, 3}));
+}
+
+TEST(KvStoreSnapshot, impossibleRevisions_areRefused)
+{
+    KvStore kv;
+    kv.apply(entry(1, put(1, "a", "1")));
+    const std::string good = kv.snapshot();
+    // Key "a": magic, applied, count, then u32 length + "a", u32 length + "1", then the revisions.
+    const std::size_t revisions = 8 + 8 + 8 + 4 + 1 + 4 + 1;
+    const auto withRevisions = [&](std::uint64_t create, std::uint64_t mod, std::uint64_t version) {
+        std::string bad = good.substr(0, revisions);
+        raft::putU64(bad, create);
+        raft::putU64(bad, mod);
+        raft::putU64(bad, version);
+        return bad + good.substr(revisions + 24);
+    };
+    std::string why;
+    KvStore b;
+    ASSERT_TRUE(b.restore(withRevisions(1, 1, 1), why)) << why;
+    for (const auto &[create, mod, version] : std::initializer_list<std::tuple<int, int, int>>{{0, 1, 1}, {1, 2, 1}, {1, 1, 0}}) {
+        why.clear();
+        EXPECT_FALSE(b.restore(withRevisions(std::uint64_t(create), std::uint64_t(mod), std::uint64_t(version)), why));
+        EXPECT_NE(why.find("revisions"), std::string::npos) << why;
+        EXPECT_EQ(b.get("a"), "1") << "a refused snapshot changes nothing";
+    }
 }

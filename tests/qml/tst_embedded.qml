@@ -97,6 +97,9 @@ TestCase {
         var got = await_(n2.get("qml/a"))
         verify(got.ok)
         compare(got.value, "alpha")
+        compare(got.createRevision, put.revision)
+        compare(got.modRevision, put.revision)
+        compare(got.version, 1)
         var missing = await_(n3.get("qml/none"))
         compare(missing.ok, false)
         compare(missing.found, false)
@@ -108,6 +111,8 @@ TestCase {
         compare(scan.items.length, 2)
         compare(scan.items[1].key, "qml/b")
         compare(scan.items[1].value, "beta")
+        compare(scan.items[1].modRevision, batch.revision)
+        compare(scan.items[1].version, 1)
         var lease = await_(n1.get("qml/a", "local"))
         compare(lease.value, "alpha")
     }

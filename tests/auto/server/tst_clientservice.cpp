@@ -125,9 +125,14 @@ private Q_SLOTS:
         QCOMPARE(r.status, ok());
         QVERIFY(r.revision > 0);
         QCOMPARE(r.leader, leader);
+        const std::uint64_t written = r.revision;
         r = a.call(request(clientwire::Kind::Get, "k1"));
         QCOMPARE(r.status, ok());
         QCOMPARE(r.value, std::string("v1"));
+        // The key's history: created and last changed by that put, its first version.
+        QCOMPARE(r.createRevision, written);
+        QCOMPARE(r.modRevision, written);
+        QCOMPARE(r.version, std::uint64_t(1));
         r = b.call(request(clientwire::Kind::Get, "missing"));
         QCOMPARE(r.status, static_cast<std::uint32_t>(Status::NotFound));
 
@@ -137,7 +142,9 @@ private Q_SLOTS:
         r = b.call(request(clientwire::Kind::Scan, "p/"));
         QCOMPARE(r.status, ok());
         QCOMPARE(r.items.size(), std::size_t(3));
-        QCOMPARE(r.items[1], std::make_pair(std::string("p/b"), std::string("2")));
+        QCOMPARE(r.items[1].key, std::string("p/b"));
+        QCOMPARE(r.items[1].value, std::string("2"));
+        QVERIFY(r.items[1].modRevision > 0 && r.items[1].createRevision == r.items[1].modRevision && r.items[1].version == 1);
         clientwire::Request range = request(clientwire::Kind::Range, "p/b");
         range.end = "p/c";
         r = a.call(range);

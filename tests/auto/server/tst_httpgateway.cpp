@@ -148,7 +148,8 @@ private Q_SLOTS:
         Reply r = c.call("/v3/kv/put", {{QStringLiteral("key"), b64("fruit/apple")}, {QStringLiteral("value"), b64("red")}});
         QCOMPARE(r.status, 200);
         const QJsonObject header = r.json().value(QStringLiteral("header")).toObject();
-        QVERIFY(header.value(QStringLiteral("revision")).toString().toULongLong() > 0);
+        const quint64 appleWritten = header.value(QStringLiteral("revision")).toString().toULongLong();
+        QVERIFY(appleWritten > 0);
         QCOMPARE(header.value(QStringLiteral("cluster_id")).toString(), QStringLiteral("1"));
         QVERIFY(header.value(QStringLiteral("raft_term")).toString().toULongLong() > 0);
         QVERIFY(r.headers.contains("Content-Type: application/json"));
@@ -162,8 +163,21 @@ private Q_SLOTS:
         QCOMPARE(kvs.size(), 1);
         QCOMPARE(kvs[0].toObject().value(QStringLiteral("value")).toString(), b64("red"));
         QCOMPARE(r.json().value(QStringLiteral("count")).toString(), QStringLiteral("1"));
+        // etcd's key history, int64s as strings: created and changed by the put, version 1.
+        QCOMPARE(kvs[0].toObject().value(QStringLiteral("create_revision")).toString(), QString::number(appleWritten));
+        QCOMPARE(kvs[0].toObject().value(QStringLiteral("mod_revision")).toString(), QString::number(appleWritten));
+        QCOMPARE(kvs[0].toObject().value(QStringLiteral("version")).toString(), QStringLiteral("1"));
+        r = c.call("/v3/kv/put", {{QStringLiteral("key"), b64("fruit/apple")}, {QStringLiteral("value"), b64("green")}});
+        QCOMPARE(r.status, 200);
+        const quint64 appleChanged = r.json().value(QStringLiteral("header")).toObject().value(QStringLiteral("revision")).toString().toULongLong();
         r = c.call("/v3/kv/range", {{QStringLiteral("key"), b64("fruit/apple")}, {QStringLiteral("serializable"), true}});
         QCOMPARE(r.status, 200);
+        kvs = r.json().value(QStringLiteral("kvs")).toArray();
+        QCOMPARE(kvs.size(), 1);
+        QCOMPARE(kvs[0].toObject().value(QStringLiteral("value")).toString(), b64("green"));
+        QCOMPARE(kvs[0].toObject().value(QStringLiteral("create_revision")).toString(), QString::number(appleWritten));
+        QCOMPARE(kvs[0].toObject().value(QStringLiteral("mod_revision")).toString(), QString::number(appleChanged));
+        QCOMPARE(kvs[0].toObject().value(QStringLiteral("version")).toString(), QStringLiteral("2"));
         // A missing key: a header and no kvs, as etcd answers.
         r = c.call("/v3/kv/range", {{QStringLiteral("key"), b64("fruit/none")}});
         QCOMPARE(r.status, 200);
