@@ -60,7 +60,8 @@ QVariantList idList(const QList<NodeId> &ids)
 
 KvResult::KvResult(const DEngineResult &r)
     : status(r.status), message(r.message), value(text(r.value)), nextKey(text(r.nextKey)), revision(double(r.revision)),
-      createRevision(double(r.createRevision)), modRevision(double(r.modRevision)), version(double(r.version)), leader(double(r.leaderHint))
+      createRevision(double(r.createRevision)), modRevision(double(r.modRevision)), version(double(r.version)), leader(double(r.leaderHint)),
+      succeeded(r.succeeded)
 {
     items.reserve(r.items.size());
     for (const DEngineKeyValue &kv : r.items)
@@ -292,12 +293,14 @@ QJSValue EngineBase::get(const QString &key, const QString &consistency)
 
 QJSValue EngineBase::remove(const QString &key) { return settle(m_engine ? m_engine->remove(utf8(key)) : notStarted()); }
 
-QJSValue EngineBase::batch(const QVariantList &operations)
+namespace {
+
+// [{op: "put", key, value}, {op: "delete", key}] as operations; "" when fine, else why not.
+QString toOperations(const QVariantList &list, const char *what, QList<DEngineOperation> &ops)
 {
-    QList<DEngineOperation> ops;
-    ops.reserve(operations.size());
-    for (qsizetype i = 0; i < operations.size(); ++i) {
-        const QVariantMap o = operations.at(i).toMap();
+    ops.reserve(list.size());
+    for (qsizetype i = 0; i < list.size(); ++i) {
+        const QVariantMap o = list.at(i).toMap();
         const QString op = o.value(QStringLiteral("op")).toString();
         DEngineOperation d;
         d.key = utf8(o.value(QStringLiteral("key")).toString());
@@ -307,12 +310,56 @@ QJSValue EngineBase::batch(const QVariantList &operations)
         } else if (op == QLatin1String("delete") || op == QLatin1String("remove")) {
             d.kind = DEngineOperation::Kind::Remove;
         } else {
-            return settle(failed(DEngineInterface::Status::InvalidArgument,
-                                 QStringLiteral("batch: operation %1: op must be \"put\" or \"delete\", not \"%2\"").arg(i).arg(op)));
+            return QStringLiteral("%1: operation %2: op must be \"put\" or \"delete\", not \"%3\"").arg(QLatin1String(what)).arg(i).arg(op);
         }
         ops << d;
     }
+    return {};
+}
+
+} // namespace
+
+QJSValue EngineBase::batch(const QVariantList &operations)
+{
+    QList<DEngineOperation> ops;
+    if (const QString why = toOperations(operations, "batch", ops); !why.isEmpty())
+        return settle(failed(DEngineInterface::Status::InvalidArgument, why));
     return settle(m_engine ? m_engine->batch(ops) : notStarted());
+}
+
+QJSValue EngineBase::txn(const QVariantList &compares, const QVariantList &success, const QVariantList &failure)
+{
+    QList<DEngineOperation> onSuccess, onFailure;
+    QString why = toOperations(success, "txn success", onSuccess);
+    if (why.isEmpty())
+        why = toOperations(failure, "txn failure", onFailure);
+    QList<DEngineCompare> cmps;
+    static const QStringList targets{QStringLiteral("value"), QStringLiteral("version"), QStringLiteral("create"), QStringLiteral("mod")};
+    static const QStringList ops{QStringLiteral("="), QStringLiteral("!="), QStringLiteral("<"), QStringLiteral(">")};
+    for (qsizetype i = 0; why.isEmpty() && i < compares.size(); ++i) {
+        const QVariantMap c = compares.at(i).toMap();
+        const qsizetype target = targets.indexOf(c.value(QStringLiteral("target"), QStringLiteral("value")).toString());
+        QString opName = c.value(QStringLiteral("op"), QStringLiteral("=")).toString();
+        if (opName == QLatin1String("=="))
+            opName = QStringLiteral("=");
+        const qsizetype op = ops.indexOf(opName);
+        if (target < 0 || op < 0) {
+            why = QStringLiteral("txn: compare %1: target must be value, version, create or mod, and op =, !=, < or >").arg(i);
+            break;
+        }
+        DEngineCompare d;
+        d.target = static_cast<DEngineCompare::Target>(target);
+        d.op = static_cast<DEngineCompare::Op>(op);
+        d.key = utf8(c.value(QStringLiteral("key")).toString());
+        if (d.target == DEngineCompare::Target::Value)
+            d.value = utf8(c.value(QStringLiteral("value")).toString());
+        else
+            d.number = quint64(c.value(QStringLiteral("number")).toDouble());
+        cmps << d;
+    }
+    if (!why.isEmpty())
+        return settle(failed(DEngineInterface::Status::InvalidArgument, why));
+    return settle(m_engine ? m_engine->txn(cmps, onSuccess, onFailure) : notStarted());
 }
 
 QJSValue EngineBase::scan(const QString &prefix, int limit, const QString &consistency)

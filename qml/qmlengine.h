@@ -53,6 +53,8 @@ class KvResult {
     Q_PROPERTY(double leader MEMBER leader CONSTANT)
     // Milliseconds from the call to its result (fractional: measured with a monotonic clock).
     Q_PROPERTY(double elapsedMs MEMBER elapsedMs CONSTANT)
+    // txn: its compares held (success ran).
+    Q_PROPERTY(bool succeeded MEMBER succeeded CONSTANT)
 public:
     KvResult() = default;
     explicit KvResult(const DEngineResult &r);
@@ -72,6 +74,7 @@ public:
     double version = 0;
     double leader = 0;
     double elapsedMs = 0;
+    bool succeeded = false;
 };
 
 // What EngineNode and ClusterClient share. Not creatable: use one of the two.
@@ -147,6 +150,10 @@ public:
     Q_INVOKABLE QJSValue remove(const QString &key);
     // operations: [{op: "put", key, value}, {op: "delete", key}, ...], applied atomically.
     Q_INVOKABLE QJSValue batch(const QVariantList &operations);
+    // A transaction: compares [{key, target: "value" | "version" | "create" | "mod", op: "=" |
+    // "!=" | "<" | ">", value (for "value") or number}], then `success` when all hold, else
+    // `failure` (operations as batch's); the result's `succeeded` says which ran.
+    Q_INVOKABLE QJSValue txn(const QVariantList &compares, const QVariantList &success, const QVariantList &failure = {});
     Q_INVOKABLE QJSValue scan(const QString &prefix, int limit = 0, const QString &consistency = {});
     Q_INVOKABLE QJSValue range(const QString &begin, const QString &end, int limit = 0, const QString &consistency = {});
     Q_INVOKABLE QJSValue addLearner(double id, const QString &address);

@@ -115,6 +115,8 @@ public:
     QFuture<DEngineResult> put(const QByteArray &key, const QByteArray &value) override;
     QFuture<DEngineResult> remove(const QByteArray &key) override;
     QFuture<DEngineResult> batch(const QList<DEngineOperation> &operations) override;
+    QFuture<DEngineResult> txn(const QList<DEngineCompare> &compares, const QList<DEngineOperation> &success,
+                               const QList<DEngineOperation> &failure = {}) override;
     QFuture<DEngineResult> get(const QByteArray &key, Consistency consistency = Consistency::Linearizable) override;
     QFuture<DEngineResult> scan(const QByteArray &prefix, int limit = 0, Consistency consistency = Consistency::Linearizable) override;
     QFuture<DEngineResult> range(const QByteArray &begin, const QByteArray &end, int limit = 0,

@@ -13,6 +13,7 @@
 
 struct DEngineResult;
 struct DEngineOperation;
+struct DEngineCompare;
 
 // What DEngine (a node embedded in this process, dengine/dengine.h) and DEngineClient (a client of
 // a standalone cluster, dengine/dengineclient.h) have in common: the lifecycle signals and the
@@ -155,6 +156,12 @@ public:
     virtual QFuture<DEngineResult> remove(const QByteArray &key) = 0;
     // All operations apply at one log index, or none do.
     virtual QFuture<DEngineResult> batch(const QList<DEngineOperation> &operations) = 0;
+    // A transaction, in one log entry: when every compare holds (against the state just before
+    // it), `success` applies, otherwise `failure` does; the result's `succeeded` says which. Compare
+    // and swap is txn({DEngineCompare::modRevisionIs(k, seen)}, {DEngineOperation::put(k, v)}).
+    // Limits as batch(): the compares' keys and values count with the operations'.
+    virtual QFuture<DEngineResult> txn(const QList<DEngineCompare> &compares, const QList<DEngineOperation> &success,
+                                       const QList<DEngineOperation> &failure = {}) = 0;
     virtual QFuture<DEngineResult> get(const QByteArray &key, Consistency consistency = Consistency::Linearizable) = 0;
     // Keys starting with `prefix`, in order, at most `limit` (0: no limit of the caller's), and never
     // more than the node's maxScanItems and maxScanBytes: when more keys follow, the result's
@@ -211,6 +218,34 @@ public:
     static DEngineOperation remove(QByteArray key) { return {Kind::Remove, std::move(key), {}}; }
 };
 
+// A condition of a transaction on a key's value or history (see DEngineKeyValue). A missing key has
+// version and revisions 0 and no value: a compare of its value never holds, and "absent" is
+// versionIs(key, 0). A gadget: usable from QML and in a QVariant.
+struct DENGINE_EXPORT DEngineCompare {
+    Q_GADGET
+    Q_PROPERTY(Target target MEMBER target)
+    Q_PROPERTY(Op op MEMBER op)
+    Q_PROPERTY(QByteArray key MEMBER key)
+    Q_PROPERTY(QByteArray value MEMBER value)
+    Q_PROPERTY(quint64 number MEMBER number)
+public:
+    enum class Target { Value, Version, CreateRevision, ModRevision };
+    Q_ENUM(Target)
+    enum class Op { Equal, NotEqual, Less, Greater };
+    Q_ENUM(Op)
+    Target target = Target::Value;
+    Op op = Op::Equal;
+    QByteArray key;
+    QByteArray value; // Target::Value
+    quint64 number = 0; // the other targets
+    static DEngineCompare valueIs(QByteArray key, QByteArray value) { return {Target::Value, Op::Equal, std::move(key), std::move(value), 0}; }
+    static DEngineCompare versionIs(QByteArray key, quint64 version) { return {Target::Version, Op::Equal, std::move(key), {}, version}; }
+    static DEngineCompare modRevisionIs(QByteArray key, quint64 revision) { return {Target::ModRevision, Op::Equal, std::move(key), {}, revision}; }
+    static DEngineCompare absent(QByteArray key) { return versionIs(std::move(key), 0); }
+    static DEngineCompare exists(QByteArray key) { return {Target::Version, Op::Greater, std::move(key), {}, 0}; }
+    friend bool operator==(const DEngineCompare &, const DEngineCompare &) = default;
+};
+
 // A key and its value, with the key's history in revisions (log indexes, the same on every
 // member): the write that created it (since it last did not exist), the write that last changed it,
 // and how many writes it has had since it was created (1 after the first).
@@ -243,6 +278,7 @@ struct DENGINE_EXPORT DEngineResult {
     Q_PROPERTY(quint64 version MEMBER version)
     Q_PROPERTY(NodeId leaderHint MEMBER leaderHint)
     Q_PROPERTY(QString message MEMBER message)
+    Q_PROPERTY(bool succeeded MEMBER succeeded)
     Q_PROPERTY(bool ok READ ok)
 public:
     DEngineInterface::Status status = DEngineInterface::Status::Ok;
@@ -255,9 +291,11 @@ public:
     quint64 version = 0;
     NodeId leaderHint = 0;        // the leader as the answering node knew it
     QString message;              // why, when not Ok
+    bool succeeded = false;       // txn: its compares held (`success` ran); false: `failure` ran
     bool ok() const { return status == DEngineInterface::Status::Ok; }
 };
 
 Q_DECLARE_METATYPE(DEngineResult)
 Q_DECLARE_METATYPE(DEngineKeyValue)
 Q_DECLARE_METATYPE(DEngineOperation)
+Q_DECLARE_METATYPE(DEngineCompare)

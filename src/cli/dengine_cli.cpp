@@ -7,6 +7,7 @@
 //     put <key> <value>          get <key> [--consistency linearizable|lease|local]
 //     del <key>                  scan <prefix> [--limit N]      range <begin> [<end>] [--limit N]
 //     batch [FILE]               lines "put <key> <value>" / "del <key>" (stdin without FILE), one atomic write
+//     txn [FILE]                 lines "if <value|version|create|mod> <key> <op> <operand>", "then ...", "else ...": one transaction
 //     status                     every member (the endpoints and the members they name): id, leader, term, role, commit, applied, ready, members, version
 //     members                    the membership; member add <id> <host:port> | promote <id> | remove <id> | transfer <id>
 //     bench [rows LIST] [seconds S] [value-size B]   the reference workload through DEngineClient (src/cli/bench.cpp)
@@ -156,6 +157,8 @@ int main(int argc, char **argv)
         "  put <key> <value>       get <key>       del <key>\n"
         "  scan <prefix>           range <begin> [<end>]\n"
         "  batch [FILE]            lines \"put <key> <value>\" or \"del <key>\" (stdin without FILE): one atomic write\n"
+        "  txn [FILE]              lines \"if <value|version|create|mod> <key> <=|!=|<|>> <operand>\", \"then put|del ...\",\n"
+        "                          \"else put|del ...\" (stdin without FILE): one transaction (compare and swap)\n"
         "  status                  every member (the endpoints, and the members their answers name): id, leader, term,\n"
         "                          role, commit, applied, ready\n"
         "  members                 the membership as the first endpoint that answers applied it\n"
@@ -300,6 +303,56 @@ int main(int argc, char **argv)
         }
         if (req.operations.empty())
             return usage(QStringLiteral("batch: no operations"));
+    } else if (command == QLatin1String("txn") && (need(0) || need(1))) {
+        // Lines: "if <value|version|create|mod> <key> <=|!=|<|>> <operand>", then "then put|del ..."
+        // and "else put|del ...": one transaction (compare and swap).
+        req.kind = clientwire::Kind::Txn;
+        QFile in;
+        if (args.size() > 1) {
+            in.setFileName(args[1]);
+            if (!in.open(QIODevice::ReadOnly))
+                return usage(QStringLiteral("%1: %2").arg(args[1], in.errorString()));
+        } else if (!in.open(stdin, QIODevice::ReadOnly)) {
+            return usage(QStringLiteral("cannot read stdin"));
+        }
+        const QList<QByteArray> targets{"value", "version", "create", "mod"}, ops{"=", "!=", "<", ">"};
+        int lineNo = 0;
+        while (!in.atEnd()) {
+            ++lineNo;
+            const QList<QByteArray> w = in.readLine().trimmed().split(' ');
+            if (w.size() == 1 && w[0].isEmpty())
+                continue;
+            const auto bad = [&] {
+                return usage(QStringLiteral("txn line %1: \"if <value|version|create|mod> <key> <=|!=|<|>> <operand>\", "
+                                            "\"then put <key> <value>\", \"then del <key>\", \"else put ...\" or \"else del ...\"")
+                                 .arg(lineNo));
+            };
+            if (w[0] == "if" && w.size() == 5 && targets.contains(w[1]) && ops.contains(w[3])) {
+                clientwire::Compare c;
+                c.target = static_cast<std::uint32_t>(targets.indexOf(w[1]));
+                c.op = static_cast<std::uint32_t>(ops.indexOf(w[3]));
+                c.key = w[2].toStdString();
+                if (c.target == 0) {
+                    c.value = w[4].toStdString();
+                } else {
+                    bool ok = false;
+                    c.number = w[4].toULongLong(&ok);
+                    if (!ok)
+                        return bad();
+                }
+                req.compares.push_back(std::move(c));
+            } else if ((w[0] == "then" || w[0] == "else") && w.size() >= 3) {
+                std::vector<clientwire::Operation> &into = w[0] == "then" ? req.operations : req.failureOperations;
+                if (w[1] == "put" && w.size() == 4)
+                    into.push_back({false, w[2].toStdString(), w[3].toStdString()});
+                else if (w[1] == "del" && w.size() == 3)
+                    into.push_back({true, w[2].toStdString(), {}});
+                else
+                    return bad();
+            } else {
+                return bad();
+            }
+        }
     } else if (command == QLatin1String("status") && need(0)) {
         req.kind = clientwire::Kind::Status;
     } else if (command == QLatin1String("members") && need(0)) {
@@ -375,6 +428,15 @@ int main(int argc, char **argv)
                 printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("revision"), QString::number(r->revision)}});
             else
                 print(QStringLiteral("OK (revision %1)").arg(r->revision));
+            break;
+        case clientwire::Kind::Txn:
+            if (json)
+                printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("succeeded"), r->succeeded},
+                                      {QStringLiteral("revision"), QString::number(r->revision)}});
+            else
+                print(QStringLiteral("%1 (revision %2)").arg(r->succeeded ? QStringLiteral("SUCCEEDED: the compares held, then ran")
+                                                                        : QStringLiteral("FAILED: a compare did not hold, else ran"))
+                          .arg(r->revision));
             break;
         case clientwire::Kind::Get:
             if (json) {

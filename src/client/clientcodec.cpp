@@ -30,6 +30,7 @@ const char *kindName(Kind kind)
     case Kind::RemoveMember: return "remove-member";
     case Kind::TransferLeadership: return "transfer-leadership";
     case Kind::Subscribe: return "subscribe";
+    case Kind::Txn: return "txn";
     }
     return "?";
 }
@@ -52,6 +53,20 @@ void appendRequest(std::string &out, const Request &r)
         o->set_key(op.key);
         o->set_value(op.value);
     }
+    for (const Operation &op : r.failureOperations) {
+        wire::Operation *o = w.add_failure_operations();
+        o->set_remove(op.remove);
+        o->set_key(op.key);
+        o->set_value(op.value);
+    }
+    for (const Compare &c : r.compares) {
+        wire::Compare *o = w.add_compares();
+        o->set_target(c.target);
+        o->set_op(c.op);
+        o->set_key(c.key);
+        o->set_value(c.value);
+        o->set_number(c.number);
+    }
     w.set_node(r.node);
     w.set_address(r.address);
     w.set_heartbeat_ms(r.heartbeatMs);
@@ -69,7 +84,7 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
         why = "request: no id";
         return false;
     }
-    if (w.kind() < wire::Request::PUT || w.kind() > wire::Request::SUBSCRIBE) {
+    if (w.kind() < wire::Request::PUT || w.kind() > wire::Request::TXN) {
         why = "request " + std::to_string(w.id()) + ": unknown kind " + std::to_string(static_cast<int>(w.kind()));
         return false;
     }
@@ -77,9 +92,20 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
         why = "request " + std::to_string(w.id()) + ": unknown consistency " + std::to_string(w.consistency());
         return false;
     }
-    if (w.kind() == wire::Request::BATCH ? w.operations_size() == 0 : w.operations_size() != 0) {
+    const bool txn = w.kind() == wire::Request::TXN;
+    if (w.kind() == wire::Request::BATCH ? w.operations_size() == 0 : !txn && w.operations_size() != 0) {
         why = "request " + std::to_string(w.id()) + (w.kind() == wire::Request::BATCH ? ": a batch without operations" : ": operations outside a batch");
         return false;
+    }
+    if (!txn && (w.compares_size() != 0 || w.failure_operations_size() != 0)) {
+        why = "request " + std::to_string(w.id()) + ": compares or failure operations outside a transaction";
+        return false;
+    }
+    for (const wire::Compare &c : w.compares()) {
+        if (c.target() > MaxCompareTarget || c.op() > MaxCompareOp) {
+            why = "request " + std::to_string(w.id()) + ": a compare of an unknown target or op";
+            return false;
+        }
     }
     const bool membership = isMembership(static_cast<Kind>(w.kind()));
     if (membership != (w.node() != 0)) {
@@ -106,6 +132,10 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
     out.operations.reserve(static_cast<std::size_t>(w.operations_size()));
     for (const wire::Operation &o : w.operations())
         out.operations.push_back(Operation{o.remove(), o.key(), o.value()});
+    for (const wire::Operation &o : w.failure_operations())
+        out.failureOperations.push_back(Operation{o.remove(), o.key(), o.value()});
+    for (const wire::Compare &c : w.compares())
+        out.compares.push_back(Compare{c.target(), c.op(), c.key(), c.value(), c.number()});
     return true;
 }
 
@@ -121,6 +151,7 @@ void appendResponse(std::string &out, const Response &r)
     w.set_create_revision(r.createRevision);
     w.set_mod_revision(r.modRevision);
     w.set_version(r.version);
+    w.set_succeeded(r.succeeded);
     for (const KeyValue &item : r.items) {
         wire::KeyValue *kv = w.add_items();
         kv->set_key(item.key);
@@ -194,6 +225,7 @@ bool decodeResponse(std::string_view payload, Response &out, std::string &why)
     out.createRevision = w.create_revision();
     out.modRevision = w.mod_revision();
     out.version = w.version();
+    out.succeeded = w.succeeded();
     out.items.reserve(static_cast<std::size_t>(w.items_size()));
     for (const wire::KeyValue &kv : w.items())
         out.items.push_back(KeyValue{kv.key(), kv.value(), kv.create_revision(), kv.mod_revision(), kv.version()});

@@ -21,7 +21,7 @@ inline constexpr std::uint32_t MaxStatus = 8;      // DEngine::Status::Refused
 inline constexpr std::uint32_t MaxConsistency = 2; // DEngine::Consistency::Local
 inline constexpr std::uint32_t MaxRole = 4;        // DEngine::Role::Leader
 
-enum class Kind : std::uint8_t { Put = 1, Get, Delete, Batch, Scan, Range, Status, AddLearner, Promote, RemoveMember, TransferLeadership, Subscribe };
+enum class Kind : std::uint8_t { Put = 1, Get, Delete, Batch, Scan, Range, Status, AddLearner, Promote, RemoveMember, TransferLeadership, Subscribe, Txn };
 inline bool isMembership(Kind k) { return k >= Kind::AddLearner && k <= Kind::TransferLeadership; }
 
 struct Operation {
@@ -29,6 +29,17 @@ struct Operation {
     std::string key;
     std::string value;
 };
+
+struct Compare {
+    std::uint32_t target = 0; // DEngineCompare::Target
+    std::uint32_t op = 0;     // DEngineCompare::Op
+    std::string key;
+    std::string value;
+    std::uint64_t number = 0;
+    friend bool operator==(const Compare &, const Compare &) = default;
+};
+inline constexpr std::uint32_t MaxCompareTarget = 3;
+inline constexpr std::uint32_t MaxCompareOp = 3;
 
 struct Request {
     std::uint32_t version = ProtocolVersion;
@@ -44,6 +55,8 @@ struct Request {
     std::uint64_t node = 0;  // membership calls
     std::string address;     // AddLearner
     std::uint32_t heartbeatMs = 0; // Subscribe
+    std::vector<Compare> compares;             // Txn
+    std::vector<Operation> failureOperations;  // Txn
 };
 
 struct Member {
@@ -96,6 +109,7 @@ struct Response {
     std::uint64_t createRevision = 0; // get: the key's history
     std::uint64_t modRevision = 0;
     std::uint64_t version = 0;
+    bool succeeded = false; // txn
     std::vector<KeyValue> items;
     std::string nextKey;
     bool hasNode = false;

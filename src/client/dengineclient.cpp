@@ -29,7 +29,10 @@ std::string toStd(const QByteArray &b) { return std::string(b.constData(), stati
 
 // Calls that may be sent again after the connection that carried them broke: reads, and the
 // membership calls (each is a goal, fulfilled once).
-bool repeatable(clientwire::Kind k) { return k != clientwire::Kind::Put && k != clientwire::Kind::Delete && k != clientwire::Kind::Batch; }
+bool repeatable(clientwire::Kind k)
+{
+    return k != clientwire::Kind::Put && k != clientwire::Kind::Delete && k != clientwire::Kind::Batch && k != clientwire::Kind::Txn;
+}
 
 constexpr int TickMs = 50;
 // A sent call's own deadline goes to the member a little shorter than the client's, so the
@@ -552,6 +555,7 @@ void DEngineClientPrivate::onReadable(Link *l)
             result.createRevision = r.createRevision;
             result.modRevision = r.modRevision;
             result.version = r.version;
+            result.succeeded = r.succeeded;
             result.items.reserve(static_cast<qsizetype>(r.items.size()));
             for (const clientwire::KeyValue &kv : r.items)
                 result.items.append(DEngineKeyValue{bytes(kv.key), bytes(kv.value), kv.createRevision, kv.modRevision, kv.version});
@@ -916,6 +920,30 @@ QFuture<DEngineResult> DEngineClient::batch(const QList<DEngineOperation> &opera
         if (op.key.isEmpty())
             return d->refuse(Status::InvalidArgument, QStringLiteral("batch: a key must not be empty"));
         r.operations.push_back(clientwire::Operation{op.kind == DEngineOperation::Kind::Remove, toStd(op.key), toStd(op.value)});
+    }
+    return d->call(std::move(r));
+}
+
+QFuture<DEngineResult> DEngineClient::txn(const QList<DEngineCompare> &compares, const QList<DEngineOperation> &success,
+                                          const QList<DEngineOperation> &failure)
+{
+    clientwire::Request r = request(clientwire::Kind::Txn);
+    const auto convert = [](const QList<DEngineOperation> &ops, std::vector<clientwire::Operation> &into) {
+        into.reserve(static_cast<std::size_t>(ops.size()));
+        for (const DEngineOperation &op : ops) {
+            if (op.key.isEmpty())
+                return false;
+            into.push_back(clientwire::Operation{op.kind == DEngineOperation::Kind::Remove, toStd(op.key), toStd(op.value)});
+        }
+        return true;
+    };
+    if (!convert(success, r.operations) || !convert(failure, r.failureOperations))
+        return d->refuse(Status::InvalidArgument, QStringLiteral("txn: a key must not be empty"));
+    r.compares.reserve(static_cast<std::size_t>(compares.size()));
+    for (const DEngineCompare &c : compares) {
+        if (c.key.isEmpty())
+            return d->refuse(Status::InvalidArgument, QStringLiteral("txn: a compare key must not be empty"));
+        r.compares.push_back(clientwire::Compare{static_cast<std::uint32_t>(c.target), static_cast<std::uint32_t>(c.op), toStd(c.key), toStd(c.value), c.number});
     }
     return d->call(std::move(r));
 }

@@ -91,6 +91,9 @@ public:
                                 const std::function<void(EngineRequest &)> &more = {});
     QFuture<DEngineResult> refuse(DEngine::Status status, const QString &message) const;
     QString checkKey(const QByteArray &key, const char *what) const;
+    // batch() and txn(): checks the limits, then one write request.
+    QFuture<DEngineResult> write(const QString &what, const QList<DEngineCompare> &compares, const QList<DEngineOperation> &success,
+                                 const QList<DEngineOperation> &failure, bool txn);
     QFuture<DEngineResult> membership(EngineRequest::Change change, NodeId node, const QString &address = {});
 };
 
@@ -464,39 +467,74 @@ QFuture<DEngineResult> DEngine::batch(const QList<DEngineOperation> &operations)
 {
     if (operations.isEmpty())
         return d->refuse(Status::InvalidArgument, QStringLiteral("batch: no operations"));
-    if (operations.size() > d->config.maxBatchOperations)
-        return d->refuse(Status::InvalidArgument, QStringLiteral("batch: %1 operations, over the limit of %2 (maxBatchOperations)")
-                                                      .arg(operations.size())
-                                                      .arg(d->config.maxBatchOperations));
+    return d->write(QStringLiteral("batch"), {}, operations, {}, false);
+}
+
+QFuture<DEngineResult> DEngine::txn(const QList<DEngineCompare> &compares, const QList<DEngineOperation> &success,
+                                    const QList<DEngineOperation> &failure)
+{
+    return d->write(QStringLiteral("txn"), compares, success, failure, true);
+}
+
+QFuture<DEngineResult> DEnginePrivate::write(const QString &what, const QList<DEngineCompare> &compares, const QList<DEngineOperation> &success,
+                                             const QList<DEngineOperation> &failure, bool txn)
+{
+    const qsizetype count = compares.size() + success.size() + failure.size();
+    if (count > config.maxBatchOperations)
+        return refuse(DEngine::Status::InvalidArgument, QStringLiteral("%1: %2 operations and compares, over the limit of %3 (maxBatchOperations)")
+                                                   .arg(what)
+                                                   .arg(count)
+                                                   .arg(config.maxBatchOperations));
     // One batch is one log entry: its keys and values together stay within a few values' worth,
     // so that any entry fits in a message between nodes.
     qint64 bytes = 0;
-    for (const DEngineOperation &op : operations)
-        bytes += op.key.size() + op.value.size();
-    const qint64 maxBatchBytes = dengine::engine::EngineLimits::maxBatchBytes(d->config);
+    for (const QList<DEngineOperation> *ops : {&success, &failure})
+        for (const DEngineOperation &op : *ops)
+            bytes += op.key.size() + op.value.size();
+    for (const DEngineCompare &c : compares)
+        bytes += c.key.size() + c.value.size();
+    const qint64 maxBatchBytes = dengine::engine::EngineLimits::maxBatchBytes(config);
     if (bytes > maxBatchBytes)
-        return d->refuse(Status::InvalidArgument,
-                         QStringLiteral("batch: %1 bytes of keys and values, over the limit of %2 (4 x maxValueBytes + maxKeyBytes)")
-                             .arg(bytes)
-                             .arg(maxBatchBytes));
+        return refuse(DEngine::Status::InvalidArgument,
+                      QStringLiteral("%1: %2 bytes of keys and values, over the limit of %3 (4 x maxValueBytes + maxKeyBytes)")
+                          .arg(what)
+                          .arg(bytes)
+                          .arg(maxBatchBytes));
     auto request = std::make_shared<EngineRequest>();
     request->kind = EngineRequest::Kind::Write;
-    request->operations.reserve(static_cast<std::size_t>(operations.size()));
-    for (const DEngineOperation &op : operations) {
-        if (const QString why = d->checkKey(op.key, "key"); !why.isEmpty())
-            return d->refuse(Status::InvalidArgument, why);
-        if (op.kind == DEngineOperation::Kind::Put && op.value.size() > d->config.maxValueBytes)
-            return d->refuse(Status::InvalidArgument, QStringLiteral("value: %1 bytes, over the limit of %2 (maxValueBytes)")
-                                                          .arg(op.value.size())
-                                                          .arg(d->config.maxValueBytes));
-        dengine::kv::Operation o;
-        o.kind = op.kind == DEngineOperation::Kind::Put ? dengine::kv::Operation::Kind::Put : dengine::kv::Operation::Kind::Remove;
-        o.key = toStd(op.key);
-        if (op.kind == DEngineOperation::Kind::Put)
-            o.value = toStd(op.value);
-        request->operations.push_back(std::move(o));
+    request->txn = txn;
+    const auto convert = [&](const QList<DEngineOperation> &ops, std::vector<dengine::kv::Operation> &into) -> QString {
+        into.reserve(static_cast<std::size_t>(ops.size()));
+        for (const DEngineOperation &op : ops) {
+            if (const QString why = checkKey(op.key, "key"); !why.isEmpty())
+                return why;
+            if (op.kind == DEngineOperation::Kind::Put && op.value.size() > config.maxValueBytes)
+                return QStringLiteral("value: %1 bytes, over the limit of %2 (maxValueBytes)").arg(op.value.size()).arg(config.maxValueBytes);
+            dengine::kv::Operation o;
+            o.kind = op.kind == DEngineOperation::Kind::Put ? dengine::kv::Operation::Kind::Put : dengine::kv::Operation::Kind::Remove;
+            o.key = toStd(op.key);
+            if (op.kind == DEngineOperation::Kind::Put)
+                o.value = toStd(op.value);
+            into.push_back(std::move(o));
+        }
+        return {};
+    };
+    if (QString why = convert(success, request->operations); !why.isEmpty())
+        return refuse(DEngine::Status::InvalidArgument, why);
+    if (QString why = convert(failure, request->failure); !why.isEmpty())
+        return refuse(DEngine::Status::InvalidArgument, why);
+    request->compares.reserve(static_cast<std::size_t>(compares.size()));
+    for (const DEngineCompare &c : compares) {
+        if (const QString why = checkKey(c.key, "compare key"); !why.isEmpty())
+            return refuse(DEngine::Status::InvalidArgument, why);
+        if (c.value.size() > config.maxValueBytes)
+            return refuse(DEngine::Status::InvalidArgument, QStringLiteral("compare value: %1 bytes, over the limit of %2 (maxValueBytes)")
+                                                       .arg(c.value.size())
+                                                       .arg(config.maxValueBytes));
+        request->compares.push_back(dengine::kv::Compare{static_cast<dengine::kv::Compare::Target>(c.target),
+                                                         static_cast<dengine::kv::Compare::Op>(c.op), toStd(c.key), toStd(c.value), c.number});
     }
-    return d->call(std::move(request));
+    return call(std::move(request));
 }
 
 QFuture<DEngineResult> DEngine::get(const QByteArray &key, Consistency consistency)

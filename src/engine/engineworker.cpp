@@ -492,6 +492,9 @@ bool EngineWorker::issue(Pending &p)
         cmd.lowestPending = m_pendingWrites.empty() ? p.id : std::min(p.id, *m_pendingWrites.begin());
         cmd.operations = p.request->operations;
         cmd.application = p.request->application;
+        cmd.txn = p.request->txn;
+        cmd.compares = p.request->compares;
+        cmd.failure = p.request->failure;
         const raft::Status st = m_node->propose(kv::encodeCommand(cmd));
         if (st != raft::Status::Ok)
             return false;
@@ -817,6 +820,7 @@ void EngineWorker::applyCommitted(std::vector<raft::Entry> &entries)
         DEngineResult r = baseResult(DEngine::Status::Ok);
         r.revision = e.index;
         r.value = std::move(value);
+        r.succeeded = a.succeeded;
         finish(a.command.request, std::move(r));
     }
 }

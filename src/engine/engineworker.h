@@ -74,7 +74,10 @@ struct EngineRequest {
     enum class Kind { Write, Get, Scan, Range, Query, Membership };
     enum class Change { AddLearner, Promote, Remove, TransferLeadership };
     Kind kind = Kind::Write;
-    std::vector<kv::Operation> operations;      // Write (or, when empty, `application`)
+    std::vector<kv::Operation> operations;      // Write (or, when empty, `application`); a txn's success
+    bool txn = false;                           // Write: a transaction (compares, operations, failure)
+    std::vector<kv::Compare> compares;
+    std::vector<kv::Operation> failure;
     std::optional<std::string> application;     // Write: a command for the application's state machine
     std::string key;                            // Get: the key; Scan: the prefix; Range: begin; Query: the query
     std::string end;                            // Range

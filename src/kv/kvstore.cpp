@@ -33,13 +33,30 @@ raft::Payload encodeCommand(const Command &command)
         m->set_id(id);
         m->set_address(address);
     }
-    c.mutable_operations()->Reserve(static_cast<int>(command.operations.size()));
-    for (const Operation &op : command.operations) {
-        wire::Operation *w = c.add_operations();
-        w->set_kind(op.kind == Operation::Kind::Put ? wire::Operation::PUT : wire::Operation::DELETE);
-        w->set_key(op.key);
-        if (op.kind == Operation::Kind::Put)
-            w->set_value(op.value);
+    const auto addOperations = [](const std::vector<Operation> &ops, auto *list) {
+        list->Reserve(static_cast<int>(ops.size()));
+        for (const Operation &op : ops) {
+            wire::Operation *w = list->Add();
+            w->set_kind(op.kind == Operation::Kind::Put ? wire::Operation::PUT : wire::Operation::DELETE);
+            w->set_key(op.key);
+            if (op.kind == Operation::Kind::Put)
+                w->set_value(op.value);
+        }
+    };
+    addOperations(command.operations, c.mutable_operations());
+    if (command.txn) {
+        c.set_txn(true);
+        for (const Compare &cmp : command.compares) {
+            wire::Compare *w = c.add_compares();
+            w->set_target(static_cast<wire::Compare::Target>(cmp.target));
+            w->set_op(static_cast<wire::Compare::Op>(cmp.op));
+            w->set_key(cmp.key);
+            if (cmp.target == Compare::Target::Value)
+                w->set_value(cmp.value);
+            else
+                w->set_number(cmp.number);
+        }
+        addOperations(command.failure, c.mutable_failure_operations());
     }
     return raft::Payload(c.SerializeAsString());
 }
@@ -51,11 +68,15 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
         why = "command: not a valid protocol buffer";
         return false;
     }
-    const int kinds = (c.has_application() ? 1 : 0) + (c.operations_size() > 0 ? 1 : 0) + (c.members_size() > 0 ? 1 : 0)
+    const int kinds = (c.has_application() ? 1 : 0) + (c.operations_size() > 0 || c.txn() ? 1 : 0) + (c.members_size() > 0 ? 1 : 0)
                       + (c.client_addresses_size() > 0 ? 1 : 0);
     if (kinds != 1) {
         why = kinds == 0 ? "command: no operations"
                          : "command: more than one of operations, an application command, member addresses and client addresses";
+        return false;
+    }
+    if (!c.txn() && (c.compares_size() > 0 || c.failure_operations_size() > 0)) {
+        why = "command: compares or failure operations outside a transaction";
         return false;
     }
     const auto addresses = [&](const auto &list, std::vector<std::pair<raft::NodeId, std::string>> &into) {
@@ -78,18 +99,34 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
     out.application.reset();
     if (c.has_application())
         out.application = c.application();
-    out.operations.clear();
-    out.operations.reserve(static_cast<std::size_t>(c.operations_size()));
-    for (const wire::Operation &w : c.operations()) {
-        if (w.key().empty()) {
-            why = "command: an operation with an empty key";
+    const auto operations = [&](const auto &list, std::vector<Operation> &into) {
+        into.clear();
+        into.reserve(static_cast<std::size_t>(list.size()));
+        for (const wire::Operation &w : list) {
+            if (w.key().empty()) {
+                why = "command: an operation with an empty key";
+                return false;
+            }
+            Operation op;
+            op.kind = w.kind() == wire::Operation::DELETE ? Operation::Kind::Remove : Operation::Kind::Put;
+            op.key = w.key();
+            op.value = w.value();
+            into.push_back(std::move(op));
+        }
+        return true;
+    };
+    if (!operations(c.operations(), out.operations) || !operations(c.failure_operations(), out.failure))
+        return false;
+    out.txn = c.txn();
+    out.compares.clear();
+    out.compares.reserve(static_cast<std::size_t>(c.compares_size()));
+    for (const wire::Compare &w : c.compares()) {
+        if (w.key().empty() || w.target() < wire::Compare::VALUE || w.target() > wire::Compare::MOD_REVISION || w.op() < wire::Compare::EQUAL
+            || w.op() > wire::Compare::GREATER) {
+            why = "command: a compare with an empty key, or of an unknown target or op";
             return false;
         }
-        Operation op;
-        op.kind = w.kind() == wire::Operation::DELETE ? Operation::Kind::Remove : Operation::Kind::Put;
-        op.key = w.key();
-        op.value = w.value();
-        out.operations.push_back(std::move(op));
+        out.compares.push_back(Compare{static_cast<Compare::Target>(w.target()), static_cast<Compare::Op>(w.op()), w.key(), w.value(), w.number()});
     }
     return true;
 }
@@ -128,12 +165,18 @@ KvStore::Applied KvStore::apply(const raft::Entry &entry)
         session.floor = *session.applied.begin();
         session.applied.erase(session.applied.begin());
     }
-    for (const Operation &op : cmd.operations) {
+    // A transaction's compares see the state before it; then one branch applies.
+    bool succeeded = true;
+    if (cmd.txn)
+        for (const Compare &c : cmd.compares)
+            succeeded = succeeded && holds(c);
+    for (const Operation &op : succeeded ? cmd.operations : cmd.failure) {
         if (op.kind == Operation::Kind::Put)
             put(op.key, op.value, entry.index);
         else
             remove(op.key);
     }
+    result.succeeded = cmd.txn && succeeded;
     for (const auto &[id, address] : cmd.members) {
         if (address.empty()) {
             m_members.erase(id);
@@ -446,6 +489,34 @@ std::optional<KeyRecord> KvStore::record(std::string_view key) const
     if (it == m_data->end())
         return std::nullopt;
     return it->second;
+}
+
+bool KvStore::holds(const Compare &c) const
+{
+    const std::optional<KeyRecord> r = record(c.key);
+    if (c.target == Compare::Target::Value) {
+        if (!r)
+            return false; // no value to compare
+        const int order = r->value.compare(c.value);
+        switch (c.op) {
+        case Compare::Op::Equal: return order == 0;
+        case Compare::Op::NotEqual: return order != 0;
+        case Compare::Op::Less: return order < 0;
+        case Compare::Op::Greater: return order > 0;
+        }
+        return false;
+    }
+    const std::uint64_t have = !r                                              ? 0
+                               : c.target == Compare::Target::Version          ? r->version
+                               : c.target == Compare::Target::CreateRevision ? r->createRevision
+                                                                               : r->modRevision;
+    switch (c.op) {
+    case Compare::Op::Equal: return have == c.number;
+    case Compare::Op::NotEqual: return have != c.number;
+    case Compare::Op::Less: return have < c.number;
+    case Compare::Op::Greater: return have > c.number;
+    }
+    return false;
 }
 
 std::optional<std::string> KvStore::get(std::string_view key) const

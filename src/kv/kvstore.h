@@ -24,6 +24,20 @@ struct Operation {
     std::string value;
 };
 
+// A condition of a transaction on a key's value or history (KeyRecord). A missing key has version
+// and revisions 0 and no value: a compare of its value never holds (whatever the op), so "absent"
+// is version == 0.
+struct Compare {
+    enum class Target : std::uint8_t { Value, Version, CreateRevision, ModRevision };
+    enum class Op : std::uint8_t { Equal, NotEqual, Less, Greater };
+    Target target = Target::Value;
+    Op op = Op::Equal;
+    std::string key;
+    std::string value;        // Value
+    std::uint64_t number = 0; // Version, CreateRevision, ModRevision
+    friend bool operator==(const Compare &, const Compare &) = default;
+};
+
 // A replicated command: operations applied atomically at one log index. (origin, session, request)
 // identify the call that proposed it: the node that took the call answers it when the command is
 // applied, and a command seen twice (a forward retried) applies once.
@@ -45,6 +59,11 @@ struct Command {
     // command naming another node is dropped), and forgetting a member's peer address forgets
     // this one too.
     std::vector<std::pair<raft::NodeId, std::string>> clientAddresses;
+    // A transaction: when every compare holds against the state before it, `operations` apply,
+    // otherwise `failure` does (either may be empty).
+    bool txn = false;
+    std::vector<Compare> compares;
+    std::vector<Operation> failure;
 };
 
 inline constexpr std::size_t MaxMemberAddressBytes = 256;
@@ -74,6 +93,7 @@ public:
     struct Applied {
         ApplyOutcome outcome = ApplyOutcome::NoOp;
         Command command; // when Applied or Duplicate: whose call it was
+        bool succeeded = false; // Applied transaction: its compares held (its operations ran)
     };
 
     // Applies the entry at `index` (must be appliedIndex() + 1). A malformed payload is skipped on
@@ -84,6 +104,8 @@ public:
     std::optional<std::string> get(std::string_view key) const;
     // The key's value and revisions (nullopt: no such key).
     std::optional<KeyRecord> record(std::string_view key) const;
+    // Whether a transaction's compare holds now.
+    bool holds(const Compare &compare) const;
 
     // A page of a scan or range: the items, and the key to continue from when the page was cut
     // short by a limit (empty when the scan is complete).

@@ -40,6 +40,7 @@ clientwire::Response toResponse(std::uint64_t id, const DEngineResult &r)
     out.createRevision = r.createRevision;
     out.modRevision = r.modRevision;
     out.version = r.version;
+    out.succeeded = r.succeeded;
     out.items.reserve(static_cast<std::size_t>(r.items.size()));
     for (const DEngineKeyValue &kv : r.items)
         out.items.push_back(clientwire::KeyValue{toStd(kv.key), toStd(kv.value), kv.createRevision, kv.modRevision, kv.version});
@@ -427,6 +428,22 @@ void ClientService::handle(Connection &c, std::string &&payload)
         for (const clientwire::Operation &op : req.operations)
             ops << (op.remove ? DEngineOperation::remove(bytes(op.key)) : DEngineOperation::put(bytes(op.key), bytes(op.value)));
         call = m_engine->batch(ops);
+        break;
+    }
+    case clientwire::Kind::Txn: {
+        const auto operations = [](const std::vector<clientwire::Operation> &list) {
+            QList<DEngineOperation> ops;
+            ops.reserve(static_cast<qsizetype>(list.size()));
+            for (const clientwire::Operation &op : list)
+                ops << (op.remove ? DEngineOperation::remove(bytes(op.key)) : DEngineOperation::put(bytes(op.key), bytes(op.value)));
+            return ops;
+        };
+        QList<DEngineCompare> compares;
+        compares.reserve(static_cast<qsizetype>(req.compares.size()));
+        for (const clientwire::Compare &cmp : req.compares) // target and op checked by the codec
+            compares << DEngineCompare{static_cast<DEngineCompare::Target>(cmp.target), static_cast<DEngineCompare::Op>(cmp.op), bytes(cmp.key),
+                                       bytes(cmp.value), cmp.number};
+        call = m_engine->txn(compares, operations(req.operations), operations(req.failureOperations));
         break;
     }
     case clientwire::Kind::Scan: call = m_engine->scan(bytes(req.key), static_cast<int>(std::min<std::uint32_t>(req.limit, INT32_MAX)), consistency); break;

@@ -109,6 +109,80 @@ bool base64Field(const QJsonObject &o, const char *name, QByteArray &out, bool &
     return true;
 }
 
+// etcd's int64 fields: a JSON string of digits, or a number.
+bool int64Field(const QJsonObject &o, const char *name, quint64 &out, QString &why)
+{
+    const QJsonValue v = o.value(QLatin1String(name));
+    out = 0;
+    if (v.isUndefined() || v.isNull())
+        return true;
+    bool ok = v.isDouble() && v.toDouble() >= 0;
+    if (ok)
+        out = quint64(v.toInteger());
+    else if (v.isString())
+        out = v.toString().toULongLong(&ok);
+    if (!ok)
+        why = QStringLiteral("%1: a non-negative integer is expected").arg(QLatin1String(name));
+    return ok;
+}
+
+// An enum field of etcd's JSON: its name, or its number, or absent (the first name: proto3's 0).
+bool enumField(const QJsonObject &o, const char *name, const QStringList &names, int &out, QString &why)
+{
+    const QJsonValue v = o.value(QLatin1String(name));
+    out = 0;
+    if (v.isUndefined() || v.isNull())
+        return true;
+    if (v.isDouble() && v.toInteger() >= 0 && v.toInteger() < names.size()) {
+        out = int(v.toInteger());
+        return true;
+    }
+    out = v.isString() ? int(names.indexOf(v.toString())) : -1;
+    if (out < 0)
+        why = QStringLiteral("%1: one of %2").arg(QLatin1String(name), names.join(QStringLiteral(", ")));
+    return out >= 0;
+}
+
+// A txn's branch (etcd's RequestOp list): request_put and single-key request_delete_range.
+bool txnOperations(const QJsonObject &o, const char *name, QList<DEngineOperation> &out, QString &why)
+{
+    const QJsonValue list = o.value(QLatin1String(name));
+    if (list.isUndefined() || list.isNull())
+        return true;
+    if (!list.isArray()) {
+        why = QStringLiteral("%1: an array is expected").arg(QLatin1String(name));
+        return false;
+    }
+    for (const QJsonValue &item : list.toArray()) {
+        const QJsonObject op = item.toObject();
+        QByteArray key, value, end;
+        bool hasKey = false, hasValue = false, hasEnd = false;
+        if (op.contains(QLatin1String("request_put"))) {
+            const QJsonObject put = op.value(QLatin1String("request_put")).toObject();
+            if (!base64Field(put, "key", key, hasKey, why) || !base64Field(put, "value", value, hasValue, why))
+                return false;
+            if (key.isEmpty()) {
+                why = QStringLiteral("%1: request_put without a key").arg(QLatin1String(name));
+                return false;
+            }
+            out << DEngineOperation::put(key, value);
+        } else if (op.contains(QLatin1String("request_delete_range"))) {
+            const QJsonObject del = op.value(QLatin1String("request_delete_range")).toObject();
+            if (!base64Field(del, "key", key, hasKey, why) || !base64Field(del, "range_end", end, hasEnd, why))
+                return false;
+            if (key.isEmpty() || hasEnd) {
+                why = QStringLiteral("%1: request_delete_range of one key only (no range_end) in a txn").arg(QLatin1String(name));
+                return false;
+            }
+            out << DEngineOperation::remove(key);
+        } else {
+            why = QStringLiteral("%1: only request_put and request_delete_range are supported in a txn").arg(QLatin1String(name));
+            return false;
+        }
+    }
+    return true;
+}
+
 } // namespace
 
 struct HttpGateway::Connection {
@@ -331,10 +405,10 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
                                    {QStringLiteral("reason"), reason}}));
         return;
     }
-    const bool put = path == "/v3/kv/put", range = path == "/v3/kv/range", del = path == "/v3/kv/deleterange";
-    if (!put && !range && !del) {
+    const bool put = path == "/v3/kv/put", range = path == "/v3/kv/range", del = path == "/v3/kv/deleterange", txn = path == "/v3/kv/txn";
+    if (!put && !range && !del && !txn) {
         answerNow(404, errorBody(5, QStringLiteral("no such path: %1 (the gateway serves /v3/kv/put, /v3/kv/range, /v3/kv/deleterange, "
-                                                   "/health and /metrics)")
+                                                   "/v3/kv/txn, /health and /metrics)")
                                         .arg(QString::fromStdString(path))));
         return;
     }
@@ -356,7 +430,7 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
         answerNow(400, errorBody(3, why));
         return;
     }
-    if (key.isEmpty() && !(range && hasEnd)) {
+    if (key.isEmpty() && !(range && hasEnd) && !txn) {
         answerNow(400, errorBody(3, QStringLiteral("etcdserver: key is not provided")));
         return;
     }
@@ -369,7 +443,7 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
     const auto start = Clock::now();
     std::weak_ptr<Connection> weak = c;
     QPointer<HttpGateway> self(this);
-    const char *call = put ? "put" : range ? "range" : "deleterange";
+    const char *call = put ? "put" : range ? "range" : txn ? "txn" : "deleterange";
     const auto header = [this](quint64 revision) {
         return QJsonObject{{QStringLiteral("cluster_id"), QString::number(m_opts.clusterId)},
                            {QStringLiteral("member_id"), QString::number(m_engine->nodeId())},
@@ -393,6 +467,64 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
         finish(f.http, errorBody(f.grpc, r.message), false);
     };
 
+    if (txn) {
+        // etcd's TxnRequest: compare [{key, target, result, value | version | create_revision |
+        // mod_revision}], success and failure [{request_put} | {request_delete_range}].
+        QList<DEngineCompare> compares;
+        const QJsonValue list = o.value(QLatin1String("compare"));
+        if (!list.isUndefined() && !list.isNull() && !list.isArray()) {
+            answerNow(400, errorBody(3, QStringLiteral("compare: an array is expected")));
+            return;
+        }
+        static const QStringList targets{QStringLiteral("VERSION"), QStringLiteral("CREATE"), QStringLiteral("MOD"), QStringLiteral("VALUE"),
+                                         QStringLiteral("LEASE")};
+        static const QStringList results{QStringLiteral("EQUAL"), QStringLiteral("GREATER"), QStringLiteral("LESS"), QStringLiteral("NOT_EQUAL")};
+        for (const QJsonValue &item : list.toArray()) {
+            const QJsonObject cmp = item.toObject();
+            DEngineCompare d;
+            bool present = false;
+            int target = 0, result = 0;
+            quint64 version = 0, create = 0, mod = 0;
+            if (!base64Field(cmp, "key", d.key, present, why) || !base64Field(cmp, "value", d.value, present, why)
+                || !enumField(cmp, "target", targets, target, why) || !enumField(cmp, "result", results, result, why)
+                || !int64Field(cmp, "version", version, why) || !int64Field(cmp, "create_revision", create, why)
+                || !int64Field(cmp, "mod_revision", mod, why)) {
+                answerNow(400, errorBody(3, QStringLiteral("compare: %1").arg(why)));
+                return;
+            }
+            if (d.key.isEmpty() || cmp.contains(QLatin1String("range_end")) || target == 4) {
+                answerNow(400, errorBody(3, QStringLiteral("compare: one key (no range_end), on VERSION, CREATE, MOD or VALUE")));
+                return;
+            }
+            static const DEngineCompare::Target byTarget[] = {DEngineCompare::Target::Version, DEngineCompare::Target::CreateRevision,
+                                                              DEngineCompare::Target::ModRevision, DEngineCompare::Target::Value};
+            static const DEngineCompare::Op byResult[] = {DEngineCompare::Op::Equal, DEngineCompare::Op::Greater, DEngineCompare::Op::Less,
+                                                          DEngineCompare::Op::NotEqual};
+            d.target = byTarget[target];
+            d.op = byResult[result];
+            d.number = target == 0 ? version : target == 1 ? create : mod;
+            compares << d;
+        }
+        QList<DEngineOperation> success, failure;
+        if (!txnOperations(o, "success", success, why) || !txnOperations(o, "failure", failure, why)) {
+            answerNow(400, errorBody(3, why));
+            return;
+        }
+        m_engine->txn(compares, success, failure).then([finish, failed, header, success, failure](const DEngineResult &r) {
+            if (!r.ok())
+                return failed(r);
+            // A response per operation of the branch that ran, as etcd's.
+            QJsonArray responses;
+            for (const DEngineOperation &op : r.succeeded ? success : failure)
+                responses.append(QJsonObject{{op.kind == DEngineOperation::Kind::Put ? QStringLiteral("response_put") : QStringLiteral("response_delete_range"),
+                                              QJsonObject{{QStringLiteral("header"), header(r.revision)}}}});
+            QJsonObject out{{QStringLiteral("header"), header(r.revision)}, {QStringLiteral("responses"), responses}};
+            if (r.succeeded)
+                out.insert(QStringLiteral("succeeded"), true); // etcd leaves a false out
+            finish(200, json(out), true);
+        });
+        return;
+    }
     if (put) {
         m_engine->put(key, value).then([finish, failed, header](const DEngineResult &r) {
             if (!r.ok())

@@ -20,11 +20,16 @@ std::string checkRequest(const std::string &payload)
     std::string why;
     if (!decodeRequest(payload, r, why))
         return why.empty() ? "decodeRequest refused without saying why" : std::string();
-    if (r.id == 0 || r.consistency > MaxConsistency || static_cast<int>(r.kind) < 1 || static_cast<int>(r.kind) > static_cast<int>(Kind::Subscribe)
+    if (r.id == 0 || r.consistency > MaxConsistency || static_cast<int>(r.kind) < 1 || static_cast<int>(r.kind) > static_cast<int>(Kind::Txn)
         || isMembership(r.kind) != (r.node != 0) || r.address.size() > 256)
         return "decodeRequest took a request that breaks its rules";
-    if ((r.kind == Kind::Batch) == r.operations.empty())
-        return "decodeRequest took a batch without operations, or operations outside a batch";
+    if (r.kind == Kind::Batch ? r.operations.empty() : r.kind != Kind::Txn && !r.operations.empty())
+        return "decodeRequest took a batch without operations, or operations outside a batch or txn";
+    if (r.kind != Kind::Txn && (!r.compares.empty() || !r.failureOperations.empty()))
+        return "decodeRequest took compares or failure operations outside a txn";
+    for (const Compare &c : r.compares)
+        if (c.target > MaxCompareTarget || c.op > MaxCompareOp)
+            return "decodeRequest took a compare of an unknown target or op";
     std::string frame;
     appendRequest(frame, r);
     Request back;
@@ -32,7 +37,8 @@ std::string checkRequest(const std::string &payload)
         return "a re-encoded request does not decode: " + why;
     if (back.id != r.id || back.kind != r.kind || back.key != r.key || back.value != r.value || back.end != r.end || back.limit != r.limit
         || back.operations.size() != r.operations.size() || back.version != r.version || back.deadlineMs != r.deadlineMs
-        || back.node != r.node || back.address != r.address || back.heartbeatMs != r.heartbeatMs)
+        || back.node != r.node || back.address != r.address || back.heartbeatMs != r.heartbeatMs || back.compares != r.compares
+        || back.failureOperations.size() != r.failureOperations.size())
         return "a re-encoded request decodes to another request";
     return {};
 }
@@ -56,7 +62,8 @@ std::string checkResponse(const std::string &payload)
     if (back.id != r.id || back.status != r.status || back.value != r.value || back.items != r.items || back.nextKey != r.nextKey
         || back.hasNode != r.hasNode || back.node.members.size() != r.node.members.size() || back.events != r.events
         || back.node.firstCommit != r.node.firstCommit || back.node.clientAddress != r.node.clientAddress
-        || back.createRevision != r.createRevision || back.modRevision != r.modRevision || back.version != r.version)
+        || back.createRevision != r.createRevision || back.modRevision != r.modRevision || back.version != r.version
+        || back.succeeded != r.succeeded)
         return "a re-encoded response decodes to another response";
     return {};
 }

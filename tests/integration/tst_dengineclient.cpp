@@ -103,6 +103,27 @@ private:
         QCOMPARE(r.modRevision, secondWrite);
         QCOMPARE(r.version, quint64(2));
         QCOMPARE(await(subject->get("surface/none")).status, Status::NotFound);
+        // Compare and swap: on the revision last seen; again with the same, the failure branch.
+        r = await(subject->txn({DEngineCompare::modRevisionIs("surface/a", secondWrite)}, {DEngineOperation::put("surface/a", "swapped")},
+                               {DEngineOperation::put("surface/lost", "1")}));
+        QVERIFY2(r.ok(), qPrintable(r.message));
+        QVERIFY(r.succeeded);
+        const quint64 swapWrite = r.revision;
+        r = await(subject->txn({DEngineCompare::modRevisionIs("surface/a", secondWrite)}, {DEngineOperation::put("surface/a", "again")},
+                               {DEngineOperation::put("surface/lost", "1")}));
+        QVERIFY2(r.ok(), qPrintable(r.message));
+        QVERIFY(!r.succeeded);
+        r = await(subject->get("surface/a"));
+        QCOMPARE(r.value, QByteArray("swapped"));
+        QCOMPARE(r.modRevision, swapWrite);
+        QCOMPARE(await(subject->get("surface/lost")).value, QByteArray("1"));
+        // Create if absent, once.
+        QVERIFY(await(subject->txn({DEngineCompare::absent("surface/once")}, {DEngineOperation::put("surface/once", "first")})).succeeded);
+        QVERIFY(!await(subject->txn({DEngineCompare::absent("surface/once")}, {DEngineOperation::put("surface/once", "second")})).succeeded);
+        QCOMPARE(await(subject->get("surface/once")).value, QByteArray("first"));
+        QCOMPARE(await(subject->txn({DEngineCompare::absent(QByteArray())}, {})).status, Status::InvalidArgument);
+        QVERIFY(await(subject->remove("surface/lost")).ok());
+        QVERIFY(await(subject->remove("surface/once")).ok());
         r = await(subject->batch({DEngineOperation::put("surface/b", "2"), DEngineOperation::put("surface/c", "3"),
                                   DEngineOperation::remove("surface/a")}));
         QVERIFY2(r.ok(), qPrintable(r.message));

@@ -102,6 +102,20 @@ private Q_SLOTS:
         const QJsonObject o = QJsonDocument::fromJson(r.out.toUtf8()).object();
         QCOMPARE(o.value(QStringLiteral("value")).toString(), QStringLiteral("hello"));
         QCOMPARE(o.value(QStringLiteral("status")).toString(), QStringLiteral("Ok"));
+        // The key's history, and a compare and swap on it (txn).
+        const QString modRevision = o.value(QStringLiteral("modRevision")).toString();
+        QVERIFY(modRevision.toULongLong() > 0);
+        QCOMPARE(o.value(QStringLiteral("version")).toString(), QStringLiteral("1"));
+        const QByteArray cas = "if mod greeting = " + modRevision.toUtf8() + "\nthen put greeting swapped\nelse put cas lost\n";
+        r = run({QStringLiteral("txn")}, cas);
+        QCOMPARE(r.exitCode, 0);
+        QVERIFY2(r.out.startsWith(QStringLiteral("SUCCEEDED")), qPrintable(r.out));
+        r = run({QStringLiteral("--json"), QStringLiteral("txn")}, cas);
+        QCOMPARE(QJsonDocument::fromJson(r.out.toUtf8()).object().value(QStringLiteral("succeeded")).toBool(true), false);
+        QCOMPARE(run({QStringLiteral("get"), QStringLiteral("cas")}).out, QStringLiteral("lost\n"));
+        QCOMPARE(run({QStringLiteral("get"), QStringLiteral("greeting")}).out, QStringLiteral("swapped\n"));
+        QCOMPARE(run({QStringLiteral("txn")}, "if size greeting = 1\n").exitCode, 2);
+        QCOMPARE(run({QStringLiteral("del"), QStringLiteral("cas")}).exitCode, 0);
         QCOMPARE(run({QStringLiteral("get"), QStringLiteral("absent")}).exitCode, 1);
 
         r = run({QStringLiteral("batch")}, "put fruit/apple red\nput fruit/banana yellow\n\ndel greeting\n");

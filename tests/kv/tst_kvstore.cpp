@@ -476,6 +476,87 @@ TEST(KvStore, revisions_followEachKeysHistory)
     EXPECT_EQ(page.records[1], (KeyRecord{"", 3, 3, 2}));
 }
 
+static Command txn(std::uint64_t request, std::vector<Compare> compares, std::vector<Operation> success, std::vector<Operation> failure)
+{
+    Command c{1, 7, request, std::move(success)};
+    c.txn = true;
+    c.compares = std::move(compares);
+    c.failure = std::move(failure);
+    return c;
+}
+
+TEST(KvStore, transaction_roundTripsThroughItsEncoding_andIsCheckedOnDecode)
+{
+    const Command c = txn(9, {Compare{Compare::Target::ModRevision, Compare::Op::Less, "k", "", 42}, Compare{Compare::Target::Value, Compare::Op::NotEqual, "v", "x", 0}},
+                          {{Operation::Kind::Put, "k", "new"}}, {{Operation::Kind::Remove, "k", ""}});
+    Command out;
+    std::string why;
+    ASSERT_TRUE(decodeCommand(encodeCommand(c).view(), out, why)) << why;
+    EXPECT_TRUE(out.txn);
+    EXPECT_EQ(out.compares, c.compares);
+    ASSERT_EQ(out.failure.size(), 1u);
+    EXPECT_EQ(out.failure[0].kind, Operation::Kind::Remove);
+    // A transaction with nothing to do is still one (compares only: a check at one index).
+    Command empty = txn(10, {Compare{Compare::Target::Version, Compare::Op::Equal, "k", "", 0}}, {}, {});
+    ASSERT_TRUE(decodeCommand(encodeCommand(empty).view(), out, why)) << why;
+    EXPECT_TRUE(out.txn);
+    EXPECT_TRUE(out.operations.empty());
+    // A compare with an empty key is refused.
+    Command noKey = txn(11, {Compare{Compare::Target::Version, Compare::Op::Equal, "", "", 0}}, {}, {});
+    EXPECT_FALSE(decodeCommand(encodeCommand(noKey).view(), out, why));
+    EXPECT_NE(why.find("compare"), std::string::npos) << why;
+}
+
+TEST(KvStore, transaction_runsOneBranch_byItsComparesAgainstTheStateBeforeIt)
+{
+    KvStore kv;
+    kv.apply(entry(1, put(1, "k", "v1")));
+    kv.apply(entry(2, put(2, "k", "v2"))); // k: created 1, changed 2, version 2
+    using T = Compare::Target;
+    using O = Compare::Op;
+    const Operation swap{Operation::Kind::Put, "k", "swapped"};
+    const Operation mark{Operation::Kind::Put, "lost", "yes"};
+    struct Case {
+        Compare compare;
+        bool holds;
+    };
+    const std::vector<Case> cases{
+        {{T::Value, O::Equal, "k", "v2", 0}, true},     {{T::Value, O::Equal, "k", "v1", 0}, false},
+        {{T::Value, O::NotEqual, "k", "v1", 0}, true},  {{T::Value, O::Less, "k", "v3", 0}, true},
+        {{T::Value, O::Greater, "k", "v3", 0}, false},  {{T::Version, O::Equal, "k", "", 2}, true},
+        {{T::Version, O::Greater, "k", "", 2}, false},  {{T::CreateRevision, O::Equal, "k", "", 1}, true},
+        {{T::ModRevision, O::Equal, "k", "", 2}, true}, {{T::ModRevision, O::Less, "k", "", 2}, false},
+        // A missing key: version and revisions 0; its value compares never hold.
+        {{T::Version, O::Equal, "none", "", 0}, true},  {{T::CreateRevision, O::Greater, "none", "", 0}, false},
+        {{T::Value, O::NotEqual, "none", "x", 0}, false},
+    };
+    for (const Case &c : cases) {
+        SCOPED_TRACE(c.compare.key + " target " + std::to_string(int(c.compare.target)) + " op " + std::to_string(int(c.compare.op)));
+        EXPECT_EQ(kv.holds(c.compare), c.holds);
+    }
+    // Compare and swap on the mod revision: the first holds, the same again does not.
+    KvStore::Applied a = kv.apply(entry(3, txn(3, {{T::ModRevision, O::Equal, "k", "", 2}}, {swap}, {mark})));
+    EXPECT_EQ(a.outcome, KvStore::ApplyOutcome::Applied);
+    EXPECT_TRUE(a.succeeded);
+    EXPECT_EQ(kv.record("k"), (KeyRecord{"swapped", 1, 3, 3}));
+    EXPECT_FALSE(kv.get("lost"));
+    a = kv.apply(entry(4, txn(4, {{T::ModRevision, O::Equal, "k", "", 2}}, {swap}, {mark})));
+    EXPECT_FALSE(a.succeeded);
+    EXPECT_EQ(kv.record("k")->modRevision, 3u) << "the success branch did not run";
+    EXPECT_EQ(kv.get("lost"), "yes") << "the failure branch ran";
+    // Every compare must hold; compares see the state before the entry, not its own writes.
+    a = kv.apply(entry(5, txn(5, {{T::Version, O::Equal, "fresh", "", 0}, {T::Value, O::Equal, "k", "swapped", 0}},
+                              {{Operation::Kind::Put, "fresh", "1"}, {Operation::Kind::Put, "fresh", "2"}}, {})));
+    EXPECT_TRUE(a.succeeded);
+    EXPECT_EQ(kv.record("fresh"), (KeyRecord{"2", 5, 5, 2}));
+    a = kv.apply(entry(6, txn(6, {{T::Version, O::Equal, "fresh", "", 0}, {T::Value, O::Equal, "k", "swapped", 0}}, {mark}, {})));
+    EXPECT_FALSE(a.succeeded);
+    // A duplicate transaction applies once (its answer went with the first).
+    EXPECT_EQ(kv.apply(entry(7, txn(6, {}, {mark}, {}))).outcome, KvStore::ApplyOutcome::Duplicate);
+    // A plain write is not a transaction.
+    EXPECT_FALSE(kv.apply(entry(8, put(8, "x", "y"))).succeeded);
+}
+
 TEST(KvStoreSnapshot, revisions_whileFrozen_afterThaw_andThroughASnapshot)
 {
     KvStore kv;

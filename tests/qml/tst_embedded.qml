@@ -117,6 +117,23 @@ TestCase {
         compare(lease.value, "alpha")
     }
 
+    function test_2b_transactions() {
+        var seen = await_(n1.get("qml/a"))
+        var cas = [{ key: "qml/a", target: "mod", op: "=", number: seen.modRevision }]
+        var r = await_(n2.txn(cas, [{ op: "put", key: "qml/a", value: "swapped" }], [{ op: "put", key: "qml/lost", value: "1" }]))
+        verify(r.ok, r.message)
+        verify(r.succeeded)
+        r = await_(n3.txn(cas, [{ op: "put", key: "qml/a", value: "again" }], [{ op: "put", key: "qml/lost", value: "1" }]))
+        verify(r.ok)
+        verify(!r.succeeded)
+        compare(await_(n1.get("qml/lost")).value, "1")
+        compare(await_(n1.get("qml/a")).value, "swapped")
+        verify(await_(n1.txn([{ key: "qml/a", target: "value", op: "=", value: "swapped" }], [{ op: "put", key: "qml/a", value: "alpha" }, { op: "delete", key: "qml/lost" }])).succeeded)
+        compare(await_(n1.get("qml/lost")).found, false)
+        r = await_(n1.txn([{ key: "qml/a", target: "size" }], []))
+        compare(r.statusName, "InvalidArgument")
+    }
+
     function test_3_badArgumentsGiveResultsNotExceptions() {
         var r = await_(n1.get("qml/a", "bogus"))
         compare(r.statusName, "InvalidArgument")

@@ -178,6 +178,39 @@ private Q_SLOTS:
         QCOMPARE(kvs[0].toObject().value(QStringLiteral("create_revision")).toString(), QString::number(appleWritten));
         QCOMPARE(kvs[0].toObject().value(QStringLiteral("mod_revision")).toString(), QString::number(appleChanged));
         QCOMPARE(kvs[0].toObject().value(QStringLiteral("version")).toString(), QStringLiteral("2"));
+
+        // A txn in etcd's shape: compare and swap on the mod revision, then again (now stale).
+        const QJsonObject cas{
+            {QStringLiteral("compare"), QJsonArray{QJsonObject{{QStringLiteral("key"), b64("fruit/apple")},
+                                                               {QStringLiteral("target"), QStringLiteral("MOD")},
+                                                               {QStringLiteral("result"), QStringLiteral("EQUAL")},
+                                                               {QStringLiteral("mod_revision"), QString::number(appleChanged)}}}},
+            {QStringLiteral("success"), QJsonArray{QJsonObject{{QStringLiteral("request_put"),
+                                                                QJsonObject{{QStringLiteral("key"), b64("fruit/apple")}, {QStringLiteral("value"), b64("gold")}}}}}},
+            {QStringLiteral("failure"),
+             QJsonArray{QJsonObject{{QStringLiteral("request_put"), QJsonObject{{QStringLiteral("key"), b64("fruit/lost")}, {QStringLiteral("value"), b64("1")}}}}}}};
+        r = c.call("/v3/kv/txn", cas);
+        QCOMPARE(r.status, 200);
+        QVERIFY(r.json().value(QStringLiteral("succeeded")).toBool());
+        QVERIFY(r.json().value(QStringLiteral("responses")).toArray().at(0).toObject().contains(QStringLiteral("response_put")));
+        r = c.call("/v3/kv/txn", cas);
+        QCOMPARE(r.status, 200);
+        QVERIFY(!r.json().contains(QStringLiteral("succeeded"))); // false: left out, as etcd does
+        r = c.call("/v3/kv/range", {{QStringLiteral("key"), b64("fruit/apple")}});
+        QCOMPARE(r.json().value(QStringLiteral("kvs")).toArray().at(0).toObject().value(QStringLiteral("value")).toString(), b64("gold"));
+        r = c.call("/v3/kv/range", {{QStringLiteral("key"), b64("fruit/lost")}});
+        QCOMPARE(r.json().value(QStringLiteral("kvs")).toArray().size(), 1);
+        QCOMPARE(c.call("/v3/kv/deleterange", {{QStringLiteral("key"), b64("fruit/lost")}}).status, 200);
+        // Bad txns: an unknown target, a range in a compare, a request_range in a branch.
+        QCOMPARE(c.call("/v3/kv/txn", {{QStringLiteral("compare"), QJsonArray{QJsonObject{{QStringLiteral("key"), b64("k")}, {QStringLiteral("target"), QStringLiteral("SIZE")}}}}})
+                     .status,
+                 400);
+        QCOMPARE(c.call("/v3/kv/txn", {{QStringLiteral("compare"), QJsonArray{QJsonObject{{QStringLiteral("key"), b64("k")}, {QStringLiteral("range_end"), b64("l")}}}}})
+                     .status,
+                 400);
+        QCOMPARE(c.call("/v3/kv/txn", {{QStringLiteral("success"), QJsonArray{QJsonObject{{QStringLiteral("request_range"), QJsonObject{{QStringLiteral("key"), b64("k")}}}}}}})
+                     .status,
+                 400);
         // A missing key: a header and no kvs, as etcd answers.
         r = c.call("/v3/kv/range", {{QStringLiteral("key"), b64("fruit/none")}});
         QCOMPARE(r.status, 200);
