@@ -29,7 +29,9 @@ KeyValueModel::KeyValueModel(QObject *parent) : QAbstractListModel(parent)
     // A tick while a read is under way lets it finish (a read longer than the interval would
     // otherwise be abandoned at every tick, and never land).
     connect(&m_timer, &QTimer::timeout, this, [this] {
-        if (!m_reading)
+        // Nothing applied since the last read started (and it went well): nothing can differ.
+        const bool moved = !usable() || m_engine->engine()->appliedIndex() != m_readFrom || !m_lastError.isEmpty();
+        if (!m_reading && moved)
             refresh();
     });
 }
@@ -134,6 +136,7 @@ void KeyValueModel::clearRows()
 {
     ++m_generation; // abandons a read under way
     m_incoming.clear();
+    m_readFrom = 0;
     const bool hadRows = !m_rows.empty();
     if (hadRows) {
         beginResetModel();
@@ -161,6 +164,7 @@ void KeyValueModel::refresh()
     const bool wasLoading = loading();
     ++m_generation; // abandons a read under way
     m_reading = true;
+    m_readFrom = m_engine->engine()->appliedIndex();
     m_incoming.clear();
     if (!wasLoading)
         Q_EMIT loadingChanged();

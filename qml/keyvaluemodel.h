@@ -16,7 +16,8 @@
 #include "qmlengine.h"
 
 // The keys of a prefix (or a range) of an engine's store, in key order, kept live: re-read every
-// `interval` ms (there is no watch in the engine yet) and updated in place, so that views keep
+// `interval` ms when the engine has applied anything since the last read (there is no watch in
+// the engine yet) and updated in place, so that views keep
 // their scroll position and selection: rows that appear are inserted, rows that go are removed,
 // changed values are dataChanged. A re-read pages through the range (the engine caps a page),
 // and holds at most `maxRows` keys (more are counted in `truncated`).
@@ -34,7 +35,8 @@ class KeyValueModel : public QAbstractListModel, public QQmlParserStatus {
     Q_PROPERTY(QString end READ end WRITE setEnd NOTIFY queryChanged)
     // "linearizable" (the default), "lease" or "local".
     Q_PROPERTY(QString consistency READ consistency WRITE setConsistency NOTIFY queryChanged)
-    // Milliseconds between re-reads (default 2000; 0: only refresh() reads).
+    // Milliseconds between re-reads (default 2000; 0: only refresh() reads). A tick with nothing
+    // applied since the last read reads nothing.
     Q_PROPERTY(int interval READ interval WRITE setInterval NOTIFY intervalChanged)
     Q_PROPERTY(int maxRows READ maxRows WRITE setMaxRows NOTIFY queryChanged)
     Q_PROPERTY(int count READ count NOTIFY countChanged)
@@ -118,6 +120,7 @@ private:
     bool m_complete = false;
     quint64 m_generation = 0; // the read under way (a newer one abandons it)
     double m_revision = 0;
+    quint64 m_readFrom = 0; // the engine's applied index when the last read started
     QString m_lastError;
     QTimer m_timer;
 };
