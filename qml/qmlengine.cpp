@@ -351,10 +351,16 @@ QJSValue EngineBase::txn(const QVariantList &compares, const QVariantList &succe
         d.target = static_cast<DEngineCompare::Target>(target);
         d.op = static_cast<DEngineCompare::Op>(op);
         d.key = utf8(c.value(QStringLiteral("key")).toString());
-        if (d.target == DEngineCompare::Target::Value)
+        if (d.target == DEngineCompare::Target::Value) {
             d.value = utf8(c.value(QStringLiteral("value")).toString());
-        else
-            d.number = quint64(c.value(QStringLiteral("number")).toDouble());
+        } else {
+            const double n = c.value(QStringLiteral("number")).toDouble();
+            if (!(n >= 0 && n <= 9007199254740992.0) || n != double(quint64(n))) {
+                why = QStringLiteral("txn: compare %1: number must be a whole number from 0 to 2^53").arg(i);
+                break;
+            }
+            d.number = quint64(n);
+        }
         cmps << d;
     }
     if (!why.isEmpty())

@@ -58,7 +58,9 @@ public:
         Busy,            // too many calls in flight (maxPendingRequests): nothing was done
         StorageFailure,  // the node's storage failed; the engine is stopping
         Refused,         // a membership call that cannot be carried out as asked (the node is not a
-                         // member, or is this one; leadership to a learner): nothing changed
+                         // member, or is this one; leadership to a learner), or a txn comparing
+                         // versions or revisions before the cluster established key histories (a
+                         // leader does at once; try again): nothing changed
     };
     Q_ENUM(Status)
 

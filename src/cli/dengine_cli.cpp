@@ -13,7 +13,8 @@
 //     bench [rows LIST] [seconds S] [value-size B]   the reference workload through DEngineClient (src/cli/bench.cpp)
 //
 // Exit status: 0 done; 1 get/scan found nothing (NotFound); 2 bad usage; 3 no endpoint could be
-// reached; 4 the cluster answered with an error status (printed, with its reason).
+// reached; 4 the cluster answered with an error status (printed, with its reason), or a write was
+// sent and not answered in time (its outcome unknown: it is not sent to another endpoint).
 #include "cli/bench.h"
 #include "client/clientcodec.h"
 #include "engine/tlsidentity.h"
@@ -166,7 +167,8 @@ int main(int argc, char **argv)
         "                          membership changes (a new node runs dengined --join first); safe to repeat\n"
         "  bench [rows put:1,put:16,put:64,lget:16,sget:16] [seconds S] [value-size B]\n"
         "                          the reference workload through DEngineClient: progress, then a table (--json: lines)\n\n"
-        "Exit status: 0 done; 1 not found; 2 bad usage; 3 no endpoint reachable; 4 the cluster answered an error."));
+        "Exit status: 0 done; 1 not found; 2 bad usage; 3 no endpoint reachable; 4 the cluster answered an error, or a\n"
+        "write went unanswered (its outcome unknown)."));
     p.addHelpOption();
     QCommandLineOption endpointsOpt(QStringLiteral("endpoints"), QStringLiteral("Members' client addresses, comma-separated (DENGINE_ENDPOINTS)."),
                                     QStringLiteral("LIST"), QStringLiteral("127.0.0.1:8001"));
@@ -390,8 +392,18 @@ int main(int argc, char **argv)
         Connection c(tls);
         QString why;
         std::optional<clientwire::Response> r;
-        if (c.open(endpoint, timeoutMs, &why))
+        const bool sent = c.open(endpoint, timeoutMs, &why);
+        if (sent)
             r = c.call(req, timeoutMs, &why);
+        const bool write = req.kind == clientwire::Kind::Put || req.kind == clientwire::Kind::Delete || req.kind == clientwire::Kind::Batch
+                           || req.kind == clientwire::Kind::Txn;
+        if (!r && sent && write) {
+            // Sent, and no answer: it may have taken effect. Sent again elsewhere, a txn could run
+            // its other branch, so the outcome is said to be unknown instead.
+            std::fprintf(stderr, "dengine: %s: %s: the write may or may not have taken effect (read it back)\n", qPrintable(endpoint),
+                         qPrintable(why));
+            return ExitFailed;
+        }
         if (!r) {
             failures << why;
             if (req.kind == clientwire::Kind::Status) {

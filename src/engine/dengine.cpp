@@ -424,8 +424,11 @@ QFuture<DEngineResult> DEnginePrivate::call(std::shared_ptr<EngineRequest> reque
         return refuse(DEngine::Status::Stopping, state == State::Idle ? QStringLiteral("the engine was not started")
                                                                        : QStringLiteral("the engine is stopping"));
     qint64 bytes = static_cast<qint64>(request->key.size() + request->end.size() + request->application.value_or(std::string()).size());
-    for (const dengine::kv::Operation &op : request->operations)
-        bytes += static_cast<qint64>(op.key.size() + op.value.size());
+    for (const auto *ops : {&request->operations, &request->failure})
+        for (const dengine::kv::Operation &op : *ops)
+            bytes += static_cast<qint64>(op.key.size() + op.value.size());
+    for (const dengine::kv::Compare &c : request->compares)
+        bytes += static_cast<qint64>(c.key.size() + c.value.size());
     if (callsInFlight >= config.maxPendingRequests)
         return refuse(DEngine::Status::Busy, QStringLiteral("%1 calls in flight, the limit (maxPendingRequests)").arg(callsInFlight));
     if (bytesInFlight > 0 && bytesInFlight + bytes > config.maxPendingBytes)
@@ -527,6 +530,9 @@ QFuture<DEngineResult> DEnginePrivate::write(const QString &what, const QList<DE
     for (const DEngineCompare &c : compares) {
         if (const QString why = checkKey(c.key, "compare key"); !why.isEmpty())
             return refuse(DEngine::Status::InvalidArgument, why);
+        if (int(c.target) < int(DEngineCompare::Target::Value) || int(c.target) > int(DEngineCompare::Target::ModRevision) || int(c.op) < int(DEngineCompare::Op::Equal)
+            || int(c.op) > int(DEngineCompare::Op::Greater))
+            return refuse(DEngine::Status::InvalidArgument, QStringLiteral("compare: an unknown target or op"));
         if (c.value.size() > config.maxValueBytes)
             return refuse(DEngine::Status::InvalidArgument, QStringLiteral("compare value: %1 bytes, over the limit of %2 (maxValueBytes)")
                                                        .arg(c.value.size())

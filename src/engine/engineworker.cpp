@@ -736,6 +736,7 @@ void EngineWorker::process()
     refreshPeers();
     driveMembership();
     recordMissingAddresses();
+    establishHistory();
     advertiseClientAddress();
     maybeSnapshot();
     if (m_removed && m_role != raft::Role::Leader) {
@@ -817,10 +818,12 @@ void EngineWorker::applyCommitted(std::vector<raft::Entry> &entries)
         }
         if (a.command.origin != m_config.nodeId || a.command.session != m_session || !m_pending.count(a.command.request))
             continue;
-        DEngineResult r = baseResult(DEngine::Status::Ok);
+        DEngineResult r = baseResult(a.rejected.empty() ? DEngine::Status::Ok : DEngine::Status::Refused);
         r.revision = e.index;
         r.value = std::move(value);
         r.succeeded = a.succeeded;
+        if (!a.rejected.empty())
+            r.message = QString::fromStdString(a.rejected);
         finish(a.command.request, std::move(r));
     }
 }
@@ -849,9 +852,11 @@ void EngineWorker::serveRead(Pending &p)
     case EngineRequest::Kind::Get: {
         if (const auto v = m_kv.record(q.key)) {
             r.value = toBytes(v->value);
-            r.createRevision = v->createRevision;
-            r.modRevision = v->modRevision;
-            r.version = v->version;
+            if (m_kv.historyFrom() != 0) { // before, this replica's own count: not told
+                r.createRevision = v->createRevision;
+                r.modRevision = v->modRevision;
+                r.version = v->version;
+            }
         } else {
             r.status = DEngine::Status::NotFound;
         }
@@ -867,9 +872,11 @@ void EngineWorker::serveRead(Pending &p)
         const kv::KvStore::Page page = q.kind == EngineRequest::Kind::Scan ? m_kv.scan(q.key, limit, maxBytes)
                                                                             : m_kv.range(q.key, q.end, limit, maxBytes);
         r.items.reserve(static_cast<qsizetype>(page.items.size()));
+        const bool histories = m_kv.historyFrom() != 0; // before, this replica's own count: not told
         for (std::size_t i = 0; i < page.items.size(); ++i) {
             const kv::KeyRecord &rec = page.records[i];
-            r.items.push_back(DEngineKeyValue{toBytes(page.items[i].first), toBytes(page.items[i].second), rec.createRevision, rec.modRevision, rec.version});
+            r.items.push_back(DEngineKeyValue{toBytes(page.items[i].first), toBytes(page.items[i].second), histories ? rec.createRevision : 0,
+                                              histories ? rec.modRevision : 0, histories ? rec.version : 0});
         }
         r.nextKey = toBytes(page.nextKey);
         break;

@@ -223,6 +223,8 @@ private:
     // after an election timeout while it is not there), and emits membersChanged when the book
     // changed.
     void advertiseClientAddress();
+    // A leader whose applied state has no established key histories proposes their start, once a term.
+    void establishHistory();
 
     void issueWaiting();
     bool issue(Pending &p);
@@ -300,6 +302,7 @@ private:
     std::map<raft::NodeId, qint64> m_leaving;
     bool m_peersDirty = false;
     raft::Term m_addressesRecordedTerm = 0;
+    raft::Term m_historyProposedTerm = 0; // the term this leader proposed a history reset in
     std::map<raft::NodeId, std::string> m_clientBook; // the client addresses membersChanged() last said
     qint64 m_clientAddressProposedAt = -1;             // ms on m_clock
 

@@ -240,6 +240,17 @@ void EngineWorker::advertiseClientAddress()
     proposeInternal(std::move(cmd));
 }
 
+void EngineWorker::establishHistory()
+{
+    if (m_role != raft::Role::Leader || m_kv.historyFrom() != 0 || m_historyProposedTerm == m_term || !m_node->status().committedInTerm)
+        return;
+    m_historyProposedTerm = m_term;
+    qCDebug(lcEngine).noquote() << QStringLiteral("node %1: establishing the key histories").arg(m_config.nodeId);
+    kv::Command cmd;
+    cmd.resetHistory = true;
+    proposeInternal(std::move(cmd));
+}
+
 void EngineWorker::recordMissingAddresses()
 {
     if (m_role != raft::Role::Leader || m_addressesRecordedTerm == m_term || !m_node->status().committedInTerm)

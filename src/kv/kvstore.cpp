@@ -58,6 +58,8 @@ raft::Payload encodeCommand(const Command &command)
         }
         addOperations(command.failure, c.mutable_failure_operations());
     }
+    if (command.resetHistory)
+        c.set_reset_history(true);
     return raft::Payload(c.SerializeAsString());
 }
 
@@ -69,7 +71,7 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
         return false;
     }
     const int kinds = (c.has_application() ? 1 : 0) + (c.operations_size() > 0 || c.txn() ? 1 : 0) + (c.members_size() > 0 ? 1 : 0)
-                      + (c.client_addresses_size() > 0 ? 1 : 0);
+                      + (c.client_addresses_size() > 0 ? 1 : 0) + (c.reset_history() ? 1 : 0);
     if (kinds != 1) {
         why = kinds == 0 ? "command: no operations"
                          : "command: more than one of operations, an application command, member addresses and client addresses";
@@ -118,6 +120,7 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
     if (!operations(c.operations(), out.operations) || !operations(c.failure_operations(), out.failure))
         return false;
     out.txn = c.txn();
+    out.resetHistory = c.reset_history();
     out.compares.clear();
     out.compares.reserve(static_cast<std::size_t>(c.compares_size()));
     for (const wire::Compare &w : c.compares()) {
@@ -165,11 +168,22 @@ KvStore::Applied KvStore::apply(const raft::Entry &entry)
         session.floor = *session.applied.begin();
         session.applied.erase(session.applied.begin());
     }
-    // A transaction's compares see the state before it; then one branch applies.
+    if (cmd.resetHistory)
+        m_historyFrom = entry.index; // every record reads from its history start on (normalized())
+    // A transaction's compares see the state before it; then one branch applies. One that
+    // compares a history not yet the same on every replica decides nothing, alike everywhere.
     bool succeeded = true;
-    if (cmd.txn)
+    if (cmd.txn) {
+        for (const Compare &c : cmd.compares) {
+            if (m_historyFrom == 0 && c.target != Compare::Target::Value) {
+                result.rejected = "the cluster's key histories are not established yet (a leader establishes them at once): try again";
+                result.outcome = ApplyOutcome::Applied;
+                return result;
+            }
+        }
         for (const Compare &c : cmd.compares)
             succeeded = succeeded && holds(c);
+    }
     for (const Operation &op : succeeded ? cmd.operations : cmd.failure) {
         if (op.kind == Operation::Kind::Put)
             put(op.key, op.value, entry.index);
@@ -257,6 +271,7 @@ std::shared_ptr<const KvStore::Frozen> KvStore::freeze()
     f->m_data = m_data;
     f->m_tail = serializeTail();
     f->m_applied = m_applied;
+    f->m_historyFrom = m_historyFrom;
     return f;
 }
 
@@ -336,6 +351,7 @@ bool KvStore::Frozen::serialize(const std::function<bool(std::string_view)> &sin
     out.reserve(piece + 4096);
     out.append(SnapshotMagic);
     putU64(out, m_applied);
+    putU64(out, m_historyFrom);
     putU64(out, m_data->size());
     for (const auto &[k, v] : *m_data) {
         putBytes(out, k);
@@ -378,7 +394,12 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
     }
     raft::ByteReader r{bytes.substr(SnapshotMagic.size())};
     const raft::Index applied = r.take(8);
+    const raft::Index historyFrom = revisions ? r.take(8) : 0; // older: not established
     const std::uint64_t count = r.take(8);
+    if (r.ok && historyFrom > applied) {
+        why = "kv snapshot: its key histories start after its applied index";
+        return false;
+    }
     if (!r.ok || count > r.in.size() / 8) {
         why = "kv snapshot: truncated before its keys";
         return false;
@@ -469,6 +490,7 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
     m_members = std::move(members);
     m_clientAddresses = std::move(clientAddresses);
     m_applied = applied;
+    m_historyFrom = historyFrom;
     return true;
 }
 
@@ -484,11 +506,20 @@ std::optional<KeyRecord> KvStore::record(std::string_view key) const
 {
     if (m_frozen)
         if (const auto o = m_overlay.find(key); o != m_overlay.end())
-            return o->second;
+            return o->second ? std::optional<KeyRecord>(normalized(*o->second)) : std::nullopt;
     const auto it = m_data->find(key);
     if (it == m_data->end())
         return std::nullopt;
-    return it->second;
+    return normalized(it->second);
+}
+
+KeyRecord KvStore::normalized(KeyRecord r) const
+{
+    if (r.modRevision < m_historyFrom) {
+        r.createRevision = r.modRevision = m_historyFrom;
+        r.version = 1;
+    }
+    return r;
 }
 
 bool KvStore::holds(const Compare &c) const
@@ -536,7 +567,8 @@ namespace {
 // The items are the map's, with the overlay's changes over them (an overlay entry without a value
 // hides the map's key).
 template <typename Map, typename Overlay, typename Inside>
-KvStore::Page collect(const Map &map, const Overlay *overlay, std::string_view lo, Inside inside, std::size_t limit, std::size_t maxBytes)
+KvStore::Page collect(const Map &map, const Overlay *overlay, std::string_view lo, Inside inside, std::size_t limit, std::size_t maxBytes,
+                      raft::Index historyFrom)
 {
     KvStore::Page page;
     std::size_t bytes = 0;
@@ -574,7 +606,10 @@ KvStore::Page collect(const Map &map, const Overlay *overlay, std::string_view l
         }
         bytes += size;
         page.items.emplace_back(*key, *value);
-        page.records.push_back(KeyRecord{{}, record->createRevision, record->modRevision, record->version});
+        if (record->modRevision < historyFrom) // as normalized(): changed before the history reset
+            page.records.push_back(KeyRecord{{}, historyFrom, historyFrom, 1});
+        else
+            page.records.push_back(KeyRecord{{}, record->createRevision, record->modRevision, record->version});
     }
     return page;
 }
@@ -585,13 +620,14 @@ KvStore::Page KvStore::scan(std::string_view prefix, std::size_t limit, std::siz
 {
     return collect(
         *m_data, m_frozen ? &m_overlay : nullptr, prefix, [prefix](const std::string &k) { return k.compare(0, prefix.size(), prefix) == 0; },
-        limit, maxBytes);
+        limit, maxBytes, m_historyFrom);
 }
 
 KvStore::Page KvStore::range(std::string_view begin, std::string_view end, std::size_t limit, std::size_t maxBytes) const
 {
     return collect(
-        *m_data, m_frozen ? &m_overlay : nullptr, begin, [end](const std::string &k) { return end.empty() || k < end; }, limit, maxBytes);
+        *m_data, m_frozen ? &m_overlay : nullptr, begin, [end](const std::string &k) { return end.empty() || k < end; }, limit, maxBytes,
+        m_historyFrom);
 }
 
 } // namespace dengine::kv

@@ -64,6 +64,8 @@ struct Command {
     bool txn = false;
     std::vector<Compare> compares;
     std::vector<Operation> failure;
+    // Instead of operations: key histories start here on every replica (KvStore::historyFrom()).
+    bool resetHistory = false;
 };
 
 inline constexpr std::size_t MaxMemberAddressBytes = 256;
@@ -94,6 +96,9 @@ public:
         ApplyOutcome outcome = ApplyOutcome::NoOp;
         Command command; // when Applied or Duplicate: whose call it was
         bool succeeded = false; // Applied transaction: its compares held (its operations ran)
+        // Applied transaction that could not be decided (nothing ran): why. A compare on a version
+        // or revision before the histories are established (historyFrom() == 0).
+        std::string rejected;
     };
 
     // Applies the entry at `index` (must be appliedIndex() + 1). A malformed payload is skipped on
@@ -106,6 +111,12 @@ public:
     std::optional<KeyRecord> record(std::string_view key) const;
     // Whether a transaction's compare holds now.
     bool holds(const Compare &compare) const;
+    // Where key histories start, the same on every replica: the index of the last history reset
+    // (Command::resetHistory); 0 before the first. Until then a key's revisions and version are
+    // this replica's own count (a store restored from an older snapshot guessed them), so a
+    // transaction may not compare them. A record last changed before the reset reads as created
+    // and changed at it, version 1.
+    raft::Index historyFrom() const { return m_historyFrom; }
 
     // A page of a scan or range: the items, and the key to continue from when the page was cut
     // short by a limit (empty when the scan is complete).
@@ -123,14 +134,15 @@ public:
 
     // Snapshots. The store's whole state (the keys with their revisions, the deduplication
     // sessions, the member addresses, the applied index) as bytes: the same state gives the same
-    // bytes on every replica. Format (little-endian): "DKVSNAP4", u64 applied index, u64 key count
+    // bytes on every replica. Format (little-endian): "DKVSNAP4", u64 applied index, u64 history
+    // start (historyFrom()), u64 key count
     // and per key (u32 length, bytes, u32 length, value, u64 create revision, u64 mod revision, u64
     // version), u64 session count and per session (u64 origin, u64 session, u64 floor, u64 first
     // index, u64 id count, the ids ascending), u64 member count and per member (u64 id, u32 length,
     // address), then the client addresses the same way as the members. The file or stream around
     // it carries the checksum. restore() also reads "DKVSNAP3" (no revisions: every key gets the
-    // snapshot's index as its create and mod revision, and version 1) and "DKVSNAP2" (no client
-    // addresses either).
+    // snapshot's index as its create and mod revision, and version 1, and the histories are not
+    // established until the next reset) and "DKVSNAP2" (no client addresses either).
     //
     // A Frozen is the state at one applied index, immutable, cheap to take (no copy of the keys):
     // it shares the store's map, and from then on the store writes its changes beside it (an
@@ -148,6 +160,7 @@ public:
         std::shared_ptr<const std::map<std::string, KeyRecord, std::less<>>> m_data;
         std::string m_tail; // sessions and members, serialized at freeze time (small)
         raft::Index m_applied = 0;
+        raft::Index m_historyFrom = 0;
     };
     // Any number of Frozen may exist at once; each holds the map it was taken from.
     std::shared_ptr<const Frozen> freeze();
@@ -217,6 +230,9 @@ private:
     std::unordered_map<SessionKey, Session, SessionHash> m_sessions;
     void pruneSessions(raft::NodeId origin);
     raft::Index m_applied = 0;
+    raft::Index m_historyFrom = 0;
+    // A record as histories since the reset have it (see historyFrom()).
+    KeyRecord normalized(KeyRecord r) const;
 };
 
 } // namespace dengine::kv

@@ -8,6 +8,7 @@
 
 #include <QtCore/QElapsedTimer>
 #include <QtCore/QJsonArray>
+#include <QtCore/QSet>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
 #include <QtCore/QLoggingCategory>
@@ -116,9 +117,10 @@ bool int64Field(const QJsonObject &o, const char *name, quint64 &out, QString &w
     out = 0;
     if (v.isUndefined() || v.isNull())
         return true;
-    bool ok = v.isDouble() && v.toDouble() >= 0;
+    const double d = v.toDouble();
+    bool ok = v.isDouble() && d >= 0 && d <= 9007199254740992.0 && d == double(qint64(d)); // an integer a double holds exactly
     if (ok)
-        out = quint64(v.toInteger());
+        out = quint64(d);
     else if (v.isString())
         out = v.toString().toULongLong(&ok);
     if (!ok)
@@ -133,8 +135,8 @@ bool enumField(const QJsonObject &o, const char *name, const QStringList &names,
     out = 0;
     if (v.isUndefined() || v.isNull())
         return true;
-    if (v.isDouble() && v.toInteger() >= 0 && v.toInteger() < names.size()) {
-        out = int(v.toInteger());
+    if (v.isDouble() && v.toDouble() >= 0 && v.toDouble() < double(names.size()) && v.toDouble() == double(int(v.toDouble()))) {
+        out = int(v.toDouble());
         return true;
     }
     out = v.isString() ? int(names.indexOf(v.toString())) : -1;
@@ -161,6 +163,13 @@ bool txnOperations(const QJsonObject &o, const char *name, QList<DEngineOperatio
             const QJsonObject put = op.value(QLatin1String("request_put")).toObject();
             if (!base64Field(put, "key", key, hasKey, why) || !base64Field(put, "value", value, hasValue, why))
                 return false;
+            for (const char *unsupported : {"lease", "prev_kv", "ignore_value", "ignore_lease"}) {
+                const QJsonValue u = put.value(QLatin1String(unsupported));
+                if (!u.isUndefined() && !u.isNull() && u != QJsonValue(false) && u != QJsonValue(0) && u != QJsonValue(QStringLiteral("0"))) {
+                    why = QStringLiteral("%1: request_put's %2 is not supported yet").arg(QLatin1String(name), QLatin1String(unsupported));
+                    return false;
+                }
+            }
             if (key.isEmpty()) {
                 why = QStringLiteral("%1: request_put without a key").arg(QLatin1String(name));
                 return false;
@@ -509,6 +518,17 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
         if (!txnOperations(o, "success", success, why) || !txnOperations(o, "failure", failure, why)) {
             answerNow(400, errorBody(3, why));
             return;
+        }
+        // As etcd: a key written twice in one branch is refused.
+        for (const QList<DEngineOperation> *branch : {&success, &failure}) {
+            QSet<QByteArray> keys;
+            for (const DEngineOperation &op : *branch) {
+                if (keys.contains(op.key)) {
+                    answerNow(400, errorBody(3, QStringLiteral("etcdserver: duplicate key given in txn request")));
+                    return;
+                }
+                keys.insert(op.key);
+            }
         }
         m_engine->txn(compares, success, failure).then([finish, failed, header, success, failure](const DEngineResult &r) {
             if (!r.ok())

@@ -21,7 +21,10 @@ namespace dengine::transport {
 // the limit, a payload that does not parse, or a message whose fields make no sense is rejected with
 // a reason, and the connection that sent it is closed by the caller. Not thread-safe per object.
 
-inline constexpr std::uint32_t ProtocolVersion = 1;
+// 2: log entries may hold transactions and history resets, which a version-1 node would apply
+// wrongly (it ignores their fields): nodes of the two versions do not talk. Upgrade a cluster of
+// version-1 nodes with a full stop.
+inline constexpr std::uint32_t ProtocolVersion = 2;
 
 struct Hello {
     std::uint64_t clusterId = 0;

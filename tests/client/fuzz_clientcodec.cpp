@@ -7,12 +7,15 @@
 
 #include "client/clientcodec.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
 namespace dengine::clientwire::test {
 
 namespace {
+
+bool sameOperation(const Operation &a, const Operation &b) { return a.remove == b.remove && a.key == b.key && a.value == b.value; }
 
 std::string checkRequest(const std::string &payload)
 {
@@ -38,7 +41,9 @@ std::string checkRequest(const std::string &payload)
     if (back.id != r.id || back.kind != r.kind || back.key != r.key || back.value != r.value || back.end != r.end || back.limit != r.limit
         || back.operations.size() != r.operations.size() || back.version != r.version || back.deadlineMs != r.deadlineMs
         || back.node != r.node || back.address != r.address || back.heartbeatMs != r.heartbeatMs || back.compares != r.compares
-        || back.failureOperations.size() != r.failureOperations.size())
+        || back.failureOperations.size() != r.failureOperations.size()
+        || !std::equal(back.operations.begin(), back.operations.end(), r.operations.begin(), r.operations.end(), sameOperation)
+        || !std::equal(back.failureOperations.begin(), back.failureOperations.end(), r.failureOperations.begin(), r.failureOperations.end(), sameOperation))
         return "a re-encoded request decodes to another request";
     return {};
 }

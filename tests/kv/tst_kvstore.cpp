@@ -20,6 +20,13 @@ Command put(std::uint64_t request, std::string key, std::string value, std::uint
     return Command{1, session, request, {Operation{Operation::Kind::Put, std::move(key), std::move(value)}}};
 }
 
+Command resetHistory(std::uint64_t request)
+{
+    Command c{1, 7, request, {}};
+    c.resetHistory = true;
+    return c;
+}
+
 } // namespace
 
 TEST(KvStore, command_roundTripsThroughItsEncoding)
@@ -439,6 +446,11 @@ TEST(KvStoreSnapshot, olderFormats_areStillRead_theirKeysStartTheirHistoryAtTheS
         ASSERT_TRUE(c.restore(v4, why)) << why;
         EXPECT_EQ(c.record("k"), b.record("k"));
         EXPECT_EQ(c.snapshot(), v4);
+        // Those guessed histories are this replica's own: not established until a reset, which
+        // every replica applies alike.
+        EXPECT_EQ(c.historyFrom(), 0u);
+        c.apply(entry(10, resetHistory(1)));
+        EXPECT_EQ(c.record("k"), (KeyRecord{"v", 10, 10, 1}));
     }
     // A version 3 snapshot cut before its client book is refused, not taken for a version 2 one.
     KvStore d;
@@ -510,8 +522,9 @@ TEST(KvStore, transaction_roundTripsThroughItsEncoding_andIsCheckedOnDecode)
 TEST(KvStore, transaction_runsOneBranch_byItsComparesAgainstTheStateBeforeIt)
 {
     KvStore kv;
-    kv.apply(entry(1, put(1, "k", "v1")));
-    kv.apply(entry(2, put(2, "k", "v2"))); // k: created 1, changed 2, version 2
+    kv.apply(entry(1, resetHistory(100))); // a new cluster's leader establishes the histories first
+    kv.apply(entry(2, put(1, "k", "v1")));
+    kv.apply(entry(3, put(2, "k", "v2"))); // k: created 2, changed 3, version 2
     using T = Compare::Target;
     using O = Compare::Op;
     const Operation swap{Operation::Kind::Put, "k", "swapped"};
@@ -524,8 +537,8 @@ TEST(KvStore, transaction_runsOneBranch_byItsComparesAgainstTheStateBeforeIt)
         {{T::Value, O::Equal, "k", "v2", 0}, true},     {{T::Value, O::Equal, "k", "v1", 0}, false},
         {{T::Value, O::NotEqual, "k", "v1", 0}, true},  {{T::Value, O::Less, "k", "v3", 0}, true},
         {{T::Value, O::Greater, "k", "v3", 0}, false},  {{T::Version, O::Equal, "k", "", 2}, true},
-        {{T::Version, O::Greater, "k", "", 2}, false},  {{T::CreateRevision, O::Equal, "k", "", 1}, true},
-        {{T::ModRevision, O::Equal, "k", "", 2}, true}, {{T::ModRevision, O::Less, "k", "", 2}, false},
+        {{T::Version, O::Greater, "k", "", 2}, false},  {{T::CreateRevision, O::Equal, "k", "", 2}, true},
+        {{T::ModRevision, O::Equal, "k", "", 3}, true}, {{T::ModRevision, O::Less, "k", "", 3}, false},
         // A missing key: version and revisions 0; its value compares never hold.
         {{T::Version, O::Equal, "none", "", 0}, true},  {{T::CreateRevision, O::Greater, "none", "", 0}, false},
         {{T::Value, O::NotEqual, "none", "x", 0}, false},
@@ -535,26 +548,73 @@ TEST(KvStore, transaction_runsOneBranch_byItsComparesAgainstTheStateBeforeIt)
         EXPECT_EQ(kv.holds(c.compare), c.holds);
     }
     // Compare and swap on the mod revision: the first holds, the same again does not.
-    KvStore::Applied a = kv.apply(entry(3, txn(3, {{T::ModRevision, O::Equal, "k", "", 2}}, {swap}, {mark})));
+    KvStore::Applied a = kv.apply(entry(4, txn(3, {{T::ModRevision, O::Equal, "k", "", 3}}, {swap}, {mark})));
     EXPECT_EQ(a.outcome, KvStore::ApplyOutcome::Applied);
     EXPECT_TRUE(a.succeeded);
-    EXPECT_EQ(kv.record("k"), (KeyRecord{"swapped", 1, 3, 3}));
+    EXPECT_TRUE(a.rejected.empty());
+    EXPECT_EQ(kv.record("k"), (KeyRecord{"swapped", 2, 4, 3}));
     EXPECT_FALSE(kv.get("lost"));
-    a = kv.apply(entry(4, txn(4, {{T::ModRevision, O::Equal, "k", "", 2}}, {swap}, {mark})));
+    a = kv.apply(entry(5, txn(4, {{T::ModRevision, O::Equal, "k", "", 3}}, {swap}, {mark})));
     EXPECT_FALSE(a.succeeded);
-    EXPECT_EQ(kv.record("k")->modRevision, 3u) << "the success branch did not run";
+    EXPECT_EQ(kv.record("k")->modRevision, 4u) << "the success branch did not run";
     EXPECT_EQ(kv.get("lost"), "yes") << "the failure branch ran";
-    // Every compare must hold; compares see the state before the entry, not its own writes.
-    a = kv.apply(entry(5, txn(5, {{T::Version, O::Equal, "fresh", "", 0}, {T::Value, O::Equal, "k", "swapped", 0}},
-                              {{Operation::Kind::Put, "fresh", "1"}, {Operation::Kind::Put, "fresh", "2"}}, {})));
+    // Every compare must hold; compares see the state before the entry, not its own writes: the
+    // branch deletes the key it compares, and a second copy of the compare still saw it.
+    a = kv.apply(entry(6, txn(5, {{T::Version, O::Equal, "fresh", "", 0}, {T::Value, O::Equal, "k", "swapped", 0}},
+                              {{Operation::Kind::Put, "fresh", "1"}, {Operation::Kind::Put, "fresh", "2"}, {Operation::Kind::Remove, "k", ""}}, {})));
     EXPECT_TRUE(a.succeeded);
-    EXPECT_EQ(kv.record("fresh"), (KeyRecord{"2", 5, 5, 2}));
-    a = kv.apply(entry(6, txn(6, {{T::Version, O::Equal, "fresh", "", 0}, {T::Value, O::Equal, "k", "swapped", 0}}, {mark}, {})));
+    EXPECT_EQ(kv.record("fresh"), (KeyRecord{"2", 6, 6, 2}));
+    EXPECT_FALSE(kv.get("k"));
+    a = kv.apply(entry(7, txn(6, {{T::Version, O::Equal, "fresh", "", 0}}, {mark}, {})));
     EXPECT_FALSE(a.succeeded);
     // A duplicate transaction applies once (its answer went with the first).
-    EXPECT_EQ(kv.apply(entry(7, txn(6, {}, {mark}, {}))).outcome, KvStore::ApplyOutcome::Duplicate);
+    EXPECT_EQ(kv.apply(entry(8, txn(6, {}, {mark}, {}))).outcome, KvStore::ApplyOutcome::Duplicate);
     // A plain write is not a transaction.
-    EXPECT_FALSE(kv.apply(entry(8, put(8, "x", "y"))).succeeded);
+    EXPECT_FALSE(kv.apply(entry(9, put(8, "x", "y"))).succeeded);
+}
+
+TEST(KvStore, keyHistories_startAtAReplicatedReset_andTxnsWaitForIt)
+{
+    KvStore kv;
+    EXPECT_EQ(kv.historyFrom(), 0u);
+    kv.apply(entry(1, put(1, "a", "1")));
+    kv.apply(entry(2, put(2, "a", "2")));
+    kv.apply(entry(3, put(3, "b", "1")));
+    // Before the reset a version or revision compare decides nothing (every replica alike); a
+    // value compare does.
+    KvStore::Applied a = kv.apply(entry(4, txn(4, {{Compare::Target::Version, Compare::Op::Equal, "a", "", 2}}, {{Operation::Kind::Put, "c", "1"}}, {})));
+    EXPECT_EQ(a.outcome, KvStore::ApplyOutcome::Applied);
+    EXPECT_FALSE(a.rejected.empty());
+    EXPECT_FALSE(kv.get("c")) << "nothing ran";
+    a = kv.apply(entry(5, txn(5, {{Compare::Target::Value, Compare::Op::Equal, "a", "2", 0}}, {{Operation::Kind::Put, "c", "1"}}, {})));
+    EXPECT_TRUE(a.rejected.empty());
+    EXPECT_TRUE(a.succeeded);
+    // The reset: every key that exists now counts as created and changed at it, version 1; keys
+    // written after it count from there.
+    kv.apply(entry(6, resetHistory(6)));
+    EXPECT_EQ(kv.historyFrom(), 6u);
+    EXPECT_EQ(kv.record("a"), (KeyRecord{"2", 6, 6, 1}));
+    kv.apply(entry(7, put(7, "a", "3")));
+    EXPECT_EQ(kv.record("a"), (KeyRecord{"3", 6, 7, 2}));
+    const KvStore::Page page = kv.scan("", 0);
+    ASSERT_EQ(page.records.size(), 3u);
+    EXPECT_EQ(page.records[0], (KeyRecord{"", 6, 7, 2}));
+    EXPECT_EQ(page.records[1], (KeyRecord{"", 6, 6, 1}));
+    // While frozen as well, and through a snapshot (the reset's index goes with it).
+    {
+        const auto frozen = kv.freeze();
+        kv.apply(entry(8, put(8, "b", "2")));
+        EXPECT_EQ(kv.record("b"), (KeyRecord{"2", 6, 8, 2}));
+    }
+    ASSERT_TRUE(kv.thaw());
+    KvStore copy;
+    std::string why;
+    ASSERT_TRUE(copy.restore(kv.snapshot(), why)) << why;
+    EXPECT_EQ(copy.historyFrom(), 6u);
+    EXPECT_EQ(copy.record("a"), kv.record("a"));
+    EXPECT_EQ(copy.record("b"), kv.record("b"));
+    EXPECT_EQ(copy.record("c"), (KeyRecord{"1", 6, 6, 1}));
+    EXPECT_TRUE(copy.apply(entry(9, txn(9, {{Compare::Target::ModRevision, Compare::Op::Equal, "b", "", 8}}, {}, {}))).succeeded);
 }
 
 TEST(KvStoreSnapshot, revisions_whileFrozen_afterThaw_andThroughASnapshot)
@@ -596,8 +656,9 @@ TEST(KvStoreSnapshot, impossibleRevisions_areRefused)
     KvStore kv;
     kv.apply(entry(1, put(1, "a", "1")));
     const std::string good = kv.snapshot();
-    // Key "a": magic, applied, count, then u32 length + "a", u32 length + "1", then the revisions.
-    const std::size_t revisions = 8 + 8 + 8 + 4 + 1 + 4 + 1;
+    // Key "a": magic, applied, history start, count, then u32 length + "a", u32 length + "1", then
+    // the revisions.
+    const std::size_t revisions = 8 + 8 + 8 + 8 + 4 + 1 + 4 + 1;
     const auto withRevisions = [&](std::uint64_t create, std::uint64_t mod, std::uint64_t version) {
         std::string bad = good.substr(0, revisions);
         raft::putU64(bad, create);
@@ -608,7 +669,7 @@ TEST(KvStoreSnapshot, impossibleRevisions_areRefused)
     std::string why;
     KvStore b;
     ASSERT_TRUE(b.restore(withRevisions(1, 1, 1), why)) << why;
-    for (const auto &[create, mod, version] : std::initializer_list<std::tuple<int, int, int>>{{0, 1, 1}, {1, 2, 1}, {1, 1, 0}}) {
+    for (const auto &[create, mod, version] : std::initializer_list<std::tuple<int, int, int>>{{0, 1, 1}, {1, 2, 1}, {1, 1, 0}, {2, 1, 1}, {1, 5, 1}}) {
         why.clear();
         EXPECT_FALSE(b.restore(withRevisions(std::uint64_t(create), std::uint64_t(mod), std::uint64_t(version)), why));
         EXPECT_NE(why.find("revisions"), std::string::npos) << why;

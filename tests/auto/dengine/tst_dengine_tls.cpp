@@ -61,7 +61,7 @@ QByteArray hello(quint64 cluster, quint64 node)
     QByteArray h;
     fieldVarint(h, 1, cluster);
     fieldVarint(h, 2, node);
-    fieldVarint(h, 3, 1);
+    fieldVarint(h, 3, 2); // the peer protocol version (transport::ProtocolVersion)
     return frame(h);
 }
 // An Envelope with one Propose (a forwarded write) from `from` to `to`, carrying a command that says
