@@ -12,6 +12,8 @@
 //   dashboard_bench --endpoints 127.0.0.1:8201,... --insecure cpu [seconds 30] [tab keys|events]
 //   dashboard_bench --endpoints ... --insecure frames [seconds 20] [keys 100000]
 
+#include "probe.h"
+
 #include <dengine/dengineclient.h>
 
 #include <QtCore/QCommandLineParser>
@@ -56,23 +58,8 @@ bool waitFor(const std::function<bool()> &done, int ms)
     return true;
 }
 
-QQuickItem *findItem(QQuickItem *item, const QString &name)
-{
-    if (!item)
-        return nullptr;
-    if (item->objectName() == name)
-        return item;
-    for (QQuickItem *child : item->childItems())
-        if (QQuickItem *found = findItem(child, name))
-            return found;
-    return nullptr;
-}
-
-QString textOf(QObject *root, const char *name)
-{
-    QObject *o = root->findChild<QObject *>(QLatin1String(name));
-    return o ? o->property("text").toString() : QString();
-}
+using dengine::dashboard::findItem;
+using dengine::dashboard::textOf;
 
 double percentile(std::vector<double> v, double p)
 {

@@ -263,6 +263,14 @@ int main(int argc, char **argv)
     req.consistency = consistency;
     req.limit = p.value(limitOpt).toUInt();
     const auto need = [&](int n) { return args.size() == n + 1; };
+    // batch and txn read lines from the file named after the command, or from stdin.
+    const auto openInput = [&args](QFile &in) -> QString {
+        if (args.size() > 1) {
+            in.setFileName(args[1]);
+            return in.open(QIODevice::ReadOnly) ? QString() : QStringLiteral("%1: %2").arg(args[1], in.errorString());
+        }
+        return in.open(stdin, QIODevice::ReadOnly) ? QString() : QStringLiteral("cannot read stdin");
+    };
     if (command == QLatin1String("put") && need(2)) {
         req.kind = clientwire::Kind::Put;
         req.key = args[1].toStdString();
@@ -283,13 +291,8 @@ int main(int argc, char **argv)
     } else if (command == QLatin1String("batch") && (need(0) || need(1))) {
         req.kind = clientwire::Kind::Batch;
         QFile in;
-        if (args.size() > 1) {
-            in.setFileName(args[1]);
-            if (!in.open(QIODevice::ReadOnly))
-                return usage(QStringLiteral("%1: %2").arg(args[1], in.errorString()));
-        } else if (!in.open(stdin, QIODevice::ReadOnly)) {
-            return usage(QStringLiteral("cannot read stdin"));
-        }
+        if (const QString why = openInput(in); !why.isEmpty())
+            return usage(why);
         int lineNo = 0;
         while (!in.atEnd()) {
             ++lineNo;
@@ -310,13 +313,8 @@ int main(int argc, char **argv)
         // and "else put|del ...": one transaction (compare and swap).
         req.kind = clientwire::Kind::Txn;
         QFile in;
-        if (args.size() > 1) {
-            in.setFileName(args[1]);
-            if (!in.open(QIODevice::ReadOnly))
-                return usage(QStringLiteral("%1: %2").arg(args[1], in.errorString()));
-        } else if (!in.open(stdin, QIODevice::ReadOnly)) {
-            return usage(QStringLiteral("cannot read stdin"));
-        }
+        if (const QString why = openInput(in); !why.isEmpty())
+            return usage(why);
         const QList<QByteArray> targets{"value", "version", "create", "mod"}, ops{"=", "!=", "<", ">"};
         int lineNo = 0;
         while (!in.atEnd()) {

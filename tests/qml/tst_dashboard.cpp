@@ -6,6 +6,7 @@
 // dashboard-error.png. Any QML warning fails the test.
 
 #include "../integration/denginedcluster.h"
+#include "probe.h"
 #include "qmlwarnings.h"
 
 #include <dengine/dengineclient.h>
@@ -51,25 +52,12 @@ private:
     }
     static QString textOf(QQmlApplicationEngine &engine, const char *name)
     {
-        QObject *o = engine.rootObjects().isEmpty() ? nullptr : engine.rootObjects().constFirst()->findChild<QObject *>(QLatin1String(name));
-        return o ? o->property("text").toString() : QStringLiteral("<no %1>").arg(QLatin1String(name));
-    }
-    // Delegates (the member cards) are in the item tree, not the QObject tree findChild walks.
-    static QQuickItem *findItem(QQuickItem *item, const QString &name)
-    {
-        if (!item)
-            return nullptr;
-        if (item->objectName() == name)
-            return item;
-        for (QQuickItem *child : item->childItems())
-            if (QQuickItem *found = findItem(child, name))
-                return found;
-        return nullptr;
+        return engine.rootObjects().isEmpty() ? QString() : dengine::dashboard::textOf(engine.rootObjects().constFirst(), name);
     }
     static QQuickItem *card(QQmlApplicationEngine &engine, quint64 id)
     {
         QQuickWindow *w = window(engine);
-        return w ? findItem(w->contentItem(), QStringLiteral("member%1").arg(id)) : nullptr;
+        return w ? dengine::dashboard::findItem(w->contentItem(), QStringLiteral("member%1").arg(id)) : nullptr;
     }
     // Saves the window's picture as an artefact; checks it is the window's size and not blank.
     void grab(QQuickWindow *w, const QString &name)
