@@ -3,26 +3,8 @@
 
 #include "qmlengine.h"
 
-#include <QtCore/QLoggingCategory>
-
 #include <limits>
 #include <utility>
-
-Q_DECLARE_LOGGING_CATEGORY(lcQml)
-
-namespace {
-
-DEngineInterface::Consistency consistencyOf(const QString &name)
-{
-    const QString n = name.toLower();
-    if (n == QLatin1String("lease"))
-        return DEngineInterface::Consistency::Lease;
-    if (n == QLatin1String("local") || n == QLatin1String("serializable"))
-        return DEngineInterface::Consistency::Local;
-    return DEngineInterface::Consistency::Linearizable;
-}
-
-} // namespace
 
 KeyValueModel::KeyValueModel(QObject *parent) : QAbstractListModel(parent)
 {
@@ -184,7 +166,9 @@ void KeyValueModel::readPage(quint64 generation, const QByteArray &from)
     // One row over maxRows tells whether the range holds more.
     const int room = int(qMin<qint64>(qint64(m_maxRows) + 1 - qint64(m_incoming.size()), std::numeric_limits<int>::max()));
     QPointer<KeyValueModel> self(this);
-    e->range(from, end, room, consistencyOf(m_consistency)).then([self, generation](const DEngineResult &r) {
+    DEngineInterface::Consistency consistency = DEngineInterface::Consistency::Linearizable; // an unknown name too
+    parseConsistency(m_consistency, &consistency);
+    e->range(from, end, room, consistency).then([self, generation](const DEngineResult &r) {
         if (!self || generation != self->m_generation)
             return; // gone, or a newer read took over
         if (!r.ok()) {

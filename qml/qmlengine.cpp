@@ -22,21 +22,6 @@ QString enumName(E value)
     return QString::fromLatin1(QMetaEnum::fromType<E>().valueToKey(int(value)));
 }
 
-// "" and "linearizable", "lease", "local" (also "serializable", etcd's word for it).
-bool parseConsistency(const QString &name, DEngineInterface::Consistency *out)
-{
-    const QString n = name.toLower();
-    if (n.isEmpty() || n == QLatin1String("linearizable"))
-        *out = DEngineInterface::Consistency::Linearizable;
-    else if (n == QLatin1String("lease"))
-        *out = DEngineInterface::Consistency::Lease;
-    else if (n == QLatin1String("local") || n == QLatin1String("serializable"))
-        *out = DEngineInterface::Consistency::Local;
-    else
-        return false;
-    return true;
-}
-
 QFuture<DEngineResult> failed(DEngineInterface::Status status, const QString &message)
 {
     DEngineResult r;
@@ -57,6 +42,20 @@ QVariantList idList(const QList<NodeId> &ids)
 }
 
 } // namespace
+
+bool parseConsistency(const QString &name, DEngineInterface::Consistency *out)
+{
+    const QString n = name.toLower();
+    if (n.isEmpty() || n == QLatin1String("linearizable"))
+        *out = DEngineInterface::Consistency::Linearizable;
+    else if (n == QLatin1String("lease"))
+        *out = DEngineInterface::Consistency::Lease;
+    else if (n == QLatin1String("local") || n == QLatin1String("serializable"))
+        *out = DEngineInterface::Consistency::Local;
+    else
+        return false;
+    return true;
+}
 
 KvResult::KvResult(const DEngineResult &r)
     : status(r.status), message(r.message), value(text(r.value)), nextKey(text(r.nextKey)), revision(double(r.revision)),

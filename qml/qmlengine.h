@@ -77,6 +77,10 @@ public:
     bool succeeded = false;
 };
 
+// A consistency level by name: "" or "linearizable", "lease", "local" (also "serializable", etcd's
+// word for it); false, and *out untouched, for any other.
+bool parseConsistency(const QString &name, DEngineInterface::Consistency *out);
+
 // What EngineNode and ClusterClient share. Not creatable: use one of the two.
 class EngineBase : public QObject, public QQmlParserStatus {
     Q_OBJECT

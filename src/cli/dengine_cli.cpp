@@ -393,9 +393,7 @@ int main(int argc, char **argv)
         const bool sent = c.open(endpoint, timeoutMs, &why);
         if (sent)
             r = c.call(req, timeoutMs, &why);
-        const bool write = req.kind == clientwire::Kind::Put || req.kind == clientwire::Kind::Delete || req.kind == clientwire::Kind::Batch
-                           || req.kind == clientwire::Kind::Txn;
-        if (!r && sent && write) {
+        if (!r && sent && clientwire::isWrite(req.kind)) {
             // Sent, and no answer: it may have taken effect. Sent again elsewhere, a txn could run
             // its other branch, so the outcome is said to be unknown instead.
             std::fprintf(stderr, "dengine: %s: %s: the write may or may not have taken effect (read it back)\n", qPrintable(endpoint),

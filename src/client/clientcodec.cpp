@@ -47,18 +47,16 @@ void appendRequest(std::string &out, const Request &r)
     w.set_end(r.end);
     w.set_limit(r.limit);
     w.set_consistency(r.consistency);
-    for (const Operation &op : r.operations) {
-        wire::Operation *o = w.add_operations();
-        o->set_remove(op.remove);
-        o->set_key(op.key);
-        o->set_value(op.value);
-    }
-    for (const Operation &op : r.failureOperations) {
-        wire::Operation *o = w.add_failure_operations();
-        o->set_remove(op.remove);
-        o->set_key(op.key);
-        o->set_value(op.value);
-    }
+    const auto addOperations = [](const std::vector<Operation> &ops, auto *list) {
+        for (const Operation &op : ops) {
+            wire::Operation *o = list->Add();
+            o->set_remove(op.remove);
+            o->set_key(op.key);
+            o->set_value(op.value);
+        }
+    };
+    addOperations(r.operations, w.mutable_operations());
+    addOperations(r.failureOperations, w.mutable_failure_operations());
     for (const Compare &c : r.compares) {
         wire::Compare *o = w.add_compares();
         o->set_target(c.target);
@@ -129,11 +127,13 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
     out.end = w.end();
     out.limit = w.limit();
     out.consistency = w.consistency();
-    out.operations.reserve(static_cast<std::size_t>(w.operations_size()));
-    for (const wire::Operation &o : w.operations())
-        out.operations.push_back(Operation{o.remove(), o.key(), o.value()});
-    for (const wire::Operation &o : w.failure_operations())
-        out.failureOperations.push_back(Operation{o.remove(), o.key(), o.value()});
+    const auto takeOperations = [](const auto &list, std::vector<Operation> &into) {
+        into.reserve(static_cast<std::size_t>(list.size()));
+        for (const wire::Operation &o : list)
+            into.push_back(Operation{o.remove(), o.key(), o.value()});
+    };
+    takeOperations(w.operations(), out.operations);
+    takeOperations(w.failure_operations(), out.failureOperations);
     for (const wire::Compare &c : w.compares())
         out.compares.push_back(Compare{c.target(), c.op(), c.key(), c.value(), c.number()});
     return true;

@@ -23,6 +23,8 @@ inline constexpr std::uint32_t MaxRole = 4;        // DEngine::Role::Leader
 
 enum class Kind : std::uint8_t { Put = 1, Get, Delete, Batch, Scan, Range, Status, AddLearner, Promote, RemoveMember, TransferLeadership, Subscribe, Txn };
 inline bool isMembership(Kind k) { return k >= Kind::AddLearner && k <= Kind::TransferLeadership; }
+// A key-value write: sent twice, it may take effect twice (a txn may run its other branch).
+inline bool isWrite(Kind k) { return k == Kind::Put || k == Kind::Delete || k == Kind::Batch || k == Kind::Txn; }
 
 struct Operation {
     bool remove = false;

@@ -29,9 +29,18 @@ std::string toStd(const QByteArray &b) { return std::string(b.constData(), stati
 
 // Calls that may be sent again after the connection that carried them broke: reads, and the
 // membership calls (each is a goal, fulfilled once).
-bool repeatable(clientwire::Kind k)
+bool repeatable(clientwire::Kind k) { return !clientwire::isWrite(k); }
+
+// A batch's or a txn branch's operations as the wire has them; false when a key is empty.
+bool toWire(const QList<DEngineOperation> &ops, std::vector<clientwire::Operation> &into)
 {
-    return k != clientwire::Kind::Put && k != clientwire::Kind::Delete && k != clientwire::Kind::Batch && k != clientwire::Kind::Txn;
+    into.reserve(static_cast<std::size_t>(ops.size()));
+    for (const DEngineOperation &op : ops) {
+        if (op.key.isEmpty())
+            return false;
+        into.push_back(clientwire::Operation{op.kind == DEngineOperation::Kind::Remove, toStd(op.key), toStd(op.value)});
+    }
+    return true;
 }
 
 constexpr int TickMs = 50;
@@ -915,12 +924,8 @@ QFuture<DEngineResult> DEngineClient::batch(const QList<DEngineOperation> &opera
     if (operations.isEmpty())
         return d->refuse(Status::InvalidArgument, QStringLiteral("batch: no operations"));
     clientwire::Request r = request(clientwire::Kind::Batch);
-    r.operations.reserve(static_cast<std::size_t>(operations.size()));
-    for (const DEngineOperation &op : operations) {
-        if (op.key.isEmpty())
-            return d->refuse(Status::InvalidArgument, QStringLiteral("batch: a key must not be empty"));
-        r.operations.push_back(clientwire::Operation{op.kind == DEngineOperation::Kind::Remove, toStd(op.key), toStd(op.value)});
-    }
+    if (!toWire(operations, r.operations))
+        return d->refuse(Status::InvalidArgument, QStringLiteral("batch: a key must not be empty"));
     return d->call(std::move(r));
 }
 
@@ -928,16 +933,7 @@ QFuture<DEngineResult> DEngineClient::txn(const QList<DEngineCompare> &compares,
                                           const QList<DEngineOperation> &failure)
 {
     clientwire::Request r = request(clientwire::Kind::Txn);
-    const auto convert = [](const QList<DEngineOperation> &ops, std::vector<clientwire::Operation> &into) {
-        into.reserve(static_cast<std::size_t>(ops.size()));
-        for (const DEngineOperation &op : ops) {
-            if (op.key.isEmpty())
-                return false;
-            into.push_back(clientwire::Operation{op.kind == DEngineOperation::Kind::Remove, toStd(op.key), toStd(op.value)});
-        }
-        return true;
-    };
-    if (!convert(success, r.operations) || !convert(failure, r.failureOperations))
+    if (!toWire(success, r.operations) || !toWire(failure, r.failureOperations))
         return d->refuse(Status::InvalidArgument, QStringLiteral("txn: a key must not be empty"));
     r.compares.reserve(static_cast<std::size_t>(compares.size()));
     for (const DEngineCompare &c : compares) {

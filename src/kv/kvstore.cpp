@@ -134,6 +134,19 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
     return true;
 }
 
+namespace {
+
+// A record's history (no value) as it reads with the histories reset at `historyFrom`
+// (KvStore::historyFrom()): one last changed before the reset counts as created and changed there.
+KeyRecord historyOf(const KeyRecord &r, raft::Index historyFrom)
+{
+    if (r.modRevision < historyFrom)
+        return KeyRecord{{}, historyFrom, historyFrom, 1};
+    return KeyRecord{{}, r.createRevision, r.modRevision, r.version};
+}
+
+} // namespace
+
 KvStore::Applied KvStore::apply(const raft::Entry &entry)
 {
     if (entry.index != m_applied + 1)
@@ -169,7 +182,7 @@ KvStore::Applied KvStore::apply(const raft::Entry &entry)
         session.applied.erase(session.applied.begin());
     }
     if (cmd.resetHistory)
-        m_historyFrom = entry.index; // every record reads from its history start on (normalized())
+        m_historyFrom = entry.index; // every record reads from its history start on (historyOf())
     // A transaction's compares see the state before it; then one branch applies. One that
     // compares a history not yet the same on every replica decides nothing, alike everywhere.
     bool succeeded = true;
@@ -218,18 +231,34 @@ void KvStore::put(const std::string &key, const std::string &value, raft::Index 
 {
     // The key's next record: a new key starts its history here; an existing one keeps its
     // creation and counts one more version.
-    const std::optional<KeyRecord> before = record(key);
-    KeyRecord next{value, before ? before->createRevision : index, index, before ? before->version + 1 : 1};
+    const auto next = [&](const KeyRecord *before) {
+        KeyRecord r{value, index, index, 1};
+        if (before) {
+            const KeyRecord history = historyOf(*before, m_historyFrom);
+            r.createRevision = history.createRevision;
+            r.version = history.version + 1;
+        }
+        return r;
+    };
     if (!m_frozen) {
-        if (m_data->insert_or_assign(key, std::move(next)).second)
+        // One lookup: the write path of every put.
+        const auto it = m_data->lower_bound(key);
+        if (it != m_data->end() && it->first == key) {
+            it->second = next(&it->second);
+        } else {
+            m_data->emplace_hint(it, key, next(nullptr));
             ++m_size;
+        }
         return;
     }
+    const KeyRecord *before = find(key);
+    const bool existed = before != nullptr;
+    KeyRecord record = next(before); // before the overlay changes under `before`
     if (auto it = m_overlay.find(key); it != m_overlay.end())
-        it->second = std::move(next);
+        it->second = std::move(record);
     else
-        m_overlay.emplace(key, std::move(next));
-    if (!before)
+        m_overlay.emplace(key, std::move(record));
+    if (!existed)
         ++m_size;
 }
 
@@ -502,29 +531,28 @@ std::size_t KvStore::rememberedRequests() const
     return n;
 }
 
-std::optional<KeyRecord> KvStore::record(std::string_view key) const
+const KeyRecord *KvStore::find(std::string_view key) const
 {
     if (m_frozen)
         if (const auto o = m_overlay.find(key); o != m_overlay.end())
-            return o->second ? std::optional<KeyRecord>(normalized(*o->second)) : std::nullopt;
+            return o->second ? &*o->second : nullptr;
     const auto it = m_data->find(key);
-    if (it == m_data->end())
-        return std::nullopt;
-    return normalized(it->second);
+    return it == m_data->end() ? nullptr : &it->second;
 }
 
-KeyRecord KvStore::normalized(KeyRecord r) const
+std::optional<KeyRecord> KvStore::record(std::string_view key) const
 {
-    if (r.modRevision < m_historyFrom) {
-        r.createRevision = r.modRevision = m_historyFrom;
-        r.version = 1;
-    }
-    return r;
+    const KeyRecord *r = find(key);
+    if (!r)
+        return std::nullopt;
+    KeyRecord out = historyOf(*r, m_historyFrom);
+    out.value = r->value;
+    return out;
 }
 
 bool KvStore::holds(const Compare &c) const
 {
-    const std::optional<KeyRecord> r = record(c.key);
+    const KeyRecord *r = find(c.key);
     if (c.target == Compare::Target::Value) {
         if (!r)
             return false; // no value to compare
@@ -537,10 +565,10 @@ bool KvStore::holds(const Compare &c) const
         }
         return false;
     }
-    const std::uint64_t have = !r                                              ? 0
-                               : c.target == Compare::Target::Version          ? r->version
-                               : c.target == Compare::Target::CreateRevision ? r->createRevision
-                                                                               : r->modRevision;
+    const KeyRecord history = r ? historyOf(*r, m_historyFrom) : KeyRecord{};
+    const std::uint64_t have = c.target == Compare::Target::Version          ? history.version
+                               : c.target == Compare::Target::CreateRevision ? history.createRevision
+                                                                             : history.modRevision;
     switch (c.op) {
     case Compare::Op::Equal: return have == c.number;
     case Compare::Op::NotEqual: return have != c.number;
@@ -552,13 +580,8 @@ bool KvStore::holds(const Compare &c) const
 
 std::optional<std::string> KvStore::get(std::string_view key) const
 {
-    if (m_frozen)
-        if (const auto o = m_overlay.find(key); o != m_overlay.end())
-            return o->second ? std::optional<std::string>(o->second->value) : std::nullopt;
-    const auto it = m_data->find(key);
-    if (it == m_data->end())
-        return std::nullopt;
-    return it->second.value;
+    const KeyRecord *r = find(key);
+    return r ? std::optional<std::string>(r->value) : std::nullopt;
 }
 
 namespace {
@@ -606,10 +629,7 @@ KvStore::Page collect(const Map &map, const Overlay *overlay, std::string_view l
         }
         bytes += size;
         page.items.emplace_back(*key, *value);
-        if (record->modRevision < historyFrom) // as normalized(): changed before the history reset
-            page.records.push_back(KeyRecord{{}, historyFrom, historyFrom, 1});
-        else
-            page.records.push_back(KeyRecord{{}, record->createRevision, record->modRevision, record->version});
+        page.records.push_back(historyOf(*record, historyFrom));
     }
     return page;
 }

@@ -231,8 +231,8 @@ private:
     void pruneSessions(raft::NodeId origin);
     raft::Index m_applied = 0;
     raft::Index m_historyFrom = 0;
-    // A record as histories since the reset have it (see historyFrom()).
-    KeyRecord normalized(KeyRecord r) const;
+    // The stored record of a key (its history not yet read through historyFrom()); null: none.
+    const KeyRecord *find(std::string_view key) const;
 };
 
 } // namespace dengine::kv

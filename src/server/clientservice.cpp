@@ -25,6 +25,16 @@ namespace dengine::server {
 namespace {
 
 QByteArray bytes(const std::string &s) { return QByteArray(s.data(), static_cast<qsizetype>(s.size())); }
+
+// A batch's or a txn branch's operations as the engine takes them.
+QList<DEngineOperation> operations(const std::vector<clientwire::Operation> &list)
+{
+    QList<DEngineOperation> ops;
+    ops.reserve(static_cast<qsizetype>(list.size()));
+    for (const clientwire::Operation &op : list)
+        ops << (op.remove ? DEngineOperation::remove(bytes(op.key)) : DEngineOperation::put(bytes(op.key), bytes(op.value)));
+    return ops;
+}
 std::string toStd(const QByteArray &b) { return std::string(b.constData(), static_cast<std::size_t>(b.size())); }
 std::string toStd(const QString &s) { return s.toStdString(); }
 
@@ -422,22 +432,8 @@ void ClientService::handle(Connection &c, std::string &&payload)
     case clientwire::Kind::Put: call = m_engine->put(bytes(req.key), bytes(req.value)); break;
     case clientwire::Kind::Get: call = m_engine->get(bytes(req.key), consistency); break;
     case clientwire::Kind::Delete: call = m_engine->remove(bytes(req.key)); break;
-    case clientwire::Kind::Batch: {
-        QList<DEngineOperation> ops;
-        ops.reserve(static_cast<qsizetype>(req.operations.size()));
-        for (const clientwire::Operation &op : req.operations)
-            ops << (op.remove ? DEngineOperation::remove(bytes(op.key)) : DEngineOperation::put(bytes(op.key), bytes(op.value)));
-        call = m_engine->batch(ops);
-        break;
-    }
+    case clientwire::Kind::Batch: call = m_engine->batch(operations(req.operations)); break;
     case clientwire::Kind::Txn: {
-        const auto operations = [](const std::vector<clientwire::Operation> &list) {
-            QList<DEngineOperation> ops;
-            ops.reserve(static_cast<qsizetype>(list.size()));
-            for (const clientwire::Operation &op : list)
-                ops << (op.remove ? DEngineOperation::remove(bytes(op.key)) : DEngineOperation::put(bytes(op.key), bytes(op.value)));
-            return ops;
-        };
         QList<DEngineCompare> compares;
         compares.reserve(static_cast<qsizetype>(req.compares.size()));
         for (const clientwire::Compare &cmp : req.compares) // target and op checked by the codec
