@@ -122,6 +122,15 @@ public:
     QFuture<DEngineResult> range(const QByteArray &begin, const QByteArray &end, int limit = 0,
                                  Consistency consistency = Consistency::Linearizable) override;
 
+    // ---- watches and leases (DEngineInterface says the rules) ----
+    // A watch is served by this node from its own history (watchHistoryRevisions); it ends with
+    // Stopping when the engine stops.
+    DEngineWatcher *watch(const QByteArray &begin, const QByteArray &end, quint64 fromRevision = 0, QObject *parent = nullptr) override;
+    QFuture<DEngineResult> grantLease(qint64 ttlMs) override;
+    QFuture<DEngineResult> keepAliveLease(quint64 lease) override;
+    QFuture<DEngineResult> revokeLease(quint64 lease) override;
+    QFuture<DEngineResult> leaseTimeToLive(quint64 lease) override;
+
     // ---- the application's own replicated state (see dengine/denginestatemachine.h) ----
 
     // Installs the state machine that propose() and query() use; before start() only (false

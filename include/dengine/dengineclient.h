@@ -117,6 +117,14 @@ public:
     QFuture<DEngineResult> scan(const QByteArray &prefix, int limit = 0, Consistency consistency = Consistency::Linearizable) override;
     QFuture<DEngineResult> range(const QByteArray &begin, const QByteArray &end, int limit = 0,
                                  Consistency consistency = Consistency::Linearizable) override;
+    // A watch is sent to the member the client talks to, and again to the next one after a
+    // failover, resuming from the revision it had reached: no change is missed or repeated (or it
+    // finishes with Compacted, when that member's history does not reach back far enough).
+    DEngineWatcher *watch(const QByteArray &begin, const QByteArray &end, quint64 fromRevision = 0, QObject *parent = nullptr) override;
+    QFuture<DEngineResult> grantLease(qint64 ttlMs) override;
+    QFuture<DEngineResult> keepAliveLease(quint64 lease) override;
+    QFuture<DEngineResult> revokeLease(quint64 lease) override;
+    QFuture<DEngineResult> leaseTimeToLive(quint64 lease) override;
     QFuture<DEngineResult> addLearner(NodeId id, const QString &address) override;
     QFuture<DEngineResult> promote(NodeId id) override;
     QFuture<DEngineResult> removeMember(NodeId id) override;

@@ -74,6 +74,13 @@ struct DENGINE_EXPORT DEngineConfig {
     qint64 maxScanBytes = 16LL << 20;
     int stopTimeoutMs = 5000;        // stop() returns within this, whatever the peers do
 
+    // Watches: the node keeps the changes of its last watchHistoryRevisions applied entries, within
+    // about watchHistoryBytes, so that a watch can start or resume from a past revision (and a slow
+    // consumer catch up). A watch from before that finishes with Compacted. The history is the
+    // node's own (not replicated): a node restarted or sent a snapshot keeps it from then on.
+    qint64 watchHistoryRevisions = 100000;
+    qint64 watchHistoryBytes = 64LL << 20;
+
     // Snapshots and log compaction. A node writes a snapshot of its state (the keys and the
     // application's, DEngineStateMachine::snapshot) once this many entries, or this many bytes of
     // entries, were applied since its last one; the state is frozen at once and written by a

@@ -11,9 +11,14 @@
 #include <QtCore/QObject>
 #include <QtCore/QString>
 
+#include <memory>
+
 struct DEngineResult;
 struct DEngineOperation;
 struct DEngineCompare;
+struct DEngineWatchEvent;
+class DEngineWatcher;
+class DEngineWatcherPrivate;
 
 // What DEngine (a node embedded in this process, dengine/dengine.h) and DEngineClient (a client of
 // a standalone cluster, dengine/dengineclient.h) have in common: the lifecycle signals and the
@@ -61,6 +66,9 @@ public:
                          // member, or is this one; leadership to a learner), or a txn comparing
                          // versions or revisions before the cluster established key histories (a
                          // leader does at once; try again): nothing changed
+        Compacted,       // a watch: the revision it starts (or resumes) from is older than the history
+                         // the node keeps (DEngineConfig::watchHistoryRevisions): read the state
+                         // again and watch from there
     };
     Q_ENUM(Status)
 
@@ -174,6 +182,39 @@ public:
     virtual QFuture<DEngineResult> range(const QByteArray &begin, const QByteArray &end, int limit = 0,
                                          Consistency consistency = Consistency::Linearizable) = 0;
 
+    // ---- watches and leases: on the owner thread; never block ----
+
+    // Watches the keys in [begin, end) (an empty `end`: no upper bound) from `fromRevision` on (0:
+    // from the next change the answering node applies). Every put and delete at a revision of at
+    // least fromRevision is delivered once, in log order, a revision's events together, as
+    // DEngineWatcher::eventsReceived on the owner thread; nothing is skipped: a watch that cannot
+    // go on without a gap (its revision fell out of the history the node keeps, while its
+    // consumer was too slow or it resumed too late) finishes with Compacted instead. The watcher
+    // belongs to `parent` (or the caller, when null); deleting it cancels the watch.
+    // To follow a range without missing a change: read it (its result's revision is R), then watch
+    // from R + 1. A client resumes its watches on the next member after a failover, from the
+    // revision each had reached; an engine's end with stopping().
+    virtual DEngineWatcher *watch(const QByteArray &begin, const QByteArray &end, quint64 fromRevision = 0, QObject *parent = nullptr) = 0;
+    // watch() over every key that starts with `prefix` (an empty prefix: every key).
+    DEngineWatcher *watchPrefix(const QByteArray &prefix, quint64 fromRevision = 0, QObject *parent = nullptr);
+
+    // Grants a lease of `ttlMs` milliseconds (at least 1000; at most 30 days): the result's `lease`
+    // is its id, `ttlMs` its TTL. Attach keys to it with DEngineOperation::put(key, value, lease).
+    // The leader times it, from the grant or the last keepAliveLease(); when it runs out, the
+    // leader writes its expiry into the log and every member deletes its keys at that entry (a
+    // follower's clock decides nothing). A new leader gives every lease its whole TTL again from
+    // when it took over, so a failover never shortens a lease; leaseTimeToLive() states what is left.
+    virtual QFuture<DEngineResult> grantLease(qint64 ttlMs) = 0;
+    // Renews the lease (a log entry): its whole TTL again, from when the leader applies it. NotFound
+    // when it expired or was revoked.
+    virtual QFuture<DEngineResult> keepAliveLease(quint64 lease) = 0;
+    // Deletes the lease and every key attached to it, at one revision. NotFound when it is gone.
+    virtual QFuture<DEngineResult> revokeLease(quint64 lease) = 0;
+    // The lease's TTL (`ttlMs`), the keys attached (`items`, without values) and, when the answering
+    // node leads, the time left (`remainingMs`; -1 elsewhere, with the leader in leaderHint: ask
+    // it). A linearizable read. NotFound when the lease is gone.
+    virtual QFuture<DEngineResult> leaseTimeToLive(quint64 lease) = 0;
+
     // ---- membership (DEngine documents the rules): on the owner thread; never block ----
     virtual QFuture<DEngineResult> addLearner(NodeId id, const QString &address) = 0;
     virtual QFuture<DEngineResult> promote(NodeId id) = 0;
@@ -205,19 +246,35 @@ protected:
 };
 
 // One operation of a batch. A gadget: usable from QML and in a QVariant.
+// A put may attach the key to a lease (grantLease()): the key goes when the lease does. A
+// sequential put names a prefix: the key written is the prefix followed by the write's revision
+// and its place among the command's sequential puts (sequentialKey()), so keys written later sort
+// after keys written earlier: a queue in commit order, with no counter to contend on.
 struct DENGINE_EXPORT DEngineOperation {
     Q_GADGET
     Q_PROPERTY(Kind kind MEMBER kind)
     Q_PROPERTY(QByteArray key MEMBER key)
     Q_PROPERTY(QByteArray value MEMBER value)
+    Q_PROPERTY(quint64 lease MEMBER lease)
+    Q_PROPERTY(bool sequential MEMBER sequential)
 public:
     enum class Kind { Put, Remove };
     Q_ENUM(Kind)
     Kind kind = Kind::Put;
     QByteArray key;
     QByteArray value;
-    static DEngineOperation put(QByteArray key, QByteArray value) { return {Kind::Put, std::move(key), std::move(value)}; }
-    static DEngineOperation remove(QByteArray key) { return {Kind::Remove, std::move(key), {}}; }
+    quint64 lease = 0;       // Put: 0 for none
+    bool sequential = false; // Put: `key` is a prefix
+    static DEngineOperation put(QByteArray key, QByteArray value, quint64 lease = 0) { return {Kind::Put, std::move(key), std::move(value), lease, false}; }
+    static DEngineOperation putSequential(QByteArray prefix, QByteArray value, quint64 lease = 0)
+    {
+        return {Kind::Put, std::move(prefix), std::move(value), lease, true};
+    }
+    static DEngineOperation remove(QByteArray key) { return {Kind::Remove, std::move(key), {}, 0, false}; }
+    // The key a sequential put of `prefix` wrote at `revision` (the write's result's revision),
+    // `ordinal` being its place among the command's sequential puts (0 for the first): the prefix,
+    // the revision in 20 digits, '-', the ordinal in 4 digits.
+    static QByteArray sequentialKey(const QByteArray &prefix, quint64 revision, int ordinal = 0);
 };
 
 // A condition of a transaction on a key's value or history (see DEngineKeyValue). A missing key has
@@ -281,6 +338,9 @@ struct DENGINE_EXPORT DEngineResult {
     Q_PROPERTY(NodeId leaderHint MEMBER leaderHint)
     Q_PROPERTY(QString message MEMBER message)
     Q_PROPERTY(bool succeeded MEMBER succeeded)
+    Q_PROPERTY(quint64 lease MEMBER lease)
+    Q_PROPERTY(qint64 ttlMs MEMBER ttlMs)
+    Q_PROPERTY(qint64 remainingMs MEMBER remainingMs)
     Q_PROPERTY(bool ok READ ok)
 public:
     DEngineInterface::Status status = DEngineInterface::Status::Ok;
@@ -294,10 +354,86 @@ public:
     NodeId leaderHint = 0;        // the leader as the answering node knew it
     QString message;              // why, when not Ok
     bool succeeded = false;       // txn: its compares held (`success` ran); false: `failure` ran
+    quint64 lease = 0;            // grantLease: the new lease's id (the other lease calls: theirs)
+    qint64 ttlMs = 0;             // the lease calls: the lease's TTL
+    qint64 remainingMs = -1;      // leaseTimeToLive on the leader: what is left of it (-1: unknown here)
     bool ok() const { return status == DEngineInterface::Status::Ok; }
 };
 
+// One change a watch delivers: a put (the key's value and history after it, and its lease) or a
+// delete (value, history and lease empty), at `revision`, the log index of the write.
+struct DENGINE_EXPORT DEngineWatchEvent {
+    Q_GADGET
+    Q_PROPERTY(Type type MEMBER type)
+    Q_PROPERTY(QByteArray key MEMBER key)
+    Q_PROPERTY(QByteArray value MEMBER value)
+    Q_PROPERTY(quint64 revision MEMBER revision)
+    Q_PROPERTY(quint64 createRevision MEMBER createRevision)
+    Q_PROPERTY(quint64 version MEMBER version)
+    Q_PROPERTY(quint64 lease MEMBER lease)
+public:
+    enum class Type { Put, Delete };
+    Q_ENUM(Type)
+    Type type = Type::Put;
+    QByteArray key;
+    QByteArray value;
+    quint64 revision = 0;
+    quint64 createRevision = 0;
+    quint64 version = 0;
+    quint64 lease = 0;
+    friend bool operator==(const DEngineWatchEvent &, const DEngineWatchEvent &) = default;
+};
+
+// A watch (DEngineInterface::watch()): delivers the changes to its keys in log order, on the thread
+// it lives on (the engine's or client's owner thread). Made by watch(); delete it (or cancel()) to
+// stop it.
+//
+// Memory is bounded per watcher: the node sends a watcher at most a few MiB it has not delivered
+// yet. A consumer that falls further behind is served from the node's history as it catches up,
+// and finishes with Compacted if that history no longer reaches back to it: never a silent gap.
+class DENGINE_EXPORT DEngineWatcher : public QObject {
+    Q_OBJECT
+    Q_PROPERTY(quint64 revision READ revision NOTIFY progressed)
+    Q_PROPERTY(bool active READ isActive NOTIFY finished)
+    Q_PROPERTY(bool paused READ isPaused WRITE setPaused)
+public:
+    ~DEngineWatcher() override;
+    QByteArray begin() const;
+    QByteArray end() const;
+    // Every change up to this revision was delivered (its start revision - 1 before any): resume
+    // from revision() + 1. It moves with each delivery and, for a watch whose keys did not change,
+    // about once a second as the node applies other writes.
+    quint64 revision() const;
+    // Until finished().
+    bool isActive() const;
+    // Why it finished: Ok (cancelled), Compacted, Stopping (the engine stopped or the client was
+    // stopped), InvalidArgument; with a message.
+    DEngineInterface::Status status() const;
+    QString message() const;
+    // Stops the watch: no signal after this call. Idempotent.
+    void cancel();
+    // While paused, deliveries stop once the few MiB in flight have arrived, and the node keeps
+    // the watch's place (a consumer that cannot keep up, such as a server whose client reads
+    // slowly). A watch paused for long may finish with Compacted.
+    void setPaused(bool paused);
+    bool isPaused() const;
+
+Q_SIGNALS:
+    // The next changes, in log order; whole revisions.
+    void eventsReceived(const QList<DEngineWatchEvent> &events);
+    // revision() moved.
+    void progressed(quint64 revision);
+    // The watch ended (status(), message()); nothing follows. Not emitted after cancel().
+    void finished(DEngineInterface::Status status, const QString &message);
+
+private:
+    friend class DEngineWatcherPrivate;
+    explicit DEngineWatcher(QObject *parent);
+    std::unique_ptr<DEngineWatcherPrivate> d;
+};
+
 Q_DECLARE_METATYPE(DEngineResult)
+Q_DECLARE_METATYPE(DEngineWatchEvent)
 Q_DECLARE_METATYPE(DEngineKeyValue)
 Q_DECLARE_METATYPE(DEngineOperation)
 Q_DECLARE_METATYPE(DEngineCompare)

@@ -31,6 +31,12 @@ const char *kindName(Kind kind)
     case Kind::TransferLeadership: return "transfer-leadership";
     case Kind::Subscribe: return "subscribe";
     case Kind::Txn: return "txn";
+    case Kind::Watch: return "watch";
+    case Kind::CancelWatch: return "cancel-watch";
+    case Kind::LeaseGrant: return "lease-grant";
+    case Kind::LeaseKeepAlive: return "lease-keep-alive";
+    case Kind::LeaseRevoke: return "lease-revoke";
+    case Kind::LeaseTimeToLive: return "lease-time-to-live";
     }
     return "?";
 }
@@ -53,6 +59,8 @@ void appendRequest(std::string &out, const Request &r)
             o->set_remove(op.remove);
             o->set_key(op.key);
             o->set_value(op.value);
+            o->set_lease(op.lease);
+            o->set_sequential(op.sequential);
         }
     };
     addOperations(r.operations, w.mutable_operations());
@@ -68,6 +76,10 @@ void appendRequest(std::string &out, const Request &r)
     w.set_node(r.node);
     w.set_address(r.address);
     w.set_heartbeat_ms(r.heartbeatMs);
+    w.set_lease(r.lease);
+    w.set_ttl_ms(r.ttlMs);
+    w.set_revision(r.revision);
+    w.set_watch_id(r.watchId);
     appendMessage(out, w);
 }
 
@@ -82,7 +94,7 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
         why = "request: no id";
         return false;
     }
-    if (w.kind() < wire::Request::PUT || w.kind() > wire::Request::TXN) {
+    if (w.kind() < wire::Request::PUT || w.kind() > wire::Request::LEASE_TIME_TO_LIVE) {
         why = "request " + std::to_string(w.id()) + ": unknown kind " + std::to_string(static_cast<int>(w.kind()));
         return false;
     }
@@ -110,6 +122,20 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
         why = "request " + std::to_string(w.id()) + (membership ? ": a membership call without a node" : ": a node outside a membership call");
         return false;
     }
+    if (isLease(static_cast<Kind>(w.kind())) && w.lease() == 0) {
+        why = "request " + std::to_string(w.id()) + ": a lease call without a lease";
+        return false;
+    }
+    if (w.kind() == wire::Request::CANCEL_WATCH && w.watch_id() == 0) {
+        why = "request " + std::to_string(w.id()) + ": a cancel-watch without the watch's id";
+        return false;
+    }
+    for (const auto *list : {&w.operations(), &w.failure_operations()})
+        for (const wire::Operation &o : *list)
+            if (o.remove() && (o.lease() != 0 || o.sequential())) {
+                why = "request " + std::to_string(w.id()) + ": a delete with a lease or sequential";
+                return false;
+            }
     if (w.address().size() > 256) {
         why = "request " + std::to_string(w.id()) + ": an address over 256 bytes";
         return false;
@@ -127,10 +153,14 @@ bool decodeRequest(std::string_view payload, Request &out, std::string &why)
     out.end = w.end();
     out.limit = w.limit();
     out.consistency = w.consistency();
+    out.lease = w.lease();
+    out.ttlMs = w.ttl_ms();
+    out.revision = w.revision();
+    out.watchId = w.watch_id();
     const auto takeOperations = [](const auto &list, std::vector<Operation> &into) {
         into.reserve(static_cast<std::size_t>(list.size()));
         for (const wire::Operation &o : list)
-            into.push_back(Operation{o.remove(), o.key(), o.value()});
+            into.push_back(Operation{o.remove(), o.key(), o.value(), o.lease(), o.sequential()});
     };
     takeOperations(w.operations(), out.operations);
     takeOperations(w.failure_operations(), out.failureOperations);
@@ -187,6 +217,20 @@ void appendResponse(std::string &out, const Response &r)
         we->set_kind(static_cast<wire::Event::Kind>(e.kind));
         we->set_value(e.value);
     }
+    w.set_lease(r.lease);
+    w.set_ttl_ms(r.ttlMs);
+    w.set_remaining_ms(r.remainingMs);
+    for (const WatchEvent &e : r.watchEvents) {
+        wire::WatchEvent *we = w.add_watch_events();
+        we->set_deleted(e.deleted);
+        we->set_key(e.key);
+        we->set_value(e.value);
+        we->set_revision(e.revision);
+        we->set_create_revision(e.createRevision);
+        we->set_version(e.version);
+        we->set_lease(e.lease);
+    }
+    w.set_watch_done(r.watchDone);
     appendMessage(out, w);
 }
 
@@ -250,6 +294,20 @@ bool decodeResponse(std::string_view payload, Response &out, std::string &why)
     out.events.reserve(static_cast<std::size_t>(w.events_size()));
     for (const wire::Event &e : w.events())
         out.events.push_back(Event{static_cast<Event::Kind>(e.kind()), e.value()});
+    out.lease = w.lease();
+    out.ttlMs = w.ttl_ms();
+    out.remainingMs = w.remaining_ms();
+    std::uint64_t last = 0;
+    out.watchEvents.reserve(static_cast<std::size_t>(w.watch_events_size()));
+    for (const wire::WatchEvent &e : w.watch_events()) {
+        if (e.key().empty() || e.revision() == 0 || e.revision() < last || e.revision() > w.revision()) {
+            why = "response " + std::to_string(w.id()) + ": a watch event without a key, or out of order";
+            return false;
+        }
+        last = e.revision();
+        out.watchEvents.push_back(WatchEvent{e.deleted(), e.key(), e.value(), e.revision(), e.create_revision(), e.version(), e.lease()});
+    }
+    out.watchDone = w.watch_done();
     return true;
 }
 

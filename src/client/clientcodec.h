@@ -17,19 +17,29 @@ namespace dengine::clientwire {
 // and the caller closes the connection.
 inline constexpr std::uint32_t ProtocolVersion = 1;
 // The numbering of DEngine::Status, DEngine::Consistency and DEngine::Role that travels.
-inline constexpr std::uint32_t MaxStatus = 8;      // DEngine::Status::Refused
+inline constexpr std::uint32_t MaxStatus = 9;      // DEngine::Status::Compacted
 inline constexpr std::uint32_t MaxConsistency = 2; // DEngine::Consistency::Local
 inline constexpr std::uint32_t MaxRole = 4;        // DEngine::Role::Leader
 
-enum class Kind : std::uint8_t { Put = 1, Get, Delete, Batch, Scan, Range, Status, AddLearner, Promote, RemoveMember, TransferLeadership, Subscribe, Txn };
+enum class Kind : std::uint8_t {
+    Put = 1, Get, Delete, Batch, Scan, Range, Status, AddLearner, Promote, RemoveMember, TransferLeadership, Subscribe, Txn,
+    Watch, CancelWatch, LeaseGrant, LeaseKeepAlive, LeaseRevoke, LeaseTimeToLive
+};
+inline bool isLease(Kind k) { return k >= Kind::LeaseKeepAlive && k <= Kind::LeaseTimeToLive; }
 inline bool isMembership(Kind k) { return k >= Kind::AddLearner && k <= Kind::TransferLeadership; }
 // A key-value write: sent twice, it may take effect twice (a txn may run its other branch).
-inline bool isWrite(Kind k) { return k == Kind::Put || k == Kind::Delete || k == Kind::Batch || k == Kind::Txn; }
+// A lease grant or revocation too (a keep-alive is safe to repeat: it only renews).
+inline bool isWrite(Kind k)
+{
+    return k == Kind::Put || k == Kind::Delete || k == Kind::Batch || k == Kind::Txn || k == Kind::LeaseGrant || k == Kind::LeaseRevoke;
+}
 
 struct Operation {
     bool remove = false;
     std::string key;
     std::string value;
+    std::uint64_t lease = 0;
+    bool sequential = false;
 };
 
 struct Compare {
@@ -59,6 +69,21 @@ struct Request {
     std::uint32_t heartbeatMs = 0; // Subscribe
     std::vector<Compare> compares;             // Txn
     std::vector<Operation> failureOperations;  // Txn
+    std::uint64_t lease = 0;    // lease calls
+    std::uint64_t ttlMs = 0;    // LeaseGrant
+    std::uint64_t revision = 0; // Watch
+    std::uint64_t watchId = 0;  // CancelWatch
+};
+
+struct WatchEvent {
+    bool deleted = false;
+    std::string key;
+    std::string value;
+    std::uint64_t revision = 0;
+    std::uint64_t createRevision = 0;
+    std::uint64_t version = 0;
+    std::uint64_t lease = 0;
+    friend bool operator==(const WatchEvent &, const WatchEvent &) = default;
 };
 
 struct Member {
@@ -117,6 +142,11 @@ struct Response {
     bool hasNode = false;
     NodeStatus node;
     std::vector<Event> events;
+    std::uint64_t lease = 0;
+    std::uint64_t ttlMs = 0;
+    std::int64_t remainingMs = -1;
+    std::vector<WatchEvent> watchEvents;
+    bool watchDone = false;
 };
 
 // Appends one framed message to `out`.

@@ -6,6 +6,7 @@
 #include "client/clientcodec.h"
 #include "engine/hostport.h"
 #include "engine/tlsidentity.h"
+#include "engine/watcher_p.h"
 
 #include <QtCore/QElapsedTimer>
 #include <QtCore/QLoggingCategory>
@@ -38,7 +39,8 @@ bool toWire(const QList<DEngineOperation> &ops, std::vector<clientwire::Operatio
     for (const DEngineOperation &op : ops) {
         if (op.key.isEmpty())
             return false;
-        into.push_back(clientwire::Operation{op.kind == DEngineOperation::Kind::Remove, toStd(op.key), toStd(op.value)});
+        const bool remove = op.kind == DEngineOperation::Kind::Remove;
+        into.push_back(clientwire::Operation{remove, toStd(op.key), toStd(op.value), remove ? 0 : op.lease, !remove && op.sequential});
     }
     return true;
 }
@@ -152,6 +154,18 @@ public:
     quint64 linkSerial = 0;
     std::map<quint64, Call> calls; // by id: in the order made, which is their deadlines' order
     quint64 nextId = 0;
+    // Watches, by the id of their WATCH request (the same on every link they are sent on).
+    struct Watch {
+        QPointer<DEngineWatcher> watcher;
+        quint64 link = 0; // the link it was sent on (0: to send on the next)
+    };
+    std::map<quint64, Watch> watches;
+    void sendWatch(quint64 id, Watch &w);
+    // The watches sent on `l` go again on the next link (from where each got to).
+    void orphanWatches(const Link &l);
+    void onWatchPush(Link *l, const clientwire::Response &r);
+    void cancelWatch(quint64 id);
+    void finishWatches(Status status, const QString &why);
     QTimer *ticker = nullptr;
 
     template <typename T, typename Signal> void update(T &field, T value, Signal signal)
@@ -275,6 +289,7 @@ void DEngineClient::stop()
     Q_EMIT stopping();
     d->ticker->stop();
     d->failCalls(Status::Stopping, QStringLiteral("the client is stopping"));
+    d->finishWatches(Status::Stopping, QStringLiteral("the client is stopping"));
     d->incoming.reset();
     d->link.reset();
     d->retired.clear();
@@ -430,6 +445,7 @@ DEngineClientPrivate::Link *DEngineClientPrivate::find(quint64 serial)
 
 bool DEngineClientPrivate::orphanCalls(const Link &l, const QString &why)
 {
+    orphanWatches(l);
     for (auto it = calls.begin(); it != calls.end();) {
         Call &c = it->second;
         if (c.link != l.serial) {
@@ -551,6 +567,8 @@ void DEngineClientPrivate::onReadable(Link *l)
                 return;
             }
             applyPush(*l, r);
+        } else if (watches.count(r.id)) {
+            onWatchPush(l, r);
         } else {
             const auto it = calls.find(r.id);
             if (it == calls.end() || it->second.link != serial)
@@ -565,6 +583,9 @@ void DEngineClientPrivate::onReadable(Link *l)
             result.modRevision = r.modRevision;
             result.version = r.version;
             result.succeeded = r.succeeded;
+            result.lease = r.lease;
+            result.ttlMs = static_cast<qint64>(r.ttlMs);
+            result.remainingMs = r.remainingMs;
             result.items.reserve(static_cast<qsizetype>(r.items.size()));
             for (const clientwire::KeyValue &kv : r.items)
                 result.items.append(DEngineKeyValue{bytes(kv.key), bytes(kv.value), kv.createRevision, kv.modRevision, kv.version});
@@ -737,6 +758,18 @@ void DEngineClientPrivate::promoteIncoming()
     link = std::move(incoming);
     if (!old)
         return;
+    for (auto &[id, w] : watches) {
+        if (w.link != old->serial)
+            continue;
+        clientwire::Request cancel;
+        cancel.kind = clientwire::Kind::CancelWatch;
+        cancel.id = ++nextId;
+        cancel.watchId = id;
+        std::string frame;
+        clientwire::appendRequest(frame, cancel);
+        old->socket->write(frame.data(), static_cast<qint64>(frame.size()));
+        w.link = 0; // sent again on the leader's link once it is live (sendWaiting)
+    }
     bool writesInFlight = false;
     for (auto &[id, c] : calls) {
         if (c.link != old->serial)
@@ -801,6 +834,97 @@ void DEngineClientPrivate::sendWaiting()
     for (auto &[id, c] : calls)
         if (c.link == 0)
             send(c);
+    for (auto &[id, w] : watches)
+        if (w.link == 0)
+            sendWatch(id, w);
+}
+
+// ---- watches ------------------------------------------------------------------------------------
+
+void DEngineClientPrivate::sendWatch(quint64 id, Watch &w)
+{
+    DEngineWatcher *watcher = w.watcher;
+    if (!watcher)
+        return;
+    clientwire::Request r;
+    r.kind = clientwire::Kind::Watch;
+    r.id = id;
+    r.key = toStd(watcher->begin());
+    r.end = toStd(watcher->end());
+    // From where it got to: every revision up to revision() was delivered (0: it starts now and
+    // has not heard where "now" was yet).
+    const DEngineWatcherPrivate *wd = DEngineWatcherPrivate::of(watcher);
+    r.revision = wd->revision > 0 || wd->started ? wd->revision + 1 : 0;
+    std::string frame;
+    clientwire::appendRequest(frame, r);
+    link->socket->write(frame.data(), static_cast<qint64>(frame.size()));
+    w.link = link->serial;
+}
+
+void DEngineClientPrivate::orphanWatches(const Link &l)
+{
+    for (auto &[id, w] : watches)
+        if (w.link == l.serial)
+            w.link = 0;
+}
+
+void DEngineClientPrivate::onWatchPush(Link *l, const clientwire::Response &r)
+{
+    const auto it = watches.find(r.id);
+    if (it == watches.end() || it->second.link != l->serial)
+        return;
+    DEngineWatcher *watcher = it->second.watcher;
+    if (!watcher) {
+        watches.erase(it);
+        return;
+    }
+    if (r.watchDone) {
+        const auto status = static_cast<Status>(r.status);
+        if (status == Status::Stopping) {
+            it->second.link = 0; // the member stops: go on with the next one
+            return;
+        }
+        watches.erase(it);
+        DEngineWatcherPrivate::finish(watcher, status, QString::fromUtf8(r.message.data(), static_cast<qsizetype>(r.message.size())));
+        return;
+    }
+    DEngineWatcherPrivate::of(watcher)->started = true;
+    QList<DEngineWatchEvent> events;
+    events.reserve(static_cast<qsizetype>(r.watchEvents.size()));
+    for (const clientwire::WatchEvent &e : r.watchEvents)
+        events.push_back(DEngineWatchEvent{e.deleted ? DEngineWatchEvent::Type::Delete : DEngineWatchEvent::Type::Put, bytes(e.key), bytes(e.value),
+                                           e.revision, e.createRevision, e.version, e.lease});
+    DEngineWatcherPrivate::deliver(watcher, events, r.revision, 0);
+}
+
+void DEngineClientPrivate::cancelWatch(quint64 id)
+{
+    const auto it = watches.find(id);
+    if (it == watches.end())
+        return;
+    const quint64 sentOn = it->second.link;
+    watches.erase(it);
+    if (sentOn == 0)
+        return;
+    Link *l = find(sentOn);
+    if (!l || !l->socket)
+        return;
+    clientwire::Request cancel;
+    cancel.kind = clientwire::Kind::CancelWatch;
+    cancel.id = ++nextId;
+    cancel.watchId = id;
+    std::string frame;
+    clientwire::appendRequest(frame, cancel);
+    l->socket->write(frame.data(), static_cast<qint64>(frame.size()));
+}
+
+void DEngineClientPrivate::finishWatches(Status status, const QString &why)
+{
+    std::map<quint64, Watch> all = std::move(watches);
+    watches.clear();
+    for (auto &[id, w] : all)
+        if (w.watcher)
+            DEngineWatcherPrivate::finish(w.watcher, status, why);
 }
 
 void DEngineClientPrivate::finish(quint64 id, DEngineResult result)
@@ -1016,4 +1140,73 @@ QFuture<DEngineResult> DEngineClient::transferLeadership(NodeId id)
     if (id == 0)
         return d->refuse(Status::InvalidArgument, QStringLiteral("transferLeadership: node id 0 is not allowed"));
     return d->call(membership(clientwire::Kind::TransferLeadership, id));
+}
+
+// ---- watches and leases -------------------------------------------------------------------------
+
+DEngineWatcher *DEngineClient::watch(const QByteArray &begin, const QByteArray &end, quint64 fromRevision, QObject *parent)
+{
+    DEngineWatcher *w = DEngineWatcherPrivate::create(parent, begin, end, fromRevision);
+    const auto refuse = [w](Status status, const QString &why) {
+        QMetaObject::invokeMethod(w, [w, status, why] { DEngineWatcherPrivate::finish(w, status, why); }, Qt::QueuedConnection);
+        return w;
+    };
+    if (d->state != State::Running)
+        return refuse(Status::Stopping, d->state == State::Idle ? QStringLiteral("the client was not started") : QStringLiteral("the client is stopping"));
+    if (!end.isEmpty() && end <= begin)
+        return refuse(Status::InvalidArgument, QStringLiteral("watch: end does not come after begin"));
+    const quint64 id = ++d->nextId;
+    DEngineClientPrivate::Watch &entry = d->watches[id];
+    entry.watcher = w;
+    DEngineWatcherPrivate *wd = DEngineWatcherPrivate::of(w);
+    wd->started = fromRevision != 0;
+    DEngineClientPrivate *p = d.get();
+    QPointer<DEngineClient> self(this);
+    wd->onCancel = [self, p, id] {
+        if (self)
+            p->cancelWatch(id);
+    };
+    if (d->link && d->link->live)
+        d->sendWatch(id, entry);
+    return w;
+}
+
+QFuture<DEngineResult> DEngineClient::grantLease(qint64 ttlMs)
+{
+    if (ttlMs < 1000 || ttlMs > 30LL * 24 * 3600 * 1000)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("grantLease: a TTL of %1 ms is outside 1000 ms .. 30 days").arg(ttlMs));
+    clientwire::Request r = request(clientwire::Kind::LeaseGrant);
+    r.ttlMs = static_cast<std::uint64_t>(ttlMs);
+    return d->call(std::move(r));
+}
+
+namespace {
+clientwire::Request leaseRequest(clientwire::Kind kind, quint64 lease)
+{
+    clientwire::Request r;
+    r.kind = kind;
+    r.lease = lease;
+    return r;
+}
+} // namespace
+
+QFuture<DEngineResult> DEngineClient::keepAliveLease(quint64 lease)
+{
+    if (lease == 0)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("lease: 0 is no lease"));
+    return d->call(leaseRequest(clientwire::Kind::LeaseKeepAlive, lease));
+}
+
+QFuture<DEngineResult> DEngineClient::revokeLease(quint64 lease)
+{
+    if (lease == 0)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("lease: 0 is no lease"));
+    return d->call(leaseRequest(clientwire::Kind::LeaseRevoke, lease));
+}
+
+QFuture<DEngineResult> DEngineClient::leaseTimeToLive(quint64 lease)
+{
+    if (lease == 0)
+        return d->refuse(Status::InvalidArgument, QStringLiteral("lease: 0 is no lease"));
+    return d->call(leaseRequest(clientwire::Kind::LeaseTimeToLive, lease));
 }

@@ -5,6 +5,7 @@
 #include "engine/engineworker.h"
 #include "engine/hostport.h"
 #include "engine/limits.h"
+#include "engine/watcher_p.h"
 #include "storage/logwriter.h"
 
 #include <QtCore/QCoreApplication>
@@ -95,6 +96,8 @@ public:
     QFuture<DEngineResult> write(const QString &what, const QList<DEngineCompare> &compares, const QList<DEngineOperation> &success,
                                  const QList<DEngineOperation> &failure, bool txn);
     QFuture<DEngineResult> membership(EngineRequest::Change change, NodeId node, const QString &address = {});
+    // A lease call: a write (keepAliveLease, revokeLease: `command`) or the read leaseTimeToLive.
+    QFuture<DEngineResult> leaseCall(EngineRequest::Kind kind, dengine::kv::LeaseCommand::Kind command, quint64 lease);
 };
 
 namespace {
@@ -513,11 +516,19 @@ QFuture<DEngineResult> DEnginePrivate::write(const QString &what, const QList<DE
                 return why;
             if (op.kind == DEngineOperation::Kind::Put && op.value.size() > config.maxValueBytes)
                 return QStringLiteral("value: %1 bytes, over the limit of %2 (maxValueBytes)").arg(op.value.size()).arg(config.maxValueBytes);
+            if (op.kind == DEngineOperation::Kind::Put && op.sequential && op.key.size() + qsizetype(dengine::kv::SequentialSuffixBytes) > config.maxKeyBytes)
+                return QStringLiteral("key: a sequential put's prefix of %1 bytes leaves no room for its %2-byte suffix within maxKeyBytes (%3)")
+                    .arg(op.key.size())
+                    .arg(dengine::kv::SequentialSuffixBytes)
+                    .arg(config.maxKeyBytes);
             dengine::kv::Operation o;
             o.kind = op.kind == DEngineOperation::Kind::Put ? dengine::kv::Operation::Kind::Put : dengine::kv::Operation::Kind::Remove;
             o.key = toStd(op.key);
-            if (op.kind == DEngineOperation::Kind::Put)
+            if (op.kind == DEngineOperation::Kind::Put) {
                 o.value = toStd(op.value);
+                o.lease = op.lease;
+                o.sequential = op.sequential;
+            }
             into.push_back(std::move(o));
         }
         return {};
@@ -571,6 +582,75 @@ QFuture<DEngineResult> DEngine::range(const QByteArray &begin, const QByteArray 
         r.end = toStd(end);
         r.limit = static_cast<std::size_t>(limit);
     });
+}
+
+// ---- watches and leases ----------------------------------------------------------------------------
+
+DEngineWatcher *DEngine::watch(const QByteArray &begin, const QByteArray &end, quint64 fromRevision, QObject *parent)
+{
+    DEngineWatcher *w = DEngineWatcherPrivate::create(parent, begin, end, fromRevision);
+    QPointer<DEngineWatcher> guard(w);
+    const auto refuse = [&](Status status, const QString &why) {
+        // Queued, like every other finish: the caller connects first.
+        QMetaObject::invokeMethod(w, [w, status, why] { DEngineWatcherPrivate::finish(w, status, why); }, Qt::QueuedConnection);
+        return w;
+    };
+    if (d->state != DEnginePrivate::State::Running || !d->worker)
+        return refuse(Status::Stopping, d->state == DEnginePrivate::State::Idle ? QStringLiteral("the engine was not started")
+                                                                                : QStringLiteral("the engine is stopping"));
+    if (begin.size() > d->config.maxKeyBytes || end.size() > d->config.maxKeyBytes)
+        return refuse(Status::InvalidArgument, QStringLiteral("watch: a bound longer than maxKeyBytes"));
+    if (!end.isEmpty() && end <= begin)
+        return refuse(Status::InvalidArgument, QStringLiteral("watch: end does not come after begin"));
+    auto sink = std::make_shared<dengine::engine::WatchSink>(w);
+    DEngineWatcherPrivate *wd = DEngineWatcherPrivate::of(w);
+    wd->onCancel = [sink] {
+        sink->cancelled.store(true, std::memory_order_release);
+        sink->detach();
+    };
+    wd->onConsumed = [sink](qint64 bytes) { sink->credit.fetch_add(bytes, std::memory_order_acq_rel); };
+    EngineWorker *worker = d->worker;
+    QMetaObject::invokeMethod(
+        worker, [worker, sink, b = toStd(begin), e = toStd(end), fromRevision]() mutable { worker->addWatch(std::move(sink), std::move(b), std::move(e), fromRevision); },
+        Qt::QueuedConnection);
+    return w;
+}
+
+QFuture<DEngineResult> DEngine::grantLease(qint64 ttlMs)
+{
+    if (ttlMs < qint64(dengine::kv::MinLeaseTtlMs) || ttlMs > qint64(dengine::kv::MaxLeaseTtlMs))
+        return d->refuse(Status::InvalidArgument, QStringLiteral("grantLease: a TTL of %1 ms is outside %2 ms .. 30 days")
+                                                     .arg(ttlMs)
+                                                     .arg(dengine::kv::MinLeaseTtlMs));
+    auto request = std::make_shared<EngineRequest>();
+    request->kind = EngineRequest::Kind::Write;
+    request->lease = dengine::kv::LeaseCommand{dengine::kv::LeaseCommand::Kind::Grant, 0, static_cast<std::uint64_t>(ttlMs), 0};
+    return d->call(std::move(request));
+}
+
+QFuture<DEngineResult> DEnginePrivate::leaseCall(EngineRequest::Kind kind, dengine::kv::LeaseCommand::Kind command, quint64 lease)
+{
+    if (lease == 0)
+        return refuse(DEngine::Status::InvalidArgument, QStringLiteral("lease: 0 is no lease"));
+    auto request = std::make_shared<EngineRequest>();
+    request->kind = kind;
+    request->lease = dengine::kv::LeaseCommand{command, lease, 0, 0};
+    return call(std::move(request));
+}
+
+QFuture<DEngineResult> DEngine::keepAliveLease(quint64 lease)
+{
+    return d->leaseCall(EngineRequest::Kind::Write, dengine::kv::LeaseCommand::Kind::KeepAlive, lease);
+}
+
+QFuture<DEngineResult> DEngine::revokeLease(quint64 lease)
+{
+    return d->leaseCall(EngineRequest::Kind::Write, dengine::kv::LeaseCommand::Kind::Revoke, lease);
+}
+
+QFuture<DEngineResult> DEngine::leaseTimeToLive(quint64 lease)
+{
+    return d->leaseCall(EngineRequest::Kind::LeaseInfo, dengine::kv::LeaseCommand::Kind::KeepAlive, lease);
 }
 
 // ---- the application's state machine ------------------------------------------------------------

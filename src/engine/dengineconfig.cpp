@@ -89,6 +89,10 @@ QString DEngineConfig::validate() const
         return QStringLiteral("maxScanItems: must be at least 1");
     if (maxScanBytes < 1)
         return QStringLiteral("maxScanBytes: must be at least 1");
+    if (watchHistoryRevisions < 1)
+        return QStringLiteral("watchHistoryRevisions: must be at least 1");
+    if (watchHistoryBytes < 1)
+        return QStringLiteral("watchHistoryBytes: must be at least 1");
     if (requestTimeoutMs < 1)
         return QStringLiteral("requestTimeoutMs: must be positive");
     if (stopTimeoutMs < 1)
@@ -130,7 +134,7 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         QStringLiteral("maxScanItems"), QStringLiteral("maxScanBytes"), QStringLiteral("tlsCaFile"),
         QStringLiteral("tlsCertificateFile"), QStringLiteral("tlsKeyFile"), QStringLiteral("insecure"),
         QStringLiteral("snapshotEntries"), QStringLiteral("snapshotBytes"), QStringLiteral("walSegmentBytes"),
-        QStringLiteral("join"),
+        QStringLiteral("join"), QStringLiteral("watchHistoryRevisions"), QStringLiteral("watchHistoryBytes"),
         QStringLiteral("server"), // dengined's own section (client port and limits): not the engine's
     };
     for (auto it = o.begin(); it != o.end(); ++it)
@@ -255,6 +259,10 @@ DEngineConfig DEngineConfig::fromFile(const QString &path, QString *error)
         return fail(QStringLiteral("maxPendingBytes: must be an integer"));
     if (!integer("maxScanBytes", c.maxScanBytes))
         return fail(QStringLiteral("maxScanBytes: must be an integer"));
+    if (!integer("watchHistoryRevisions", c.watchHistoryRevisions))
+        return fail(QStringLiteral("watchHistoryRevisions: must be an integer"));
+    if (!integer("watchHistoryBytes", c.watchHistoryBytes))
+        return fail(QStringLiteral("watchHistoryBytes: must be an integer"));
     if (!integer("snapshotEntries", c.snapshotEntries))
         return fail(QStringLiteral("snapshotEntries: must be an integer"));
     if (!integer("snapshotBytes", c.snapshotBytes))

@@ -98,3 +98,13 @@ QByteArray DEngineInterface::prefixEnd(const QByteArray &prefix)
     return end;
 }
 
+
+DEngineWatcher *DEngineInterface::watchPrefix(const QByteArray &prefix, quint64 fromRevision, QObject *parent)
+{
+    return watch(prefix, prefixEnd(prefix), fromRevision, parent);
+}
+
+QByteArray DEngineOperation::sequentialKey(const QByteArray &prefix, quint64 revision, int ordinal)
+{
+    return prefix + QByteArray::number(revision).rightJustified(20, '0') + '-' + QByteArray::number(ordinal % 10000).rightJustified(4, '0');
+}

@@ -4,6 +4,7 @@
 #include "engine/limits.h"
 #include "engine/peertransport.h"
 #include "engine/tlsidentity.h"
+#include "engine/watcher_p.h"
 #include "raft/confchange.h"
 #include "raft/logger.h"
 #include "storage/logwriter.h"
@@ -161,6 +162,8 @@ void EngineWorker::start()
     if (!m_config.join)
         for (auto it = m_config.peers.cbegin(); it != m_config.peers.cend(); ++it)
             wo.bootstrap.voters.push_back(it.key());
+    m_events = kv::EventLog(static_cast<std::uint64_t>(m_config.watchHistoryRevisions), static_cast<std::size_t>(m_config.watchHistoryBytes));
+    m_kv.setKeepEvents(true);
     storage::RecoveryReport report;
     if (storage::StorageStatus st = storage::Wal::open(wo, m_wal, &report); !st) {
         fatal(toError(st.code), QStringLiteral("cannot open the data directory %1: %2").arg(m_config.dataDirectory, QString::fromStdString(st.message)));
@@ -178,6 +181,8 @@ void EngineWorker::start()
     raft::Index applied = 0;
     if (!loadSnapshotAtStart(applied))
         return;
+    if (m_events.last() != m_kv.appliedIndex())
+        m_events.reset(m_kv.appliedIndex());
 
     m_coreLogger = std::make_unique<CoreLogger>(m_config.nodeId);
     raft::Config rc;
@@ -387,6 +392,7 @@ void EngineWorker::shutdown()
     m_down = true;
     drainInbox(); // calls queued before the stop fail with Stopping below, like the others
     failPending(DEngine::Status::Stopping, QStringLiteral("the engine is stopping"));
+    finishWatches(DEngine::Status::Stopping, QStringLiteral("the engine is stopping"));
     m_deadlines.clear();
     m_waiting.clear();
     m_readsAtIndex.clear();
@@ -495,6 +501,7 @@ bool EngineWorker::issue(Pending &p)
         cmd.txn = p.request->txn;
         cmd.compares = p.request->compares;
         cmd.failure = p.request->failure;
+        cmd.lease = p.request->lease;
         const raft::Status st = m_node->propose(kv::encodeCommand(cmd));
         if (st != raft::Status::Ok)
             return false;
@@ -550,6 +557,8 @@ void EngineWorker::onTick()
         return;
     }
     expire();
+    driveLeases();
+    serveWatches(true);
     // A forwarded write can be lost on the way (a queue overflow, a reconnect) while the leader
     // stays: propose again what two election timeouts did not apply (applied once, whatever comes).
     const qint64 now = m_clock.elapsed();
@@ -738,6 +747,8 @@ void EngineWorker::process()
     recordMissingAddresses();
     establishHistory();
     advertiseClientAddress();
+    driveLeases();
+    serveWatches(false);
     maybeSnapshot();
     if (m_removed && m_role != raft::Role::Leader) {
         QMetaObject::invokeMethod(this, &EngineWorker::shutdown, Qt::QueuedConnection);
@@ -790,7 +801,8 @@ void EngineWorker::applyCommitted(std::vector<raft::Entry> &entries)
         }
         m_lastAppliedTerm = e.term;
         m_bytesSinceSnapshot += raft::entrySize(e);
-        const kv::KvStore::Applied a = m_kv.apply(e);
+        kv::KvStore::Applied a = m_kv.apply(e);
+        m_events.append(e.index, std::move(a.events));
         if (e.type == raft::EntryType::ConfChange) {
             // The core put it in force when it reached the log; applied, it is the membership.
             raft::ConfState cs;
@@ -804,6 +816,8 @@ void EngineWorker::applyCommitted(std::vector<raft::Entry> &entries)
             qCWarning(lcEngine).noquote() << QStringLiteral("node %1: entry %2 is not a command; skipped").arg(m_config.nodeId).arg(e.index);
         if (a.outcome != kv::KvStore::ApplyOutcome::Applied)
             continue;
+        if (a.command.lease)
+            onLeaseApplied(a);
         QByteArray value;
         if (a.command.application) {
             // Every node applies it; the proposer's call gets what its own apply returned.
@@ -818,10 +832,12 @@ void EngineWorker::applyCommitted(std::vector<raft::Entry> &entries)
         }
         if (a.command.origin != m_config.nodeId || a.command.session != m_session || !m_pending.count(a.command.request))
             continue;
-        DEngineResult r = baseResult(a.rejected.empty() ? DEngine::Status::Ok : DEngine::Status::Refused);
+        DEngineResult r = baseResult(a.rejected.empty() ? DEngine::Status::Ok : a.notFound ? DEngine::Status::NotFound : DEngine::Status::Refused);
         r.revision = e.index;
         r.value = std::move(value);
         r.succeeded = a.succeeded;
+        r.lease = a.leaseId;
+        r.ttlMs = static_cast<qint64>(a.leaseTtlMs);
         if (!a.rejected.empty())
             r.message = QString::fromStdString(a.rejected);
         finish(a.command.request, std::move(r));
@@ -885,6 +901,28 @@ void EngineWorker::serveRead(Pending &p)
         if (m_stateMachine)
             r.value = m_stateMachine->query(toBytes(q.key));
         break;
+    case EngineRequest::Kind::LeaseInfo: {
+        const std::uint64_t id = q.lease ? q.lease->id : 0;
+        r.lease = id;
+        const auto l = m_kv.leases().find(id);
+        if (l == m_kv.leases().end()) {
+            r.status = DEngine::Status::NotFound;
+            r.message = QStringLiteral("lease %1 not found (expired or revoked)").arg(id);
+            break;
+        }
+        r.ttlMs = static_cast<qint64>(l->second.ttlMs);
+        for (const std::string &key : l->second.keys)
+            r.items.push_back(DEngineKeyValue{toBytes(key), {}, 0, 0, 0});
+        if (m_role == raft::Role::Leader && m_leaseTerm == m_term) {
+            const auto deadline = m_leaseDeadlines.find(id);
+            r.remainingMs = deadline == m_leaseDeadlines.end() ? r.ttlMs : std::max<qint64>(0, deadline->second - m_clock.elapsed());
+        } else if (m_role == raft::Role::Leader) {
+            r.remainingMs = r.ttlMs; // this leader's timers start once its term's first entry is applied
+        } else {
+            r.message = QStringLiteral("the time left is known to the leader (node %1)").arg(m_leader);
+        }
+        break;
+    }
     case EngineRequest::Kind::Write:
     case EngineRequest::Kind::Membership: break;
     }

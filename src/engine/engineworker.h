@@ -5,6 +5,7 @@
 #include <dengine/denginestatemachine.h>
 
 #include "engine/tickclock.h"
+#include "kv/eventlog.h"
 #include "kv/kvstore.h"
 #include "raft/rawnode.h"
 
@@ -37,6 +38,7 @@ class SnapshotStore;
 namespace dengine::engine {
 
 class PeerTransport;
+class WatchSink;
 
 // What the worker publishes for DEngine::metrics(), every 100 ms, from its thread.
 struct MetricsBox {
@@ -71,7 +73,7 @@ private:
 
 // One key-value call on its way through the worker.
 struct EngineRequest {
-    enum class Kind { Write, Get, Scan, Range, Query, Membership };
+    enum class Kind { Write, Get, Scan, Range, Query, Membership, LeaseInfo };
     enum class Change { AddLearner, Promote, Remove, TransferLeadership };
     Kind kind = Kind::Write;
     std::vector<kv::Operation> operations;      // Write (or, when empty, `application`); a txn's success
@@ -79,6 +81,7 @@ struct EngineRequest {
     std::vector<kv::Compare> compares;
     std::vector<kv::Operation> failure;
     std::optional<std::string> application;     // Write: a command for the application's state machine
+    std::optional<kv::LeaseCommand> lease;      // Write: a lease command; LeaseInfo: its id
     std::string key;                            // Get: the key; Scan: the prefix; Range: begin; Query: the query
     std::string end;                            // Range
     std::size_t limit = 0;                      // Scan, Range
@@ -120,6 +123,9 @@ public Q_SLOTS:
     void shutdown();
     // Takes one call; its promise is finished exactly once, here or later.
     void submit(std::shared_ptr<EngineRequest> request);
+    // Starts a watch of [begin, end) from `from` (0: the next applied entry); its deliveries go
+    // through `sink` until it is cancelled there, or finished (Compacted, Stopping).
+    void addWatch(std::shared_ptr<WatchSink> sink, std::string begin, std::string end, quint64 from);
 
 public:
     // Any thread: the latest commit and applied index, and clears the pending indexesChanged().
@@ -226,6 +232,16 @@ private:
     // A leader whose applied state has no established key histories proposes their start, once a term.
     void establishHistory();
 
+    // Watches (engineworker_watch.cpp): hands each watch the changes it has not had, within its
+    // credit; with `progress`, also tells idle ones how far they are (about once a second).
+    void serveWatches(bool progress);
+    void finishWatches(DEngine::Status status, const QString &why);
+    // Leases (engineworker_watch.cpp): a leader times them and proposes the expiry of those that
+    // ran out; a follower forgets its timers.
+    void driveLeases();
+    // A lease command was applied (grant, renewal: the timer restarts on a leader).
+    void onLeaseApplied(const kv::KvStore::Applied &a);
+
     void issueWaiting();
     bool issue(Pending &p);
     void applyCommitted(std::vector<raft::Entry> &entries);
@@ -260,6 +276,21 @@ private:
     QTimer *m_ticker = nullptr;
     TickClock m_tickClock{1, 1}; // set up in start()
     kv::KvStore m_kv;
+    kv::EventLog m_events{1, 1}; // sized from the configuration in start()
+    struct Watch {
+        std::shared_ptr<WatchSink> sink;
+        std::string begin, end;
+        raft::Index next = 1;     // the first revision it has not been handed
+        raft::Index told = 0;     // the revision its owner was last told
+    };
+    std::map<std::uint64_t, Watch> m_watches;
+    std::uint64_t m_nextWatch = 0;
+    qint64 m_watchProgressAt = 0; // ms on m_clock
+    // Leases, on a leader: when each runs out (ms on m_clock), for the term the timers were set
+    // in; the expiries proposed and when.
+    std::map<std::uint64_t, qint64> m_leaseDeadlines;
+    raft::Term m_leaseTerm = 0;
+    std::map<std::uint64_t, qint64> m_leaseExpiryProposed;
     std::unique_ptr<storage::SnapshotStore> m_snapshots;
     raft::Index m_appliedAtSnapshot = 0;    // the applied index when the last snapshot was taken
     std::uint64_t m_bytesSinceSnapshot = 0; // entry bytes applied since

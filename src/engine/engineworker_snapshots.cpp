@@ -61,6 +61,7 @@ bool EngineWorker::restoreState(const raft::Snapshot &snapshot, QString &why)
         qCWarning(lcEngine).noquote() << QStringLiteral("node %1: the snapshot holds application state but no state machine is installed here")
                                              .arg(m_config.nodeId);
     }
+    m_events.reset(snapshot.metadata.index); // what came before is not known here: watches from there are Compacted
     m_lastAppliedTerm = snapshot.metadata.term;
     if (snapshot.metadata.term > m_firstOfTermTerm) {
         // The first entry of the snapshot's term is in it: applied, as far as ready() goes.

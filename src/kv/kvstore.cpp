@@ -5,6 +5,7 @@
 #include "raft/bytes.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 
 namespace dengine::kv {
@@ -39,8 +40,13 @@ raft::Payload encodeCommand(const Command &command)
             wire::Operation *w = list->Add();
             w->set_kind(op.kind == Operation::Kind::Put ? wire::Operation::PUT : wire::Operation::DELETE);
             w->set_key(op.key);
-            if (op.kind == Operation::Kind::Put)
+            if (op.kind == Operation::Kind::Put) {
                 w->set_value(op.value);
+                if (op.lease)
+                    w->set_lease(op.lease);
+                if (op.sequential)
+                    w->set_sequential(true);
+            }
         }
     };
     addOperations(command.operations, c.mutable_operations());
@@ -60,6 +66,13 @@ raft::Payload encodeCommand(const Command &command)
     }
     if (command.resetHistory)
         c.set_reset_history(true);
+    if (command.lease) {
+        wire::LeaseCommand *l = c.mutable_lease();
+        l->set_kind(static_cast<wire::LeaseCommand::Kind>(command.lease->kind));
+        l->set_id(command.lease->id);
+        l->set_ttl_ms(command.lease->ttlMs);
+        l->set_renewed_at(command.lease->renewedAt);
+    }
     return raft::Payload(c.SerializeAsString());
 }
 
@@ -71,10 +84,11 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
         return false;
     }
     const int kinds = (c.has_application() ? 1 : 0) + (c.operations_size() > 0 || c.txn() ? 1 : 0) + (c.members_size() > 0 ? 1 : 0)
-                      + (c.client_addresses_size() > 0 ? 1 : 0) + (c.reset_history() ? 1 : 0);
+                      + (c.client_addresses_size() > 0 ? 1 : 0) + (c.reset_history() ? 1 : 0) + (c.has_lease() ? 1 : 0);
     if (kinds != 1) {
         why = kinds == 0 ? "command: no operations"
-                         : "command: more than one of operations, an application command, member addresses and client addresses";
+                         : "command: more than one of operations, an application command, member addresses, client addresses, "
+                           "a history reset and a lease command";
         return false;
     }
     if (!c.txn() && (c.compares_size() > 0 || c.failure_operations_size() > 0)) {
@@ -113,6 +127,10 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
             op.kind = w.kind() == wire::Operation::DELETE ? Operation::Kind::Remove : Operation::Kind::Put;
             op.key = w.key();
             op.value = w.value();
+            if (op.kind == Operation::Kind::Put) {
+                op.lease = w.lease();
+                op.sequential = w.sequential();
+            }
             into.push_back(std::move(op));
         }
         return true;
@@ -121,6 +139,15 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
         return false;
     out.txn = c.txn();
     out.resetHistory = c.reset_history();
+    out.lease.reset();
+    if (c.has_lease()) {
+        const wire::LeaseCommand &l = c.lease();
+        if (l.kind() < wire::LeaseCommand::GRANT || l.kind() > wire::LeaseCommand::EXPIRE) {
+            why = "command: a lease command of an unknown kind";
+            return false;
+        }
+        out.lease = LeaseCommand{static_cast<LeaseCommand::Kind>(l.kind()), l.id(), l.ttl_ms(), l.renewed_at()};
+    }
     out.compares.clear();
     out.compares.reserve(static_cast<std::size_t>(c.compares_size()));
     for (const wire::Compare &w : c.compares()) {
@@ -134,6 +161,15 @@ bool decodeCommand(std::string_view bytes, Command &out, std::string &why)
     return true;
 }
 
+std::string sequentialKey(std::string_view prefix, std::uint64_t index, std::uint32_t ordinal)
+{
+    char suffix[48];
+    const int n = std::snprintf(suffix, sizeof suffix, "%020llu-%04u", static_cast<unsigned long long>(index), ordinal % 10000);
+    std::string key(prefix);
+    key.append(suffix, static_cast<std::size_t>(n));
+    return key;
+}
+
 namespace {
 
 // A record's history (no value) as it reads with the histories reset at `historyFrom`
@@ -141,8 +177,8 @@ namespace {
 KeyRecord historyOf(const KeyRecord &r, raft::Index historyFrom)
 {
     if (r.modRevision < historyFrom)
-        return KeyRecord{{}, historyFrom, historyFrom, 1};
-    return KeyRecord{{}, r.createRevision, r.modRevision, r.version};
+        return KeyRecord{{}, historyFrom, historyFrom, 1, r.lease};
+    return KeyRecord{{}, r.createRevision, r.modRevision, r.version, r.lease};
 }
 
 } // namespace
@@ -197,12 +233,26 @@ KvStore::Applied KvStore::apply(const raft::Entry &entry)
         for (const Compare &c : cmd.compares)
             succeeded = succeeded && holds(c);
     }
-    for (const Operation &op : succeeded ? cmd.operations : cmd.failure) {
-        if (op.kind == Operation::Kind::Put)
-            put(op.key, op.value, entry.index);
-        else
-            remove(op.key);
+    const std::vector<Operation> &ops = succeeded ? cmd.operations : cmd.failure;
+    // A put onto a lease that does not exist changes nothing, alike everywhere.
+    for (const Operation &op : ops) {
+        if (op.kind == Operation::Kind::Put && op.lease && !m_leases.count(op.lease)) {
+            result.rejected = "lease " + std::to_string(op.lease) + " not found (expired or revoked)";
+            result.notFound = true;
+            result.succeeded = cmd.txn && succeeded;
+            result.outcome = ApplyOutcome::Applied;
+            return result;
+        }
     }
+    std::uint32_t ordinal = 0;
+    for (const Operation &op : ops) {
+        if (op.kind == Operation::Kind::Put)
+            put(op.sequential ? sequentialKey(op.key, entry.index, ordinal++) : op.key, op.value, entry.index, op.lease, &result);
+        else
+            remove(op.key, entry.index, &result);
+    }
+    if (cmd.lease)
+        applyLease(*cmd.lease, entry.index, result);
     result.succeeded = cmd.txn && succeeded;
     for (const auto &[id, address] : cmd.members) {
         if (address.empty()) {
@@ -227,57 +277,127 @@ bool KvStore::overlaid(Overlay::const_iterator it, const std::string &key) const
     return it != m_overlay.end() ? it->second.has_value() : m_data->count(key) > 0;
 }
 
-void KvStore::put(const std::string &key, const std::string &value, raft::Index index)
+void KvStore::put(const std::string &key, const std::string &value, raft::Index index, std::uint64_t lease, Applied *out)
 {
     // The key's next record: a new key starts its history here; an existing one keeps its
     // creation and counts one more version.
+    std::uint64_t leaseBefore = 0;
     const auto next = [&](const KeyRecord *before) {
-        KeyRecord r{value, index, index, 1};
+        KeyRecord r{value, index, index, 1, lease};
         if (before) {
             const KeyRecord history = historyOf(*before, m_historyFrom);
             r.createRevision = history.createRevision;
             r.version = history.version + 1;
+            leaseBefore = before->lease;
         }
         return r;
     };
+    const KeyRecord *written = nullptr;
     if (!m_frozen) {
         // One lookup: the write path of every put.
-        const auto it = m_data->lower_bound(key);
+        auto it = m_data->lower_bound(key);
         if (it != m_data->end() && it->first == key) {
             it->second = next(&it->second);
         } else {
-            m_data->emplace_hint(it, key, next(nullptr));
+            it = m_data->emplace_hint(it, key, next(nullptr));
             ++m_size;
+        }
+        written = &it->second;
+    } else {
+        const KeyRecord *before = find(key);
+        const bool existed = before != nullptr;
+        KeyRecord record = next(before); // before the overlay changes under `before`
+        auto it = m_overlay.find(key);
+        if (it != m_overlay.end())
+            it->second = std::move(record);
+        else
+            it = m_overlay.emplace(key, std::move(record)).first;
+        if (!existed)
+            ++m_size;
+        written = &*it->second;
+    }
+    if (leaseBefore != lease) {
+        if (leaseBefore)
+            if (auto l = m_leases.find(leaseBefore); l != m_leases.end())
+                l->second.keys.erase(key);
+        if (lease)
+            m_leases[lease].keys.insert(key);
+    }
+    if (m_keepEvents && out)
+        out->events.push_back(Event{Event::Type::Put, key, value, index, written->createRevision, written->version, lease});
+}
+
+void KvStore::remove(const std::string &key, raft::Index index, Applied *out)
+{
+    std::uint64_t lease = 0;
+    if (!m_frozen) {
+        const auto it = m_data->find(key);
+        if (it == m_data->end())
+            return;
+        lease = it->second.lease;
+        m_data->erase(it);
+    } else {
+        const KeyRecord *before = find(key);
+        if (!before)
+            return;
+        lease = before->lease;
+        if (auto it = m_overlay.find(key); it != m_overlay.end())
+            it->second.reset();
+        else
+            m_overlay.emplace(key, std::nullopt);
+    }
+    --m_size;
+    if (lease)
+        if (auto l = m_leases.find(lease); l != m_leases.end())
+            l->second.keys.erase(key);
+    if (m_keepEvents && out)
+        out->events.push_back(Event{Event::Type::Delete, key, {}, index, 0, 0, 0});
+}
+
+void KvStore::dropLease(std::uint64_t id, raft::Index index, Applied *out)
+{
+    const auto l = m_leases.find(id);
+    if (l == m_leases.end())
+        return;
+    const std::set<std::string, std::less<>> keys = std::move(l->second.keys);
+    m_leases.erase(l);
+    for (const std::string &key : keys)
+        remove(key, index, out);
+}
+
+void KvStore::applyLease(const LeaseCommand &lc, raft::Index index, Applied &result)
+{
+    result.leaseId = lc.kind == LeaseCommand::Kind::Grant ? index : lc.id;
+    const auto notFound = [&] {
+        result.rejected = "lease " + std::to_string(lc.id) + " not found (expired or revoked)";
+        result.notFound = true;
+    };
+    switch (lc.kind) {
+    case LeaseCommand::Kind::Grant:
+        // The TTL is checked where it is proposed; here only kept within bounds, alike everywhere.
+        m_leases[index] = Lease{std::clamp(lc.ttlMs, MinLeaseTtlMs, MaxLeaseTtlMs), index, {}};
+        result.leaseTtlMs = m_leases[index].ttlMs;
+        return;
+    case LeaseCommand::Kind::KeepAlive:
+        if (auto l = m_leases.find(lc.id); l != m_leases.end()) {
+            l->second.renewedAt = index;
+            result.leaseTtlMs = l->second.ttlMs;
+        } else {
+            notFound();
+        }
+        return;
+    case LeaseCommand::Kind::Revoke:
+        if (!m_leases.count(lc.id))
+            notFound();
+        dropLease(lc.id, index, &result);
+        return;
+    case LeaseCommand::Kind::Expire:
+        if (auto l = m_leases.find(lc.id); l != m_leases.end() && l->second.renewedAt == lc.renewedAt) {
+            result.expired = true;
+            dropLease(lc.id, index, &result);
         }
         return;
     }
-    const KeyRecord *before = find(key);
-    const bool existed = before != nullptr;
-    KeyRecord record = next(before); // before the overlay changes under `before`
-    if (auto it = m_overlay.find(key); it != m_overlay.end())
-        it->second = std::move(record);
-    else
-        m_overlay.emplace(key, std::move(record));
-    if (!existed)
-        ++m_size;
-}
-
-void KvStore::remove(const std::string &key)
-{
-    if (!m_frozen) {
-        if (m_data->erase(key))
-            --m_size;
-        return;
-    }
-    auto it = m_overlay.find(key);
-    const bool existed = overlaid(it, key);
-    if (!existed)
-        return;
-    if (it != m_overlay.end())
-        it->second.reset();
-    else
-        m_overlay.emplace(key, std::nullopt);
-    --m_size;
 }
 
 std::shared_ptr<const KvStore::Frozen> KvStore::freeze()
@@ -337,7 +457,8 @@ void KvStore::pruneSessions(raft::NodeId origin)
 
 namespace {
 
-constexpr std::string_view SnapshotMagic = "DKVSNAP4";
+constexpr std::string_view SnapshotMagic = "DKVSNAP5";
+constexpr std::string_view SnapshotMagicV4 = "DKVSNAP4"; // read only: no leases
 constexpr std::string_view SnapshotMagicV3 = "DKVSNAP3"; // read only: no revisions
 constexpr std::string_view SnapshotMagicV2 = "DKVSNAP2"; // read only: no revisions, no client addresses
 
@@ -371,6 +492,12 @@ std::string KvStore::serializeTail() const
             putBytes(out, address);
         }
     }
+    putU64(out, m_leases.size());
+    for (const auto &[id, lease] : m_leases) {
+        putU64(out, id);
+        putU64(out, lease.ttlMs);
+        putU64(out, lease.renewedAt);
+    }
     return out;
 }
 
@@ -388,6 +515,7 @@ bool KvStore::Frozen::serialize(const std::function<bool(std::string_view)> &sin
         putU64(out, v.createRevision);
         putU64(out, v.modRevision);
         putU64(out, v.version);
+        putU64(out, v.lease);
         if (out.size() >= piece) {
             if (!sink(out))
                 return false;
@@ -416,7 +544,8 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
 {
     const std::string_view magic = bytes.substr(0, SnapshotMagic.size());
     const bool v2 = magic == SnapshotMagicV2;
-    const bool revisions = magic == SnapshotMagic;
+    const bool leases = magic == SnapshotMagic;
+    const bool revisions = leases || magic == SnapshotMagicV4;
     if (!revisions && magic != SnapshotMagicV3 && !v2) {
         why = "kv snapshot: not a key-value snapshot (bad magic)";
         return false;
@@ -444,6 +573,8 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
             record.modRevision = r.take(8);
             record.version = r.take(8);
         }
+        if (leases)
+            record.lease = r.take(8);
         if (!r.ok) {
             why = "kv snapshot: truncated in key " + std::to_string(i);
             return false;
@@ -507,6 +638,35 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
     std::map<raft::NodeId, std::string> clientAddresses;
     if (!readBook(members, "member address") || (!v2 && !readBook(clientAddresses, "client address")))
         return false;
+    std::map<std::uint64_t, Lease> leaseTable;
+    if (leases) {
+        const std::uint64_t n = r.take(8);
+        if (!r.ok || n > r.in.size() / 24) {
+            why = "kv snapshot: truncated before its leases";
+            return false;
+        }
+        for (std::uint64_t i = 0; i < n; ++i) {
+            const std::uint64_t id = r.take(8);
+            Lease lease;
+            lease.ttlMs = r.take(8);
+            lease.renewedAt = r.take(8);
+            if (!r.ok || id == 0 || id > applied || lease.renewedAt < id || lease.renewedAt > applied || lease.ttlMs < MinLeaseTtlMs
+                || lease.ttlMs > MaxLeaseTtlMs || !leaseTable.emplace(id, std::move(lease)).second) {
+                why = "kv snapshot: lease " + std::to_string(i) + " is malformed or repeated";
+                return false;
+            }
+        }
+        for (const auto &[k, v] : *data) {
+            if (!v.lease)
+                continue;
+            const auto l = leaseTable.find(v.lease);
+            if (l == leaseTable.end()) {
+                why = "kv snapshot: a key is attached to lease " + std::to_string(v.lease) + ", which it does not hold";
+                return false;
+            }
+            l->second.keys.insert(k);
+        }
+    }
     if (!r.ok || !r.in.empty()) {
         why = r.ok ? "kv snapshot: " + std::to_string(r.in.size()) + " bytes after its end" : "kv snapshot: truncated";
         return false;
@@ -518,6 +678,7 @@ bool KvStore::restore(std::string_view bytes, std::string &why)
     m_sessions = std::move(table);
     m_members = std::move(members);
     m_clientAddresses = std::move(clientAddresses);
+    m_leases = std::move(leaseTable);
     m_applied = applied;
     m_historyFrom = historyFrom;
     return true;

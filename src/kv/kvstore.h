@@ -22,6 +22,48 @@ struct Operation {
     Kind kind = Kind::Put;
     std::string key;
     std::string value;
+    std::uint64_t lease = 0;  // Put: the lease the key is attached to (0: none)
+    bool sequential = false;  // Put: `key` is a prefix (sequentialKey() names the key written)
+};
+
+// The key a sequential put writes: the prefix, the entry's index in 20 digits, '-', and the put's
+// place among the command's sequential puts (0, 1, ...) in 4 digits. Keys of later entries sort
+// after earlier ones: a prefix of them is a queue in commit order.
+std::string sequentialKey(std::string_view prefix, std::uint64_t index, std::uint32_t ordinal);
+inline constexpr std::size_t SequentialSuffixBytes = 25;
+
+// A lease command: see LeaseCommand in dengine.proto.
+struct LeaseCommand {
+    enum class Kind : std::uint8_t { Grant, KeepAlive, Revoke, Expire };
+    Kind kind = Kind::Grant;
+    std::uint64_t id = 0;
+    std::uint64_t ttlMs = 0;
+    std::uint64_t renewedAt = 0;
+};
+inline constexpr std::uint64_t MinLeaseTtlMs = 1000;
+inline constexpr std::uint64_t MaxLeaseTtlMs = 30ULL * 24 * 3600 * 1000;
+
+// A replicated lease: keys attached to it go when it is revoked or expires. Its id is the index
+// of the entry that granted it. `renewedAt` is the index of its grant or last renewal: the leader
+// times it from when it applied that entry (or from when it became leader, whichever is later).
+struct Lease {
+    std::uint64_t ttlMs = 0;
+    raft::Index renewedAt = 0;
+    std::set<std::string, std::less<>> keys;
+};
+
+// A change to a key, as a watch delivers it: every put and delete, in log order, with the key's
+// history after it (a delete's are 0).
+struct Event {
+    enum class Type : std::uint8_t { Put, Delete };
+    Type type = Type::Put;
+    std::string key;
+    std::string value;
+    raft::Index revision = 0; // the entry's index
+    raft::Index createRevision = 0;
+    std::uint64_t version = 0;
+    std::uint64_t lease = 0;
+    std::size_t bytes() const { return key.size() + value.size() + 48; }
 };
 
 // A condition of a transaction on a key's value or history (KeyRecord). A missing key has version
@@ -66,6 +108,8 @@ struct Command {
     std::vector<Operation> failure;
     // Instead of operations: key histories start here on every replica (KvStore::historyFrom()).
     bool resetHistory = false;
+    // Instead of operations: a lease command.
+    std::optional<LeaseCommand> lease;
 };
 
 inline constexpr std::size_t MaxMemberAddressBytes = 256;
@@ -79,6 +123,7 @@ struct KeyRecord {
     raft::Index createRevision = 0;
     raft::Index modRevision = 0;
     std::uint64_t version = 0;
+    std::uint64_t lease = 0; // the lease it is attached to (0: none)
     friend bool operator==(const KeyRecord &, const KeyRecord &) = default;
 };
 
@@ -96,10 +141,21 @@ public:
         ApplyOutcome outcome = ApplyOutcome::NoOp;
         Command command; // when Applied or Duplicate: whose call it was
         bool succeeded = false; // Applied transaction: its compares held (its operations ran)
-        // Applied transaction that could not be decided (nothing ran): why. A compare on a version
-        // or revision before the histories are established (historyFrom() == 0).
+        // Applied command that could not be carried out (nothing ran): why. A compare on a version
+        // or revision before the histories are established (historyFrom() == 0), or a lease that
+        // does not exist (notFound).
         std::string rejected;
+        bool notFound = false;
+        // A lease command: the lease's id and TTL; Expire: whether it expired (false: renewed since).
+        std::uint64_t leaseId = 0;
+        std::uint64_t leaseTtlMs = 0;
+        bool expired = false;
+        // The keys this entry changed, in order, when events are kept (setKeepEvents()).
+        std::vector<Event> events;
     };
+    // Whether apply() reports the changes it made (Applied::events): on for a node that serves
+    // watches. Off by default (a copy of every value written).
+    void setKeepEvents(bool on) { m_keepEvents = on; }
 
     // Applies the entry at `index` (must be appliedIndex() + 1). A malformed payload is skipped on
     // every node alike (and reported), so the replicas stay identical. An application command
@@ -132,17 +188,18 @@ public:
     // Keys in [begin, end) in order (an empty `end`: no upper bound), limited the same way.
     Page range(std::string_view begin, std::string_view end, std::size_t limit, std::size_t maxBytes = SIZE_MAX) const;
 
-    // Snapshots. The store's whole state (the keys with their revisions, the deduplication
-    // sessions, the member addresses, the applied index) as bytes: the same state gives the same
-    // bytes on every replica. Format (little-endian): "DKVSNAP4", u64 applied index, u64 history
-    // start (historyFrom()), u64 key count
-    // and per key (u32 length, bytes, u32 length, value, u64 create revision, u64 mod revision, u64
-    // version), u64 session count and per session (u64 origin, u64 session, u64 floor, u64 first
-    // index, u64 id count, the ids ascending), u64 member count and per member (u64 id, u32 length,
-    // address), then the client addresses the same way as the members. The file or stream around
-    // it carries the checksum. restore() also reads "DKVSNAP3" (no revisions: every key gets the
-    // snapshot's index as its create and mod revision, and version 1, and the histories are not
-    // established until the next reset) and "DKVSNAP2" (no client addresses either).
+    // Snapshots. The store's whole state (the keys with their revisions and leases, the
+    // deduplication sessions, the member addresses, the leases, the applied index) as bytes: the
+    // same state gives the same bytes on every replica. Format (little-endian): "DKVSNAP5", u64
+    // applied index, u64 history start (historyFrom()), u64 key count and per key (u32 length,
+    // bytes, u32 length, value, u64 create revision, u64 mod revision, u64 version, u64 lease),
+    // u64 session count and per session (u64 origin, u64 session, u64 floor, u64 first index, u64
+    // id count, the ids ascending), u64 member count and per member (u64 id, u32 length, address),
+    // the client addresses the same way as the members, then u64 lease count and per lease (u64
+    // id, u64 TTL in ms, u64 renewed at). The file or stream around it carries the checksum.
+    // restore() also reads "DKVSNAP4" (no leases), "DKVSNAP3" (no revisions either: every key gets
+    // the snapshot's index as its create and mod revision, and version 1, and the histories are
+    // not established until the next reset) and "DKVSNAP2" (no client addresses either).
     //
     // A Frozen is the state at one applied index, immutable, cheap to take (no copy of the keys):
     // it shares the store's map, and from then on the store writes its changes beside it (an
@@ -175,6 +232,8 @@ public:
 
     raft::Index appliedIndex() const { return m_applied; }
     std::size_t size() const { return m_size; }
+    // The live leases, by id.
+    const std::map<std::uint64_t, Lease> &leases() const { return m_leases; }
     // Where the members listen, as the log said (Command::members).
     const std::map<raft::NodeId, std::string> &memberAddresses() const { return m_members; }
     // Where the members serve clients, as the log said (Command::clientAddresses).
@@ -190,8 +249,11 @@ public:
 private:
     using Map = std::map<std::string, KeyRecord, std::less<>>;
     using Overlay = std::map<std::string, std::optional<KeyRecord>, std::less<>>; // nullopt: deleted
-    void put(const std::string &key, const std::string &value, raft::Index index);
-    void remove(const std::string &key);
+    void put(const std::string &key, const std::string &value, raft::Index index, std::uint64_t lease, Applied *out);
+    void remove(const std::string &key, raft::Index index, Applied *out);
+    // Deletes a lease and every key attached to it.
+    void dropLease(std::uint64_t id, raft::Index index, Applied *out);
+    void applyLease(const LeaseCommand &lc, raft::Index index, Applied &result);
     std::string serializeTail() const;
     // Frozen: whether `key` holds a value, given the overlay's entry for it (or end()).
     bool overlaid(Overlay::const_iterator it, const std::string &key) const;
@@ -231,6 +293,8 @@ private:
     void pruneSessions(raft::NodeId origin);
     raft::Index m_applied = 0;
     raft::Index m_historyFrom = 0;
+    std::map<std::uint64_t, Lease> m_leases;
+    bool m_keepEvents = false;
     // The stored record of a key (its history not yet read through historyFrom()); null: none.
     const KeyRecord *find(std::string_view key) const;
 };

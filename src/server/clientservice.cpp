@@ -32,7 +32,9 @@ QList<DEngineOperation> operations(const std::vector<clientwire::Operation> &lis
     QList<DEngineOperation> ops;
     ops.reserve(static_cast<qsizetype>(list.size()));
     for (const clientwire::Operation &op : list)
-        ops << (op.remove ? DEngineOperation::remove(bytes(op.key)) : DEngineOperation::put(bytes(op.key), bytes(op.value)));
+        ops << (op.remove ? DEngineOperation::remove(bytes(op.key))
+                          : op.sequential ? DEngineOperation::putSequential(bytes(op.key), bytes(op.value), op.lease)
+                                          : DEngineOperation::put(bytes(op.key), bytes(op.value), op.lease));
     return ops;
 }
 std::string toStd(const QByteArray &b) { return std::string(b.constData(), static_cast<std::size_t>(b.size())); }
@@ -51,6 +53,9 @@ clientwire::Response toResponse(std::uint64_t id, const DEngineResult &r)
     out.modRevision = r.modRevision;
     out.version = r.version;
     out.succeeded = r.succeeded;
+    out.lease = r.lease;
+    out.ttlMs = static_cast<std::uint64_t>(std::max<qint64>(0, r.ttlMs));
+    out.remainingMs = r.remainingMs;
     out.items.reserve(static_cast<std::size_t>(r.items.size()));
     for (const DEngineKeyValue &kv : r.items)
         out.items.push_back(clientwire::KeyValue{toStd(kv.key), toStd(kv.value), kv.createRevision, kv.modRevision, kv.version});
@@ -79,7 +84,25 @@ struct ClientService::Connection {
     std::size_t seenEvents = 0;     // queued transitions its first push already showed
     qint64 heartbeatMs = 0;
     QElapsedTimer sincePush;
+    // Watches, by their WATCH request's id; deleted (cancelled) with the connection.
+    std::map<std::uint64_t, std::unique_ptr<DEngineWatcher>> watches;
+    std::map<std::uint64_t, std::uint64_t> watchTold; // the revision each last pushed
+    bool watchesPaused = false;
     explicit Connection(QTcpSocket *s, quint32 maxFrame) : socket(s), reader(maxFrame) {}
+    // Pauses the watches while the client reads slowly (its unread data past `high`), and lets them
+    // go on once it has read most of it: the engine keeps their place meanwhile.
+    void pace(qint64 high)
+    {
+        if (!socket)
+            return;
+        const qint64 queued = socket->bytesToWrite();
+        const bool pause = watchesPaused ? queued > high / 4 : queued > high;
+        if (pause == watchesPaused)
+            return;
+        watchesPaused = pause;
+        for (auto &[id, w] : watches)
+            w->setPaused(pause);
+    }
 };
 
 ClientService::ClientService(DEngine *engine, Options options, QObject *parent)
@@ -289,6 +312,8 @@ void ClientService::onNewConnection()
         connect(socket, &QTcpSocket::readyRead, this, [this, socket] { onReadable(socket); });
         // A client that reads again lets this one read its next requests.
         connect(socket, &QTcpSocket::bytesWritten, this, [this, socket] {
+            if (const auto it = m_connections.find(socket); it != m_connections.end() && it->second->watchesPaused)
+                it->second->pace(m_opts.maxQueuedBytes / 2);
             if (socket->bytesToWrite() < m_opts.maxQueuedBytes / 2 && socket->bytesAvailable() > 0)
                 onReadable(socket);
         });
@@ -427,6 +452,20 @@ void ClientService::handle(Connection &c, std::string &&payload)
             m_heartbeat->start();
         return;
     }
+    if (req.kind == clientwire::Kind::Watch) {
+        startWatch(c, req);
+        return;
+    }
+    if (req.kind == clientwire::Kind::CancelWatch) {
+        c.watches.erase(req.watchId); // deleting it cancels it: nothing more of it is pushed
+        c.watchTold.erase(req.watchId);
+        clientwire::Response r;
+        r.id = req.id;
+        r.leader = m_engine->currentLeader();
+        c.inFlight.emplace(req.id, Connection::Pending{serial, {}, false});
+        answer(r);
+        return;
+    }
     QFuture<DEngineResult> call;
     switch (req.kind) {
     case clientwire::Kind::Put: call = m_engine->put(bytes(req.key), bytes(req.value)); break;
@@ -450,8 +489,14 @@ void ClientService::handle(Connection &c, std::string &&payload)
     case clientwire::Kind::Promote: call = m_engine->promote(req.node); break;
     case clientwire::Kind::RemoveMember: call = m_engine->removeMember(req.node); break;
     case clientwire::Kind::TransferLeadership: call = m_engine->transferLeadership(req.node); break;
+    case clientwire::Kind::LeaseGrant: call = m_engine->grantLease(static_cast<qint64>(std::min<std::uint64_t>(req.ttlMs, INT64_MAX))); break;
+    case clientwire::Kind::LeaseKeepAlive: call = m_engine->keepAliveLease(req.lease); break;
+    case clientwire::Kind::LeaseRevoke: call = m_engine->revokeLease(req.lease); break;
+    case clientwire::Kind::LeaseTimeToLive: call = m_engine->leaseTimeToLive(req.lease); break;
     case clientwire::Kind::Status:
-    case clientwire::Kind::Subscribe: break;
+    case clientwire::Kind::Subscribe:
+    case clientwire::Kind::Watch:
+    case clientwire::Kind::CancelWatch: break;
     }
     Connection::Pending &pending = c.inFlight[req.id];
     pending.serial = serial;
@@ -474,6 +519,86 @@ void ClientService::handle(Connection &c, std::string &&payload)
             service->m_metrics->record(name, "client", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
                                     r.ok() || r.status == DEngine::Status::NotFound);
         answer(toResponse(id, r));
+    });
+}
+
+void ClientService::startWatch(Connection &c, const clientwire::Request &req)
+{
+    const std::shared_ptr<Connection> self = m_connections.at(c.socket);
+    const auto refuse = [&](DEngine::Status status, const QString &message) {
+        clientwire::Response r;
+        r.id = req.id;
+        r.status = static_cast<std::uint32_t>(status);
+        r.message = toStd(message);
+        r.leader = m_engine->currentLeader();
+        r.watchDone = true;
+        std::string frame;
+        clientwire::appendResponse(frame, r);
+        c.socket->write(frame.data(), static_cast<qint64>(frame.size()));
+    };
+    if (c.watches.count(req.id)) {
+        refuse(DEngine::Status::InvalidArgument, QStringLiteral("watch id %1 is already watching on this connection").arg(req.id));
+        return;
+    }
+    if (c.watches.size() >= static_cast<std::size_t>(m_opts.maxWatches)) {
+        refuse(DEngine::Status::Busy, QStringLiteral("%1 watches on this connection, the limit").arg(c.watches.size()));
+        return;
+    }
+    DEngineWatcher *w = m_engine->watch(bytes(req.key), bytes(req.end), req.revision);
+    c.watches[req.id].reset(w);
+    c.watchTold[req.id] = w->revision();
+    if (c.watchesPaused)
+        w->setPaused(true);
+    const std::uint64_t id = req.id;
+    const std::weak_ptr<Connection> weak = self;
+    const qint64 high = m_opts.maxQueuedBytes / 2;
+    const auto send = [weak, id, high](clientwire::Response &&r) {
+        const std::shared_ptr<Connection> conn = weak.lock();
+        if (!conn || conn->closed || !conn->socket)
+            return;
+        std::string frame;
+        clientwire::appendResponse(frame, r);
+        conn->socket->write(frame.data(), static_cast<qint64>(frame.size()));
+        conn->watchTold[id] = r.revision;
+        conn->pace(high);
+    };
+    DEngine *engine = m_engine;
+    connect(w, &DEngineWatcher::eventsReceived, this, [w, id, send, engine](const QList<DEngineWatchEvent> &events) {
+        clientwire::Response r;
+        r.id = id;
+        r.revision = w->revision();
+        r.leader = engine->currentLeader();
+        r.watchEvents.reserve(static_cast<std::size_t>(events.size()));
+        for (const DEngineWatchEvent &e : events)
+            r.watchEvents.push_back(clientwire::WatchEvent{e.type == DEngineWatchEvent::Type::Delete, toStd(e.key), toStd(e.value), e.revision,
+                                                           e.createRevision, e.version, e.lease});
+        send(std::move(r));
+    });
+    connect(w, &DEngineWatcher::progressed, this, [weak, id, send](quint64 revision) {
+        const std::shared_ptr<Connection> conn = weak.lock();
+        if (!conn || conn->watchTold[id] >= revision)
+            return; // its events said it already
+        clientwire::Response r;
+        r.id = id;
+        r.revision = revision;
+        send(std::move(r));
+    });
+    connect(w, &DEngineWatcher::finished, this, [weak, id, send](DEngine::Status status, const QString &message) {
+        clientwire::Response r;
+        r.id = id;
+        r.status = static_cast<std::uint32_t>(status);
+        r.message = toStd(message);
+        r.watchDone = true;
+        if (const std::shared_ptr<Connection> conn = weak.lock()) {
+            r.revision = conn->watchTold[id];
+            send(std::move(r));
+            // Not deleted here, inside its own signal: on the next turn.
+            if (auto it = conn->watches.find(id); it != conn->watches.end()) {
+                it->second.release()->deleteLater();
+                conn->watches.erase(it);
+                conn->watchTold.erase(id);
+            }
+        }
     });
 }
 

@@ -66,6 +66,7 @@ public:
         // member's). Null: plain TCP (dengined allows it only when told: insecureClients).
         std::shared_ptr<const engine::TlsIdentity> tls;
         int handshakeTimeoutMs = 5000;
+        int maxWatches = 1024; // per connection
     };
     struct Stats {
         quint64 connectionsAccepted = 0;
@@ -95,6 +96,10 @@ private:
     void onNewConnection();
     void onReadable(QTcpSocket *socket);
     void handle(Connection &c, std::string &&payload);
+    // WATCH: a watcher on the engine whose deliveries are pushed under the request's id, paced by
+    // how fast the client reads (Connection::pace), until it finishes (a final push says why) or
+    // is cancelled.
+    void startWatch(Connection &c, const clientwire::Request &req);
     void drop(QTcpSocket *socket, const QString &why);
     // Answers Timeout to every call whose client deadline passed (every 20 ms).
     void sweepDeadlines();

@@ -442,7 +442,7 @@ TEST(KvStoreSnapshot, olderFormats_areStillRead_theirKeysStartTheirHistoryAtTheS
         EXPECT_TRUE(b.clientAddresses().empty());
         // Written again in the current format, and read back the same.
         const std::string v4 = b.snapshot();
-        EXPECT_EQ(v4.substr(0, 8), "DKVSNAP4");
+        EXPECT_EQ(v4.substr(0, 8), "DKVSNAP5");
         KvStore c;
         ASSERT_TRUE(c.restore(v4, why)) << why;
         EXPECT_EQ(c.record("k"), b.record("k"));
@@ -743,4 +743,136 @@ TEST(KvStore, randomLogs_giveTheSameOutcomes_throughFreezesSnapshotsAndRestores)
         EXPECT_EQ(straight.snapshot(), winding->snapshot());
         EXPECT_EQ(straight.historyFrom(), winding->historyFrom());
     }
+}
+
+namespace {
+
+Command leaseCommand(std::uint64_t request, LeaseCommand::Kind kind, std::uint64_t id, std::uint64_t ttlMs = 0, std::uint64_t renewedAt = 0)
+{
+    Command c{1, 7, request, {}};
+    c.lease = LeaseCommand{kind, id, ttlMs, renewedAt};
+    return c;
+}
+
+Command leasedPut(std::uint64_t request, std::string key, std::string value, std::uint64_t lease)
+{
+    Command c = put(request, std::move(key), std::move(value));
+    c.operations[0].lease = lease;
+    return c;
+}
+
+} // namespace
+
+TEST(KvStoreLeases, grantAttachRenewRevoke_keysGoWithTheirLease_atOneRevision)
+{
+    KvStore kv;
+    kv.setKeepEvents(true);
+    KvStore::Applied a = kv.apply(entry(1, leaseCommand(1, LeaseCommand::Kind::Grant, 0, 5000)));
+    ASSERT_EQ(a.outcome, KvStore::ApplyOutcome::Applied);
+    EXPECT_EQ(a.leaseId, 1u); // the granting entry's index
+    EXPECT_EQ(a.leaseTtlMs, 5000u);
+    EXPECT_TRUE(kv.apply(entry(2, leasedPut(2, "a", "1", 1))).rejected.empty());
+    EXPECT_TRUE(kv.apply(entry(3, leasedPut(3, "b", "2", 1))).rejected.empty());
+    kv.apply(entry(4, put(4, "c", "free")));
+    EXPECT_EQ(kv.record("a")->lease, 1u);
+    EXPECT_EQ(kv.leases().at(1).keys, (std::set<std::string, std::less<>>{"a", "b"}));
+    // Written again without the lease: detached from it.
+    kv.apply(entry(5, put(5, "b", "3")));
+    EXPECT_EQ(kv.record("b")->lease, 0u);
+    EXPECT_EQ(kv.leases().at(1).keys, (std::set<std::string, std::less<>>{"a"}));
+    a = kv.apply(entry(6, leaseCommand(6, LeaseCommand::Kind::KeepAlive, 1)));
+    EXPECT_TRUE(a.rejected.empty());
+    EXPECT_EQ(kv.leases().at(1).renewedAt, 6u);
+    // An expiry decided before that renewal changes nothing.
+    a = kv.apply(entry(7, leaseCommand(7, LeaseCommand::Kind::Expire, 1, 0, 1)));
+    EXPECT_FALSE(a.expired);
+    EXPECT_TRUE(kv.get("a").has_value());
+    // One that saw the last renewal deletes the lease and its keys, with events at its index.
+    a = kv.apply(entry(8, leaseCommand(8, LeaseCommand::Kind::Expire, 1, 0, 6)));
+    EXPECT_TRUE(a.expired);
+    EXPECT_FALSE(kv.get("a").has_value());
+    EXPECT_TRUE(kv.get("b").has_value());
+    EXPECT_TRUE(kv.leases().empty());
+    ASSERT_EQ(a.events.size(), 1u);
+    EXPECT_EQ(a.events[0].type, Event::Type::Delete);
+    EXPECT_EQ(a.events[0].key, "a");
+    EXPECT_EQ(a.events[0].revision, 8u);
+    // A gone lease: renewals and puts onto it are refused (notFound) and change nothing.
+    a = kv.apply(entry(9, leaseCommand(9, LeaseCommand::Kind::KeepAlive, 1)));
+    EXPECT_TRUE(a.notFound);
+    a = kv.apply(entry(10, leasedPut(10, "d", "x", 1)));
+    EXPECT_TRUE(a.notFound);
+    EXPECT_FALSE(kv.get("d").has_value());
+    a = kv.apply(entry(11, leaseCommand(11, LeaseCommand::Kind::Revoke, 1)));
+    EXPECT_TRUE(a.notFound);
+    // A TTL outside the bounds is kept within them, alike on every replica.
+    a = kv.apply(entry(12, leaseCommand(12, LeaseCommand::Kind::Grant, 0, 1)));
+    EXPECT_EQ(a.leaseTtlMs, MinLeaseTtlMs);
+}
+
+TEST(KvStoreLeases, snapshot_keepsLeasesAndAttachments_frozenOrNot)
+{
+    KvStore kv;
+    kv.apply(entry(1, leaseCommand(1, LeaseCommand::Kind::Grant, 0, 5000)));
+    kv.apply(entry(2, leasedPut(2, "a", "1", 1)));
+    auto frozen = kv.freeze();
+    // Changes while frozen go to the overlay; the lease table follows them at once.
+    kv.apply(entry(3, leasedPut(3, "b", "2", 1)));
+    kv.apply(entry(4, put(4, "a", "plain")));
+    EXPECT_EQ(kv.leases().at(1).keys, (std::set<std::string, std::less<>>{"b"}));
+    std::string bytes;
+    frozen->serialize([&](std::string_view p) {
+        bytes.append(p);
+        return true;
+    });
+    EXPECT_EQ(bytes.substr(0, 8), "DKVSNAP5");
+    KvStore restored;
+    std::string why;
+    ASSERT_TRUE(restored.restore(bytes, why)) << why;
+    EXPECT_EQ(restored.leases().at(1).keys, (std::set<std::string, std::less<>>{"a"}));
+    EXPECT_EQ(restored.record("a")->lease, 1u);
+    EXPECT_EQ(restored.snapshot(), bytes);
+    frozen.reset();
+    ASSERT_TRUE(kv.thaw());
+    KvStore now;
+    ASSERT_TRUE(now.restore(kv.snapshot(), why)) << why;
+    EXPECT_EQ(now.leases().at(1).keys, (std::set<std::string, std::less<>>{"b"}));
+    // A key attached to a lease the snapshot does not hold is refused.
+    std::string broken = kv.snapshot();
+    broken.resize(broken.size() - 32); // drop the lease table (count + one lease) ...
+    raft::putU64(broken, 0);           // ... and say there are none
+    EXPECT_FALSE(KvStore().restore(broken, why));
+    EXPECT_NE(why.find("lease"), std::string::npos) << why;
+}
+
+TEST(KvStore, sequentialPuts_nameKeysByRevisionAndPlace)
+{
+    KvStore kv;
+    kv.setKeepEvents(true);
+    Command c{1, 7, 1, {}};
+    c.operations.push_back(Operation{Operation::Kind::Put, "q/", "m1", 0, true});
+    c.operations.push_back(Operation{Operation::Kind::Put, "q/", "m2", 0, true});
+    const KvStore::Applied a = kv.apply(entry(1, c));
+    EXPECT_EQ(sequentialKey("q/", 42, 0), "q/00000000000000000042-0000");
+    EXPECT_EQ(kv.get("q/00000000000000000001-0000"), "m1");
+    EXPECT_EQ(kv.get("q/00000000000000000001-0001"), "m2");
+    ASSERT_EQ(a.events.size(), 2u);
+    EXPECT_EQ(a.events[1].key, "q/00000000000000000001-0001");
+    EXPECT_LT(sequentialKey("q/", 42, 9999), sequentialKey("q/", 43, 0));
+    EXPECT_LT(sequentialKey("q/", 9, 0), sequentialKey("q/", 10, 0));
+}
+
+TEST(KvStore, events_reportEveryChangeInOrder_whenKept)
+{
+    KvStore kv;
+    EXPECT_TRUE(kv.apply(entry(1, put(1, "a", "1"))).events.empty()); // off by default
+    kv.setKeepEvents(true);
+    Command c{1, 7, 2, {{Operation::Kind::Put, "a", "2"}, {Operation::Kind::Remove, "a", ""}, {Operation::Kind::Remove, "none", ""}, {Operation::Kind::Put, "b", "x"}}};
+    const KvStore::Applied a = kv.apply(entry(2, c));
+    ASSERT_EQ(a.events.size(), 3u); // a delete of a missing key changes nothing
+    EXPECT_EQ(a.events[0].type, Event::Type::Put);
+    EXPECT_EQ(a.events[0].version, 2u);
+    EXPECT_EQ(a.events[1].type, Event::Type::Delete);
+    EXPECT_EQ(a.events[2].key, "b");
+    EXPECT_EQ(a.events[2].createRevision, 2u);
 }
