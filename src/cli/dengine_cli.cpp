@@ -4,17 +4,26 @@
 //
 //   dengine [--endpoints 127.0.0.1:8001,127.0.0.1:8002] [--json] [--timeout MS]
 //           [--cacert ca.pem --cert client-me.pem --key client-me.key] <command> ...
-//     put <key> <value>          get <key> [--consistency linearizable|lease|local]
+//     put <key> <value> [--lease ID]   get <key> [--consistency linearizable|lease|local]
 //     del <key>                  scan <prefix> [--limit N]      range <begin> [<end>] [--limit N]
-//     batch [FILE]               lines "put <key> <value>" / "del <key>" (stdin without FILE), one atomic write
+//     batch [FILE]               lines "put <key> <value> [lease=<id>]" / "put-seq <prefix> <value> [lease=<id>]" /
+//                                "del <key>" (stdin without FILE), one atomic write
 //     txn [FILE]                 lines "if <value|version|create|mod> <key> <op> <operand>", "then ...", "else ...": one transaction
+//     watch <prefix> [from REV]  watch-range <begin> <end> [from REV]: a line per change until SIGINT/SIGTERM
+//     lease grant <ttl-ms> | keepalive <id> [--forever] | revoke <id> | ttl <id>
 //     status                     every member (the endpoints and the members they name): id, leader, term, role, commit, applied, ready, members, version
 //     members                    the membership; member add <id> <host:port> | promote <id> | remove <id> | transfer <id>
 //     bench [rows LIST] [seconds S] [value-size B]   the reference workload through DEngineClient (src/cli/bench.cpp)
 //
-// Exit status: 0 done; 1 get/scan found nothing (NotFound); 2 bad usage; 3 no endpoint could be
-// reached; 4 the cluster answered with an error status (printed, with its reason), or a write was
-// sent and not answered in time (its outcome unknown: it is not sent to another endpoint).
+// Exit status: 0 done; 1 get/scan found nothing, or the lease is gone (NotFound); 2 bad usage; 3 no
+// endpoint could be reached; 4 the cluster answered with an error status (printed, with its reason),
+// a write was sent and not answered in time (its outcome unknown: it is not sent to another
+// endpoint), or a watch ended (Compacted: it cannot go on without a gap).
+//
+// One-shot commands speak the client protocol themselves, one request on one connection, so that a
+// write is never sent twice. The streaming ones (watch, lease keepalive --forever) run on
+// DEngineClient, which follows the leader and resumes a watch on the next member after a failover
+// from the revision it had reached.
 #include "cli/bench.h"
 #include "client/clientcodec.h"
 #include "engine/tlsidentity.h"
@@ -23,15 +32,28 @@
 #include <QtCore/QSet>
 #include <QtCore/QCoreApplication>
 #include <QtCore/QElapsedTimer>
+#include <QtCore/QEventLoop>
 #include <QtCore/QFile>
 #include <QtCore/QJsonArray>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
+#include <QtCore/QLoggingCategory>
+#include <QtCore/QSocketNotifier>
 #include <QtCore/QTextStream>
+#include <QtCore/QTimer>
 #include <QtNetwork/QSslSocket>
 
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
 #include <optional>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 using namespace dengine;
 
@@ -39,10 +61,50 @@ namespace {
 
 constexpr int ExitOk = 0, ExitNotFound = 1, ExitUsage = 2, ExitUnreachable = 3, ExitFailed = 4;
 
-const char *const StatusNames[] = {"Ok", "NotFound", "Stopping", "Timeout", "InvalidArgument", "NoQuorum", "Busy", "StorageFailure", "Refused"};
+const char *const StatusNames[] = {"Ok", "NotFound", "Stopping", "Timeout", "InvalidArgument", "NoQuorum", "Busy", "StorageFailure", "Refused",
+                                   "Compacted"};
 const char *const RoleNames[] = {"stopped", "follower", "pre-candidate", "candidate", "leader"};
 
 QString text(const std::string &s) { return QString::fromUtf8(s.data(), static_cast<qsizetype>(s.size())); }
+QString text(const QByteArray &b) { return QString::fromUtf8(b); }
+QByteArray bytes(const std::string &s) { return QByteArray(s.data(), static_cast<qsizetype>(s.size())); }
+QString statusName(DEngineInterface::Status s)
+{
+    const auto i = static_cast<std::size_t>(s);
+    return QLatin1String(i < std::size(StatusNames) ? StatusNames[i] : "?");
+}
+
+// An operation of a batch line or of a txn branch, from the words at `at` on:
+// "put <key> <value> [lease=<id>]", "put-seq <prefix> <value> [lease=<id>]" or "del <key>".
+bool parseOperation(const QList<QByteArray> &w, qsizetype at, clientwire::Operation &op)
+{
+    const qsizetype n = w.size() - at;
+    if (n == 2 && w[at] == "del") {
+        op = {true, w[at + 1].toStdString(), {}, 0, false};
+        return true;
+    }
+    if ((n != 3 && n != 4) || (w[at] != "put" && w[at] != "put-seq"))
+        return false;
+    op = {false, w[at + 1].toStdString(), w[at + 2].toStdString(), 0, w[at] == "put-seq"};
+    if (n == 4) {
+        bool ok = false;
+        op.lease = w[at + 3].startsWith("lease=") ? w[at + 3].mid(6).toULongLong(&ok) : 0;
+        if (!ok || op.lease == 0)
+            return false;
+    }
+    return true;
+}
+
+// The keys the sequential puts among `ops` wrote, at `revision` (the write's).
+QStringList sequentialKeys(const std::vector<clientwire::Operation> &ops, quint64 revision)
+{
+    QStringList keys;
+    int ordinal = 0;
+    for (const clientwire::Operation &op : ops)
+        if (!op.remove && op.sequential)
+            keys << text(DEngineOperation::sequentialKey(bytes(op.key), revision, ordinal++));
+    return keys;
+}
 
 // One connection, one request at a time (the protocol pipelines; a command line needs no more).
 class Connection {
@@ -145,6 +207,174 @@ QJsonObject nodeJson(const clientwire::NodeStatus &n)
                        {QStringLiteral("ready"), n.ready}, {QStringLiteral("members"), members}, {QStringLiteral("version"), text(n.version)}};
 }
 
+// ---- the streaming commands (watch, lease keepalive --forever), on DEngineClient ----
+
+// SIGINT and SIGTERM end a streaming command through the event loop, with exit status 0.
+int g_signalPipe[2] = {-1, -1};
+void onSignal(int)
+{
+    const char b = 1;
+    [[maybe_unused]] const ssize_t n = ::write(g_signalPipe[1], &b, 1); // async-signal-safe
+}
+
+// Ends the command with an exit status; the first call wins.
+using Finish = std::function<void(int)>;
+
+// Runs a streaming command: `begin` once the client is ready (within timeoutMs, else exit status 3),
+// until it calls its Finish or a signal comes (0). A member lost on the way is not an end:
+// DEngineClient moves to another one and the command goes on (a line on stderr says so).
+int runStreaming(const DEngineClientConfig &config, int timeoutMs, const std::function<void(DEngineClient &, const Finish &)> &begin)
+{
+    // The client's progress lines (connecting, which member) would only clutter a stream read by a
+    // pipe; its warnings stay, and QT_LOGGING_RULES can bring them back.
+    QLoggingCategory::setFilterRules(QStringLiteral("dengine.*.debug=false\ndengine.*.info=false"));
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, g_signalPipe) != 0) {
+        std::fprintf(stderr, "dengine: socketpair: %s\n", std::strerror(errno));
+        return ExitFailed;
+    }
+    struct sigaction sa {};
+    sa.sa_handler = onSignal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::sigaction(SIGINT, &sa, nullptr);
+
+    // Declared before the client, so that they outlive it (its destructor stops it, and what that
+    // signals finds them).
+    QEventLoop loop;
+    int code = ExitOk;
+    bool done = false, began = false;
+    const Finish finish = [&](int c) {
+        if (done)
+            return;
+        done = true;
+        code = c;
+        std::fflush(stdout);
+        loop.exit();
+    };
+    QSocketNotifier signalNotifier(g_signalPipe[0], QSocketNotifier::Read);
+    QObject::connect(&signalNotifier, &QSocketNotifier::activated, &loop, [&] {
+        char b = 0;
+        [[maybe_unused]] const ssize_t n = ::read(g_signalPipe[0], &b, 1);
+        finish(ExitOk);
+    });
+    QTimer readyDeadline;
+    readyDeadline.setSingleShot(true);
+    DEngineClient client(config);
+    QObject::connect(&client, &DEngineInterface::errorOccurred, &loop, [&](DEngineInterface::Error e, const QString &message) {
+        if (e == DEngineInterface::Error::ConfigurationError || e == DEngineInterface::Error::CertificateError) {
+            std::fprintf(stderr, "dengine: %s\n", qPrintable(message));
+            finish(ExitUsage);
+        } else if (began) {
+            std::fprintf(stderr, "dengine: %s (still trying)\n", qPrintable(message));
+        }
+    });
+    QObject::connect(&client, &DEngineInterface::ready, &loop, [&] {
+        began = true;
+        readyDeadline.stop();
+        begin(client, finish);
+    });
+    QObject::connect(&readyDeadline, &QTimer::timeout, &loop, [&] {
+        std::fprintf(stderr, "dengine: no endpoint answered: %s\n",
+                     qPrintable(client.errorString().isEmpty() ? QStringLiteral("no ready member in time") : client.errorString()));
+        finish(ExitUnreachable);
+    });
+    readyDeadline.start(timeoutMs);
+    if (!client.start() && !done)
+        finish(ExitUsage);
+    if (!done)
+        loop.exec();
+    // Done: the client's stop must not end the watches with a word of their own.
+    for (DEngineWatcher *w : client.findChildren<DEngineWatcher *>())
+        w->cancel();
+    return code;
+}
+
+QJsonObject eventJson(const DEngineWatchEvent &e)
+{
+    if (e.type == DEngineWatchEvent::Type::Delete)
+        return QJsonObject{{QStringLiteral("type"), QStringLiteral("DEL")}, {QStringLiteral("key"), text(e.key)},
+                           {QStringLiteral("revision"), QString::number(e.revision)}};
+    return QJsonObject{{QStringLiteral("type"), QStringLiteral("PUT")},
+                       {QStringLiteral("key"), text(e.key)},
+                       {QStringLiteral("value"), text(e.value)},
+                       {QStringLiteral("revision"), QString::number(e.revision)},
+                       {QStringLiteral("createRevision"), QString::number(e.createRevision)},
+                       {QStringLiteral("version"), QString::number(e.version)},
+                       {QStringLiteral("lease"), QString::number(e.lease)}};
+}
+
+// watch, watch-range: a line per change, flushed, until a signal (0) or the watch ends (4).
+int runWatch(const DEngineClientConfig &config, int timeoutMs, const QByteArray &begin, const std::optional<QByteArray> &end, quint64 from, bool json)
+{
+    return runStreaming(config, timeoutMs, [&](DEngineClient &client, const Finish &finish) {
+        DEngineWatcher *w = end ? client.watch(begin, *end, from, &client) : client.watchPrefix(begin, from, &client);
+        QObject::connect(w, &DEngineWatcher::eventsReceived, &client, [json](const QList<DEngineWatchEvent> &events) {
+            for (const DEngineWatchEvent &e : events) {
+                if (json)
+                    printJson(eventJson(e));
+                else if (e.type == DEngineWatchEvent::Type::Delete)
+                    print(QStringLiteral("DEL %1 rev=%2").arg(text(e.key)).arg(e.revision));
+                else
+                    print(QStringLiteral("PUT %1 %2 rev=%3").arg(text(e.key), text(e.value)).arg(e.revision));
+            }
+            std::fflush(stdout); // read by pipes as it comes
+        });
+        QObject::connect(w, &DEngineWatcher::finished, &client, [w, json, finish](DEngineInterface::Status status, const QString &message) {
+            std::fprintf(stderr, "dengine: the watch ended: %s: %s%s\n", qPrintable(statusName(status)), qPrintable(message),
+                         qPrintable(w->revision() > 0 ? QStringLiteral(" (every change up to revision %1 was printed)").arg(w->revision()) : QString()));
+            if (json)
+                printJson(QJsonObject{{QStringLiteral("status"), statusName(status)}, {QStringLiteral("message"), message},
+                                      {QStringLiteral("revision"), QString::number(w->revision())}});
+            finish(status == DEngineInterface::Status::Ok ? ExitOk : ExitFailed);
+        });
+    });
+}
+
+void printRenewal(quint64 lease, const DEngineResult &r, bool json)
+{
+    if (json)
+        printJson(QJsonObject{{QStringLiteral("status"), statusName(r.status)}, {QStringLiteral("lease"), QString::number(lease)},
+                              {QStringLiteral("ttlMs"), QString::number(r.ttlMs)}, {QStringLiteral("revision"), QString::number(r.revision)}});
+    else
+        print(QStringLiteral("lease %1 renewed, ttl %2 ms (revision %3)").arg(lease).arg(r.ttlMs).arg(r.revision));
+}
+
+// lease keepalive --forever: renews every third of the TTL, printing each renewal, until a signal
+// (0) or the lease is gone (1). A renewal that fails on the way (no leader for a moment) is tried
+// again sooner; the lease lasts its whole TTL from the last one that went through.
+int runKeepAlive(const DEngineClientConfig &config, int timeoutMs, quint64 lease, bool json)
+{
+    return runStreaming(config, timeoutMs, [&](DEngineClient &client, const Finish &finish) {
+        auto *timer = new QTimer(&client);
+        timer->setSingleShot(true);
+        auto ttlMs = std::make_shared<qint64>(3000);
+        const auto renew = [&client, timer, ttlMs, lease, json, finish] {
+            client.keepAliveLease(lease).then(&client, [timer, ttlMs, lease, json, finish](const DEngineResult &r) {
+                using S = DEngineInterface::Status;
+                if (r.ok()) {
+                    *ttlMs = r.ttlMs;
+                    printRenewal(lease, r, json);
+                    std::fflush(stdout);
+                    timer->start(static_cast<int>(std::max<qint64>(100, r.ttlMs / 3)));
+                } else if (r.status == S::NotFound) {
+                    std::fprintf(stderr, "dengine: lease %llu: not found (expired or revoked)\n", static_cast<unsigned long long>(lease));
+                    finish(ExitNotFound);
+                } else if (r.status == S::Timeout || r.status == S::NoQuorum || r.status == S::Busy) {
+                    std::fprintf(stderr, "dengine: lease %llu: %s: %s (trying again)\n", static_cast<unsigned long long>(lease),
+                                 qPrintable(statusName(r.status)), qPrintable(r.message));
+                    timer->start(static_cast<int>(std::clamp<qint64>(*ttlMs / 6, 50, 1000)));
+                } else if (r.status != S::Stopping) { // Stopping: this client's own stop, on the way out
+                    std::fprintf(stderr, "dengine: %s: %s\n", qPrintable(statusName(r.status)), qPrintable(r.message));
+                    finish(ExitFailed);
+                }
+            });
+        };
+        QObject::connect(timer, &QTimer::timeout, &client, renew);
+        renew();
+    });
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -155,11 +385,28 @@ int main(int argc, char **argv)
     p.setApplicationDescription(QStringLiteral(
         "The command line of a standalone DEngine cluster.\n\n"
         "Commands:\n"
-        "  put <key> <value>       get <key>       del <key>\n"
+        "  put <key> <value> [--lease ID]   get <key>       del <key>\n"
         "  scan <prefix>           range <begin> [<end>]\n"
-        "  batch [FILE]            lines \"put <key> <value>\" or \"del <key>\" (stdin without FILE): one atomic write\n"
-        "  txn [FILE]              lines \"if <value|version|create|mod> <key> <=|!=|<|>> <operand>\", \"then put|del ...\",\n"
-        "                          \"else put|del ...\" (stdin without FILE): one transaction (compare and swap)\n"
+        "  batch [FILE]            lines (stdin without FILE), one atomic write:\n"
+        "                            put <key> <value> [lease=<id>]\n"
+        "                            put-seq <prefix> <value> [lease=<id>]   key: prefix + the write's revision (20 digits)\n"
+        "                                                                    + '-' + its place among the sequential puts\n"
+        "                                                                    (4 digits); printed after the revision\n"
+        "                            del <key>\n"
+        "  txn [FILE]              lines \"if <value|version|create|mod> <key> <=|!=|<|>> <operand>\", \"then <operation>\",\n"
+        "                          \"else <operation>\", an operation as a batch line (stdin without FILE): one transaction\n"
+        "                          (compare and swap)\n"
+        "  watch <prefix> [from REV]              every change to the keys under prefix, a line each as it comes:\n"
+        "  watch-range <begin> <end> [from REV]   \"PUT <key> <value> rev=N\" or \"DEL <key> rev=N\" (--json: objects with\n"
+        "                          createRevision, version, lease), from revision REV (default: the next change; a revision\n"
+        "                          a read answered, plus 1, misses nothing) until SIGINT/SIGTERM (exit 0); a watch that\n"
+        "                          cannot go on without a gap (Compacted: the member's history no longer reaches back to\n"
+        "                          it) ends with exit 4. It follows failovers without missing or repeating a change.\n"
+        "  lease grant <ttl-ms>    a lease (at least 1000 ms); attach keys with put --lease ID or lease=<id>\n"
+        "  lease keepalive <id> [--forever]   renew it (its whole TTL again); --forever: every third of the TTL until\n"
+        "                          SIGINT/SIGTERM, a line per renewal\n"
+        "  lease revoke <id>       delete it and every key attached to it\n"
+        "  lease ttl <id>          its TTL, the time left (from the leader) and its keys\n"
         "  status                  every member (the endpoints, and the members their answers name): id, leader, term,\n"
         "                          role, commit, applied, ready\n"
         "  members                 the membership as the first endpoint that answers applied it\n"
@@ -167,8 +414,9 @@ int main(int argc, char **argv)
         "                          membership changes (a new node runs dengined --join first); safe to repeat\n"
         "  bench [rows put:1,put:16,put:64,lget:16,sget:16] [seconds S] [value-size B]\n"
         "                          the reference workload through DEngineClient: progress, then a table (--json: lines)\n\n"
-        "Exit status: 0 done; 1 not found; 2 bad usage; 3 no endpoint reachable; 4 the cluster answered an error, or a\n"
-        "write went unanswered (its outcome unknown)."));
+        "Exit status: 0 done; 1 not found (a key, or a lease that expired or was revoked); 2 bad usage; 3 no endpoint\n"
+        "reachable; 4 the cluster answered an error, a write went unanswered (its outcome unknown), or a watch ended\n"
+        "(Compacted)."));
     p.addHelpOption();
     QCommandLineOption endpointsOpt(QStringLiteral("endpoints"), QStringLiteral("Members' client addresses, comma-separated (DENGINE_ENDPOINTS)."),
                                     QStringLiteral("LIST"), QStringLiteral("127.0.0.1:8001"));
@@ -183,9 +431,12 @@ int main(int argc, char **argv)
                                QStringLiteral("FILE"));
     QCommandLineOption keyOpt(QStringLiteral("key"), QStringLiteral("TLS: this client's key (DENGINE_KEY)."), QStringLiteral("FILE"));
     QCommandLineOption clusterOpt(QStringLiteral("cluster"), QStringLiteral("TLS: the cluster's id (DENGINE_CLUSTER; default 1)."), QStringLiteral("ID"));
-    for (const auto *o : {&endpointsOpt, &jsonOpt, &timeoutOpt, &consistencyOpt, &limitOpt, &caOpt, &certOpt, &keyOpt, &clusterOpt})
+    QCommandLineOption leaseOpt(QStringLiteral("lease"), QStringLiteral("put: attach the key to this lease (lease grant)."), QStringLiteral("ID"));
+    QCommandLineOption foreverOpt(QStringLiteral("forever"), QStringLiteral("lease keepalive: renew every third of the TTL until interrupted."));
+    for (const auto *o : {&endpointsOpt, &jsonOpt, &timeoutOpt, &consistencyOpt, &limitOpt, &caOpt, &certOpt, &keyOpt, &clusterOpt, &leaseOpt, &foreverOpt})
         p.addOption(*o);
-    p.addPositionalArgument(QStringLiteral("command"), QStringLiteral("put, get, del, scan, range, batch, status"));
+    p.addPositionalArgument(QStringLiteral("command"),
+                            QStringLiteral("put, get, del, scan, range, batch, txn, watch, watch-range, lease, status, members, member, bench"));
     p.process(app);
     const QStringList args = p.positionalArguments();
     const auto usage = [](const QString &why) {
@@ -227,17 +478,51 @@ int main(int argc, char **argv)
     else if (p.value(consistencyOpt) != QLatin1String("linearizable"))
         return usage(QStringLiteral("--consistency: linearizable, lease or local"));
 
+    // bench and the streaming commands go through DEngineClient, as an application would: TLS as
+    // above, or plain TCP.
+    DEngineClientConfig cc;
+    cc.endpoints = endpoints;
+    cc.insecure = !tls;
+    cc.tlsCaFile = caFile;
+    cc.tlsCertificateFile = certFile;
+    cc.tlsKeyFile = keyFile;
+    const QString cluster = value(clusterOpt, "DENGINE_CLUSTER");
+    cc.clusterId = cluster.isEmpty() ? 1 : cluster.toULongLong();
+    cc.requestTimeoutMs = timeoutMs;
+    quint64 lease = 0;
+    if (p.isSet(leaseOpt)) {
+        bool ok = false;
+        lease = p.value(leaseOpt).toULongLong(&ok);
+        if (!ok || lease == 0)
+            return usage(QStringLiteral("--lease: a lease id (a positive number, from lease grant)"));
+        if (command != QLatin1String("put"))
+            return usage(QStringLiteral("--lease: only with put (batch and txn lines take lease=<id>)"));
+    }
+    if (p.isSet(foreverOpt) && !(command == QLatin1String("lease") && args.value(1) == QLatin1String("keepalive")))
+        return usage(QStringLiteral("--forever: only with lease keepalive"));
+
+    if (command == QLatin1String("watch") || command == QLatin1String("watch-range")) {
+        const bool ranged = command == QLatin1String("watch-range");
+        const qsizetype fixed = ranged ? 3 : 2; // the command and its keys
+        quint64 from = 0;
+        bool ok = args.size() == fixed || (args.size() == fixed + 2 && args[fixed] == QLatin1String("from"));
+        if (ok && args.size() > fixed)
+            from = args[fixed + 1].toULongLong(&ok);
+        if (!ok)
+            return usage(ranged ? QStringLiteral("watch-range <begin> <end> [from REV] (an empty end: no upper bound)")
+                                : QStringLiteral("watch <prefix> [from REV]"));
+        const std::optional<QByteArray> end = ranged ? std::optional<QByteArray>(args[2].toUtf8()) : std::nullopt;
+        return runWatch(cc, timeoutMs, args[1].toUtf8(), end, from, json);
+    }
+    if (command == QLatin1String("lease") && args.size() == 3 && args[1] == QLatin1String("keepalive") && p.isSet(foreverOpt)) {
+        bool ok = false;
+        const quint64 id = args[2].toULongLong(&ok);
+        if (!ok || id == 0)
+            return usage(QStringLiteral("lease keepalive: the lease id must be a positive number"));
+        return runKeepAlive(cc, timeoutMs, id, json);
+    }
+
     if (command == QLatin1String("bench")) {
-        // Through DEngineClient, as an application would: TLS as above, or plain TCP.
-        DEngineClientConfig cc;
-        cc.endpoints = endpoints;
-        cc.insecure = !tls;
-        cc.tlsCaFile = caFile;
-        cc.tlsCertificateFile = certFile;
-        cc.tlsKeyFile = keyFile;
-        const QString cluster = value(clusterOpt, "DENGINE_CLUSTER");
-        cc.clusterId = cluster.isEmpty() ? 1 : cluster.toULongLong();
-        cc.requestTimeoutMs = timeoutMs;
         cli::BenchOptions bo;
         bo.json = json;
         bo.timeoutMs = timeoutMs;
@@ -271,7 +556,11 @@ int main(int argc, char **argv)
         }
         return in.open(stdin, QIODevice::ReadOnly) ? QString() : QStringLiteral("cannot read stdin");
     };
-    if (command == QLatin1String("put") && need(2)) {
+    if (command == QLatin1String("put") && need(2) && lease != 0) {
+        // A put with a lease: a batch of one (the protocol's PUT carries none).
+        req.kind = clientwire::Kind::Batch;
+        req.operations.push_back({false, args[1].toStdString(), args[2].toStdString(), lease, false});
+    } else if (command == QLatin1String("put") && need(2)) {
         req.kind = clientwire::Kind::Put;
         req.key = args[1].toStdString();
         req.value = args[2].toStdString();
@@ -299,12 +588,12 @@ int main(int argc, char **argv)
             const QList<QByteArray> w = in.readLine().trimmed().split(' ');
             if (w.size() == 1 && w[0].isEmpty())
                 continue;
-            if (w[0] == "put" && w.size() == 3)
-                req.operations.push_back({false, w[1].toStdString(), w[2].toStdString()});
-            else if (w[0] == "del" && w.size() == 2)
-                req.operations.push_back({true, w[1].toStdString(), {}});
-            else
-                return usage(QStringLiteral("batch line %1: \"put <key> <value>\" or \"del <key>\"").arg(lineNo));
+            clientwire::Operation op;
+            if (!parseOperation(w, 0, op))
+                return usage(QStringLiteral("batch line %1: \"put <key> <value> [lease=<id>]\", \"put-seq <prefix> <value> [lease=<id>]\" "
+                                            "or \"del <key>\"")
+                                 .arg(lineNo));
+            req.operations.push_back(std::move(op));
         }
         if (req.operations.empty())
             return usage(QStringLiteral("batch: no operations"));
@@ -324,7 +613,8 @@ int main(int argc, char **argv)
                 continue;
             const auto bad = [&] {
                 return usage(QStringLiteral("txn line %1: \"if <value|version|create|mod> <key> <=|!=|<|>> <operand>\", "
-                                            "\"then put <key> <value>\", \"then del <key>\", \"else put ...\" or \"else del ...\"")
+                                            "\"then put <key> <value> [lease=<id>]\", \"then put-seq <prefix> <value> [lease=<id>]\", "
+                                            "\"then del <key>\", or \"else\" and an operation")
                                  .arg(lineNo));
             };
             if (w[0] == "if" && w.size() == 5 && targets.contains(w[1]) && ops.contains(w[3])) {
@@ -342,16 +632,33 @@ int main(int argc, char **argv)
                 }
                 req.compares.push_back(std::move(c));
             } else if ((w[0] == "then" || w[0] == "else") && w.size() >= 3) {
-                std::vector<clientwire::Operation> &into = w[0] == "then" ? req.operations : req.failureOperations;
-                if (w[1] == "put" && w.size() == 4)
-                    into.push_back({false, w[2].toStdString(), w[3].toStdString()});
-                else if (w[1] == "del" && w.size() == 3)
-                    into.push_back({true, w[2].toStdString(), {}});
-                else
+                clientwire::Operation op;
+                if (!parseOperation(w, 1, op))
                     return bad();
+                (w[0] == "then" ? req.operations : req.failureOperations).push_back(std::move(op));
             } else {
                 return bad();
             }
+        }
+    } else if (command == QLatin1String("lease") && need(2)) {
+        const QString what = args[1];
+        bool ok = false;
+        const quint64 n = args[2].toULongLong(&ok);
+        if (!ok || n == 0)
+            return usage(QStringLiteral("lease %1: a positive number").arg(what));
+        req.lease = n;
+        if (what == QLatin1String("grant")) {
+            req.kind = clientwire::Kind::LeaseGrant;
+            req.lease = 0;
+            req.ttlMs = n;
+        } else if (what == QLatin1String("keepalive")) {
+            req.kind = clientwire::Kind::LeaseKeepAlive;
+        } else if (what == QLatin1String("revoke")) {
+            req.kind = clientwire::Kind::LeaseRevoke;
+        } else if (what == QLatin1String("ttl")) {
+            req.kind = clientwire::Kind::LeaseTimeToLive;
+        } else {
+            return usage(QStringLiteral("lease: grant <ttl-ms>, keepalive <id> [--forever], revoke <id> or ttl <id>"));
         }
     } else if (command == QLatin1String("status") && need(0)) {
         req.kind = clientwire::Kind::Status;
@@ -410,7 +717,35 @@ int main(int argc, char **argv)
             }
             continue;
         }
+        if (req.kind == clientwire::Kind::LeaseTimeToLive && r->status == 0 && r->remainingMs < 0 && r->leader != 0) {
+            // Only the leader times leases: ask it what is left (the members' client addresses are
+            // in the replicated book); if that fails, the answer stays "unknown".
+            clientwire::Request s;
+            s.kind = clientwire::Kind::Status;
+            QString ignored;
+            const std::optional<clientwire::Response> st = c.call(s, timeoutMs, &ignored);
+            for (const clientwire::Member &m : st && st->hasNode && st->node.nodeId != r->leader ? st->node.members : std::vector<clientwire::Member>{}) {
+                if (m.id != r->leader || m.clientAddress.empty())
+                    continue;
+                Connection toLeader(tls);
+                std::optional<clientwire::Response> fromLeader;
+                if (toLeader.open(text(m.clientAddress), timeoutMs, &ignored))
+                    fromLeader = toLeader.call(req, timeoutMs, &ignored);
+                if (fromLeader && fromLeader->status == 0)
+                    r = std::move(fromLeader);
+            }
+        }
         const QString status = QLatin1String(r->status < std::size(StatusNames) ? StatusNames[r->status] : "?");
+        const bool leaseCall = req.kind == clientwire::Kind::LeaseGrant || clientwire::isLease(req.kind);
+        if (r->status == 1 && (clientwire::isWrite(req.kind) || leaseCall)) {
+            // A lease that expired or was revoked (a put onto it wrote nothing).
+            if (json)
+                printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("message"), text(r->message)},
+                                      {QStringLiteral("revision"), QString::number(r->revision)}});
+            else
+                std::fprintf(stderr, "dengine: %s: %s\n", qPrintable(status), qPrintable(text(r->message)));
+            return ExitNotFound;
+        }
         if (r->status != 0 && r->status != 1) {
             if (json)
                 printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("message"), text(r->message)},
@@ -432,20 +767,76 @@ int main(int argc, char **argv)
         case clientwire::Kind::RemoveMember:
         case clientwire::Kind::Subscribe:
         case clientwire::Kind::TransferLeadership:
-            if (json)
-                printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("revision"), QString::number(r->revision)}});
-            else
-                print(QStringLiteral("OK (revision %1)").arg(r->revision));
+        case clientwire::Kind::Watch:       // (not sent this way)
+        case clientwire::Kind::CancelWatch: // (not sent this way)
+        case clientwire::Kind::Txn: {
+            // After the outcome, the keys the sequential puts wrote (of the branch that ran).
+            const bool failureRan = req.kind == clientwire::Kind::Txn && !r->succeeded;
+            const QStringList keys = sequentialKeys(failureRan ? req.failureOperations : req.operations, r->revision);
+            if (json) {
+                QJsonObject o{{QStringLiteral("status"), status}, {QStringLiteral("revision"), QString::number(r->revision)}};
+                if (req.kind == clientwire::Kind::Txn)
+                    o.insert(QStringLiteral("succeeded"), r->succeeded);
+                if (!keys.isEmpty())
+                    o.insert(QStringLiteral("keys"), QJsonArray::fromStringList(keys));
+                printJson(o);
+            } else {
+                if (req.kind == clientwire::Kind::Txn)
+                    print(QStringLiteral("%1 (revision %2)").arg(r->succeeded ? QStringLiteral("SUCCEEDED: the compares held, then ran")
+                                                                            : QStringLiteral("FAILED: a compare did not hold, else ran"))
+                              .arg(r->revision));
+                else
+                    print(QStringLiteral("OK (revision %1)").arg(r->revision));
+                for (const QString &k : keys)
+                    print(k);
+            }
             break;
-        case clientwire::Kind::Txn:
-            if (json)
-                printJson(QJsonObject{{QStringLiteral("status"), status}, {QStringLiteral("succeeded"), r->succeeded},
-                                      {QStringLiteral("revision"), QString::number(r->revision)}});
-            else
-                print(QStringLiteral("%1 (revision %2)").arg(r->succeeded ? QStringLiteral("SUCCEEDED: the compares held, then ran")
-                                                                        : QStringLiteral("FAILED: a compare did not hold, else ran"))
+        }
+        case clientwire::Kind::LeaseGrant:
+        case clientwire::Kind::LeaseKeepAlive:
+        case clientwire::Kind::LeaseRevoke: {
+            const quint64 id = req.kind == clientwire::Kind::LeaseGrant ? r->lease : req.lease;
+            if (json) {
+                QJsonObject o{{QStringLiteral("status"), status}, {QStringLiteral("lease"), QString::number(id)},
+                              {QStringLiteral("revision"), QString::number(r->revision)}};
+                if (req.kind != clientwire::Kind::LeaseRevoke)
+                    o.insert(QStringLiteral("ttlMs"), QString::number(r->ttlMs));
+                printJson(o);
+            } else if (req.kind == clientwire::Kind::LeaseRevoke) {
+                print(QStringLiteral("lease %1 revoked (revision %2)").arg(id).arg(r->revision));
+            } else {
+                print(QStringLiteral("lease %1 %2, ttl %3 ms (revision %4)")
+                          .arg(id)
+                          .arg(req.kind == clientwire::Kind::LeaseGrant ? QStringLiteral("granted") : QStringLiteral("renewed"))
+                          .arg(r->ttlMs)
                           .arg(r->revision));
+            }
             break;
+        }
+        case clientwire::Kind::LeaseTimeToLive: {
+            QStringList keys;
+            for (const clientwire::KeyValue &kv : r->items)
+                keys << text(kv.key);
+            if (json) {
+                printJson(QJsonObject{{QStringLiteral("status"), status},
+                                      {QStringLiteral("lease"), QString::number(req.lease)},
+                                      {QStringLiteral("ttlMs"), QString::number(r->ttlMs)},
+                                      {QStringLiteral("remainingMs"), QString::number(r->remainingMs)},
+                                      {QStringLiteral("keys"), QJsonArray::fromStringList(keys)},
+                                      {QStringLiteral("revision"), QString::number(r->revision)}});
+            } else {
+                // A line of figures, then the keys, one a line.
+                print(QStringLiteral("lease %1  ttl %2 ms  remaining %3  keys %4")
+                          .arg(req.lease)
+                          .arg(r->ttlMs)
+                          .arg(r->remainingMs >= 0 ? QStringLiteral("%1 ms").arg(r->remainingMs)
+                                                   : QStringLiteral("unknown (only the leader, member %1, times it)").arg(r->leader))
+                          .arg(keys.size()));
+                for (const QString &k : keys)
+                    print(k);
+            }
+            break;
+        }
         case clientwire::Kind::Get:
             if (json) {
                 QJsonObject o{{QStringLiteral("status"), status}, {QStringLiteral("key"), text(req.key)},

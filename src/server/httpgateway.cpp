@@ -77,8 +77,9 @@ Failure failureOf(Status s)
     case Status::StorageFailure: return {500, 13};
     case Status::NoQuorum:
     case Status::Stopping: return {503, 14};
-    case Status::Ok:
-    case Status::NotFound: break;
+    case Status::NotFound: return {404, 5}; // from a write or a lease call: the lease is gone
+    case Status::Compacted: return {400, 11};
+    case Status::Ok: break;
     }
     return {500, 2};
 }
@@ -163,18 +164,23 @@ bool txnOperations(const QJsonObject &o, const char *name, QList<DEngineOperatio
             const QJsonObject put = op.value(QLatin1String("request_put")).toObject();
             if (!base64Field(put, "key", key, hasKey, why) || !base64Field(put, "value", value, hasValue, why))
                 return false;
-            for (const char *unsupported : {"lease", "prev_kv", "ignore_value", "ignore_lease"}) {
+            for (const char *unsupported : {"prev_kv", "ignore_value", "ignore_lease"}) {
                 const QJsonValue u = put.value(QLatin1String(unsupported));
                 if (!u.isUndefined() && !u.isNull() && u != QJsonValue(false) && u != QJsonValue(0) && u != QJsonValue(QStringLiteral("0"))) {
                     why = QStringLiteral("%1: request_put's %2 is not supported yet").arg(QLatin1String(name), QLatin1String(unsupported));
                     return false;
                 }
             }
+            quint64 lease = 0;
+            if (!int64Field(put, "lease", lease, why)) {
+                why = QStringLiteral("%1: request_put's %2").arg(QLatin1String(name), why);
+                return false;
+            }
             if (key.isEmpty()) {
                 why = QStringLiteral("%1: request_put without a key").arg(QLatin1String(name));
                 return false;
             }
-            out << DEngineOperation::put(key, value);
+            out << DEngineOperation::put(key, value, lease);
         } else if (op.contains(QLatin1String("request_delete_range"))) {
             const QJsonObject del = op.value(QLatin1String("request_delete_range")).toObject();
             if (!base64Field(del, "key", key, hasKey, why) || !base64Field(del, "range_end", end, hasEnd, why))
@@ -198,16 +204,35 @@ struct HttpGateway::Connection {
     QPointer<QTcpSocket> socket;
     HttpRequestParser parser;
     struct Slot {
-        bool ready = false;
+        bool ready = false; // bytes to write (a stream's: more may follow)
         bool close = false;
+        bool streaming = false; // a watch's answer: written as it comes, and kept until `ended`
+        bool ended = false;
         QByteArray bytes;
     };
     std::deque<std::shared_ptr<Slot>> answers; // in the order the requests came
     bool closing = false; // an answer says Connection: close; read nothing more
     bool gone = false;
+    // A watch (/v3/watch) makes the connection its stream: nothing more is read from it, and
+    // closing it cancels the watch. Owned; deleted on a later turn (never inside its own signal).
+    bool streaming = false;
+    DEngineWatcher *watcher = nullptr;
+    bool watchPaused = false;
     QElapsedTimer lastActivity;
     QElapsedTimer requestStarted; // since the first byte of a request not yet whole
     explicit Connection(QTcpSocket *s, HttpRequestParser::Limits limits) : socket(s), parser(limits) { lastActivity.start(); }
+    ~Connection() { endWatch(); }
+    Connection(const Connection &) = delete;
+    Connection &operator=(const Connection &) = delete;
+    // Cancels the watch, if any: no signal of it after this.
+    void endWatch()
+    {
+        if (!watcher)
+            return;
+        watcher->cancel();
+        watcher->deleteLater();
+        watcher = nullptr;
+    }
 };
 
 HttpGateway::HttpGateway(DEngine *engine, ServerMetrics *metrics, Options options, QObject *parent)
@@ -286,18 +311,24 @@ void HttpGateway::drop(QTcpSocket *socket)
     if (it == m_connections.end())
         return;
     it->second->gone = true;
+    const bool watched = it->second->watcher != nullptr;
+    it->second->endWatch(); // the client went: so does its watch
     m_connections.erase(it);
     socket->disconnect(this);
     socket->abort();
     socket->deleteLater();
     if (m_metrics)
         m_metrics->setConnections("http", m_connections.size());
+    if (watched)
+        countWatches();
 }
 
 void HttpGateway::sweep()
 {
     std::vector<QTcpSocket *> late;
     for (const auto &[socket, c] : m_connections) {
+        if (c->streaming)
+            continue; // a watch's stream: it lasts as long as its client keeps it open
         if (c->parser.buffered() > 0 && c->requestStarted.isValid() && c->requestStarted.elapsed() > m_opts.requestTimeoutMs)
             late.push_back(socket); // a request begun and not finished: a slow (or stalled) client
         else if (c->answers.empty() && c->parser.buffered() == 0 && c->lastActivity.elapsed() > m_opts.idleTimeoutMs)
@@ -315,6 +346,12 @@ void HttpGateway::onReadable(QTcpSocket *socket)
     if (found == m_connections.end())
         return;
     const std::shared_ptr<Connection> c = found->second;
+    if (c->streaming) {
+        // A watch's stream takes no more requests (etcd's cancel and progress requests on the same
+        // stream are not supported): what comes is dropped, so it costs no memory.
+        socket->skip(socket->bytesAvailable());
+        return;
+    }
     // Flow control: a client with maxInFlight answers pending is not read from until they go out.
     if (c->closing || c->answers.size() >= static_cast<std::size_t>(m_opts.maxInFlight))
         return;
@@ -346,11 +383,11 @@ void HttpGateway::onReadable(QTcpSocket *socket)
         if (c->parser.buffered() > 0)
             c->requestStarted.restart();
         handle(c, std::move(request));
-        if (c->gone || c->closing)
+        if (c->gone || c->closing || c->streaming)
             break;
     }
     flush(*c);
-    if (!c->gone && !c->closing && socket->bytesAvailable() > 0 && c->answers.size() < static_cast<std::size_t>(m_opts.maxInFlight))
+    if (!c->gone && !c->closing && !c->streaming && socket->bytesAvailable() > 0 && c->answers.size() < static_cast<std::size_t>(m_opts.maxInFlight))
         QTimer::singleShot(0, this, [this, socket] { onReadable(socket); });
 }
 
@@ -360,8 +397,13 @@ void HttpGateway::flush(Connection &c)
         return;
     bool close = false;
     while (!c.answers.empty() && c.answers.front()->ready) {
-        c.socket->write(c.answers.front()->bytes);
-        close = close || c.answers.front()->close;
+        Connection::Slot &front = *c.answers.front();
+        c.socket->write(front.bytes);
+        front.bytes.clear();
+        front.ready = false;
+        if (front.streaming && !front.ended)
+            break; // a watch's stream: more to come, and it holds the connection
+        close = close || front.close;
         c.answers.pop_front();
         if (close)
             break;
@@ -373,7 +415,7 @@ void HttpGateway::flush(Connection &c)
         return;
     }
     // Room again: read what waited.
-    if (!c.closing && c.answers.size() < static_cast<std::size_t>(m_opts.maxInFlight) && c.socket->bytesAvailable() > 0) {
+    if (!c.closing && !c.streaming && c.answers.size() < static_cast<std::size_t>(m_opts.maxInFlight) && c.socket->bytesAvailable() > 0) {
         QPointer<QTcpSocket> s = c.socket;
         QTimer::singleShot(0, this, [this, s] {
             if (s)
@@ -415,9 +457,15 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
         return;
     }
     const bool put = path == "/v3/kv/put", range = path == "/v3/kv/range", del = path == "/v3/kv/deleterange", txn = path == "/v3/kv/txn";
-    if (!put && !range && !del && !txn) {
+    const bool watch = path == "/v3/watch";
+    // The lease calls, at etcd's paths (and the /v3/kv/lease/... aliases its gateway has too).
+    const bool grant = path == "/v3/lease/grant", revoke = path == "/v3/lease/revoke" || path == "/v3/kv/lease/revoke";
+    const bool keepAlive = path == "/v3/lease/keepalive", timeToLive = path == "/v3/lease/timetolive" || path == "/v3/kv/lease/timetolive";
+    const bool leaseCall = grant || revoke || keepAlive || timeToLive;
+    if (!put && !range && !del && !txn && !watch && !leaseCall) {
         answerNow(404, errorBody(5, QStringLiteral("no such path: %1 (the gateway serves /v3/kv/put, /v3/kv/range, /v3/kv/deleterange, "
-                                                   "/v3/kv/txn, /health and /metrics)")
+                                                   "/v3/kv/txn, /v3/watch, /v3/lease/grant, /v3/lease/revoke, /v3/lease/keepalive, "
+                                                   "/v3/lease/timetolive, /health and /metrics)")
                                         .arg(QString::fromStdString(path))));
         return;
     }
@@ -432,19 +480,9 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
         return;
     }
     const QJsonObject o = doc.object();
-    QByteArray key, value, rangeEnd;
-    bool hasKey = false, hasValue = false, hasEnd = false;
     QString why;
-    if (!base64Field(o, "key", key, hasKey, why) || !base64Field(o, "value", value, hasValue, why) || !base64Field(o, "range_end", rangeEnd, hasEnd, why)) {
-        answerNow(400, errorBody(3, why));
-        return;
-    }
-    if (key.isEmpty() && !(range && hasEnd) && !txn) {
-        answerNow(400, errorBody(3, QStringLiteral("etcdserver: key is not provided")));
-        return;
-    }
-    if (o.contains(QLatin1String("lease")) && o.value(QLatin1String("lease")).toVariant().toLongLong() != 0) {
-        answerNow(400, errorBody(3, QStringLiteral("leases are not supported yet")));
+    if (watch) {
+        startWatch(c, o, request.minorVersion >= 1);
         return;
     }
 
@@ -452,13 +490,9 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
     const auto start = Clock::now();
     std::weak_ptr<Connection> weak = c;
     QPointer<HttpGateway> self(this);
-    const char *call = put ? "put" : range ? "range" : txn ? "txn" : "deleterange";
-    const auto header = [this](quint64 revision) {
-        return QJsonObject{{QStringLiteral("cluster_id"), QString::number(m_opts.clusterId)},
-                           {QStringLiteral("member_id"), QString::number(m_engine->nodeId())},
-                           {QStringLiteral("revision"), QString::number(revision)},
-                           {QStringLiteral("raft_term"), QString::number(m_engine->currentTerm())}};
-    };
+    const char *call = put ? "put" : range ? "range" : txn ? "txn" : del ? "deleterange" : grant ? "lease_grant" : revoke ? "lease_revoke"
+                     : keepAlive ? "lease_keepalive" : "lease_timetolive";
+    const auto header = [this](quint64 revision) { return responseHeader(revision); };
     auto finish = [self, weak, slot, start, call](int status, const QByteArray &body, bool ok) {
         if (!self)
             return;
@@ -473,8 +507,89 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
     };
     const auto failed = [finish](const DEngineResult &r) {
         const Failure f = failureOf(r.status);
-        finish(f.http, errorBody(f.grpc, r.message), false);
+        // NotFound from a write: the lease it names is gone (etcd's words for it).
+        finish(f.http, errorBody(f.grpc, r.status == Status::NotFound ? QStringLiteral("etcdserver: requested lease not found") : r.message), false);
     };
+
+    if (leaseCall) {
+        // etcd's TTLs are seconds, DEngine's milliseconds; ids are the same numbers (decimal strings).
+        quint64 id = 0, ttl = 0;
+        if (!int64Field(o, "ID", id, why) || (grant && !int64Field(o, "TTL", ttl, why))) {
+            answerNow(400, errorBody(3, why));
+            return;
+        }
+        const auto seconds = [](qint64 ms) { return QString::number((ms + 999) / 1000); }; // a lease with time left never shows 0
+        if (grant) {
+            if (id != 0) {
+                answerNow(400, errorBody(3, QStringLiteral("ID: the cluster chooses a lease's id (send 0 or leave it out)")));
+                return;
+            }
+            // As etcd, a TTL under the minimum (1 s) is raised to it; one over 30 days is refused.
+            const qint64 ttlMs = qint64(std::clamp<quint64>(ttl, 1, quint64(INT64_MAX / 1000))) * 1000;
+            m_engine->grantLease(ttlMs).then([finish, failed, header, seconds](const DEngineResult &r) {
+                if (!r.ok())
+                    return failed(r);
+                finish(200,
+                       json(QJsonObject{{QStringLiteral("header"), header(r.revision)}, {QStringLiteral("ID"), QString::number(r.lease)},
+                                        {QStringLiteral("TTL"), seconds(r.ttlMs)}}),
+                       true);
+            });
+        } else if (revoke) {
+            m_engine->revokeLease(id).then([finish, failed, header](const DEngineResult &r) {
+                if (!r.ok())
+                    return failed(r);
+                finish(200, json(QJsonObject{{QStringLiteral("header"), header(r.revision)}}), true);
+            });
+        } else if (keepAlive) {
+            // etcd streams keep-alives over one request; here a request is renewed once and
+            // answered once, in the shape of the stream's message. A lease that is gone answers TTL
+            // 0, as etcd's does.
+            m_engine->keepAliveLease(id).then([finish, failed, header, seconds, id](const DEngineResult &r) {
+                if (!r.ok() && r.status != Status::NotFound)
+                    return failed(r);
+                const QJsonObject result{{QStringLiteral("header"), header(r.revision)}, {QStringLiteral("ID"), QString::number(id)},
+                                         {QStringLiteral("TTL"), r.ok() ? seconds(r.ttlMs) : QStringLiteral("0")}};
+                finish(200, json(QJsonObject{{QStringLiteral("result"), result}}), true);
+            });
+        } else {
+            // TTL: the seconds left, which only the leader times: -1 on another member (ask the
+            // leader's gateway). A lease that is gone is an error (etcd's TTL -1 would read as
+            // "unknown here").
+            const bool withKeys = o.value(QLatin1String("keys")).toBool();
+            m_engine->leaseTimeToLive(id).then([finish, failed, header, seconds, id, withKeys](const DEngineResult &r) {
+                if (!r.ok())
+                    return failed(r);
+                QJsonObject out{{QStringLiteral("header"), header(r.revision)}, {QStringLiteral("ID"), QString::number(id)},
+                                {QStringLiteral("TTL"), r.remainingMs < 0 ? QStringLiteral("-1") : seconds(r.remainingMs)},
+                                {QStringLiteral("grantedTTL"), seconds(r.ttlMs)}};
+                if (withKeys && !r.items.isEmpty()) {
+                    QJsonArray keys;
+                    for (const DEngineKeyValue &kv : r.items)
+                        keys.append(QString::fromLatin1(kv.key.toBase64()));
+                    out.insert(QStringLiteral("keys"), keys);
+                }
+                finish(200, json(out), true);
+            });
+        }
+        return;
+    }
+
+    QByteArray key, value, rangeEnd;
+    bool hasKey = false, hasValue = false, hasEnd = false;
+    quint64 lease = 0;
+    if (!base64Field(o, "key", key, hasKey, why) || !base64Field(o, "value", value, hasValue, why) || !base64Field(o, "range_end", rangeEnd, hasEnd, why)
+        || !int64Field(o, "lease", lease, why)) {
+        answerNow(400, errorBody(3, why));
+        return;
+    }
+    if (key.isEmpty() && !(range && hasEnd) && !txn) {
+        answerNow(400, errorBody(3, QStringLiteral("etcdserver: key is not provided")));
+        return;
+    }
+    if (lease != 0 && !put) {
+        answerNow(400, errorBody(3, QStringLiteral("lease: only a put takes one")));
+        return;
+    }
 
     if (txn) {
         // etcd's TxnRequest: compare [{key, target, result, value | version | create_revision |
@@ -546,7 +661,9 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
         return;
     }
     if (put) {
-        m_engine->put(key, value).then([finish, failed, header](const DEngineResult &r) {
+        // With a lease: a batch of one (the put that takes a lease); NotFound when the lease is gone.
+        QFuture<DEngineResult> write = lease == 0 ? m_engine->put(key, value) : m_engine->batch({DEngineOperation::put(key, value, lease)});
+        write.then([finish, failed, header](const DEngineResult &r) {
             if (!r.ok())
                 return failed(r);
             finish(200, json(QJsonObject{{QStringLiteral("header"), header(r.revision)}}), true);
@@ -655,6 +772,182 @@ void HttpGateway::handle(const std::shared_ptr<Connection> &c, HttpRequest &&req
         });
     };
     (*page)(key);
+}
+
+QJsonObject HttpGateway::responseHeader(quint64 revision) const
+{
+    return QJsonObject{{QStringLiteral("cluster_id"), QString::number(m_opts.clusterId)},
+                       {QStringLiteral("member_id"), QString::number(m_engine->nodeId())},
+                       {QStringLiteral("revision"), QString::number(revision)},
+                       {QStringLiteral("raft_term"), QString::number(m_engine->currentTerm())}};
+}
+
+void HttpGateway::startWatch(const std::shared_ptr<Connection> &c, const QJsonObject &body, bool chunked)
+{
+    const std::shared_ptr<Connection::Slot> slot = c->answers.back(); // this request's
+    const auto refuse = [&](const QString &why) {
+        slot->bytes = response(400, errorBody(3, why), "application/json", slot->close);
+        slot->ready = true;
+    };
+    const QJsonValue create = body.value(QLatin1String("create_request"));
+    if (!create.isObject()) {
+        refuse(QStringLiteral("create_request: an object is expected (one watch per request: close the connection to cancel it)"));
+        return;
+    }
+    const QJsonObject cr = create.toObject();
+    QByteArray key, rangeEnd;
+    bool hasKey = false, hasEnd = false;
+    quint64 from = 0, watchId = 0;
+    QString why;
+    if (!base64Field(cr, "key", key, hasKey, why) || !base64Field(cr, "range_end", rangeEnd, hasEnd, why)
+        || !int64Field(cr, "start_revision", from, why) || !int64Field(cr, "watch_id", watchId, why)) {
+        refuse(why);
+        return;
+    }
+    if (key.isEmpty() && !hasEnd) {
+        refuse(QStringLiteral("etcdserver: key is not provided"));
+        return;
+    }
+    if (cr.value(QLatin1String("prev_kv")).toBool() || cr.value(QLatin1String("fragment")).toBool()) {
+        refuse(QStringLiteral("prev_kv and fragment are not supported"));
+        return;
+    }
+    bool noPut = false, noDelete = false;
+    for (const QJsonValue &f : cr.value(QLatin1String("filters")).toArray()) {
+        if (f == QJsonValue(QStringLiteral("NOPUT")) || f == QJsonValue(0)) {
+            noPut = true;
+        } else if (f == QJsonValue(QStringLiteral("NODELETE")) || f == QJsonValue(1)) {
+            noDelete = true;
+        } else {
+            refuse(QStringLiteral("filters: NOPUT or NODELETE"));
+            return;
+        }
+    }
+    // The keys as etcd names them: no range_end, the key alone; "\0", every key from `key` on;
+    // otherwise [key, range_end).
+    QByteArray end;
+    if (!hasEnd)
+        end = key + '\0';
+    else if (rangeEnd != QByteArray(1, '\0'))
+        end = rangeEnd;
+    if (!end.isEmpty() && end <= key) {
+        refuse(QStringLiteral("range_end: must come after key"));
+        return;
+    }
+    const bool progressNotify = cr.value(QLatin1String("progress_notify")).toBool();
+
+    // The stream: a JSON message a line, each its own chunk (HTTP/1.0: until the connection closes).
+    slot->streaming = true;
+    slot->close = true;
+    c->streaming = true;
+    const auto line = [chunked](const QJsonObject &result) {
+        const QByteArray text = json(QJsonObject{{QStringLiteral("result"), result}}) + '\n';
+        return chunked ? QByteArray::number(text.size(), 16) + "\r\n" + text + "\r\n" : text;
+    };
+    QJsonObject created{{QStringLiteral("header"), responseHeader(m_engine->appliedIndex())}, {QStringLiteral("created"), true}};
+    if (watchId != 0)
+        created.insert(QStringLiteral("watch_id"), QString::number(watchId));
+    slot->bytes = QByteArray("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n") + (chunked ? "Transfer-Encoding: chunked\r\n" : "")
+                  + "Connection: close\r\n\r\n" + line(created);
+    slot->ready = true;
+
+    DEngineWatcher *w = m_engine->watch(key, end, from);
+    c->watcher = w;
+    countWatches();
+    std::weak_ptr<Connection> weak = c;
+    const auto send = [this, weak, slot](const QByteArray &bytes, bool last) {
+        const std::shared_ptr<Connection> conn = weak.lock();
+        if (!conn || conn->gone)
+            return;
+        slot->bytes += bytes;
+        slot->ready = true;
+        slot->ended = last;
+        flush(*conn);
+        if (!last)
+            pace(*conn);
+    };
+    auto told = std::make_shared<quint64>(0); // the revision the last line said
+    const auto withId = [watchId](QJsonObject result) {
+        if (watchId != 0)
+            result.insert(QStringLiteral("watch_id"), QString::number(watchId));
+        return result;
+    };
+    connect(w, &DEngineWatcher::eventsReceived, this, [this, w, send, line, withId, told, noPut, noDelete](const QList<DEngineWatchEvent> &events) {
+        QJsonArray list;
+        for (const DEngineWatchEvent &e : events) {
+            const bool deleted = e.type == DEngineWatchEvent::Type::Delete;
+            if ((deleted && noDelete) || (!deleted && noPut))
+                continue;
+            // etcd's shapes: int64 fields as strings; a delete's kv has its key and revision.
+            QJsonObject kv{{QStringLiteral("key"), QString::fromLatin1(e.key.toBase64())}, {QStringLiteral("mod_revision"), QString::number(e.revision)}};
+            if (!deleted) {
+                kv.insert(QStringLiteral("value"), QString::fromLatin1(e.value.toBase64()));
+                kv.insert(QStringLiteral("create_revision"), QString::number(e.createRevision));
+                kv.insert(QStringLiteral("version"), QString::number(e.version));
+                if (e.lease != 0)
+                    kv.insert(QStringLiteral("lease"), QString::number(e.lease));
+            }
+            list.append(QJsonObject{{QStringLiteral("type"), deleted ? QStringLiteral("DELETE") : QStringLiteral("PUT")}, {QStringLiteral("kv"), kv}});
+        }
+        if (list.isEmpty())
+            return;
+        *told = w->revision();
+        send(line(withId({{QStringLiteral("header"), responseHeader(w->revision())}, {QStringLiteral("events"), list}})), false);
+    });
+    if (progressNotify) {
+        // Progress (about once a second while the keys do not change): a line with the revision
+        // every change up to which was sent.
+        connect(w, &DEngineWatcher::progressed, this, [this, send, line, withId, told](quint64 revision) {
+            if (revision <= *told)
+                return;
+            *told = revision;
+            send(line(withId({{QStringLiteral("header"), responseHeader(revision)}})), false);
+        });
+    }
+    connect(w, &DEngineWatcher::finished, this, [this, weak, send, line, withId, chunked](DEngine::Status status, const QString &message) {
+        // The last line says why, and the stream ends. On Compacted, compact_revision is a
+        // revision a new watch can start from (after reading the keys again).
+        QJsonObject result = withId({{QStringLiteral("header"), responseHeader(m_engine->appliedIndex())},
+                                     {QStringLiteral("canceled"), true},
+                                     {QStringLiteral("cancel_reason"), message}});
+        if (status == DEngine::Status::Compacted)
+            result.insert(QStringLiteral("compact_revision"), QString::number(m_engine->appliedIndex() + 1));
+        send(line(result) + (chunked ? QByteArray("0\r\n\r\n") : QByteArray()), true);
+        if (const std::shared_ptr<Connection> conn = weak.lock())
+            conn->endWatch();
+        countWatches();
+    });
+    if (c->socket)
+        connect(c->socket, &QTcpSocket::bytesWritten, this, [this, weak] {
+            if (const std::shared_ptr<Connection> conn = weak.lock())
+                pace(*conn);
+        });
+}
+
+void HttpGateway::pace(Connection &c)
+{
+    if (!c.watcher || !c.socket || c.gone)
+        return;
+    // What the client has not taken yet: the socket's, and the stream's lines waiting behind
+    // answers to earlier requests.
+    qint64 queued = c.socket->bytesToWrite();
+    for (const auto &slot : c.answers)
+        queued += slot->bytes.size();
+    const bool pause = c.watchPaused ? queued > m_opts.maxStreamQueuedBytes / 4 : queued > m_opts.maxStreamQueuedBytes;
+    if (pause == c.watchPaused)
+        return;
+    c.watchPaused = pause;
+    c.watcher->setPaused(pause);
+}
+
+void HttpGateway::countWatches()
+{
+    if (!m_metrics)
+        return;
+    quint64 open = 0;
+    for (const auto &[socket, c] : m_connections)
+        open += c->watcher ? 1 : 0;
+    m_metrics->setConnections("http_watch", open);
 }
 
 } // namespace dengine::server
