@@ -180,6 +180,9 @@ int main(int argc, char **argv)
 {
     QCoreApplication app(argc, argv);
     QCoreApplication::setApplicationName(QStringLiteral("dqueue"));
+    // The client library's connection notes are not this tool's output (QT_LOGGING_RULES brings them back).
+    if (qEnvironmentVariableIsEmpty("QT_LOGGING_RULES"))
+        QLoggingCategory::setFilterRules(QStringLiteral("dengine.client.info=false\ndengine.client.debug=false"));
     QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
         "A replicated work queue on DEngine.\n\n"
