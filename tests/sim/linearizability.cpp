@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 // How the check works
@@ -15,9 +16,10 @@
 // For one key, the search is Wing & Gong's: the operations' call and return events are put in time
 // order in a doubly linked list; the search walks it from the front, and each call it meets is an
 // operation that may go next in the linearization (nothing that must come before it is still
-// unplaced). If the register accepts it (a Put always fits; a Get fits when it observed what the
-// register holds), the operation is placed: its two events are unlinked from the list and the walk
-// starts again from the front. Meeting a return event means an operation has finished while still
+// unplaced). If the register accepts it (a Put or Delete always fits; a Get fits when it observed
+// what the register holds; a Cas that succeeded, or whose outcome is unknown, fits when the register
+// holds what it expected, and a Cas that failed when it does not), the operation is placed: its two
+// events are unlinked from the list and the walk starts again from the front. Meeting a return event means an operation has finished while still
 // unplaced: a dead end, so the last placement is undone and the walk goes on after it.
 //
 // Lowe's memoization makes this fast in practice: a configuration is fully described by the set of
@@ -26,12 +28,25 @@
 // then bounded by the "downward closed" sets of operations times the register values, roughly
 // n * 2^c * v for n operations with at most c of them concurrent, instead of the n! orders.
 //
-// Two prunings on top, both exact:
-//  * A Get that fits the register when the walk meets it is placed without trying alternatives
-//    (`forced`): reads do not change the register and everything that must precede this one is
-//    already placed, so any linearization from here can be rewritten to start with it.
-//  * A Put whose outcome is unknown and whose value no Get of the key observed is left out: it can
-//    always be placed at the very end (its return is at infinity), where it changes nothing.
+// Three prunings on top, all exact:
+//  * A read (a Get, or a Cas that failed) that fits the register when the walk meets it is placed
+//    without trying alternatives (`forced`): reads do not change the register and everything that
+//    must precede this one is already placed, so any linearization from here can be rewritten to
+//    start with it.
+//  * A write (Put, Delete, or a Cas) whose outcome is unknown is left out when nothing could have
+//    observed its effect: no Get read the value it writes (for a Delete: no Get saw the key absent),
+//    no Cas expected that value, and no failed Cas expected any other value. Dropping it from a
+//    linearization then changes what the register holds only between it and the next write, where
+//    no operation could be placed that depended on it; so a linearization without it exists
+//    whenever one with it does.
+//  * Writes whose outcome is unknown and that act alike (the same kind, the same value written, the
+//    same value expected) are used in the order of their calls: one is placed only once all those
+//    called before it are. In any linearization, swapping which of two such writes sits where, or
+//    putting the earlier-called one where the later one sat, keeps it valid (neither has a return to
+//    respect), so one in that canonical form exists whenever any does. Without this, k unknown
+//    writes that could each explain a failed Cas would be tried in up to 2^k combinations.
+//    To let more writes act alike, every value no operation reads, nor a Cas expects, is one and the
+//    same to the search: nothing can tell them apart.
 //
 // The set hash is kept incrementally (Zobrist: one random word per operation, xor-ed in and out), so
 // a step costs O(1) plus one probe of the memo table, which compares the bitset words on a hit.
@@ -77,16 +92,44 @@ std::string quoted(std::string_view s) {
 
 std::string timeText(std::uint64_t t) { return t == kUnknown ? std::string("?") : std::to_string(t); }
 
-// A register value: 0 is "not found" (never written), n > 0 the n-th distinct value written to the key.
+// A register value: 0 is "not found" (never written, or deleted), n > 0 the n-th distinct value
+// written to the key. Values a Cas expected that nothing wrote come after those written.
 using ValueId = std::uint32_t;
 
+// What an operation does to the register, as the search sees it.
+enum class Effect : std::uint8_t {
+    Write,    // Put, Delete: sets it to `value` (0 for a Delete)
+    Read,     // Get: fits when it holds `value`
+    Swap,     // Cas that succeeded, or whose outcome is unknown: fits when it holds `expected`, sets `value`
+    Mismatch, // Cas that failed: fits when it does not hold `expected`; changes nothing
+};
+
 struct KeyOp {
-    bool put = true;
-    ValueId value = 0;      // Put: the value written; Get: the value observed (0: not found)
+    Effect effect = Effect::Write;
+    ValueId value = 0;      // Write, Swap: the value written; Read: the value observed (0: not found)
+    ValueId expected = 0;   // Swap, Mismatch: the value compared (0: absent)
     std::uint64_t call = 0;
-    std::uint64_t ret = kUnknown; // kUnknown only for a Put whose outcome is unknown
+    std::uint64_t ret = kUnknown; // kUnknown only for a Write or Swap whose outcome is unknown
     std::size_t index = 0;  // position in the checked history
+    // For a write whose outcome is unknown: the one acting alike that was called just before it,
+    // which must be placed first (an index into the key's operations), or kNone.
+    std::size_t follows = kNone;
     bool pending() const { return ret == kUnknown; }
+    bool writes() const { return effect == Effect::Write || effect == Effect::Swap; }
+    bool fits(ValueId state) const {
+        switch (effect) {
+        case Effect::Write:
+            return true;
+        case Effect::Read:
+            return state == value;
+        case Effect::Swap:
+            return state == expected;
+        case Effect::Mismatch:
+            return state != expected;
+        }
+        return false;
+    }
+    ValueId after(ValueId state) const { return writes() ? value : state; }
 };
 
 // The set of (placed operations, register value) configurations already explored: open addressing
@@ -168,7 +211,7 @@ KeyVerdict searchKey(const std::vector<KeyOp> &ops, std::uint64_t &stepsLeft) {
     KeyVerdict verdict;
     const auto n = static_cast<std::uint32_t>(ops.size());
 
-    // Entries 0..n-1 are the calls, n..2n-1 the returns (none for a pending Put), 2n the list's head.
+    // Entries 0..n-1 are the calls, n..2n-1 the returns (none for a pending write), 2n the list's head.
     struct Event {
         std::uint64_t time;
         int rank; // calls before returns at equal times: closed intervals, equal times overlap
@@ -242,7 +285,7 @@ KeyVerdict searchKey(const std::vector<KeyOp> &ops, std::uint64_t &stepsLeft) {
     struct Frame {
         std::uint32_t op;
         ValueId before; // the register's value before this operation
-        bool forced;    // a fitting Get, placed without alternatives
+        bool forced;    // a fitting read, placed without alternatives
     };
     std::vector<Frame> stack;
     stack.reserve(n);
@@ -311,15 +354,15 @@ KeyVerdict searchKey(const std::vector<KeyOp> &ops, std::uint64_t &stepsLeft) {
         }
 
         const KeyOp &op = ops[e];
-        if (!op.put && op.value != state) {
+        if (!op.fits(state) || (op.follows != kNone && ((bits[op.follows >> 6] >> (op.follows & 63)) & 1) == 0)) {
             e = next[e];
             continue;
         }
-        const ValueId after = op.put ? op.value : state;
+        const ValueId after = op.after(state);
         toggle(e);
         const ConfigCache::Insert inserted = cache.insert(bits, after, setHash ^ valueHash(after));
         if (inserted == ConfigCache::Insert::Added) {
-            place(e, after, !op.put);
+            place(e, after, !op.writes());
             continue;
         }
         toggle(e);
@@ -327,10 +370,10 @@ KeyVerdict searchKey(const std::vector<KeyOp> &ops, std::uint64_t &stepsLeft) {
             verdict.cacheFull = true;
             return finish(Outcome::Exhausted);
         }
-        if (op.put) {
+        if (op.writes()) {
             e = next[e]; // explored before: try the next candidate
         } else if (!backtrack()) {
-            // A fitting Get whose configuration failed before: the current one fails too.
+            // A fitting read whose configuration failed before: the current one fails too.
             return finish(Outcome::NotLinearizable);
         }
     }
@@ -341,15 +384,16 @@ KeyVerdict searchKey(const std::vector<KeyOp> &ops, std::uint64_t &stepsLeft) {
 struct KeyHistory {
     std::vector<KeyOp> ops;
     std::vector<std::string> values; // ValueId v > 0 is values[v - 1]
-    std::size_t droppedPuts = 0;     // unknown-outcome Puts whose value nobody read
+    std::size_t droppedWrites = 0;   // unknown-outcome writes whose effect nothing could observe
 };
 
 std::string valueText(const KeyHistory &kh, ValueId v) {
     return v == 0 ? std::string("not found") : quoted(kh.values[v - 1]);
 }
 
-std::string registerText(const KeyHistory &kh, ValueId v) {
-    return v == 0 ? std::string("the key is still unwritten") : "the register holds " + quoted(kh.values[v - 1]);
+// What a Swap or Mismatch compares with: "the key to be absent" or "the register to hold "a"".
+std::string expectationText(const KeyHistory &kh, ValueId v) {
+    return v == 0 ? std::string("the key to be absent") : "the register to hold " + quoted(kh.values[v - 1]);
 }
 
 std::string opLine(const std::vector<Operation> &history, const KeyOp &op) {
@@ -357,16 +401,33 @@ std::string opLine(const std::vector<Operation> &history, const KeyOp &op) {
 }
 
 std::string droppedNote(const KeyHistory &kh) {
-    if (kh.droppedPuts == 0)
+    if (kh.droppedWrites == 0)
         return {};
-    return "  (" + std::to_string(kh.droppedPuts) +
-           " Put(s) with an unknown outcome whose value no Get observed were left out: they may never have "
-           "taken effect.)\n";
+    return "  (" + std::to_string(kh.droppedWrites) +
+           " write(s) with an unknown outcome whose effect no operation could have observed were left out: "
+           "they may never have taken effect.)\n";
+}
+
+// What the register holds after `order`, named by the last write in it (the search's own value may
+// stand for any of the values nothing reads).
+std::string registerText(const std::vector<Operation> &history, const std::vector<KeyOp> &ops,
+                         const std::vector<std::size_t> &order) {
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        const KeyOp &k = ops[*it];
+        if (!k.writes())
+            continue;
+        const Operation &op = history[k.index];
+        if (op.kind == Operation::Kind::Delete)
+            break;
+        return "the register holds " + quoted(op.value);
+    }
+    return "the key is absent";
 }
 
 std::string explainNotLinearizable(const std::string &key, const std::vector<Operation> &history,
                                    const KeyHistory &kh, const KeyVerdict &v) {
     const std::vector<KeyOp> &ops = kh.ops;
+    const std::string holds = registerText(history, ops, v.order);
     std::string out = "key " + quoted(key) + ": not linearizable (" + std::to_string(ops.size()) +
                       " operations searched on this key).\n";
     if (v.blocking == kNone)
@@ -382,20 +443,28 @@ std::string explainNotLinearizable(const std::string &key, const std::vector<Ope
         out += ":\n";
         for (std::size_t i = v.order.size() > kOrderShown ? v.order.size() - kOrderShown : 0; i < v.order.size(); ++i)
             out += "    " + std::to_string(i + 1) + ". " + opLine(history, ops[v.order[i]]) + "\n";
-        out += "  after which " + registerText(kh, v.state) + ".\n";
+        out += "  after which " + holds + ".\n";
     }
     out += "  Then " + opLine(history, blocking) + " returns at " + timeText(blocking.ret) +
            " unordered, and none of the operations called by then can go next:\n";
     for (std::size_t i = 0; i < v.candidates.size() && i < kCandidatesShown; ++i) {
         const KeyOp &c = ops[v.candidates[i]];
         out += "    " + opLine(history, c) + ": ";
-        if (!c.put && c.value != v.state)
-            out += "reads " + valueText(kh, c.value) + " but " + registerText(kh, v.state);
-        else if (c.put)
-            out += "fits (the register would hold " + valueText(kh, c.value) +
+        if (!c.fits(v.state)) {
+            if (c.effect == Effect::Read)
+                out += "reads " + valueText(kh, c.value) + " but " + holds;
+            else if (c.effect == Effect::Swap)
+                out += "needs " + expectationText(kh, c.expected) + " but " + holds;
+            else
+                out += "failed, but " + holds + ", which it expected";
+        } else if (c.writes()) {
+            out += std::string("fits (") +
+                   (c.value == 0 ? std::string("the key would be absent")
+                                 : "the register would hold " + quoted(history[c.index].value)) +
                    "), but no order of the rest works after it";
-        else
+        } else {
             out += "fits, but no order of the rest works after it";
+        }
         out += "\n";
     }
     if (v.candidates.size() > kCandidatesShown)
@@ -407,14 +476,28 @@ std::string explainNotLinearizable(const std::string &key, const std::vector<Ope
 
 std::string describeOperation(const Operation &op) {
     std::string out = "client " + std::to_string(op.client) + " ";
-    if (op.kind == Operation::Kind::Put) {
+    switch (op.kind) {
+    case Operation::Kind::Put:
         out += "Put(" + quoted(op.key) + ", " + quoted(op.value) + ")";
-    } else {
+        break;
+    case Operation::Kind::Get:
         out += "Get(" + quoted(op.key) + ") -> ";
         if (op.ret == Operation::Unknown)
             out += "?";
         else
             out += op.found ? quoted(op.value) : std::string("not found");
+        break;
+    case Operation::Kind::Delete:
+        out += "Delete(" + quoted(op.key) + ")";
+        break;
+    case Operation::Kind::Cas:
+        out += "Cas(" + quoted(op.key) + ", " + (op.expectAbsent ? std::string("absent") : quoted(op.expected)) +
+               " -> " + quoted(op.value) + ") -> ";
+        if (op.ret == Operation::Unknown)
+            out += "?";
+        else
+            out += op.succeeded ? "ok" : "failed";
+        break;
     }
     out += " [call " + timeText(op.call) + ", ret " + timeText(op.ret) + "]";
     return out;
@@ -454,41 +537,126 @@ LinearizabilityResult checkLinearizable(const std::vector<Operation> &history, s
         --keysLeft;
         KeyHistory kh;
         std::map<std::string, ValueId> ids;
+        auto intern = [&](const std::string &v) {
+            const auto [it, added] = ids.emplace(v, ValueId(kh.values.size() + 1));
+            if (added)
+                kh.values.push_back(v);
+            return it->second;
+        };
+        // The values written come first: a ValueId up to `written` is one the register may hold.
         for (std::size_t i : indices) {
             const Operation &op = history[i];
-            if (op.kind == Operation::Kind::Put && ids.emplace(op.value, ValueId(kh.values.size() + 1)).second)
-                kh.values.push_back(op.value);
+            if (op.kind == Operation::Kind::Put || op.kind == Operation::Kind::Cas)
+                intern(op.value);
         }
-        std::vector<bool> observed(kh.values.size() + 1, false);
+        const ValueId written = static_cast<ValueId>(kh.values.size());
+        auto isCompleted = [](const Operation &op) { return op.ret != Operation::Unknown; };
         std::string neverWritten;
         for (std::size_t i : indices) {
             const Operation &op = history[i];
-            if (op.kind != Operation::Kind::Get || !op.found)
-                continue;
-            const auto it = ids.find(op.value);
-            if (it == ids.end())
-                neverWritten += "  " + describeOperation(op) + " (op #" + std::to_string(i) +
-                                ") read a value that no Put on this key wrote.\n";
-            else
-                observed[it->second] = true;
+            auto where = [&] { return "  " + describeOperation(op) + " (op #" + std::to_string(i) + ")"; };
+            if (op.kind == Operation::Kind::Get && op.found && ids.find(op.value) == ids.end())
+                neverWritten += where() + " read a value that no Put or Cas on this key wrote.\n";
+            else if (op.kind == Operation::Kind::Cas && isCompleted(op) && op.succeeded && !op.expectAbsent &&
+                     ids.find(op.expected) == ids.end())
+                neverWritten += where() + " succeeded on a value that no Put or Cas on this key wrote.\n";
         }
         if (!neverWritten.empty()) {
             fail("key " + quoted(key) + ": not linearizable.\n" + neverWritten);
             continue;
         }
+        // A Cas may expect a value nothing wrote (then only failing is possible): it gets an id too.
+        for (std::size_t i : indices) {
+            const Operation &op = history[i];
+            if (op.kind == Operation::Kind::Cas && !op.expectAbsent)
+                intern(op.expected);
+        }
+        auto expectedId = [&](const Operation &op) { return op.expectAbsent ? ValueId{0} : ids.at(op.expected); };
+
         for (std::size_t i : indices) {
             const Operation &op = history[i];
             KeyOp k;
-            k.put = op.kind == Operation::Kind::Put;
-            k.value = (k.put || op.found) ? ids.at(op.value) : 0;
             k.call = op.call;
             k.ret = op.ret;
             k.index = i;
-            if (k.put && k.pending() && !observed[k.value]) {
-                ++kh.droppedPuts;
-                continue;
+            switch (op.kind) {
+            case Operation::Kind::Put:
+                k.effect = Effect::Write;
+                k.value = ids.at(op.value);
+                break;
+            case Operation::Kind::Delete:
+                k.effect = Effect::Write;
+                k.value = 0;
+                break;
+            case Operation::Kind::Get:
+                k.effect = Effect::Read;
+                k.value = op.found ? ids.at(op.value) : 0;
+                break;
+            case Operation::Kind::Cas:
+                k.effect = !isCompleted(op) || op.succeeded ? Effect::Swap : Effect::Mismatch;
+                k.value = ids.at(op.value);
+                k.expected = expectedId(op);
+                break;
             }
             kh.ops.push_back(k);
+        }
+
+        // Which writes of an unknown outcome could matter (see the top of this file): those whose value
+        // some operation depends on the register holding (a Get read it, a Cas that held or may have
+        // expected it), and all of them as soon as a failed Cas expected some other value.
+        std::vector<bool> observed(kh.values.size() + 1, false);
+        // What the failed Cas operations expected: nothing, one value (`mismatched`), or several.
+        std::size_t mismatches = 0;
+        ValueId mismatched = 0;
+        for (const KeyOp &k : kh.ops) {
+            if (k.effect == Effect::Read) {
+                observed[k.value] = true;
+            } else if (k.effect == Effect::Swap) {
+                observed[k.expected] = true;
+            } else if (k.effect == Effect::Mismatch && (mismatches == 0 || k.expected != mismatched)) {
+                mismatched = k.expected;
+                mismatches = std::min<std::size_t>(mismatches + 1, 2);
+            }
+        }
+        auto droppable = [&](const KeyOp &k) {
+            if (!k.pending())
+                return false;
+            if (k.effect == Effect::Swap && k.expected > written)
+                return true; // it expected a value the register never holds: it cannot have taken effect
+            return !observed[k.value] && (mismatches == 0 || (mismatches == 1 && mismatched == k.value));
+        };
+        const auto kept = std::remove_if(kh.ops.begin(), kh.ops.end(), droppable);
+        kh.droppedWrites = static_cast<std::size_t>(kh.ops.end() - kept);
+        kh.ops.erase(kept, kh.ops.end());
+
+        // Values nothing reads or expects are one to the search: the first of them stands for all.
+        std::vector<bool> referenced(kh.values.size() + 1, false);
+        referenced[0] = true;
+        for (const KeyOp &k : kh.ops)
+            referenced[k.effect == Effect::Read ? k.value : k.expected] = true;
+        ValueId anonymous = 0;
+        for (KeyOp &k : kh.ops) {
+            if (!k.writes() || referenced[k.value])
+                continue;
+            if (anonymous == 0)
+                anonymous = k.value;
+            k.value = anonymous;
+        }
+        // Unknown-outcome writes acting alike are placed in call order: link each to the one before.
+        std::vector<std::size_t> pendingOps;
+        for (std::size_t j = 0; j < kh.ops.size(); ++j)
+            if (kh.ops[j].pending())
+                pendingOps.push_back(j);
+        std::stable_sort(pendingOps.begin(), pendingOps.end(),
+                         [&](std::size_t l, std::size_t r) { return kh.ops[l].call < kh.ops[r].call; });
+        std::map<std::tuple<Effect, ValueId, ValueId>, std::size_t> lastAlike;
+        for (std::size_t j : pendingOps) {
+            KeyOp &k = kh.ops[j];
+            const auto [it, first] = lastAlike.try_emplace({k.effect, k.value, k.expected}, j);
+            if (!first) {
+                k.follows = it->second;
+                it->second = j;
+            }
         }
 
         const KeyVerdict verdict = searchKey(kh.ops, stepsLeft);
