@@ -15,7 +15,10 @@ namespace dengine::clientwire::test {
 
 namespace {
 
-bool sameOperation(const Operation &a, const Operation &b) { return a.remove == b.remove && a.key == b.key && a.value == b.value; }
+bool sameOperation(const Operation &a, const Operation &b)
+{
+    return a.remove == b.remove && a.key == b.key && a.value == b.value && a.lease == b.lease && a.sequential == b.sequential;
+}
 
 std::string checkRequest(const std::string &payload)
 {
@@ -23,9 +26,14 @@ std::string checkRequest(const std::string &payload)
     std::string why;
     if (!decodeRequest(payload, r, why))
         return why.empty() ? "decodeRequest refused without saying why" : std::string();
-    if (r.id == 0 || r.consistency > MaxConsistency || static_cast<int>(r.kind) < 1 || static_cast<int>(r.kind) > static_cast<int>(Kind::Txn)
-        || isMembership(r.kind) != (r.node != 0) || r.address.size() > 256)
+    if (r.id == 0 || r.consistency > MaxConsistency || static_cast<int>(r.kind) < 1 || static_cast<int>(r.kind) > static_cast<int>(Kind::LeaseTimeToLive)
+        || isMembership(r.kind) != (r.node != 0) || r.address.size() > 256 || (isLease(r.kind) && r.lease == 0)
+        || (r.kind == Kind::CancelWatch && r.watchId == 0))
         return "decodeRequest took a request that breaks its rules";
+    for (const auto *ops : {&r.operations, &r.failureOperations})
+        for (const Operation &op : *ops)
+            if (op.remove && (op.lease != 0 || op.sequential))
+                return "decodeRequest took a delete with a lease or sequential";
     if (r.kind == Kind::Batch ? r.operations.empty() : r.kind != Kind::Txn && !r.operations.empty())
         return "decodeRequest took a batch without operations, or operations outside a batch or txn";
     if (r.kind != Kind::Txn && (!r.compares.empty() || !r.failureOperations.empty()))
@@ -41,6 +49,7 @@ std::string checkRequest(const std::string &payload)
     if (back.id != r.id || back.kind != r.kind || back.key != r.key || back.value != r.value || back.end != r.end || back.limit != r.limit
         || back.operations.size() != r.operations.size() || back.version != r.version || back.deadlineMs != r.deadlineMs
         || back.node != r.node || back.address != r.address || back.heartbeatMs != r.heartbeatMs || back.compares != r.compares
+        || back.lease != r.lease || back.ttlMs != r.ttlMs || back.revision != r.revision || back.watchId != r.watchId
         || back.failureOperations.size() != r.failureOperations.size()
         || !std::equal(back.operations.begin(), back.operations.end(), r.operations.begin(), r.operations.end(), sameOperation)
         || !std::equal(back.failureOperations.begin(), back.failureOperations.end(), r.failureOperations.begin(), r.failureOperations.end(), sameOperation))
@@ -59,6 +68,12 @@ std::string checkResponse(const std::string &payload)
     for (const Event &e : r.events)
         if (e.kind < Event::Kind::Leader || e.kind > Event::Kind::Role || (e.kind == Event::Kind::Role && e.value > MaxRole))
             return "decodeResponse took an unknown event";
+    std::uint64_t last = 0;
+    for (const WatchEvent &e : r.watchEvents) {
+        if (e.key.empty() || e.revision == 0 || e.revision < last || e.revision > r.revision)
+            return "decodeResponse took a watch event without a key, or out of order";
+        last = e.revision;
+    }
     std::string frame;
     appendResponse(frame, r);
     Response back;
@@ -68,7 +83,8 @@ std::string checkResponse(const std::string &payload)
         || back.hasNode != r.hasNode || back.node.members.size() != r.node.members.size() || back.events != r.events
         || back.node.firstCommit != r.node.firstCommit || back.node.clientAddress != r.node.clientAddress
         || back.createRevision != r.createRevision || back.modRevision != r.modRevision || back.version != r.version
-        || back.succeeded != r.succeeded)
+        || back.succeeded != r.succeeded || back.lease != r.lease || back.ttlMs != r.ttlMs || back.remainingMs != r.remainingMs
+        || back.watchEvents != r.watchEvents || back.watchDone != r.watchDone)
         return "a re-encoded response decodes to another response";
     return {};
 }

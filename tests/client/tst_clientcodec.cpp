@@ -205,6 +205,63 @@ TEST(ClientCodec, fuzzerProperties_overASweepOfValidStreamsTruncationsAndBitFlip
     Response push = sampleStatus();
     push.events = {{Event::Kind::Term, 3}, {Event::Kind::Leader, 1}, {Event::Kind::Role, 4}};
     appendResponse(stream, push);
+    // Watches and leases.
+    Request watch;
+    watch.id = 7;
+    watch.kind = Kind::Watch;
+    watch.key = "w/";
+    watch.end = "w0";
+    watch.revision = 40;
+    appendRequest(stream, watch);
+    Request lease;
+    lease.id = 8;
+    lease.kind = Kind::LeaseKeepAlive;
+    lease.lease = 12;
+    appendRequest(stream, lease);
+    Request leased;
+    leased.id = 10;
+    leased.kind = Kind::Batch;
+    leased.operations = {{false, "q/", "body", 12, true}, {false, "k", "v", 12, false}};
+    appendRequest(stream, leased);
+    Response events;
+    events.id = 7;
+    events.revision = 45;
+    events.watchEvents = {{false, "w/a", "1", 41, 41, 1, 0}, {true, "w/b", "", 44, 0, 0, 0}};
+    appendResponse(stream, events);
+    Response done;
+    done.id = 7;
+    done.status = 9; // Compacted
+    done.watchDone = true;
+    done.lease = 12;
+    done.ttlMs = 5000;
+    done.remainingMs = 1200;
+    appendResponse(stream, done);
+    {
+        // They round-trip.
+        Request back;
+        std::string why;
+        std::string frame;
+        appendRequest(frame, leased);
+        ASSERT_TRUE(decodeRequest(std::string_view(frame).substr(dengine::transport::FrameHeaderBytes), back, why)) << why;
+        EXPECT_EQ(back.operations[0].lease, 12u);
+        EXPECT_TRUE(back.operations[0].sequential);
+        Response rb;
+        frame.clear();
+        appendResponse(frame, events);
+        ASSERT_TRUE(decodeResponse(std::string_view(frame).substr(dengine::transport::FrameHeaderBytes), rb, why)) << why;
+        EXPECT_EQ(rb.watchEvents, events.watchEvents);
+        // A watch event past the push's revision, or one going back, is refused.
+        Response bad = events;
+        bad.watchEvents[1].revision = 46;
+        frame.clear();
+        appendResponse(frame, bad);
+        EXPECT_FALSE(decodeResponse(std::string_view(frame).substr(dengine::transport::FrameHeaderBytes), rb, why));
+        Request noLease = lease;
+        noLease.lease = 0;
+        frame.clear();
+        appendRequest(frame, noLease);
+        EXPECT_FALSE(decodeRequest(std::string_view(frame).substr(dengine::transport::FrameHeaderBytes), back, why));
+    }
     std::mt19937_64 rng(20261202);
     std::size_t cases = 0;
     for (unsigned limit = 0; limit < 4; ++limit) {
