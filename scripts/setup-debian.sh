@@ -15,9 +15,10 @@ packages=(
     qml6-module-qtqml-workerscript qml6-module-qttest
     libssl-dev                            # certificates (src/certs, dengine-ctl certs)
     clang libclang-rt-14-dev              # libFuzzer target (tests/storage/fuzz_wal_reader)
+    iproute2 nftables                     # the fault harness's namespaces and partitions (tests/chaos)
 )
 if [ "${1:-}" = "--bench" ]; then
-    packages+=(etcd-server etcd-client wrk python3 curl iproute2) # ../shared/bench/etcd-baseline.sh
+    packages+=(etcd-server etcd-client wrk python3 curl) # ../shared/bench/etcd-baseline.sh
 fi
 
 missing=()

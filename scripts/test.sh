@@ -39,7 +39,7 @@ echo "== tests under address + undefined sanitizers"
 # shards (the same workloads, fewer seeds); the dengine-node process cluster only orchestrates
 # processes whose library the other tests run under the sanitizers.
 ctest --test-dir build-asan -j"$jobs" --output-on-failure \
-    -E 'InjectedBugs|^cmake\.|WalCrashTest\.EveryOperationPoint/seed[2-8]|WalPropertyTest|Simulation\.the(Snapshot|Membership)Sweep|tst_cluster_processes'
+    -E 'InjectedBugs|^cmake\.|WalCrashTest\.EveryOperationPoint/seed[2-8]|WalPropertyTest|Simulation\.the(Snapshot|Membership)Sweep|tst_cluster_processes|^chaos\.'
 
 echo "== build (thread sanitizer, storage)"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DDENGINE_SANITIZE=thread \

@@ -81,7 +81,10 @@ Connection connectTo(const QCommandLineParser &p, const QCommandLineOption &endp
 // idempotency key (when asked), retrying a failed call with the same key until it is in.
 class Producer : public QObject {
 public:
-    Producer(DQueue *q, QByteArray prefix, int count, bool idempotent) : m_q(q), m_prefix(std::move(prefix)), m_count(count), m_idempotent(idempotent) {}
+    Producer(DQueue *q, QByteArray prefix, int count, bool idempotent, int intervalMs)
+        : m_q(q), m_prefix(std::move(prefix)), m_count(count), m_idempotent(idempotent), m_intervalMs(intervalMs)
+    {
+    }
     void start() { next(); }
     std::function<void()> done;
 
@@ -98,7 +101,10 @@ private:
             if (r.ok()) {
                 out((r.succeeded ? QByteArray("ENQ ") + body + ' ' + r.value : QByteArray("DUP ") + body));
                 ++m_i;
-                next();
+                if (m_intervalMs > 0)
+                    QTimer::singleShot(m_intervalMs, this, [this] { next(); });
+                else
+                    next();
                 return;
             }
             qCInfo(lcDqueue).noquote() << "enqueue" << body << "failed:" << r.message << "(trying again)";
@@ -112,6 +118,7 @@ private:
     QByteArray m_prefix;
     int m_count;
     bool m_idempotent;
+    int m_intervalMs;
     int m_i = 0;
 };
 
@@ -186,7 +193,7 @@ int main(int argc, char **argv)
     QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
         "A replicated work queue on DEngine.\n\n"
-        "  dqueue [options] produce QUEUE --count N [--prefix P] [--idempotent]\n"
+        "  dqueue [options] produce QUEUE --count N [--prefix P] [--idempotent] [--interval MS]\n"
         "  dqueue [options] consume QUEUE [--count N] [--visibility MS] [--process-ms MS]\n"
         "  dqueue [options] stats QUEUE\n"
         "  dqueue [options] bench [--producers 8] [--consumers 8] [--seconds 10] [--body 128] [--timeline]\n\n"
@@ -204,6 +211,7 @@ int main(int argc, char **argv)
     const QCommandLineOption key(QStringLiteral("key"), QStringLiteral("This client's key."), QStringLiteral("file"));
     const QCommandLineOption count(QStringLiteral("count"), QStringLiteral("Messages to produce, or acks to make (0: forever)."), QStringLiteral("n"), QStringLiteral("0"));
     const QCommandLineOption prefix(QStringLiteral("prefix"), QStringLiteral("Bodies are PREFIX-0, PREFIX-1, ..."), QStringLiteral("p"), QStringLiteral("m"));
+    const QCommandLineOption interval(QStringLiteral("interval"), QStringLiteral("produce: pause between enqueues (ms)."), QStringLiteral("ms"), QStringLiteral("0"));
     const QCommandLineOption idempotent(QStringLiteral("idempotent"), QStringLiteral("Each body is its own idempotency key (retries add nothing)."));
     const QCommandLineOption visibility(QStringLiteral("visibility"), QStringLiteral("Visibility timeout (ms)."), QStringLiteral("ms"), QStringLiteral("30000"));
     const QCommandLineOption processMs(QStringLiteral("process-ms"), QStringLiteral("Time a consumer takes per message before its ack."), QStringLiteral("ms"), QStringLiteral("0"));
@@ -213,7 +221,7 @@ int main(int argc, char **argv)
     const QCommandLineOption warmup(QStringLiteral("warmup"), QStringLiteral("bench: seconds before measuring."), QStringLiteral("s"), QStringLiteral("2"));
     const QCommandLineOption bodyBytes(QStringLiteral("body"), QStringLiteral("bench: body size."), QStringLiteral("bytes"), QStringLiteral("128"));
     const QCommandLineOption timeline(QStringLiteral("timeline"), QStringLiteral("bench: acks per 100 ms, and the longest gap in the flow."));
-    p.addOptions({endpoints, node, ca, cert, key, count, prefix, idempotent, visibility, processMs, producers, consumers, seconds, warmup, bodyBytes, timeline});
+    p.addOptions({endpoints, node, ca, cert, key, count, prefix, interval, idempotent, visibility, processMs, producers, consumers, seconds, warmup, bodyBytes, timeline});
     p.process(app);
     const QStringList args = p.positionalArguments();
     const auto usage = [&](const QString &why) {
@@ -379,7 +387,7 @@ int main(int argc, char **argv)
     int status = 0;
     std::unique_ptr<QObject> worker;
     if (command == QLatin1String("produce")) {
-        auto *producer = new Producer(&queue, p.value(prefix).toUtf8(), p.value(count).toInt(), p.isSet(idempotent));
+        auto *producer = new Producer(&queue, p.value(prefix).toUtf8(), p.value(count).toInt(), p.isSet(idempotent), p.value(interval).toInt());
         producer->done = [] { QCoreApplication::quit(); };
         producer->start();
         worker.reset(producer);

@@ -589,7 +589,6 @@ QFuture<DEngineResult> DEngine::range(const QByteArray &begin, const QByteArray 
 DEngineWatcher *DEngine::watch(const QByteArray &begin, const QByteArray &end, quint64 fromRevision, QObject *parent)
 {
     DEngineWatcher *w = DEngineWatcherPrivate::create(parent, begin, end, fromRevision);
-    QPointer<DEngineWatcher> guard(w);
     const auto refuse = [&](Status status, const QString &why) {
         // Queued, like every other finish: the caller connects first.
         QMetaObject::invokeMethod(w, [w, status, why] { DEngineWatcherPrivate::finish(w, status, why); }, Qt::QueuedConnection);

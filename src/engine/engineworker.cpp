@@ -153,6 +153,12 @@ void EngineWorker::start()
     m_started = true;
     m_clock.start();
     m_session = QRandomGenerator::system()->generate64() | 1;
+    if (qEnvironmentVariable("DENGINE_TEST_INJECT_BUG") == QLatin1String("local-reads")) {
+        m_injectLocalReads = true;
+        qCCritical(lcEngine).noquote() << QStringLiteral("node %1: DENGINE_TEST_INJECT_BUG=local-reads: linearizable reads are served locally; "
+                                                         "this node is deliberately broken (a test of the fault harness's checkers)")
+                                              .arg(m_config.nodeId);
+    }
 
     storage::WalOptions wo;
     wo.dir = m_config.dataDirectory.toStdString();
@@ -464,7 +470,7 @@ void EngineWorker::submit(std::shared_ptr<EngineRequest> request)
         request->complete(baseResult(DEngine::Status::Busy, QStringLiteral("too many calls in flight (maxPendingRequests)")));
         return;
     }
-    if (!request->changesState() && request->consistency == DEngine::Consistency::Local) {
+    if (!request->changesState() && (request->consistency == DEngine::Consistency::Local || m_injectLocalReads)) {
         Pending p;
         p.request = std::move(request);
         serveRead(p);
@@ -747,7 +753,6 @@ void EngineWorker::process()
     recordMissingAddresses();
     establishHistory();
     advertiseClientAddress();
-    driveLeases();
     serveWatches(false);
     maybeSnapshot();
     if (m_removed && m_role != raft::Role::Leader) {

@@ -258,6 +258,10 @@ private:
     DEngineConfig m_config;
     DEngineStateMachine *m_stateMachine = nullptr;
     bool m_warnedNoStateMachine = false;
+    // A known bug, switched on for the fault harness to prove its checkers find it (the
+    // environment's DENGINE_TEST_INJECT_BUG=local-reads): Linearizable and Lease reads are served
+    // from this node's state at once. Never set outside that harness.
+    bool m_injectLocalReads = false;
     bool m_started = false;
     bool m_down = false;
     bool m_handingOver = false; // stopping: leadership is being handed to another node

@@ -221,6 +221,38 @@ private Q_SLOTS:
         QCOMPARE(fe.result().status, Status::NotFound);
     }
 
+    // The same queue code on embedded engines: a producer on one node, a consumer blocked on
+    // another (woken by the watch), and a follower's view of the queue.
+    void embedded_sameCodeOnDEngine()
+    {
+        Cluster cluster(3);
+        cluster.startAll();
+        QTRY_VERIFY_WITH_TIMEOUT(cluster.allReady() && cluster.agreedLeader() != 0, Long);
+        const NodeId leader = cluster.agreedLeader();
+        const NodeId follower = leader == 1 ? 2 : 1;
+        DQueueOptions o;
+        o.consumerName = QStringLiteral("embedded-consumer");
+        DQueue producer(cluster.node(leader), QStringLiteral("emb"));
+        DQueue consumer(cluster.node(follower), QStringLiteral("emb"), o);
+        QFuture<DQueueMessage> waiting = consumer.dequeue(20000);
+        QTest::qWait(1);
+        QVERIFY(!waiting.isFinished());
+        for (int i = 0; i < 5; ++i)
+            QVERIFY(await(producer.enqueue("e" + QByteArray::number(i))).succeeded);
+        QTRY_VERIFY_WITH_TIMEOUT(waiting.isFinished(), Long);
+        QCOMPARE(waiting.result().body, QByteArray("e0"));
+        QVERIFY(await(consumer.ack(waiting.result())).ok());
+        for (int i = 1; i < 5; ++i) {
+            QFuture<DQueueMessage> m = consumer.dequeue(0);
+            QTRY_VERIFY_WITH_TIMEOUT(m.isFinished(), Long);
+            QCOMPARE(m.result().body, "e" + QByteArray::number(i));
+            QVERIFY(await(consumer.ack(m.result())).ok());
+        }
+        QFuture<DQueueMessage> peek = producer.peek();
+        QTRY_VERIFY_WITH_TIMEOUT(peek.isFinished(), Long);
+        QCOMPARE(peek.result().status, Status::NotFound);
+    }
+
     // Processes: 3 producers, 3 consumers; the leader killed and restarted, a consumer killed and
     // replaced, mid-run.
     void processes_killLeaderAndConsumer_everyMessageOnce_fifo()

@@ -1,0 +1,756 @@
+// SPDX-License-Identifier: Apache-2.0
+// dengine-chaos: a Jepsen-style fault harness on real dengined processes. Each node runs in its own
+// network namespace (netlab.h); faults are chosen at random from a seed and logged with their
+// times; clients on every node run a register workload (get, put, compare-and-set, delete on a few
+// keys, every written value unique) and record each operation with its invoke and complete times
+// and its outcome (ok, fail: certainly not carried out, unknown); then the faults heal and the
+// checkers run:
+//   - linearizability per key (tests/sim/linearizability.h, a WGL search), with final reads of
+//     every key appended, so an acknowledged write lost in the faults shows as an anomaly;
+//   - convergence: every node's state (a local read of every key, with revisions) is the same once
+//     they have applied the same log;
+//   - revisions never go back for a client (each client's operations are sequential);
+//   - election safety and the lifecycle as clients of each member saw it: one leader per term,
+//     terms never going back, ready() once per start.
+// Exit status: 0 no anomaly; 1 anomalies (the summary names them and the seed); 2 usage; 77 the
+// machine cannot run it (not root, no network namespaces, no nft): a skip for ctest.
+//
+//   dengine-chaos [--nodes 3|5] [--seconds 60 | --minutes N] [--seed S] [--dir D] [--bug local-reads]
+//   dengine-chaos --ci      the CI form: fixed seeds, about two minutes, and a run with a known
+//                           bug that must be caught
+#include "netlab.h"
+
+#include "../sim/linearizability.h"
+
+#include <dengine/dengineclient.h>
+
+#include <QtCore/QCommandLineParser>
+#include <QtCore/QCoreApplication>
+#include <QtCore/QDir>
+#include <QtCore/QElapsedTimer>
+#include <QtCore/QEventLoop>
+#include <QtCore/QFile>
+#include <QtCore/QJsonDocument>
+#include <QtCore/QJsonObject>
+#include <QtCore/QLoggingCategory>
+#include <QtCore/QMetaEnum>
+#include <QtCore/QProcess>
+#include <QtCore/QTemporaryDir>
+#include <QtCore/QTimer>
+
+#include <csignal>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <unistd.h>
+
+#ifndef DENGINED_PATH
+#error "DENGINED_PATH must name dengined"
+#endif
+
+using Status = DEngineInterface::Status;
+
+namespace {
+
+void waitMs(qint64 ms)
+{
+    QEventLoop loop;
+    QTimer::singleShot(std::max<qint64>(0, ms), &loop, &QEventLoop::quit);
+    loop.exec();
+}
+
+template <typename Pred> bool waitUntil(Pred pred, qint64 ms)
+{
+    QElapsedTimer t;
+    t.start();
+    while (!pred()) {
+        if (t.elapsed() > ms)
+            return false;
+        waitMs(20);
+    }
+    return true;
+}
+
+DEngineResult awaitResult(const QFuture<DEngineResult> &f) { return DEngineInterface::waitForResult(f, QDeadlineTimer(15000)); }
+
+// One recorded operation (a line of the history).
+struct Rec {
+    int client = 0;
+    enum class Kind { Get, Put, Cas, Delete } kind = Kind::Get;
+    QByteArray key, value, expected;
+    bool expectAbsent = false;
+    qint64 invokeUs = 0, completeUs = -1; // -1: unknown (no answer, or an answer that does not say)
+    enum class Outcome { Ok, Fail, Unknown } outcome = Outcome::Unknown;
+    bool found = false;     // Get
+    bool succeeded = false; // Cas
+    quint64 revision = 0;
+    QString status;
+    QJsonObject json() const
+    {
+        static const char *const kinds[] = {"get", "put", "cas", "delete"};
+        static const char *const outcomes[] = {"ok", "fail", "unknown"};
+        QJsonObject o{{QStringLiteral("client"), client},
+                      {QStringLiteral("op"), QLatin1String(kinds[int(kind)])},
+                      {QStringLiteral("key"), QString::fromUtf8(key)},
+                      {QStringLiteral("invoke_us"), invokeUs},
+                      {QStringLiteral("complete_us"), completeUs},
+                      {QStringLiteral("outcome"), QLatin1String(outcomes[int(outcome)])},
+                      {QStringLiteral("status"), status},
+                      {QStringLiteral("revision"), QString::number(revision)}};
+        if (kind == Kind::Get) {
+            o.insert(QStringLiteral("found"), found);
+            if (found)
+                o.insert(QStringLiteral("value"), QString::fromUtf8(value));
+        } else if (kind != Kind::Delete) {
+            o.insert(QStringLiteral("value"), QString::fromUtf8(value));
+        }
+        if (kind == Kind::Cas) {
+            o.insert(QStringLiteral("expected"), expectAbsent ? QJsonValue() : QJsonValue(QString::fromUtf8(expected)));
+            o.insert(QStringLiteral("succeeded"), succeeded);
+        }
+        return o;
+    }
+};
+
+struct Options {
+    int nodes = 3;
+    int seconds = 60;
+    quint64 seed = 1;
+    QString dir;
+    QString bug;
+    bool verbose = false;
+    QStringList faults; // empty: every kind
+};
+
+struct RunResult {
+    quint64 operations = 0, ok = 0, failed = 0, unknown = 0;
+    std::map<QString, int> faults;
+    QStringList anomalies;
+    QString historyPath;
+};
+
+class Run {
+public:
+    explicit Run(Options o) : m_o(std::move(o)), m_lab(m_o.nodes), m_rng(m_o.seed) {}
+
+    RunResult go()
+    {
+        RunResult out;
+        QString why;
+        if (!m_lab.up(&why)) {
+            out.anomalies << QStringLiteral("setup: %1").arg(why);
+            return out;
+        }
+        m_clock.start();
+        for (int i = 1; i <= m_o.nodes; ++i)
+            startNode(i);
+        // Clients and observers, one per node (each starts with its own node; after a failure it
+        // goes to the next, as any client does).
+        // Two clients per node: one mixed, one mostly reading (a node cut off keeps reading).
+        for (int i = 1; i <= m_o.nodes; ++i) {
+            m_workers.push_back(makeClient({endpoint(i)}, false));
+            m_readsPercent.push_back(40);
+            m_workers.push_back(makeClient({endpoint(i)}, false));
+            m_readsPercent.push_back(90);
+            m_observers.push_back(makeClient({endpoint(i)}, false));
+            watchLifecycle(m_observers.back().get(), i);
+        }
+        QStringList all;
+        for (int i = 1; i <= m_o.nodes; ++i)
+            all << endpoint(i);
+        m_admin = makeClient(all, true);
+        for (auto &c : m_workers)
+            c->start();
+        for (auto &c : m_observers)
+            c->start();
+        m_admin->start();
+        if (!m_admin->waitForReady(60000)) {
+            out.anomalies << QStringLiteral("setup: the cluster did not become ready within 60 s");
+            return finish(out);
+        }
+        log(QStringLiteral("cluster ready, leader %1").arg(m_admin->currentLeader()));
+        m_running = true;
+        for (std::size_t i = 0; i < m_workers.size(); ++i)
+            step(int(i));
+        // Faults until the time is up.
+        const qint64 end = qint64(m_o.seconds) * 1000;
+        while (m_clock.elapsed() < end) {
+            waitMs(uniform(1000, 3000));
+            if (m_clock.elapsed() >= end)
+                break;
+            fault(out);
+        }
+        m_running = false;
+        healEverything();
+        waitUntil([&] { return m_inFlight == 0; }, 20000);
+        finalChecks(out);
+        return finish(out);
+    }
+
+private:
+    QString endpoint(int i) const { return NetLab::address(i) + QStringLiteral(":8000"); }
+    qint64 uniform(qint64 lo, qint64 hi) { return std::uniform_int_distribution<qint64>(lo, hi)(m_rng); }
+    qint64 nowUs() const { return m_clock.nsecsElapsed() / 1000; }
+    void log(const QString &line)
+    {
+        const QString text = QStringLiteral("[%1 s] %2").arg(double(m_clock.elapsed()) / 1000.0, 7, 'f', 3).arg(line);
+        m_log << text;
+        if (m_o.verbose)
+            std::fprintf(stderr, "%s\n", qPrintable(text));
+    }
+
+    std::unique_ptr<DEngineClient> makeClient(const QStringList &endpoints, bool followLeader)
+    {
+        DEngineClientConfig c;
+        c.endpoints = endpoints;
+        c.insecure = true;
+        c.requestTimeoutMs = 3000;
+        c.connectTimeoutMs = 1000;
+        c.heartbeatMs = 200;
+        c.followLeader = followLeader;
+        return std::make_unique<DEngineClient>(c);
+    }
+
+    // ---- nodes ----
+    void startNode(int i)
+    {
+        const QString data = QDir(m_o.dir).filePath(QStringLiteral("n%1").arg(i));
+        QDir().mkpath(data);
+        const QString config = QDir(m_o.dir).filePath(QStringLiteral("n%1.json").arg(i));
+        QStringList peers;
+        for (int j = 1; j <= m_o.nodes; ++j)
+            peers << QStringLiteral("\"%1\": \"%2:7000\"").arg(j).arg(NetLab::address(j));
+        QFile f(config);
+        if (f.open(QIODevice::WriteOnly))
+            f.write(QStringLiteral(R"({"nodeId": %1, "dataDirectory": "%2", "insecure": true, "tickIntervalMs": 50, "electionTicks": 10,
+ "requestTimeoutMs": 3000, "peers": {%3}, "server": {"clientAddress": "%4", "insecureClients": true}})")
+                        .arg(i)
+                        .arg(data + QStringLiteral("/data"), peers.join(QStringLiteral(", ")), endpoint(i))
+                        .toUtf8());
+        f.close();
+        auto p = std::make_unique<QProcess>();
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.insert(QStringLiteral("QT_LOGGING_RULES"), QStringLiteral("dengine.*.info=false;dengine.*.warning=false"));
+        if (!m_o.bug.isEmpty())
+            env.insert(QStringLiteral("DENGINE_TEST_INJECT_BUG"), m_o.bug);
+        p->setProcessEnvironment(env);
+        p->setStandardOutputFile(data + QStringLiteral("/stdout.log"), QIODevice::Append);
+        p->setStandardErrorFile(data + QStringLiteral("/stderr.log"), QIODevice::Append);
+        // `ip netns exec` runs dengined in place of itself: the pid is dengined's.
+        p->start(QStringLiteral("ip"), m_lab.exec(i, QStringLiteral(DENGINED_PATH)) + QStringList{QStringLiteral("--config"), config});
+        p->waitForStarted(10000);
+        m_nodes[i] = std::move(p);
+        m_paused.erase(i);
+    }
+    bool running(int i) const
+    {
+        const auto it = m_nodes.find(i);
+        return it != m_nodes.end() && it->second && it->second->state() != QProcess::NotRunning;
+    }
+    void signalNode(int i, int sig)
+    {
+        if (running(i))
+            ::kill(static_cast<pid_t>(m_nodes[i]->processId()), sig);
+    }
+    void stopNode(int i, int sig)
+    {
+        if (!running(i))
+            return;
+        signalNode(i, SIGCONT);
+        signalNode(i, sig);
+        if (!m_nodes[i]->waitForFinished(sig == SIGKILL ? 10000 : 20000)) {
+            signalNode(i, SIGKILL);
+            m_nodes[i]->waitForFinished(10000);
+        }
+    }
+    int leader() const
+    {
+        NodeId l = m_admin ? m_admin->currentLeader() : 0;
+        return int(l);
+    }
+    int someFollower()
+    {
+        QList<int> f;
+        for (int i = 1; i <= m_o.nodes; ++i)
+            if (i != leader())
+                f << i;
+        return f.isEmpty() ? 1 : f.at(int(uniform(0, f.size() - 1)));
+    }
+
+    // ---- faults ----
+    void fault(RunResult &out)
+    {
+        static const QStringList kinds{QStringLiteral("kill"),      QStringLiteral("kill-leader"), QStringLiteral("pause-leader"),
+                                       QStringLiteral("isolate"),   QStringLiteral("isolate-leader"), QStringLiteral("split"),
+                                       QStringLiteral("one-way"),   QStringLiteral("bridge"),      QStringLiteral("stop"),
+                                       QStringLiteral("transfer")};
+        const QStringList &pool = m_o.faults.isEmpty() ? kinds : m_o.faults;
+        const QString kind = pool.at(int(uniform(0, pool.size() - 1)));
+        const qint64 hold = uniform(1000, 4000);
+        ++out.faults[kind];
+        const int n = m_o.nodes;
+        const auto others = [n](const QList<int> &side) {
+            QList<int> rest;
+            for (int i = 1; i <= n; ++i)
+                if (!side.contains(i))
+                    rest << i;
+            return rest;
+        };
+        const auto cut = [&](const QList<int> &a, const QList<int> &b) {
+            for (int x : a)
+                m_lab.block(x, b, true, true);
+            for (int y : b)
+                m_lab.block(y, a, true, true);
+        };
+        if (kind == QLatin1String("kill") || kind == QLatin1String("kill-leader") || kind == QLatin1String("stop")) {
+            const int victim = kind == QLatin1String("kill") ? int(uniform(1, n)) : (leader() ? leader() : 1);
+            log(QStringLiteral("%1 node %2 (%3), back in %4 ms").arg(kind).arg(victim).arg(kind == QLatin1String("stop") ? "SIGTERM" : "kill -9").arg(hold));
+            stopNode(victim, kind == QLatin1String("stop") ? SIGTERM : SIGKILL);
+            waitMs(hold);
+            startNode(victim);
+            log(QStringLiteral("node %1 started again").arg(victim));
+        } else if (kind == QLatin1String("pause-leader")) {
+            const int victim = leader() ? leader() : 1;
+            log(QStringLiteral("SIGSTOP node %1 (the leader) for %2 ms").arg(victim).arg(hold));
+            signalNode(victim, SIGSTOP);
+            m_paused.insert(victim);
+            waitMs(hold);
+            signalNode(victim, SIGCONT);
+            m_paused.erase(victim);
+            log(QStringLiteral("SIGCONT node %1").arg(victim));
+        } else if (kind == QLatin1String("transfer")) {
+            const int to = someFollower();
+            const DEngineResult r = awaitResult(m_admin->transferLeadership(NodeId(to)));
+            log(QStringLiteral("leadership to node %1: %2").arg(to).arg(r.ok() ? QStringLiteral("done") : r.message));
+        } else {
+            QList<int> side;
+            if (kind == QLatin1String("isolate"))
+                side = {someFollower()};
+            else if (kind == QLatin1String("isolate-leader"))
+                side = {leader() ? leader() : 1};
+            else if (kind == QLatin1String("split")) {
+                // A minority on one side, chosen at random.
+                std::vector<int> all;
+                for (int i = 1; i <= n; ++i)
+                    all.push_back(i);
+                std::shuffle(all.begin(), all.end(), m_rng);
+                for (int i = 0; i < (n - 1) / 2; ++i)
+                    side << all[std::size_t(i)];
+            }
+            if (kind == QLatin1String("one-way")) {
+                // Node a hears nothing from node b; b still hears a.
+                const int a = int(uniform(1, n));
+                int b = int(uniform(1, n - 1));
+                if (b >= a)
+                    ++b;
+                m_lab.block(a, {b}, true, false);
+                log(QStringLiteral("one-way loss: node %1 drops what node %2 sends, for %3 ms").arg(a).arg(b).arg(hold));
+            } else if (kind == QLatin1String("bridge")) {
+                // Two halves that cannot talk, and one node that talks to both.
+                std::vector<int> all;
+                for (int i = 1; i <= n; ++i)
+                    all.push_back(i);
+                std::shuffle(all.begin(), all.end(), m_rng);
+                const int bridge = all[0];
+                QList<int> left, right;
+                for (std::size_t i = 1; i < all.size(); ++i)
+                    (i % 2 ? left : right) << all[i];
+                cut(left, right);
+                log(QStringLiteral("bridge: node %1 between {%2} and {%3}, for %4 ms").arg(bridge).arg(join(left), join(right)).arg(hold));
+            } else {
+                cut(side, others(side));
+                log(QStringLiteral("%1: {%2} cut from {%3} for %4 ms").arg(kind, join(side), join(others(side))).arg(hold));
+            }
+            waitMs(hold);
+            m_lab.healAll();
+            log(QStringLiteral("network healed"));
+        }
+    }
+    static QString join(const QList<int> &l)
+    {
+        QStringList s;
+        for (int i : l)
+            s << QString::number(i);
+        return s.join(QLatin1Char(','));
+    }
+    void healEverything()
+    {
+        m_lab.healAll();
+        for (int i = 1; i <= m_o.nodes; ++i) {
+            signalNode(i, SIGCONT);
+            if (!running(i))
+                startNode(i);
+        }
+        log(QStringLiteral("every fault healed, every node running"));
+    }
+
+    // ---- the workload ----
+    void step(int c)
+    {
+        if (!m_running)
+            return;
+        DEngineClient *client = m_workers[std::size_t(c)].get();
+        Rec r;
+        r.client = c + 1;
+        r.key = "k" + QByteArray::number(uniform(0, 4));
+        const int reads = m_readsPercent[std::size_t(c)];
+        // The rest: puts, compare-and-sets and deletes, 30:22:8.
+        const qint64 pick = uniform(0, 99);
+        const qint64 rest = 100 - reads;
+        QFuture<DEngineResult> f;
+        if (pick < reads) {
+            r.kind = Rec::Kind::Get;
+            f = client->get(r.key);
+        } else if (pick < reads + rest * 30 / 60) {
+            r.kind = Rec::Kind::Put;
+            r.value = QByteArray("c") + QByteArray::number(r.client) + '-' + QByteArray::number(++m_serial);
+            f = client->put(r.key, r.value);
+        } else if (pick < reads + rest * 52 / 60) {
+            r.kind = Rec::Kind::Cas;
+            r.value = QByteArray("c") + QByteArray::number(r.client) + '-' + QByteArray::number(++m_serial);
+            const auto seen = m_seen[{c, r.key}];
+            r.expectAbsent = !seen.has_value();
+            r.expected = seen.value_or(QByteArray());
+            f = client->txn({r.expectAbsent ? DEngineCompare::absent(r.key) : DEngineCompare::valueIs(r.key, r.expected)}, {DEngineOperation::put(r.key, r.value)});
+        } else {
+            r.kind = Rec::Kind::Delete;
+            f = client->remove(r.key);
+        }
+        r.invokeUs = nowUs();
+        ++m_inFlight;
+        f.then(client, [this, c, r, client](const DEngineResult &res) mutable {
+            --m_inFlight;
+            const qint64 at = nowUs();
+            r.status = QString::fromLatin1(QMetaEnum::fromType<Status>().valueToKey(int(res.status)));
+            r.revision = res.revision;
+            switch (res.status) {
+            case Status::Ok:
+            case Status::NotFound:
+                r.outcome = Rec::Outcome::Ok;
+                r.completeUs = at;
+                if (r.kind == Rec::Kind::Get) {
+                    r.found = res.status == Status::Ok;
+                    r.value = r.found ? res.value : QByteArray();
+                    m_seen[{c, r.key}] = r.found ? std::optional<QByteArray>(res.value) : std::nullopt;
+                } else if (r.kind == Rec::Kind::Cas) {
+                    r.succeeded = res.succeeded;
+                    if (res.succeeded)
+                        m_seen[{c, r.key}] = r.value;
+                } else if (r.kind == Rec::Kind::Put) {
+                    m_seen[{c, r.key}] = r.value;
+                } else {
+                    m_seen[{c, r.key}] = std::nullopt;
+                }
+                break;
+            case Status::NoQuorum:
+            case Status::Stopping:
+            case Status::Busy:
+            case Status::InvalidArgument:
+            case Status::Refused:
+                r.outcome = Rec::Outcome::Fail; // not carried out
+                r.completeUs = at;
+                break;
+            default:
+                r.outcome = Rec::Outcome::Unknown; // Timeout, StorageFailure: it may or may not have happened
+                break;
+            }
+            m_history.push_back(r);
+            QTimer::singleShot(int(uniform(5, 30)), client, [this, c] { step(c); });
+        });
+    }
+
+    // ---- checks ----
+    void watchLifecycle(DEngineClient *o, int node)
+    {
+        QObject::connect(o, &DEngineInterface::termChanged, o, [this, o, node](quint64 term) {
+            if (term < m_lastTerm[node])
+                m_lifecycleAnomalies << QStringLiteral("observer of node %1: term went back from %2 to %3").arg(node).arg(m_lastTerm[node]).arg(term);
+            m_lastTerm[node] = term;
+        });
+        QObject::connect(o, &DEngineInterface::leaderChanged, o, [this, o, node](NodeId leader) {
+            if (leader == 0)
+                return;
+            const quint64 term = o->currentTerm();
+            const auto [it, fresh] = m_leaderOfTerm.emplace(term, leader);
+            if (!fresh && it->second != leader)
+                m_lifecycleAnomalies << QStringLiteral("two leaders in term %1: %2 and %3 (observer of node %4)").arg(term).arg(it->second).arg(leader).arg(node);
+        });
+        QObject::connect(o, &DEngineInterface::ready, o, [this, node] {
+            if (++m_readyCount[node] > 1)
+                m_lifecycleAnomalies << QStringLiteral("observer of node %1: ready() twice in one start").arg(node);
+        });
+    }
+
+    void finalChecks(RunResult &out)
+    {
+        // Every node has applied the same log: a write through the leader, then each node's
+        // applied index reaches it.
+        DEngineResult barrier;
+        waitUntil([&] { return (barrier = awaitResult(m_admin->put("chaos/barrier", QByteArray::number(m_o.seed)))).ok(); }, 60000);
+        if (!barrier.ok()) {
+            out.anomalies << QStringLiteral("after healing, no write succeeded within 60 s: %1").arg(barrier.message);
+            return;
+        }
+        std::vector<std::unique_ptr<DEngineClient>> readers;
+        std::map<int, QList<DEngineKeyValue>> states;
+        for (int i = 1; i <= m_o.nodes; ++i) {
+            readers.push_back(makeClient({endpoint(i)}, false));
+            DEngineClient *r = readers.back().get();
+            r->start();
+            const bool caughtUp = waitUntil([&] { return r->nodeId() == NodeId(i) && r->appliedIndex() >= barrier.revision; }, 60000);
+            if (!caughtUp) {
+                out.anomalies << QStringLiteral("node %1 did not apply the log up to %2 within 60 s after healing (at %3)")
+                                     .arg(i)
+                                     .arg(barrier.revision)
+                                     .arg(r->appliedIndex());
+                continue;
+            }
+            const DEngineResult s = awaitResult(r->scan("k", 0, DEngineInterface::Consistency::Local));
+            if (s.ok())
+                states[i] = s.items;
+            else
+                out.anomalies << QStringLiteral("node %1: its final local scan failed: %2").arg(i).arg(s.message);
+        }
+        for (const auto &[node, items] : states)
+            if (items != states.begin()->second)
+                out.anomalies << QStringLiteral("node %1's state differs from node %2's after healing").arg(node).arg(states.begin()->first);
+        // The final value of every key, read linearizably, closes the history: a lost acknowledged
+        // write cannot be explained.
+        for (int k = 0; k < 5; ++k) {
+            Rec r;
+            r.client = 0;
+            r.key = "k" + QByteArray::number(k);
+            r.invokeUs = nowUs();
+            const DEngineResult g = awaitResult(m_admin->get(r.key));
+            r.completeUs = nowUs();
+            r.status = QString::fromLatin1(QMetaEnum::fromType<Status>().valueToKey(int(g.status)));
+            r.outcome = g.ok() || g.status == Status::NotFound ? Rec::Outcome::Ok : Rec::Outcome::Unknown;
+            r.found = g.ok();
+            r.value = g.value;
+            r.revision = g.revision;
+            m_history.push_back(r);
+        }
+        // Revisions never go back for a client.
+        std::map<int, quint64> last;
+        for (const Rec &r : m_history) {
+            if (r.outcome != Rec::Outcome::Ok || r.client == 0)
+                continue;
+            if (r.revision < last[r.client])
+                out.anomalies << QStringLiteral("client %1: revision went back from %2 to %3").arg(r.client).arg(last[r.client]).arg(r.revision);
+            last[r.client] = std::max(last[r.client], r.revision);
+        }
+        out.anomalies += m_lifecycleAnomalies;
+        // Linearizability, per key.
+        std::vector<dengine::sim::Operation> ops;
+        for (const Rec &r : m_history) {
+            ++out.operations;
+            if (r.outcome == Rec::Outcome::Fail) {
+                ++out.failed;
+                continue;
+            }
+            (r.outcome == Rec::Outcome::Ok ? out.ok : out.unknown)++;
+            dengine::sim::Operation o;
+            o.client = r.client;
+            o.key = r.key.toStdString();
+            o.call = quint64(r.invokeUs);
+            o.ret = r.outcome == Rec::Outcome::Ok ? quint64(r.completeUs) : dengine::sim::Operation::Unknown;
+            switch (r.kind) {
+            case Rec::Kind::Get:
+                o.kind = dengine::sim::Operation::Kind::Get;
+                o.found = r.found;
+                o.value = r.value.toStdString();
+                break;
+            case Rec::Kind::Put:
+                o.kind = dengine::sim::Operation::Kind::Put;
+                o.value = r.value.toStdString();
+                break;
+            case Rec::Kind::Delete: o.kind = dengine::sim::Operation::Kind::Delete; break;
+            case Rec::Kind::Cas:
+                o.kind = dengine::sim::Operation::Kind::Cas;
+                o.value = r.value.toStdString();
+                o.expected = r.expected.toStdString();
+                o.expectAbsent = r.expectAbsent;
+                o.succeeded = r.succeeded;
+                break;
+            }
+            ops.push_back(std::move(o));
+        }
+        const dengine::sim::LinearizabilityResult lin = dengine::sim::checkLinearizable(ops);
+        if (!lin.ok)
+            out.anomalies << (lin.exhausted ? QStringLiteral("linearizability: the search ran out of steps (no verdict)")
+                                            : QStringLiteral("not linearizable: %1").arg(QString::fromStdString(lin.explanation)));
+        for (auto &r : readers)
+            r->stop();
+    }
+
+    RunResult finish(RunResult out)
+    {
+        m_running = false;
+        for (auto &c : m_workers)
+            c->stop();
+        for (auto &c : m_observers)
+            c->stop();
+        if (m_admin)
+            m_admin->stop();
+        for (int i = 1; i <= m_o.nodes; ++i)
+            stopNode(i, SIGTERM);
+        m_lab.down();
+        out.historyPath = QDir(m_o.dir).filePath(QStringLiteral("history-seed%1.jsonl").arg(m_o.seed));
+        QFile h(out.historyPath);
+        if (h.open(QIODevice::WriteOnly))
+            for (const Rec &r : m_history)
+                h.write(QJsonDocument(r.json()).toJson(QJsonDocument::Compact) + '\n');
+        QFile l(QDir(m_o.dir).filePath(QStringLiteral("faults-seed%1.log").arg(m_o.seed)));
+        if (l.open(QIODevice::WriteOnly))
+            l.write(m_log.join(QLatin1Char('\n')).toUtf8() + '\n');
+        return out;
+    }
+
+    Options m_o;
+    NetLab m_lab;
+    std::mt19937_64 m_rng;
+    QElapsedTimer m_clock;
+    std::map<int, std::unique_ptr<QProcess>> m_nodes;
+    std::set<int> m_paused;
+    std::vector<std::unique_ptr<DEngineClient>> m_workers, m_observers;
+    std::vector<int> m_readsPercent; // per worker
+    std::unique_ptr<DEngineClient> m_admin;
+    bool m_running = false;
+    int m_inFlight = 0;
+    quint64 m_serial = 0;
+    std::map<std::pair<int, QByteArray>, std::optional<QByteArray>> m_seen; // what each client last saw of a key
+    std::vector<Rec> m_history;
+    QStringList m_log;
+    std::map<int, quint64> m_lastTerm;
+    std::map<quint64, NodeId> m_leaderOfTerm;
+    std::map<int, int> m_readyCount;
+    QStringList m_lifecycleAnomalies;
+};
+
+void printSummary(const Options &o, const RunResult &r, qint64 ms)
+{
+    QStringList faults;
+    for (const auto &[k, n] : r.faults)
+        faults << QStringLiteral("%1 %2").arg(k).arg(n);
+    std::printf("seed %llu, %d nodes, %d s%s: %llu operations (%llu ok, %llu failed, %llu unknown), faults: %s; %lld anomalies [%.1f s]\n",
+                static_cast<unsigned long long>(o.seed), o.nodes, o.seconds, o.bug.isEmpty() ? "" : qPrintable(QStringLiteral(" with bug ") + o.bug),
+                static_cast<unsigned long long>(r.operations), static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.failed),
+                static_cast<unsigned long long>(r.unknown), faults.isEmpty() ? "none" : qPrintable(faults.join(QStringLiteral(", "))),
+                static_cast<long long>(r.anomalies.size()), double(ms) / 1000.0);
+    for (const QString &a : r.anomalies)
+        std::printf("  ANOMALY: %s\n", qPrintable(a.left(2000)));
+    if (!r.anomalies.isEmpty())
+        std::printf("  reproduce: dengine-chaos --nodes %d --seconds %d --seed %llu%s%s   (history: %s)\n", o.nodes, o.seconds,
+                    static_cast<unsigned long long>(o.seed), o.bug.isEmpty() ? "" : qPrintable(QStringLiteral(" --bug ") + o.bug),
+                    o.faults.isEmpty() ? "" : qPrintable(QStringLiteral(" --faults ") + o.faults.join(QLatin1Char(','))), qPrintable(r.historyPath));
+    std::fflush(stdout);
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    QCoreApplication app(argc, argv);
+    QLoggingCategory::setFilterRules(QStringLiteral("dengine.*.info=false\ndengine.*.debug=false\ndengine.client.warning=false"));
+    QCommandLineParser p;
+    p.setApplicationDescription(QStringLiteral("A fault harness on real dengined processes in network namespaces (tests/chaos)."));
+    p.addHelpOption();
+    const QCommandLineOption nodes(QStringLiteral("nodes"), QStringLiteral("3 or 5."), QStringLiteral("n"), QStringLiteral("3"));
+    const QCommandLineOption seconds(QStringLiteral("seconds"), QStringLiteral("Length of a run."), QStringLiteral("s"), QStringLiteral("60"));
+    const QCommandLineOption minutes(QStringLiteral("minutes"), QStringLiteral("Soak: runs of 60 s with seeds from --seed on, for this long."), QStringLiteral("m"));
+    const QCommandLineOption seed(QStringLiteral("seed"), QStringLiteral("The first seed."), QStringLiteral("s"), QStringLiteral("1"));
+    const QCommandLineOption dir(QStringLiteral("dir"), QStringLiteral("Where data, histories and fault logs go (default: a temporary directory, kept when anomalies are found)."), QStringLiteral("d"));
+    const QCommandLineOption bug(QStringLiteral("bug"), QStringLiteral("Switch a known bug on in every node (local-reads): the run must find anomalies."), QStringLiteral("name"));
+    const QCommandLineOption faults(QStringLiteral("faults"), QStringLiteral("Only these fault kinds (comma-separated)."), QStringLiteral("list"));
+    const QCommandLineOption ci(QStringLiteral("ci"), QStringLiteral("The CI form: fixed seeds, about two minutes, and a run with a known bug that must be caught."));
+    const QCommandLineOption verbose(QStringLiteral("verbose"), QStringLiteral("Print the faults as they happen."));
+    p.addOptions({nodes, seconds, minutes, seed, dir, bug, faults, ci, verbose});
+    p.process(app);
+
+    if (::geteuid() != 0 || !NetLab::run(QStringLiteral("nft"), {QStringLiteral("--version")}) || !NetLab::run(QStringLiteral("ip"), {QStringLiteral("-V")})) {
+        std::fprintf(stderr, "dengine-chaos: needs root, iproute2 and nftables (scripts/setup-debian.sh installs them): skipped\n");
+        return 77;
+    }
+    QTemporaryDir tmp(QDir::tempPath() + QStringLiteral("/dengine-chaos-XXXXXX"));
+    const QString base = p.isSet(dir) ? p.value(dir) : tmp.path();
+    struct Plan {
+        Options o;
+        bool expectAnomaly = false;
+    };
+    std::vector<Plan> plans;
+    Options common;
+    common.nodes = p.value(nodes).toInt();
+    common.verbose = p.isSet(verbose);
+    if (common.nodes != 3 && common.nodes != 5) {
+        std::fprintf(stderr, "dengine-chaos: --nodes is 3 or 5\n");
+        return 2;
+    }
+    if (p.isSet(faults))
+        common.faults = p.value(faults).split(QLatin1Char(','), Qt::SkipEmptyParts);
+    if (p.isSet(ci)) {
+        // A seed on three nodes, one on five, and the checkers' own test: stale reads served
+        // locally under partitions must be found.
+        for (const auto &[n, s, secs] : std::vector<std::tuple<int, quint64, int>>{{3, 1, 40}, {5, 2, 30}}) {
+            Plan pl{common, false};
+            pl.o.nodes = n;
+            pl.o.seed = s;
+            pl.o.seconds = secs;
+            plans.push_back(pl);
+        }
+        Plan b{common, true};
+        b.o.seed = 3;
+        b.o.seconds = 20;
+        b.o.bug = QStringLiteral("local-reads");
+        b.o.faults = {QStringLiteral("isolate")};
+        plans.push_back(b);
+    } else {
+        const int runs = p.isSet(minutes) ? std::max(1, p.value(minutes).toInt()) : 1;
+        for (int i = 0; i < runs; ++i) {
+            Plan pl{common, !p.value(bug).isEmpty()};
+            pl.o.seed = p.value(seed).toULongLong() + quint64(i);
+            pl.o.seconds = p.isSet(minutes) ? 60 : p.value(seconds).toInt();
+            pl.o.bug = p.value(bug);
+            plans.push_back(pl);
+        }
+    }
+    int status = 0;
+    quint64 ops = 0;
+    int anomalies = 0;
+    std::map<QString, int> faultTotals;
+    QElapsedTimer total;
+    total.start();
+    for (Plan &pl : plans) {
+        pl.o.dir = QDir(base).filePath(QStringLiteral("seed%1").arg(pl.o.seed));
+        QDir(pl.o.dir).removeRecursively();
+        QDir().mkpath(pl.o.dir);
+        QElapsedTimer t;
+        t.start();
+        Run run(pl.o);
+        const RunResult r = run.go();
+        printSummary(pl.o, r, t.elapsed());
+        ops += r.operations;
+        for (const auto &[k, n] : r.faults)
+            faultTotals[k] += n;
+        if (pl.expectAnomaly) {
+            if (r.anomalies.isEmpty()) {
+                std::printf("  FAILED: the known bug %s was switched on and no checker found it\n", qPrintable(pl.o.bug));
+                status = 1;
+            } else {
+                std::printf("  as expected: the checkers caught the injected bug\n");
+            }
+        } else if (!r.anomalies.isEmpty()) {
+            anomalies += int(r.anomalies.size());
+            status = 1;
+        }
+    }
+    QStringList f;
+    for (const auto &[k, n] : faultTotals)
+        f << QStringLiteral("%1 %2").arg(k).arg(n);
+    std::printf("dengine-chaos: %zu run(s), %llu operations, faults: %s; %d anomalies; %.0f s\n", plans.size(), static_cast<unsigned long long>(ops),
+                qPrintable(f.join(QStringLiteral(", "))), anomalies, double(total.elapsed()) / 1000.0);
+    if (status != 0)
+        tmp.setAutoRemove(false);
+    return status;
+}
