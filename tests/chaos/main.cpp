@@ -12,8 +12,10 @@
 //   - revisions never go back for a client (each client's operations are sequential);
 //   - election safety and the lifecycle as clients of each member saw it: one leader per term,
 //     terms never going back, ready() once per start.
-// Exit status: 0 no anomaly; 1 anomalies (the summary names them and the seed); 2 usage; 77 the
-// machine cannot run it (not root, no network namespaces, no nft): a skip for ctest.
+// Exit status: 0 no anomaly; 1 anomalies (the summary names them and the seed); 2 usage; 3 another
+// dengine-chaos runs (they would share one network); 77 the machine cannot run it (not root, no
+// network namespaces, no nft): a skip for ctest. SIGINT or SIGTERM ends the run in progress early,
+// still healing, checking and cleaning up.
 //
 //   dengine-chaos [--nodes 3|5] [--seconds 60 | --minutes N] [--seed S] [--dir D] [--bug local-reads]
 //   dengine-chaos --ci      the CI form: fixed seeds, about two minutes, and a run with a known
@@ -32,6 +34,7 @@
 #include <QtCore/QFile>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
+#include <QtCore/QLockFile>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QMetaEnum>
 #include <QtCore/QProcess>
@@ -53,6 +56,9 @@
 using Status = DEngineInterface::Status;
 
 namespace {
+
+// SIGINT or SIGTERM: the run in progress stops its faults, heals, checks and cleans up; no more runs.
+volatile std::sig_atomic_t g_interrupted = 0;
 
 void waitMs(qint64 ms)
 {
@@ -176,9 +182,9 @@ public:
             step(int(i));
         // Faults until the time is up.
         const qint64 end = qint64(m_o.seconds) * 1000;
-        while (m_clock.elapsed() < end) {
+        while (m_clock.elapsed() < end && !g_interrupted) {
             waitMs(uniform(1000, 3000));
-            if (m_clock.elapsed() >= end)
+            if (m_clock.elapsed() >= end || g_interrupted)
                 break;
             fault(out);
         }
@@ -218,6 +224,15 @@ private:
     {
         const QString data = QDir(m_o.dir).filePath(QStringLiteral("n%1").arg(i));
         QDir().mkpath(data);
+        if (i == diskNode() && !m_diskMounted) {
+            // The last node's data live on a small file system of their own, for the disk-full fault.
+            QString why;
+            m_diskMounted = NetLab::run(QStringLiteral("mount"), {QStringLiteral("-t"), QStringLiteral("tmpfs"), QStringLiteral("-o"),
+                                                                  QStringLiteral("size=96m"), QStringLiteral("dengine-chaos"), data},
+                                        &why);
+            if (!m_diskMounted)
+                log(QStringLiteral("no disk-full faults: %1").arg(why));
+        }
         const QString config = QDir(m_o.dir).filePath(QStringLiteral("n%1.json").arg(i));
         QStringList peers;
         for (int j = 1; j <= m_o.nodes; ++j)
@@ -225,25 +240,32 @@ private:
         QFile f(config);
         if (f.open(QIODevice::WriteOnly))
             f.write(QStringLiteral(R"({"nodeId": %1, "dataDirectory": "%2", "insecure": true, "tickIntervalMs": 50, "electionTicks": 10,
- "requestTimeoutMs": 3000, "peers": {%3}, "server": {"clientAddress": "%4", "insecureClients": true}})")
+ "requestTimeoutMs": 3000, %5 "peers": {%3}, "server": {"clientAddress": "%4", "insecureClients": true}})")
                         .arg(i)
-                        .arg(data + QStringLiteral("/data"), peers.join(QStringLiteral(", ")), endpoint(i))
+                        .arg(data + QStringLiteral("/data"), peers.join(QStringLiteral(", ")), endpoint(i),
+                             // The disk node: small segments and frequent snapshots, so that a full
+                             // file system is met within the fault (a new segment, a snapshot).
+                             i == diskNode() ? QStringLiteral("\"walSegmentBytes\": 131072, \"snapshotEntries\": 3000,")
+                                             : QStringLiteral("\"walSegmentBytes\": 8388608,"))
                         .toUtf8());
         f.close();
         auto p = std::make_unique<QProcess>();
         QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-        env.insert(QStringLiteral("QT_LOGGING_RULES"), QStringLiteral("dengine.*.info=false;dengine.*.warning=false"));
+        env.insert(QStringLiteral("QT_LOGGING_RULES"), QStringLiteral("dengine.*.info=false;dengine.raft.warning=false;dengine.transport.warning=false"));
         if (!m_o.bug.isEmpty())
             env.insert(QStringLiteral("DENGINE_TEST_INJECT_BUG"), m_o.bug);
         p->setProcessEnvironment(env);
-        p->setStandardOutputFile(data + QStringLiteral("/stdout.log"), QIODevice::Append);
-        p->setStandardErrorFile(data + QStringLiteral("/stderr.log"), QIODevice::Append);
+        // Beside the data, not in them (the disk node's go with its file system).
+        p->setStandardOutputFile(QDir(m_o.dir).filePath(QStringLiteral("n%1.log").arg(i)), QIODevice::Append);
+        p->setStandardErrorFile(QDir(m_o.dir).filePath(QStringLiteral("n%1.log").arg(i)), QIODevice::Append);
         // `ip netns exec` runs dengined in place of itself: the pid is dengined's.
         p->start(QStringLiteral("ip"), m_lab.exec(i, QStringLiteral(DENGINED_PATH)) + QStringList{QStringLiteral("--config"), config});
         p->waitForStarted(10000);
         m_nodes[i] = std::move(p);
         m_paused.erase(i);
     }
+    int diskNode() const { return m_o.nodes; }
+    QString diskPath() const { return QDir(m_o.dir).filePath(QStringLiteral("n%1").arg(diskNode())); }
     bool running(int i) const
     {
         const auto it = m_nodes.find(i);
@@ -285,7 +307,7 @@ private:
         static const QStringList kinds{QStringLiteral("kill"),      QStringLiteral("kill-leader"), QStringLiteral("pause-leader"),
                                        QStringLiteral("isolate"),   QStringLiteral("isolate-leader"), QStringLiteral("split"),
                                        QStringLiteral("one-way"),   QStringLiteral("bridge"),      QStringLiteral("stop"),
-                                       QStringLiteral("transfer")};
+                                       QStringLiteral("transfer"),  QStringLiteral("disk-full")};
         const QStringList &pool = m_o.faults.isEmpty() ? kinds : m_o.faults;
         const QString kind = pool.at(int(uniform(0, pool.size() - 1)));
         const qint64 hold = uniform(1000, 4000);
@@ -320,6 +342,29 @@ private:
             signalNode(victim, SIGCONT);
             m_paused.erase(victim);
             log(QStringLiteral("SIGCONT node %1").arg(victim));
+        } else if (kind == QLatin1String("disk-full")) {
+            if (!m_diskMounted) {
+                log(QStringLiteral("disk-full: skipped (no file system of its own)"));
+                return;
+            }
+            // Fill the node's file system to the last byte, hold, free it; a node that stopped on
+            // the failed write (it must: nothing after a failed write or fsync is trusted) starts again.
+            const QString filler = diskPath() + QStringLiteral("/filler");
+            QFile f(filler);
+            qint64 written = 0;
+            if (f.open(QIODevice::WriteOnly)) {
+                const QByteArray chunk(1 << 20, 'f');
+                while (f.write(chunk) == chunk.size() && f.flush())
+                    written += chunk.size();
+                f.close();
+            }
+            log(QStringLiteral("disk-full: node %1's file system filled (%2 MiB) for %3 ms").arg(diskNode()).arg(written >> 20).arg(hold));
+            waitMs(hold);
+            QFile::remove(filler);
+            const bool stopped = !running(diskNode());
+            log(QStringLiteral("disk-full: space freed; node %1 %2").arg(diskNode()).arg(stopped ? QStringLiteral("had stopped on it: started again") : QStringLiteral("went on")));
+            if (stopped)
+                startNode(diskNode());
         } else if (kind == QLatin1String("transfer")) {
             const int to = someFollower();
             const DEngineResult r = awaitResult(m_admin->transferLeadership(NodeId(to)));
@@ -597,6 +642,8 @@ private:
         for (int i = 1; i <= m_o.nodes; ++i)
             stopNode(i, SIGTERM);
         m_lab.down();
+        if (m_diskMounted)
+            NetLab::run(QStringLiteral("umount"), {diskPath()});
         out.historyPath = QDir(m_o.dir).filePath(QStringLiteral("history-seed%1.jsonl").arg(m_o.seed));
         QFile h(out.historyPath);
         if (h.open(QIODevice::WriteOnly))
@@ -618,6 +665,7 @@ private:
     std::vector<int> m_readsPercent; // per worker
     std::unique_ptr<DEngineClient> m_admin;
     bool m_running = false;
+    bool m_diskMounted = false;
     int m_inFlight = 0;
     quint64 m_serial = 0;
     std::map<std::pair<int, QByteArray>, std::optional<QByteArray>> m_seen; // what each client last saw of a key
@@ -673,6 +721,19 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "dengine-chaos: needs root, iproute2 and nftables (scripts/setup-debian.sh installs them): skipped\n");
         return 77;
     }
+    // One harness at a time: they share the namespaces' names and addresses.
+    QLockFile lock(QStringLiteral("/run/lock/dengine-chaos.lock"));
+    lock.setStaleLockTime(0);
+    if (!lock.tryLock(0)) {
+        qint64 pid = 0;
+        QString host, appName;
+        lock.getLockInfo(&pid, &host, &appName);
+        std::fprintf(stderr, "dengine-chaos: another dengine-chaos runs (pid %lld): they would share one network; wait for it\n",
+                     static_cast<long long>(pid));
+        return 3;
+    }
+    std::signal(SIGINT, [](int) { g_interrupted = 1; });
+    std::signal(SIGTERM, [](int) { g_interrupted = 1; });
     QTemporaryDir tmp(QDir::tempPath() + QStringLiteral("/dengine-chaos-XXXXXX"));
     const QString base = p.isSet(dir) ? p.value(dir) : tmp.path();
     struct Plan {
@@ -722,6 +783,8 @@ int main(int argc, char **argv)
     QElapsedTimer total;
     total.start();
     for (Plan &pl : plans) {
+        if (g_interrupted)
+            break;
         pl.o.dir = QDir(base).filePath(QStringLiteral("seed%1").arg(pl.o.seed));
         QDir(pl.o.dir).removeRecursively();
         QDir().mkpath(pl.o.dir);
