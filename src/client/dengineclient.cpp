@@ -166,6 +166,8 @@ public:
     void onWatchPush(Link *l, const clientwire::Response &r);
     void cancelWatch(quint64 id);
     void finishWatches(Status status, const QString &why);
+    // keepAliveLease, revokeLease, leaseTimeToLive: one request naming the lease.
+    QFuture<DEngineResult> leaseCall(clientwire::Kind kind, quint64 lease);
     QTimer *ticker = nullptr;
 
     template <typename T, typename Signal> void update(T &field, T value, Signal signal)
@@ -1180,33 +1182,16 @@ QFuture<DEngineResult> DEngineClient::grantLease(qint64 ttlMs)
     return d->call(std::move(r));
 }
 
-namespace {
-clientwire::Request leaseRequest(clientwire::Kind kind, quint64 lease)
+QFuture<DEngineResult> DEngineClientPrivate::leaseCall(clientwire::Kind kind, quint64 lease)
 {
+    if (lease == 0)
+        return refuse(Status::InvalidArgument, QStringLiteral("lease: 0 is no lease"));
     clientwire::Request r;
     r.kind = kind;
     r.lease = lease;
-    return r;
-}
-} // namespace
-
-QFuture<DEngineResult> DEngineClient::keepAliveLease(quint64 lease)
-{
-    if (lease == 0)
-        return d->refuse(Status::InvalidArgument, QStringLiteral("lease: 0 is no lease"));
-    return d->call(leaseRequest(clientwire::Kind::LeaseKeepAlive, lease));
+    return call(std::move(r));
 }
 
-QFuture<DEngineResult> DEngineClient::revokeLease(quint64 lease)
-{
-    if (lease == 0)
-        return d->refuse(Status::InvalidArgument, QStringLiteral("lease: 0 is no lease"));
-    return d->call(leaseRequest(clientwire::Kind::LeaseRevoke, lease));
-}
-
-QFuture<DEngineResult> DEngineClient::leaseTimeToLive(quint64 lease)
-{
-    if (lease == 0)
-        return d->refuse(Status::InvalidArgument, QStringLiteral("lease: 0 is no lease"));
-    return d->call(leaseRequest(clientwire::Kind::LeaseTimeToLive, lease));
-}
+QFuture<DEngineResult> DEngineClient::keepAliveLease(quint64 lease) { return d->leaseCall(clientwire::Kind::LeaseKeepAlive, lease); }
+QFuture<DEngineResult> DEngineClient::revokeLease(quint64 lease) { return d->leaseCall(clientwire::Kind::LeaseRevoke, lease); }
+QFuture<DEngineResult> DEngineClient::leaseTimeToLive(quint64 lease) { return d->leaseCall(clientwire::Kind::LeaseTimeToLive, lease); }

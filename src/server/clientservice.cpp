@@ -402,16 +402,7 @@ void ClientService::handle(Connection &c, std::string &&payload)
         clientwire::appendResponse(frame, r);
         self->socket->write(frame.data(), static_cast<qint64>(frame.size()));
     };
-    const auto refuse = [&](DEngine::Status status, const QString &message) {
-        clientwire::Response r;
-        r.id = req.id;
-        r.status = static_cast<std::uint32_t>(status);
-        r.message = toStd(message);
-        r.leader = m_engine->currentLeader();
-        std::string frame;
-        clientwire::appendResponse(frame, r);
-        socket->write(frame.data(), static_cast<qint64>(frame.size()));
-    };
+    const auto refuse = [&](DEngine::Status status, const QString &message) { writeRefusal(socket, req.id, status, message, false); };
     if (req.version != clientwire::ProtocolVersion) {
         refuse(DEngine::Status::InvalidArgument,
                QStringLiteral("client protocol version %1: this server speaks %2").arg(req.version).arg(clientwire::ProtocolVersion));
@@ -522,20 +513,23 @@ void ClientService::handle(Connection &c, std::string &&payload)
     });
 }
 
+void ClientService::writeRefusal(QTcpSocket *socket, std::uint64_t id, DEngine::Status status, const QString &message, bool watchDone) const
+{
+    clientwire::Response r;
+    r.id = id;
+    r.status = static_cast<std::uint32_t>(status);
+    r.message = toStd(message);
+    r.leader = m_engine->currentLeader();
+    r.watchDone = watchDone;
+    std::string frame;
+    clientwire::appendResponse(frame, r);
+    socket->write(frame.data(), static_cast<qint64>(frame.size()));
+}
+
 void ClientService::startWatch(Connection &c, const clientwire::Request &req)
 {
     const std::shared_ptr<Connection> self = m_connections.at(c.socket);
-    const auto refuse = [&](DEngine::Status status, const QString &message) {
-        clientwire::Response r;
-        r.id = req.id;
-        r.status = static_cast<std::uint32_t>(status);
-        r.message = toStd(message);
-        r.leader = m_engine->currentLeader();
-        r.watchDone = true;
-        std::string frame;
-        clientwire::appendResponse(frame, r);
-        c.socket->write(frame.data(), static_cast<qint64>(frame.size()));
-    };
+    const auto refuse = [&](DEngine::Status status, const QString &message) { writeRefusal(c.socket, req.id, status, message, true); };
     if (c.watches.count(req.id)) {
         refuse(DEngine::Status::InvalidArgument, QStringLiteral("watch id %1 is already watching on this connection").arg(req.id));
         return;

@@ -9,10 +9,11 @@
 #include <QtCore/QPointer>
 #include <QtCore/QString>
 
+#include <dengine/dengine.h>
+
 #include <map>
 #include <memory>
 
-class DEngine;
 class QTcpServer;
 class QTcpSocket;
 class QTimer;
@@ -100,6 +101,8 @@ private:
     // how fast the client reads (Connection::pace), until it finishes (a final push says why) or
     // is cancelled.
     void startWatch(Connection &c, const clientwire::Request &req);
+    // Answers request `id` at once with a refusal (for a WATCH, its last push).
+    void writeRefusal(QTcpSocket *socket, std::uint64_t id, DEngine::Status status, const QString &message, bool watchDone) const;
     void drop(QTcpSocket *socket, const QString &why);
     // Answers Timeout to every call whose client deadline passed (every 20 ms).
     void sweepDeadlines();

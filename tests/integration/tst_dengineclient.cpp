@@ -6,6 +6,7 @@
 // status, none hangs, and the client follows the new leader), an unreachable cluster. Every wait
 // is a QTRY_* or a bounded wait on a signal; nothing sleeps.
 #include "../auto/dengine/enginetestkit.h"
+#include "clientconfig.h"
 #include "denginedcluster.h"
 
 #include <dengine/dengine.h>
@@ -20,16 +21,6 @@
 using namespace dengine::test;
 
 namespace {
-
-DEngineClientConfig clientConfig(const QStringList &endpoints)
-{
-    DEngineClientConfig c;
-    c.endpoints = endpoints;
-    c.insecure = true; // tst_dengineclient_tls covers the client port on TLS
-    c.requestTimeoutMs = 5000;
-    c.heartbeatMs = 200;
-    return c;
-}
 
 // The statuses a call may end with while its member dies: never a hang, never another.
 bool failoverStatus(Status s) { return s == Status::Ok || s == Status::Timeout || s == Status::NoQuorum; }
@@ -54,7 +45,7 @@ private:
 
     NodeId statusLeader()
     {
-        DEngineClient probe(clientConfig(m_cluster->clientAddresses()));
+        DEngineClient probe(insecureClientConfig(m_cluster->clientAddresses()));
         probe.start();
         return probe.waitForReady(Long) ? probe.currentLeader() : 0;
     }
@@ -206,7 +197,7 @@ private Q_SLOTS:
         QFETCH(bool, standalone);
         if (standalone) {
             Recorder rec;
-            DEngineClient client(clientConfig(m_cluster->clientAddresses()));
+            DEngineClient client(insecureClientConfig(m_cluster->clientAddresses()));
             rec.attach(&client);
             QVERIFY(client.start());
             surfaceBody(&client, rec);
@@ -223,7 +214,7 @@ private Q_SLOTS:
     void callsThroughAnyMember_eachMemberOnItsOwn()
     {
         for (NodeId id = 1; id <= 3; ++id) {
-            DEngineClientConfig c = clientConfig({m_cluster->clientAddress(id)});
+            DEngineClientConfig c = insecureClientConfig({m_cluster->clientAddress(id)});
             c.followLeader = false; // stay with this member: it forwards
             DEngineClient client(c);
             QSignalSpy endpoint(&client, &DEngineClient::connectedEndpointChanged);
@@ -243,7 +234,7 @@ private Q_SLOTS:
         const NodeId follower = leader == 1 ? 2 : 1;
         QStringList endpoints = m_cluster->clientAddresses();
         endpoints.move(int(follower - 1), 0);
-        DEngineClient client(clientConfig(endpoints));
+        DEngineClient client(insecureClientConfig(endpoints));
         QVERIFY(client.start());
         QVERIFY(client.waitForReady(Long));
         QTRY_COMPARE_WITH_TIMEOUT(client.nodeId(), leader, Long);
@@ -257,7 +248,7 @@ private Q_SLOTS:
     {
         const NodeId leader = statusLeader();
         const NodeId follower = leader == 1 ? 2 : 1;
-        DEngineClient client(clientConfig({m_cluster->clientAddress(follower)}));
+        DEngineClient client(insecureClientConfig({m_cluster->clientAddress(follower)}));
         QSignalSpy members(&client, &DEngineInterface::membersChanged);
         QVERIFY(client.start());
         QVERIFY(client.waitForReady(Long));
@@ -283,7 +274,7 @@ private Q_SLOTS:
     {
         QFETCH(int, signal);
         Recorder rec;
-        DEngineClient client(clientConfig(m_cluster->clientAddresses()));
+        DEngineClient client(insecureClientConfig(m_cluster->clientAddresses()));
         rec.attach(&client);
         QVERIFY(client.start());
         QVERIFY(client.waitForReady(Long));
@@ -319,7 +310,7 @@ private Q_SLOTS:
             QTRY_VERIFY_WITH_TIMEOUT(!m_cluster->running(victim), Long);
             m_cluster->start(victim);
         }
-        DEngineClientConfig only = clientConfig({m_cluster->clientAddress(victim)});
+        DEngineClientConfig only = insecureClientConfig({m_cluster->clientAddress(victim)});
         only.followLeader = false;
         DEngineClient back(only);
         back.start();
@@ -352,7 +343,7 @@ private Q_SLOTS:
                                                    .arg(id)));
             tlsCluster.start(id);
         }
-        DEngineClientConfig c = clientConfig(tlsCluster.clientAddresses());
+        DEngineClientConfig c = insecureClientConfig(tlsCluster.clientAddresses());
         c.insecure = false;
         c.tlsCaFile = d + QStringLiteral("/ca.pem");
         c.tlsCertificateFile = d + QStringLiteral("/client-app.pem");
@@ -429,7 +420,7 @@ private Q_SLOTS:
     void unreachableCluster_connectionErrorOnce_callsFinishWithNoQuorum_stopStillWorks()
     {
         const QList<quint16> nobody = freePorts(2);
-        DEngineClientConfig c = clientConfig({QStringLiteral("127.0.0.1:%1").arg(nobody[0]), QStringLiteral("127.0.0.1:%1").arg(nobody[1])});
+        DEngineClientConfig c = insecureClientConfig({QStringLiteral("127.0.0.1:%1").arg(nobody[0]), QStringLiteral("127.0.0.1:%1").arg(nobody[1])});
         c.requestTimeoutMs = 1000;
         DEngineClient client(c);
         QSignalSpy errors(&client, &DEngineInterface::errorOccurred);
@@ -446,13 +437,13 @@ private Q_SLOTS:
         QVERIFY(client.waitForStopped(Long));
 
         // A bad configuration is refused at start(), naming the field.
-        DEngineClientConfig bad = clientConfig({QStringLiteral("nowhere")});
+        DEngineClientConfig bad = insecureClientConfig({QStringLiteral("nowhere")});
         DEngineClient refused(bad);
         QSignalSpy badErrors(&refused, &DEngineInterface::errorOccurred);
         QVERIFY(!refused.start());
         QCOMPARE(refused.error(), DEngineInterface::Error::ConfigurationError);
         QVERIFY(refused.errorString().contains(QStringLiteral("endpoints")));
-        DEngineClientConfig noTls = clientConfig(m_cluster->clientAddresses());
+        DEngineClientConfig noTls = insecureClientConfig(m_cluster->clientAddresses());
         noTls.insecure = false;
         QVERIFY(!DEngineClient(noTls).start());
     }

@@ -8,6 +8,7 @@
 // queue order (FIFO); each body was enqueued once (idempotent retries add nothing).
 // Deterministic waits only (QTRY_* with generous limits); a failure prints the tools' output.
 #include "../auto/dengine/enginetestkit.h"
+#include "clientconfig.h"
 #include "denginedcluster.h"
 #include "dqueue.h"
 
@@ -25,16 +26,6 @@
 using namespace dengine::test;
 
 namespace {
-
-DEngineClientConfig clientConfig(const QStringList &endpoints)
-{
-    DEngineClientConfig c;
-    c.endpoints = endpoints;
-    c.insecure = true;
-    c.requestTimeoutMs = 5000;
-    c.heartbeatMs = 200;
-    return c;
-}
 
 // A dqueue tool process and the lines it printed.
 struct Tool {
@@ -118,7 +109,7 @@ private:
 
     NodeId leader()
     {
-        DEngineClient probe(clientConfig(m_cluster->clientAddresses()));
+        DEngineClient probe(insecureClientConfig(m_cluster->clientAddresses()));
         probe.start();
         return probe.waitForReady(Long) ? probe.currentLeader() : 0;
     }
@@ -137,7 +128,7 @@ private Q_SLOTS:
     // a failover, a blocking dequeue woken by an enqueue.
     void library_semantics_andIdempotencyAcrossFailover()
     {
-        DEngineClient client(clientConfig(m_cluster->clientAddresses()));
+        DEngineClient client(insecureClientConfig(m_cluster->clientAddresses()));
         QVERIFY(client.start());
         QVERIFY(client.waitForReady(Long));
         DQueueOptions o;
@@ -260,7 +251,7 @@ private Q_SLOTS:
         const int producers = 3, perProducer = 200;
         const QByteArray prefix = "dq/jobs/m/";
         // The test's own record of the queue, from before the first message.
-        DEngineClient observer(clientConfig(m_cluster->clientAddresses()));
+        DEngineClient observer(insecureClientConfig(m_cluster->clientAddresses()));
         QVERIFY(observer.start());
         QVERIFY(observer.waitForReady(Long));
         const DEngineResult before = await(observer.get("dq/none"));

@@ -6,6 +6,7 @@
 // leader change with its TTL restarted and then expires through the log, a watch that falls
 // behind a small history (Compacted, never a gap). Every wait is a QTRY_* with a generous limit.
 #include "../auto/dengine/enginetestkit.h"
+#include "clientconfig.h"
 #include "denginedcluster.h"
 
 #include <dengine/dengine.h>
@@ -16,16 +17,6 @@
 using namespace dengine::test;
 
 namespace {
-
-DEngineClientConfig clientConfig(const QStringList &endpoints)
-{
-    DEngineClientConfig c;
-    c.endpoints = endpoints;
-    c.insecure = true;
-    c.requestTimeoutMs = 5000;
-    c.heartbeatMs = 200;
-    return c;
-}
 
 // What a watcher delivered, and how it finished.
 struct WatchLog {
@@ -213,7 +204,7 @@ private Q_SLOTS:
     {
         QFETCH(bool, standalone);
         if (standalone) {
-            DEngineClient client(clientConfig(m_cluster->clientAddresses()));
+            DEngineClient client(insecureClientConfig(m_cluster->clientAddresses()));
             QVERIFY(client.start());
             featuresBody(&client);
             return;
@@ -316,10 +307,10 @@ private Q_SLOTS:
     // in order. A watch from before a member's history: Compacted.
     void client_watchResumesAfterLeaderKilled()
     {
-        DEngineClient probe(clientConfig(m_cluster->clientAddresses()));
+        DEngineClient probe(insecureClientConfig(m_cluster->clientAddresses()));
         QVERIFY(probe.start());
         QVERIFY(probe.waitForReady(Long));
-        DEngineClient watcherClient(clientConfig(m_cluster->clientAddresses()));
+        DEngineClient watcherClient(insecureClientConfig(m_cluster->clientAddresses()));
         QVERIFY(watcherClient.start());
         QVERIFY(watcherClient.waitForReady(Long));
         QTRY_COMPARE_WITH_TIMEOUT(watcherClient.nodeId(), watcherClient.currentLeader(), Long); // it follows the leader
