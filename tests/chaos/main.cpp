@@ -17,7 +17,7 @@
 // network namespaces, no nft): a skip for ctest. SIGINT or SIGTERM ends the run in progress early,
 // still healing, checking and cleaning up.
 //
-//   dengine-chaos [--nodes 3|5] [--seconds 60 | --minutes N] [--seed S] [--dir D] [--bug local-reads]
+//   dengine-chaos [--nodes 3|5] [--seconds 60 | --minutes N] [--seed S] [--dir D] [--bug local-reads] [--queue]
 //   dengine-chaos --ci      the CI form: fixed seeds, about two minutes, and a run with a known
 //                           bug that must be caught
 #include "netlab.h"
@@ -25,6 +25,8 @@
 #include "../sim/linearizability.h"
 
 #include <dengine/dengineclient.h>
+
+#include "dqueue.h"
 
 #include <QtCore/QCommandLineParser>
 #include <QtCore/QCoreApplication>
@@ -128,6 +130,7 @@ struct Options {
     QString bug;
     bool verbose = false;
     QStringList faults; // empty: every kind
+    bool queue = false; // the queue workload (examples/dqueue) instead of the registers
 };
 
 struct RunResult {
@@ -178,8 +181,11 @@ public:
         }
         log(QStringLiteral("cluster ready, leader %1").arg(m_admin->currentLeader()));
         m_running = true;
-        for (std::size_t i = 0; i < m_workers.size(); ++i)
-            step(int(i));
+        if (m_o.queue)
+            startQueue();
+        else
+            for (std::size_t i = 0; i < m_workers.size(); ++i)
+                step(int(i));
         // Faults until the time is up.
         const qint64 end = qint64(m_o.seconds) * 1000;
         while (m_clock.elapsed() < end && !g_interrupted) {
@@ -190,8 +196,12 @@ public:
         }
         m_running = false;
         healEverything();
-        waitUntil([&] { return m_inFlight == 0; }, 20000);
-        finalChecks(out);
+        if (m_o.queue) {
+            queueChecks(out); // it stops the producers and lets the consumers drain first
+        } else {
+            waitUntil([&] { return m_inFlight == 0; }, 20000);
+            finalChecks(out);
+        }
         return finish(out);
     }
 
@@ -506,6 +516,187 @@ private:
         });
     }
 
+    // ---- the queue workload (examples/dqueue) ----
+    // Per node a producer (unique bodies, each its own idempotency key, retried until in) and a
+    // consumer (dequeue, ack), both clients that start with their node. A watch of the harness's
+    // own follows the queue's keys from the start (resumed across failovers like any client's).
+    struct QueueState {
+        std::vector<std::unique_ptr<DQueue>> producers, consumers;
+        std::set<QByteArray> enqueued;                        // acknowledged (added, or found added)
+        std::map<QByteArray, std::vector<quint64>> delivered; // body -> claim revisions, as consumers got them
+        std::map<QByteArray, quint64> ackedAt;                // body -> the revision of its ack
+        std::map<QByteArray, QByteArray> bodyOf;              // message key -> body (the watch)
+        std::map<QByteArray, std::vector<quint64>> claims;    // message key -> claim revisions (the watch)
+        std::map<QByteArray, quint64> deleted;                // message key -> revision of its delete (the watch)
+        bool producing = true, watchBroken = false, watchOrdered = true;
+        quint64 watchLast = 0;
+        std::unique_ptr<DEngineWatcher> watch;
+        std::unique_ptr<DEngineClient> watcherClient;
+    } m_q;
+    static constexpr const char *QueuePrefix = "dq/chaos/m/";
+
+    void startQueue()
+    {
+        // Not the disk node: it snapshots often, so its history after a restart starts late (a
+        // watch resumed there would end Compacted, as it should, and leave nothing to check).
+        QStringList all;
+        for (int i = 1; i < m_o.nodes; ++i)
+            all << endpoint(i);
+        m_q.watcherClient = makeClient(all, false);
+        m_q.watcherClient->start();
+        m_q.watcherClient->waitForReady(30000);
+        const DEngineResult before = awaitResult(m_q.watcherClient->get("dq/none"));
+        m_q.watch.reset(m_q.watcherClient->watchPrefix(QueuePrefix, before.revision + 1));
+        QObject::connect(m_q.watch.get(), &DEngineWatcher::eventsReceived, m_q.watch.get(), [this](const QList<DEngineWatchEvent> &events) {
+            const QByteArray prefix(QueuePrefix);
+            for (const DEngineWatchEvent &e : events) {
+                if (e.revision < m_q.watchLast)
+                    m_q.watchOrdered = false;
+                m_q.watchLast = e.revision;
+                if (e.key.endsWith("/c")) {
+                    if (e.type == DEngineWatchEvent::Type::Put)
+                        m_q.claims[e.key.chopped(2)].push_back(e.revision);
+                } else if (e.type == DEngineWatchEvent::Type::Put) {
+                    m_q.bodyOf[e.key] = e.value;
+                } else {
+                    m_q.deleted[e.key] = e.revision;
+                }
+            }
+        });
+        QObject::connect(m_q.watch.get(), &DEngineWatcher::finished, m_q.watch.get(), [this](Status s, const QString &why) {
+            m_q.watchBroken = true;
+            log(QStringLiteral("the queue's watch ended: %1 %2").arg(int(s)).arg(why));
+        });
+        for (std::size_t w = 0; w < m_workers.size(); w += 2) {
+            DQueueOptions o;
+            o.consumerName = QStringLiteral("chaos-consumer-%1").arg(w);
+            o.visibilityTimeoutMs = 5000;
+            o.leaseReuseMs = 500;
+            m_q.producers.push_back(std::make_unique<DQueue>(m_workers[w].get(), QStringLiteral("chaos"), o));
+            m_q.consumers.push_back(std::make_unique<DQueue>(m_workers[w + 1].get(), QStringLiteral("chaos"), o));
+        }
+        for (std::size_t i = 0; i < m_q.producers.size(); ++i) {
+            produce(i, 0);
+            consume(i);
+        }
+    }
+    void produce(std::size_t i, int n)
+    {
+        if (!m_q.producing)
+            return;
+        const QByteArray body = "p" + QByteArray::number(qulonglong(i + 1)) + '-' + QByteArray::number(n);
+        DQueue *q = m_q.producers[i].get();
+        ++m_inFlight;
+        q->enqueue(body, body).then(q, [this, i, n, body](const DEngineResult &r) {
+            --m_inFlight;
+            if (r.ok()) {
+                m_q.enqueued.insert(body);
+                QTimer::singleShot(int(uniform(20, 40)), m_q.producers[i].get(), [this, i, n] { produce(i, n + 1); });
+            } else {
+                // Not known to be in: the same body and key again (added at most once).
+                QTimer::singleShot(50, m_q.producers[i].get(), [this, i, n] { produce(i, n); });
+            }
+        });
+    }
+    void consume(std::size_t i)
+    {
+        DQueue *q = m_q.consumers[i].get();
+        if (!m_q.producing && m_q.enqueued.size() <= m_q.ackedAt.size() && std::all_of(m_q.enqueued.begin(), m_q.enqueued.end(), [this](const QByteArray &b) {
+                return m_q.ackedAt.count(b) > 0;
+            }))
+            return; // drained
+        ++m_inFlight;
+        q->dequeue(1000).then(q, [this, i, q](const DQueueMessage &m) {
+            --m_inFlight;
+            if (!m.ok()) {
+                QTimer::singleShot(m.status == Status::NotFound ? 0 : 50, q, [this, i] { consume(i); });
+                return;
+            }
+            m_q.delivered[m.body].push_back(m.claimRevision);
+            ack(i, m, 0);
+        });
+    }
+    void ack(std::size_t i, const DQueueMessage &m, int tries)
+    {
+        DQueue *q = m_q.consumers[i].get();
+        ++m_inFlight;
+        q->ack(m).then(q, [this, i, q, m, tries](const DEngineResult &r) {
+            --m_inFlight;
+            if (r.ok()) {
+                if (!m_q.ackedAt.count(m.body) && r.message.isEmpty())
+                    m_q.ackedAt[m.body] = r.revision;
+                else if (!m_q.ackedAt.count(m.body))
+                    m_q.ackedAt[m.body] = 0; // acked already (a retried ack): its revision is the watch's
+            } else if (r.status != Status::NotFound && tries < 20) {
+                QTimer::singleShot(100, q, [this, i, m, tries] { ack(i, m, tries + 1); });
+                return;
+            }
+            consume(i);
+        });
+    }
+    void queueChecks(RunResult &out)
+    {
+        // Producers stop; consumers drain what is left (redeliveries included).
+        m_q.producing = false;
+        for (std::size_t i = 0; i < m_q.consumers.size(); ++i)
+            consume(i);
+        const bool drained = waitUntil([&] {
+            return std::all_of(m_q.enqueued.begin(), m_q.enqueued.end(), [this](const QByteArray &b) { return m_q.ackedAt.count(b) > 0; });
+        }, 90000);
+        waitUntil([&] { return m_inFlight == 0; }, 20000);
+        // The watch catches up with the last ack.
+        waitUntil([&] { return m_q.deleted.size() >= m_q.enqueued.size() || m_q.watchBroken; }, 30000);
+        out.operations = m_q.enqueued.size();
+        out.ok = m_q.ackedAt.size();
+        if (!drained)
+            for (const QByteArray &b : m_q.enqueued)
+                if (!m_q.ackedAt.count(b))
+                    out.anomalies << QStringLiteral("queue: %1 was enqueued (acknowledged) and never acked: lost").arg(QString::fromUtf8(b));
+        if (m_q.watchBroken || !m_q.watchOrdered) {
+            out.anomalies << QStringLiteral("queue: the harness's own watch %1").arg(m_q.watchBroken ? "ended" : "went back in revisions");
+            return;
+        }
+        std::map<QByteArray, int> copies;
+        for (const auto &[key, body] : m_q.bodyOf)
+            ++copies[body];
+        for (const auto &[body, n] : copies)
+            if (n > 1)
+                out.anomalies << QStringLiteral("queue: %1 enqueued %2 times (its idempotency key was one)").arg(QString::fromUtf8(body)).arg(n);
+        for (const auto &[key, revisions] : m_q.claims)
+            for (quint64 rev : revisions)
+                if (m_q.deleted.count(key) && rev > m_q.deleted.at(key))
+                    out.anomalies << QStringLiteral("queue: %1 claimed at %2 after its ack at %3").arg(QString::fromUtf8(key)).arg(rev).arg(m_q.deleted.at(key));
+        std::map<QByteArray, QByteArray> keyOf;
+        for (const auto &[key, body] : m_q.bodyOf)
+            keyOf[body] = key;
+        for (const auto &[body, revisions] : m_q.delivered) {
+            const auto key = keyOf.find(body);
+            if (key == keyOf.end() || !m_q.deleted.count(key->second))
+                continue;
+            for (quint64 rev : revisions)
+                if (rev > m_q.deleted.at(key->second))
+                    out.anomalies << QStringLiteral("queue: %1 delivered at %2 after its ack").arg(QString::fromUtf8(body)).arg(rev);
+        }
+        std::vector<std::pair<quint64, QByteArray>> once;
+        for (const auto &[key, revisions] : m_q.claims)
+            if (revisions.size() == 1)
+                once.emplace_back(revisions.front(), key);
+        std::sort(once.begin(), once.end());
+        for (std::size_t i = 1; i < once.size(); ++i)
+            if (!(once[i - 1].second < once[i].second))
+                out.anomalies << QStringLiteral("queue: FIFO: %1 claimed at %2 before %3 at %4")
+                                     .arg(QString::fromUtf8(once[i].second))
+                                     .arg(once[i].first)
+                                     .arg(QString::fromUtf8(once[i - 1].second))
+                                     .arg(once[i - 1].first);
+        int redelivered = 0;
+        for (const auto &[key, revisions] : m_q.claims)
+            redelivered += revisions.size() > 1 ? 1 : 0;
+        log(QStringLiteral("queue: %1 messages, %2 acked, %3 claimed more than once").arg(m_q.enqueued.size()).arg(m_q.ackedAt.size()).arg(redelivered));
+        out.unknown = quint64(redelivered);
+        out.anomalies += m_lifecycleAnomalies;
+    }
+
     // ---- checks ----
     void watchLifecycle(DEngineClient *o, int node)
     {
@@ -633,6 +824,12 @@ private:
     RunResult finish(RunResult out)
     {
         m_running = false;
+        m_q.producing = false;
+        m_q.watch.reset();
+        m_q.producers.clear();
+        m_q.consumers.clear();
+        if (m_q.watcherClient)
+            m_q.watcherClient->stop();
         for (auto &c : m_workers)
             c->stop();
         for (auto &c : m_observers)
@@ -682,17 +879,24 @@ void printSummary(const Options &o, const RunResult &r, qint64 ms)
     QStringList faults;
     for (const auto &[k, n] : r.faults)
         faults << QStringLiteral("%1 %2").arg(k).arg(n);
-    std::printf("seed %llu, %d nodes, %d s%s: %llu operations (%llu ok, %llu failed, %llu unknown), faults: %s; %lld anomalies [%.1f s]\n",
-                static_cast<unsigned long long>(o.seed), o.nodes, o.seconds, o.bug.isEmpty() ? "" : qPrintable(QStringLiteral(" with bug ") + o.bug),
-                static_cast<unsigned long long>(r.operations), static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.failed),
-                static_cast<unsigned long long>(r.unknown), faults.isEmpty() ? "none" : qPrintable(faults.join(QStringLiteral(", "))),
-                static_cast<long long>(r.anomalies.size()), double(ms) / 1000.0);
+    if (o.queue)
+        std::printf("seed %llu, %d nodes, %d s, queue: %llu messages (%llu acked, %llu claimed more than once), faults: %s; %lld anomalies [%.1f s]\n",
+                    static_cast<unsigned long long>(o.seed), o.nodes, o.seconds, static_cast<unsigned long long>(r.operations),
+                    static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.unknown),
+                    faults.isEmpty() ? "none" : qPrintable(faults.join(QStringLiteral(", "))), static_cast<long long>(r.anomalies.size()), double(ms) / 1000.0);
+    else
+        std::printf("seed %llu, %d nodes, %d s%s: %llu operations (%llu ok, %llu failed, %llu unknown), faults: %s; %lld anomalies [%.1f s]\n",
+                    static_cast<unsigned long long>(o.seed), o.nodes, o.seconds, o.bug.isEmpty() ? "" : qPrintable(QStringLiteral(" with bug ") + o.bug),
+                    static_cast<unsigned long long>(r.operations), static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.failed),
+                    static_cast<unsigned long long>(r.unknown), faults.isEmpty() ? "none" : qPrintable(faults.join(QStringLiteral(", "))),
+                    static_cast<long long>(r.anomalies.size()), double(ms) / 1000.0);
     for (const QString &a : r.anomalies)
         std::printf("  ANOMALY: %s\n", qPrintable(a.left(2000)));
     if (!r.anomalies.isEmpty())
-        std::printf("  reproduce: dengine-chaos --nodes %d --seconds %d --seed %llu%s%s   (history: %s)\n", o.nodes, o.seconds,
+        std::printf("  reproduce: dengine-chaos --nodes %d --seconds %d --seed %llu%s%s%s   (history: %s)\n", o.nodes, o.seconds,
                     static_cast<unsigned long long>(o.seed), o.bug.isEmpty() ? "" : qPrintable(QStringLiteral(" --bug ") + o.bug),
-                    o.faults.isEmpty() ? "" : qPrintable(QStringLiteral(" --faults ") + o.faults.join(QLatin1Char(','))), qPrintable(r.historyPath));
+                    o.faults.isEmpty() ? "" : qPrintable(QStringLiteral(" --faults ") + o.faults.join(QLatin1Char(','))), o.queue ? " --queue" : "",
+                    qPrintable(r.historyPath));
     std::fflush(stdout);
 }
 
@@ -714,7 +918,8 @@ int main(int argc, char **argv)
     const QCommandLineOption faults(QStringLiteral("faults"), QStringLiteral("Only these fault kinds (comma-separated)."), QStringLiteral("list"));
     const QCommandLineOption ci(QStringLiteral("ci"), QStringLiteral("The CI form: fixed seeds, about two minutes, and a run with a known bug that must be caught."));
     const QCommandLineOption verbose(QStringLiteral("verbose"), QStringLiteral("Print the faults as they happen."));
-    p.addOptions({nodes, seconds, minutes, seed, dir, bug, faults, ci, verbose});
+    const QCommandLineOption queue(QStringLiteral("queue"), QStringLiteral("The queue workload (examples/dqueue: a producer and a consumer per node) instead of the registers."));
+    p.addOptions({nodes, seconds, minutes, seed, dir, bug, faults, ci, verbose, queue});
     p.process(app);
 
     if (::geteuid() != 0 || !NetLab::run(QStringLiteral("nft"), {QStringLiteral("--version")}) || !NetLab::run(QStringLiteral("ip"), {QStringLiteral("-V")})) {
@@ -744,6 +949,7 @@ int main(int argc, char **argv)
     Options common;
     common.nodes = p.value(nodes).toInt();
     common.verbose = p.isSet(verbose);
+    common.queue = p.isSet(queue);
     if (common.nodes != 3 && common.nodes != 5) {
         std::fprintf(stderr, "dengine-chaos: --nodes is 3 or 5\n");
         return 2;
@@ -760,6 +966,11 @@ int main(int argc, char **argv)
             pl.o.seconds = secs;
             plans.push_back(pl);
         }
+        Plan q{common, false};
+        q.o.seed = 4;
+        q.o.seconds = 20;
+        q.o.queue = true;
+        plans.push_back(q);
         Plan b{common, true};
         b.o.seed = 3;
         b.o.seconds = 20;
