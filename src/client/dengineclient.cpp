@@ -165,6 +165,8 @@ public:
     void orphanWatches(const Link &l);
     void onWatchPush(Link *l, const clientwire::Response &r);
     void cancelWatch(quint64 id);
+    // Tells the member on `l` to stop watch `id` (nothing of it is read from `l` after this).
+    void sendCancelWatch(Link &l, quint64 id);
     void finishWatches(Status status, const QString &why);
     // keepAliveLease, revokeLease, leaseTimeToLive: one request naming the lease.
     QFuture<DEngineResult> leaseCall(clientwire::Kind kind, quint64 lease);
@@ -763,13 +765,7 @@ void DEngineClientPrivate::promoteIncoming()
     for (auto &[id, w] : watches) {
         if (w.link != old->serial)
             continue;
-        clientwire::Request cancel;
-        cancel.kind = clientwire::Kind::CancelWatch;
-        cancel.id = ++nextId;
-        cancel.watchId = id;
-        std::string frame;
-        clientwire::appendRequest(frame, cancel);
-        old->socket->write(frame.data(), static_cast<qint64>(frame.size()));
+        sendCancelWatch(*old, id);
         w.link = 0; // sent again on the leader's link once it is live (sendWaiting)
     }
     bool writesInFlight = false;
@@ -908,16 +904,21 @@ void DEngineClientPrivate::cancelWatch(quint64 id)
     watches.erase(it);
     if (sentOn == 0)
         return;
-    Link *l = find(sentOn);
-    if (!l || !l->socket)
+    if (Link *l = find(sentOn))
+        sendCancelWatch(*l, id);
+}
+
+void DEngineClientPrivate::sendCancelWatch(Link &l, quint64 id)
+{
+    if (!l.socket)
         return;
     clientwire::Request cancel;
     cancel.kind = clientwire::Kind::CancelWatch;
-    cancel.id = ++nextId;
+    cancel.id = ++nextId; // its answer matches no call: dropped
     cancel.watchId = id;
     std::string frame;
     clientwire::appendRequest(frame, cancel);
-    l->socket->write(frame.data(), static_cast<qint64>(frame.size()));
+    l.socket->write(frame.data(), static_cast<qint64>(frame.size()));
 }
 
 void DEngineClientPrivate::finishWatches(Status status, const QString &why)
@@ -1150,7 +1151,7 @@ DEngineWatcher *DEngineClient::watch(const QByteArray &begin, const QByteArray &
 {
     DEngineWatcher *w = DEngineWatcherPrivate::create(parent, begin, end, fromRevision);
     const auto refuse = [w](Status status, const QString &why) {
-        QMetaObject::invokeMethod(w, [w, status, why] { DEngineWatcherPrivate::finish(w, status, why); }, Qt::QueuedConnection);
+        DEngineWatcherPrivate::finishLater(w, status, why);
         return w;
     };
     if (d->state != State::Running)

@@ -589,9 +589,8 @@ QFuture<DEngineResult> DEngine::range(const QByteArray &begin, const QByteArray 
 DEngineWatcher *DEngine::watch(const QByteArray &begin, const QByteArray &end, quint64 fromRevision, QObject *parent)
 {
     DEngineWatcher *w = DEngineWatcherPrivate::create(parent, begin, end, fromRevision);
-    const auto refuse = [&](Status status, const QString &why) {
-        // Queued, like every other finish: the caller connects first.
-        QMetaObject::invokeMethod(w, [w, status, why] { DEngineWatcherPrivate::finish(w, status, why); }, Qt::QueuedConnection);
+    const auto refuse = [w](Status status, const QString &why) {
+        DEngineWatcherPrivate::finishLater(w, status, why);
         return w;
     };
     if (d->state != DEnginePrivate::State::Running || !d->worker)

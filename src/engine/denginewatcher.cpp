@@ -90,6 +90,11 @@ void DEngineWatcherPrivate::finish(DEngineWatcher *w, DEngineInterface::Status s
     Q_EMIT w->finished(status, message);
 }
 
+void DEngineWatcherPrivate::finishLater(DEngineWatcher *w, DEngineInterface::Status status, const QString &message)
+{
+    QMetaObject::invokeMethod(w, [w, status, message] { finish(w, status, message); }, Qt::QueuedConnection);
+}
+
 namespace dengine::engine {
 
 void WatchSink::post(QList<DEngineWatchEvent> events, quint64 upTo, qint64 bytes)
@@ -108,8 +113,7 @@ void WatchSink::finish(DEngineInterface::Status status, const QString &message)
     std::lock_guard lock(m_mutex);
     if (!m_target)
         return;
-    DEngineWatcher *w = m_target;
-    QMetaObject::invokeMethod(w, [w, status, message] { DEngineWatcherPrivate::finish(w, status, message); }, Qt::QueuedConnection);
+    DEngineWatcherPrivate::finishLater(m_target, status, message);
 }
 
 void WatchSink::detach()

@@ -31,6 +31,9 @@ public:
     static void deliver(DEngineWatcher *w, const QList<DEngineWatchEvent> &events, quint64 upTo, qint64 bytes);
     // The watch ended: finished(status, message) once, unless cancelled.
     static void finish(DEngineWatcher *w, DEngineInterface::Status status, const QString &message);
+    // finish(), queued to the watcher's thread: for a watch refused as it is made (its caller
+    // connects to finished() first).
+    static void finishLater(DEngineWatcher *w, DEngineInterface::Status status, const QString &message);
 };
 
 namespace dengine::engine {
