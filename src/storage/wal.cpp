@@ -630,8 +630,9 @@ StorageStatus Wal::startSegment(std::uint64_t sequence)
     if (m_next.valid())
         prepared = m_next.get(); // usually finished long ago
     if (prepared.sequence != sequence || !prepared.file) {
-        if (!prepared.status)
-            return fail(StorageStatus::fromIo(prepared.status));
+        // Not prepared in time, or its preparation failed: that failure is stale (a disk full then
+        // may have room now) and cost nothing (no record was written), so try again here. Only a
+        // failure now, when the segment is needed, fails the log.
         // On the writer's path (a new log's first segment, or no file prepared in time) the file is
         // only preallocated where a helper thread could have written the zeros: writing 64 MiB of
         // them here would stall every write behind it.
