@@ -4,6 +4,7 @@
 // client port, so DEngineClient and the dengine command line reach the cluster through any member.
 //
 //   dengined --config /etc/dengine/node1.json [--client-address 127.0.0.1:8001] [--data-dir DIR] [--join]
+//            [--lifecycle-log FILE]
 //
 // Exit status (for scripts and service managers):
 //   0  stopped on request (SIGTERM, SIGINT), or removed from the cluster
@@ -19,6 +20,7 @@
 
 #include <QtCore/QCommandLineParser>
 #include <QtCore/QCoreApplication>
+#include <QtCore/QDateTime>
 #include <QtCore/QFile>
 #include <QtCore/QJsonDocument>
 #include <QtCore/QJsonObject>
@@ -30,6 +32,7 @@
 #include <memory>
 #include <cstdio>
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -103,7 +106,11 @@ int main(int argc, char **argv)
                                QStringLiteral("HOST:PORT"));
     QCommandLineOption dataOpt(QStringLiteral("data-dir"), QStringLiteral("The data directory (DENGINE_DATA_DIR)."), QStringLiteral("DIR"));
     QCommandLineOption joinOpt(QStringLiteral("join"), QStringLiteral("Join a running cluster (DENGINE_JOIN=1): see DEngineConfig::join."));
-    for (const auto *o : {&configOpt, &clientOpt, &advertiseOpt, &httpOpt, &dataOpt, &joinOpt})
+    QCommandLineOption lifecycleOpt(QStringLiteral("lifecycle-log"),
+                                    QStringLiteral("Append every lifecycle signal to FILE as a JSON line (DENGINE_LIFECYCLE_LOG): start, ready, "
+                                                   "leaderChanged, termChanged, firstCommit, error, stopping, stopped."),
+                                    QStringLiteral("FILE"));
+    for (const auto *o : {&configOpt, &clientOpt, &advertiseOpt, &httpOpt, &dataOpt, &joinOpt, &lifecycleOpt})
         p.addOption(*o);
     p.process(app);
 
@@ -177,6 +184,41 @@ int main(int argc, char **argv)
     ::sigaction(SIGINT, &sa, nullptr);
 
     DEngine engine(config);
+    // The lifecycle log: one JSON line per signal, in the order delivered, each written at once
+    // (O_APPEND, one write: a kill -9 loses nothing the kernel took).
+    int lifecycleFd = -1;
+    if (const QString path = pick(p, lifecycleOpt, "DENGINE_LIFECYCLE_LOG", {}); !path.isEmpty()) {
+        lifecycleFd = ::open(QFile::encodeName(path).constData(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (lifecycleFd < 0)
+            return fail(ExitUsage, QStringLiteral("--lifecycle-log %1: %2").arg(path, qt_error_string(errno)));
+    }
+    const auto lifecycle = [&](const char *event, QJsonObject fields) {
+        if (lifecycleFd < 0)
+            return;
+        fields.insert(QStringLiteral("event"), QLatin1String(event));
+        fields.insert(QStringLiteral("node"), QString::number(config.nodeId));
+        fields.insert(QStringLiteral("pid"), qint64(::getpid()));
+        fields.insert(QStringLiteral("ms"), QDateTime::currentMSecsSinceEpoch());
+        const QByteArray line = QJsonDocument(fields).toJson(QJsonDocument::Compact) + '\n';
+        [[maybe_unused]] const ssize_t n = ::write(lifecycleFd, line.constData(), static_cast<size_t>(line.size()));
+    };
+    const auto term = [&] { return QString::number(engine.currentTerm()); };
+    lifecycle("start", {{QStringLiteral("version"), QCoreApplication::applicationVersion()}});
+    QObject::connect(&engine, &DEngine::leaderChanged, &app, [&](NodeId leader) {
+        lifecycle("leaderChanged", {{QStringLiteral("leader"), QString::number(leader)}, {QStringLiteral("term"), term()}});
+    });
+    QObject::connect(&engine, &DEngine::termChanged, &app, [&](quint64 t) { lifecycle("termChanged", {{QStringLiteral("term"), QString::number(t)}}); });
+    QObject::connect(&engine, &DEngine::firstCommit, &app, [&](quint64 index) {
+        lifecycle("firstCommit", {{QStringLiteral("index"), QString::number(index)}, {QStringLiteral("term"), term()}});
+    });
+    QObject::connect(&engine, &DEngine::ready, &app, [&] {
+        lifecycle("ready", {{QStringLiteral("leader"), QString::number(engine.currentLeader())}, {QStringLiteral("term"), term()}});
+    });
+    QObject::connect(&engine, &DEngine::errorOccurred, &app, [&](DEngine::Error, const QString &message) {
+        lifecycle("error", {{QStringLiteral("message"), message}});
+    });
+    QObject::connect(&engine, &DEngine::stopping, &app, [&] { lifecycle("stopping", {}); });
+    QObject::connect(&engine, &DEngine::stopped, &app, [&] { lifecycle("stopped", {}); });
     dengine::server::ServerMetrics metrics;
     dengine::server::ClientService clients(&engine, so);
     clients.setMetrics(&metrics);
