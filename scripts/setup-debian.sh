@@ -16,6 +16,7 @@ packages=(
     libssl-dev                            # certificates (src/certs, dengine-ctl certs)
     clang libclang-rt-14-dev              # libFuzzer target (tests/storage/fuzz_wal_reader)
     iproute2 nftables                     # the fault harness's namespaces and partitions (tests/chaos)
+    faketime                              # the fault harness's clock jumps (libfaketime)
 )
 if [ "${1:-}" = "--bench" ]; then
     packages+=(etcd-server etcd-client wrk python3 curl) # ../shared/bench/etcd-baseline.sh

@@ -153,14 +153,32 @@ void EngineWorker::start()
     m_started = true;
     m_clock.start();
     m_session = QRandomGenerator::system()->generate64() | 1;
-    if (qEnvironmentVariable("DENGINE_TEST_INJECT_BUG") == QLatin1String("local-reads")) {
+    // Known bugs a fault harness switches on to prove that its checkers find them (tests/chaos).
+    const QString injectedBug = qEnvironmentVariable("DENGINE_TEST_INJECT_BUG");
+    if (injectedBug == QLatin1String("local-reads")) {
         m_injectLocalReads = true;
         qCCritical(lcEngine).noquote() << QStringLiteral("node %1: DENGINE_TEST_INJECT_BUG=local-reads: linearizable reads are served locally; "
                                                          "this node is deliberately broken (a test of the fault harness's checkers)")
                                               .arg(m_config.nodeId);
+    } else if (injectedBug == QLatin1String("ack-before-fsync")) {
+        qCCritical(lcEngine).noquote() << QStringLiteral("node %1: DENGINE_TEST_INJECT_BUG=ack-before-fsync: log entries are reported durable before "
+                                                         "they are synced (a sync at most once a second); this node is deliberately broken "
+                                                         "(a test of the fault harness's checkers)")
+                                              .arg(m_config.nodeId);
+    } else if (!injectedBug.isEmpty()) {
+        qCCritical(lcEngine).noquote() << QStringLiteral("node %1: DENGINE_TEST_INJECT_BUG=%2: no such bug (local-reads, ack-before-fsync); ignored")
+                                              .arg(m_config.nodeId)
+                                              .arg(injectedBug);
     }
+    if (qEnvironmentVariableIsSet("DENGINE_TEST_DURABLE_SHADOW"))
+        qCWarning(lcEngine).noquote() << QStringLiteral("node %1: DENGINE_TEST_DURABLE_SHADOW: what is synced under %2 is copied to %3 "
+                                                        "(a fault harness's power cuts; every synced byte is written twice)")
+                                             .arg(m_config.nodeId)
+                                             .arg(qEnvironmentVariable("DENGINE_TEST_DURABLE_SHADOW_ROOT"), qEnvironmentVariable("DENGINE_TEST_DURABLE_SHADOW"));
 
     storage::WalOptions wo;
+    if (injectedBug == QLatin1String("ack-before-fsync"))
+        wo.testAckBeforeSyncMs = 1000;
     wo.dir = m_config.dataDirectory.toStdString();
     wo.segmentBytes = static_cast<std::uint64_t>(m_config.walSegmentBytes);
     // A founder's new log starts with the configured members as voters; a joiner's with none.

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "storage/filesystem.h"
 
+#include "storage/durableshadow.h"
+
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
@@ -217,7 +220,15 @@ public:
 FileSystem &FileSystem::posix()
 {
     static PosixFileSystem fs;
-    return fs;
+    // A fault harness's power cuts (durableshadow.h); never set outside tests.
+    static const std::unique_ptr<FileSystem> shadowed = []() -> std::unique_ptr<FileSystem> {
+        const char *root = std::getenv("DENGINE_TEST_DURABLE_SHADOW_ROOT");
+        const char *shadow = std::getenv("DENGINE_TEST_DURABLE_SHADOW");
+        if (!root || !shadow || !*root || !*shadow)
+            return nullptr;
+        return makeDurableShadow(fs, root, shadow);
+    }();
+    return shadowed ? *shadowed : fs;
 }
 
 std::string joinPath(const std::string &dir, const std::string &name)

@@ -53,6 +53,10 @@ struct WalOptions {
     // A new log may start with no voters: a node joining a running cluster learns the members from
     // its leader (the first snapshot or configuration entry it receives).
     bool joining = false;
+    // A deliberately broken mode, only for proving a fault harness's checkers: sync() reports the
+    // log durable at once but really syncs at most once per this many milliseconds, as a "fsync
+    // every second" mode would, so a power cut loses acknowledged entries. 0 (always): off.
+    int testAckBeforeSyncMs = 0;
 };
 
 // The files of DIR/wal: "<16 hex digits>.wal" is a segment, "<16 hex digits>.free" a compacted
@@ -180,6 +184,7 @@ private:
     std::uint64_t m_cacheBytes = 0;
     std::vector<std::shared_ptr<File>> m_unsynced; // files written since the last sync
     std::deque<std::uint64_t> m_free;              // numbers of the segment files kept for reuse, oldest first
+    std::chrono::steady_clock::time_point m_lastRealSync{}; // testAckBeforeSyncMs
     std::uint64_t m_durableOffset = 0;             // writer thread: the last segment is durable up to here
     std::uint64_t m_markedOffset = 0;              // writer thread: ... and a Synced record says so up to here
     bool m_startNext = false;                      // recovery found the last segment ended: start a new one

@@ -1,25 +1,36 @@
 // SPDX-License-Identifier: Apache-2.0
 // dengine-chaos: a Jepsen-style fault harness on real dengined processes. Each node runs in its own
 // network namespace (netlab.h); faults are chosen at random from a seed and logged with their
-// times; clients on every node run a register workload (get, put, compare-and-set, delete on a few
-// keys, every written value unique) and record each operation with its invoke and complete times
-// and its outcome (ok, fail: certainly not carried out, unknown); then the faults heal and the
-// checkers run:
+// times:
+//   kill -9 (any node, the leader), SIGTERM, SIGSTOP of the leader, partitions (a node or the
+//   leader cut off, a minority split, one-way loss, a bridge node), leadership transfer, a full
+//   disk (the last node's data on a small tmpfs), power loss (one node or all at once: kill -9,
+//   then everything not synced is gone: the data are replaced by their durable shadow, which the
+//   nodes keep under DENGINE_TEST_DURABLE_SHADOW, src/storage/durableshadow.h), wall-clock jumps
+//   (libfaketime, minutes to days either way) and, only when asked for, boot-clock leaps (the
+//   clock the lease is measured on: breaks the lease's assumption on purpose).
+// Clients on every node run a register workload (get, put, compare-and-set, delete on a few keys,
+// every written value unique) and record each operation with its invoke and complete times and its
+// outcome (ok, fail: certainly not carried out, unknown); then the faults heal and the checkers run:
 //   - linearizability per key (tests/sim/linearizability.h, a WGL search), with final reads of
 //     every key appended, so an acknowledged write lost in the faults shows as an anomaly;
 //   - convergence: every node's state (a local read of every key, with revisions) is the same once
 //     they have applied the same log;
 //   - revisions never go back for a client (each client's operations are sequential);
-//   - election safety and the lifecycle as clients of each member saw it: one leader per term,
-//     terms never going back, ready() once per start.
+//   - every node's own lifecycle signals (dengined --lifecycle-log), start by start: ready once,
+//     stopping before stopped, terms rising, firstCommit once per term; across nodes one leader
+//     and one first index per term; and the same as clients of each member saw it;
+//   - no node ends by itself (a crash, a failed start) except on a full disk, and SIGTERM stops
+//     every node cleanly (status 0) within 20 s.
 // Exit status: 0 no anomaly; 1 anomalies (the summary names them and the seed); 2 usage; 3 another
 // dengine-chaos runs (they would share one network); 77 the machine cannot run it (not root, no
 // network namespaces, no nft): a skip for ctest. SIGINT or SIGTERM ends the run in progress early,
 // still healing, checking and cleaning up.
 //
-//   dengine-chaos [--nodes 3|5] [--seconds 60 | --minutes N] [--seed S] [--dir D] [--bug local-reads] [--queue]
-//   dengine-chaos --ci      the CI form: fixed seeds, about two minutes, and a run with a known
-//                           bug that must be caught
+//   dengine-chaos [--nodes 3|5] [--seconds 60 | --minutes N] [--seed S] [--dir D] [--queue] [--lease-reads]
+//                 [--faults KIND,...] [--bug local-reads|ack-before-fsync]
+//   dengine-chaos --ci      the CI form: fixed seeds, about three minutes, and runs with known
+//                           bugs (and a broken clock assumption) that must be caught
 #include "netlab.h"
 
 #include "../sim/linearizability.h"
@@ -131,7 +142,20 @@ struct Options {
     bool verbose = false;
     QStringList faults; // empty: every kind
     bool queue = false; // the queue workload (examples/dqueue) instead of the registers
+    bool leaseReads = false; // nodes with leaseReads on, and every get a Lease read
 };
+
+// libfaketime (Debian's faketime package): a node's clocks as the harness sets them. Empty when
+// it is not installed (the clock faults are then skipped and say so).
+QString fakeTimeLibrary()
+{
+    for (const char *dir : {"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"}) {
+        const QString path = QStringLiteral("%1/faketime/libfaketimeMT.so.1").arg(QLatin1String(dir));
+        if (QFileInfo::exists(path))
+            return path;
+    }
+    return {};
+}
 
 struct RunResult {
     quint64 operations = 0, ok = 0, failed = 0, unknown = 0;
@@ -206,6 +230,7 @@ public:
     }
 
 private:
+    static constexpr qint64 TickMs = 50; // the nodes' tickIntervalMs
     QString endpoint(int i) const { return NetLab::address(i) + QStringLiteral(":8000"); }
     qint64 uniform(qint64 lo, qint64 hi) { return std::uniform_int_distribution<qint64>(lo, hi)(m_rng); }
     qint64 nowUs() const { return m_clock.nsecsElapsed() / 1000; }
@@ -250,20 +275,43 @@ private:
         QFile f(config);
         if (f.open(QIODevice::WriteOnly))
             f.write(QStringLiteral(R"({"nodeId": %1, "dataDirectory": "%2", "insecure": true, "tickIntervalMs": 50, "electionTicks": 10,
- "requestTimeoutMs": 3000, %5 "peers": {%3}, "server": {"clientAddress": "%4", "insecureClients": true}})")
+ "requestTimeoutMs": 3000, %5 "leaseReads": %6, "peers": {%3}, "server": {"clientAddress": "%4", "insecureClients": true}})")
                         .arg(i)
                         .arg(data + QStringLiteral("/data"), peers.join(QStringLiteral(", ")), endpoint(i),
                              // The disk node: small segments and frequent snapshots, so that a full
                              // file system is met within the fault (a new segment, a snapshot).
                              i == diskNode() ? QStringLiteral("\"walSegmentBytes\": 131072, \"snapshotEntries\": 3000,")
-                                             : QStringLiteral("\"walSegmentBytes\": 8388608,"))
+                                             : QStringLiteral("\"walSegmentBytes\": 8388608,"),
+                             m_o.leaseReads ? QStringLiteral("true") : QStringLiteral("false"))
                         .toUtf8());
         f.close();
+        static_assert(TickMs == 50, "the configuration above says tickIntervalMs 50");
         auto p = std::make_unique<QProcess>();
         QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-        env.insert(QStringLiteral("QT_LOGGING_RULES"), QStringLiteral("dengine.*.info=false;dengine.raft.warning=false;dengine.transport.warning=false"));
+        env.insert(QStringLiteral("QT_LOGGING_RULES"), QStringLiteral("dengine.*.info=false;dengine.raft.warning=false;dengine.transport.warning=false;"
+                                                                      "dengine.engine.warning=false"));
         if (!m_o.bug.isEmpty())
             env.insert(QStringLiteral("DENGINE_TEST_INJECT_BUG"), m_o.bug);
+        // What a power cut would leave of the data (src/storage/durableshadow.h), beside them.
+        env.insert(QStringLiteral("DENGINE_TEST_DURABLE_SHADOW_ROOT"), dataDir(i));
+        env.insert(QStringLiteral("DENGINE_TEST_DURABLE_SHADOW"), shadowDir(i));
+        env.insert(QStringLiteral("DENGINE_LIFECYCLE_LOG"), lifecyclePath(i));
+        // The node's clocks: real, until a clock fault writes an offset into its file (read again
+        // every second). Only the wall clock, unless boot-clock faults were asked for: then the
+        // monotonic and boot-time clocks (what the engine measures ticks and leases with) too.
+        if (!m_fakeTime.isEmpty()) {
+            QFile rc(clockPath(i));
+            if (!rc.exists() && rc.open(QIODevice::WriteOnly))
+                rc.write("+0\n");
+            env.insert(QStringLiteral("LD_PRELOAD"), m_fakeTime);
+            env.insert(QStringLiteral("FAKETIME_TIMESTAMP_FILE"), clockPath(i));
+            if (!bootClockFaults()) {
+                env.insert(QStringLiteral("FAKETIME_CACHE_DURATION"), QStringLiteral("1"));
+                env.insert(QStringLiteral("FAKETIME_DONT_FAKE_MONOTONIC"), QStringLiteral("1"));
+            } else {
+                env.insert(QStringLiteral("FAKETIME_NO_CACHE"), QStringLiteral("1")); // the leap lands when the partition does
+            }
+        }
         p->setProcessEnvironment(env);
         // Beside the data, not in them (the disk node's go with its file system).
         p->setStandardOutputFile(QDir(m_o.dir).filePath(QStringLiteral("n%1.log").arg(i)), QIODevice::Append);
@@ -271,8 +319,49 @@ private:
         // `ip netns exec` runs dengined in place of itself: the pid is dengined's.
         p->start(QStringLiteral("ip"), m_lab.exec(i, QStringLiteral(DENGINED_PATH)) + QStringList{QStringLiteral("--config"), config});
         p->waitForStarted(10000);
+        m_starts[i].push_back(Start{qint64(p->processId()), QString()});
+        // A node that ends by itself (not on a signal of ours) failed: only a full disk may stop it.
+        QObject::connect(p.get(), &QProcess::finished, p.get(), [this, i, pid = qint64(p->processId())](int code, QProcess::ExitStatus how) {
+            Start &st = m_starts[i].back();
+            if (st.pid != pid || !st.endedBy.isEmpty())
+                return;
+            st.endedBy = QStringLiteral("itself");
+            if (i == diskNode() && m_diskFull)
+                return;
+            m_unexpectedExits << QStringLiteral("node %1 (pid %2) ended by itself (%3 %4) at %5 s: see %6")
+                                     .arg(i)
+                                     .arg(pid)
+                                     .arg(how == QProcess::NormalExit ? QStringLiteral("exit status") : QStringLiteral("crashed, status"))
+                                     .arg(code)
+                                     .arg(double(m_clock.elapsed()) / 1000.0, 0, 'f', 1)
+                                     .arg(QDir(m_o.dir).filePath(QStringLiteral("n%1.log").arg(i)));
+        });
         m_nodes[i] = std::move(p);
         m_paused.erase(i);
+    }
+    QString dataDir(int i) const { return QDir(m_o.dir).filePath(QStringLiteral("n%1/data").arg(i)); }
+    QString shadowDir(int i) const { return QDir(m_o.dir).filePath(QStringLiteral("durable-n%1").arg(i)); }
+    QString lifecyclePath(int i) const { return QDir(m_o.dir).filePath(QStringLiteral("n%1.lifecycle.jsonl").arg(i)); }
+    QString clockPath(int i) const { return QDir(m_o.dir).filePath(QStringLiteral("n%1.faketime").arg(i)); }
+    bool bootClockFaults() const { return m_o.faults.contains(QLatin1String("boot-clock-jump")); }
+    void setClockOffset(int i, qint64 ms)
+    {
+        QFile rc(clockPath(i));
+        if (rc.open(QIODevice::WriteOnly | QIODevice::Truncate))
+            rc.write(QByteArray(ms < 0 ? "" : "+") + QByteArray::number(double(ms) / 1000.0, 'f', 3) + "s\n");
+    }
+    // A power cut: what the node wrote and did not sync is gone. Its data become their durable
+    // shadow (the node is not running).
+    bool cutPower(int i, QString *why)
+    {
+        const QString data = dataDir(i);
+        if (!QDir(data).removeRecursively()) {
+            *why = QStringLiteral("cannot remove %1").arg(data);
+            return false;
+        }
+        if (!QFileInfo::exists(shadowDir(i)))
+            return QDir().mkpath(data);
+        return NetLab::run(QStringLiteral("cp"), {QStringLiteral("-a"), shadowDir(i), data}, why);
     }
     int diskNode() const { return m_o.nodes; }
     QString diskPath() const { return QDir(m_o.dir).filePath(QStringLiteral("n%1").arg(diskNode())); }
@@ -290,11 +379,18 @@ private:
     {
         if (!running(i))
             return;
+        Start &st = m_starts[i].back();
+        st.endedBy = sig == SIGTERM ? QStringLiteral("SIGTERM") : QStringLiteral("SIGKILL");
         signalNode(i, SIGCONT);
         signalNode(i, sig);
         if (!m_nodes[i]->waitForFinished(sig == SIGKILL ? 10000 : 20000)) {
+            if (sig == SIGTERM)
+                m_unexpectedExits << QStringLiteral("node %1 (pid %2) did not stop within 20 s of SIGTERM").arg(i).arg(st.pid);
+            st.endedBy = QStringLiteral("SIGKILL");
             signalNode(i, SIGKILL);
             m_nodes[i]->waitForFinished(10000);
+        } else if (sig == SIGTERM && (m_nodes[i]->exitStatus() != QProcess::NormalExit || m_nodes[i]->exitCode() != 0)) {
+            m_unexpectedExits << QStringLiteral("node %1 (pid %2) ended with status %3 on SIGTERM (0 expected)").arg(i).arg(st.pid).arg(m_nodes[i]->exitCode());
         }
     }
     int leader() const
@@ -317,7 +413,8 @@ private:
         static const QStringList kinds{QStringLiteral("kill"),      QStringLiteral("kill-leader"), QStringLiteral("pause-leader"),
                                        QStringLiteral("isolate"),   QStringLiteral("isolate-leader"), QStringLiteral("split"),
                                        QStringLiteral("one-way"),   QStringLiteral("bridge"),      QStringLiteral("stop"),
-                                       QStringLiteral("transfer"),  QStringLiteral("disk-full")};
+                                       QStringLiteral("transfer"),  QStringLiteral("disk-full"),   QStringLiteral("power-loss"),
+                                       QStringLiteral("power-loss-all"), QStringLiteral("clock-jump")};
         const QStringList &pool = m_o.faults.isEmpty() ? kinds : m_o.faults;
         const QString kind = pool.at(int(uniform(0, pool.size() - 1)));
         const qint64 hold = uniform(1000, 4000);
@@ -343,6 +440,67 @@ private:
             waitMs(hold);
             startNode(victim);
             log(QStringLiteral("node %1 started again").arg(victim));
+        } else if (kind == QLatin1String("power-loss") || kind == QLatin1String("power-loss-all")) {
+            // kill -9, then what the node did not sync is lost (its data become their durable
+            // shadow); power-loss-all: every node at once, a whole rack.
+            QList<int> victims;
+            if (kind == QLatin1String("power-loss"))
+                victims << int(uniform(1, n));
+            else
+                for (int i = 1; i <= n; ++i)
+                    victims << i;
+            log(QStringLiteral("%1: node(s) %2 lose power (unsynced writes lost), back in %3 ms").arg(kind, join(victims)).arg(hold));
+            for (int v : victims)
+                stopNode(v, SIGKILL);
+            for (int v : victims) {
+                QString why;
+                if (!cutPower(v, &why))
+                    out.anomalies << QStringLiteral("setup: power cut of node %1: %2").arg(v).arg(why);
+            }
+            waitMs(hold);
+            for (int v : victims)
+                startNode(v);
+            log(QStringLiteral("node(s) %1 started again").arg(join(victims)));
+        } else if (kind == QLatin1String("clock-jump") || kind == QLatin1String("boot-clock-jump")) {
+            if (m_fakeTime.isEmpty()) {
+                log(QStringLiteral("%1: skipped (libfaketime is not installed: scripts/setup-debian.sh installs it)").arg(kind));
+                return;
+            }
+            if (kind == QLatin1String("clock-jump") && bootClockFaults()) {
+                log(QStringLiteral("clock-jump: skipped (with boot-clock-jump every clock of a node moves together)"));
+            } else if (kind == QLatin1String("clock-jump")) {
+                // The wall clock of one node steps, forward or back, by a minute to two days, and
+                // steps back after the hold. Nothing in the consensus may notice.
+                const int victim = int(uniform(1, n));
+                const qint64 by = (uniform(0, 1) ? 1 : -1) * uniform(60, 172800);
+                log(QStringLiteral("clock-jump: node %1's wall clock steps by %2 s for %3 ms").arg(victim).arg(by).arg(hold));
+                setClockOffset(victim, by * 1000);
+                waitMs(hold);
+                setClockOffset(victim, 0);
+                log(QStringLiteral("clock-jump: node %1's wall clock is right again").arg(victim));
+            } else {
+                // The lease's worst case: the leader is cut off, and the other nodes' boot-time
+                // clocks (the ones ticks, promises and leases are measured on) leap forward: one by
+                // 2 s (it campaigns at once), the rest by 11 ticks (their promise not to vote is
+                // over, their own election timer mostly not), so a new leader is elected within
+                // milliseconds while the old one still believes in its lease. With Lease reads that
+                // breaks the lease's clock assumption, and stale reads are expected; Linearizable
+                // reads must stay linearizable. The clocks never go back.
+                const int old = leader() ? leader() : 1;
+                const QList<int> rest = others({old});
+                const int candidate = rest.at(int(uniform(0, rest.size() - 1)));
+                cut({old}, rest);
+                for (int v : rest)
+                    setClockOffset(v, m_bootOffset[v] += (v == candidate ? 2000 : 11 * TickMs));
+                log(QStringLiteral("boot-clock-jump: leader %1 cut off; node %2's clocks leap 2 s ahead, %3's 11 ticks, for %4 ms")
+                        .arg(old)
+                        .arg(candidate)
+                        .arg(join(others(QList<int>{old, candidate})))
+                        .arg(hold));
+                waitMs(hold);
+                m_lab.healAll();
+                log(QStringLiteral("network healed"));
+            }
         } else if (kind == QLatin1String("pause-leader")) {
             const int victim = leader() ? leader() : 1;
             log(QStringLiteral("SIGSTOP node %1 (the leader) for %2 ms").arg(victim).arg(hold));
@@ -369,8 +527,10 @@ private:
                 f.close();
             }
             log(QStringLiteral("disk-full: node %1's file system filled (%2 MiB) for %3 ms").arg(diskNode()).arg(written >> 20).arg(hold));
+            m_diskFull = true;
             waitMs(hold);
             QFile::remove(filler);
+            m_diskFull = false;
             const bool stopped = !running(diskNode());
             log(QStringLiteral("disk-full: space freed; node %1 %2").arg(diskNode()).arg(stopped ? QStringLiteral("had stopped on it: started again") : QStringLiteral("went on")));
             if (stopped)
@@ -457,7 +617,7 @@ private:
         QFuture<DEngineResult> f;
         if (pick < reads) {
             r.kind = Rec::Kind::Get;
-            f = client->get(r.key);
+            f = client->get(r.key, m_o.leaseReads ? DEngineInterface::Consistency::Lease : DEngineInterface::Consistency::Linearizable);
         } else if (pick < reads + rest * 30 / 60) {
             r.kind = Rec::Kind::Put;
             r.value = QByteArray("c") + QByteArray::number(r.client) + '-' + QByteArray::number(++m_serial);
@@ -719,6 +879,105 @@ private:
         });
     }
 
+    // Each process's own lifecycle signals (dengined --lifecycle-log), start by start:
+    //  - ready() at most once, and not after stopping(); stopping() at most once; stopped() once
+    //    after stopping() and last; a start ended by SIGTERM (or by a failure of its own) has both;
+    //  - terms only go up within a start (a restart may come back lower: what a power cut took
+    //    was never acted on);
+    //  - firstCommit() at most once per term, and the first one not before ready();
+    //  - across every node and start: one leader per term (leaderChanged, ready), and one first
+    //    index per term (firstCommit).
+    void checkLifecycleLogs(RunResult &out)
+    {
+        std::map<quint64, std::pair<NodeId, QString>> leaderOfTerm;
+        std::map<quint64, std::pair<quint64, QString>> firstIndexOfTerm;
+        for (int i = 1; i <= m_o.nodes; ++i) {
+            QFile f(lifecyclePath(i));
+            if (!f.open(QIODevice::ReadOnly)) {
+                out.anomalies << QStringLiteral("lifecycle: node %1 wrote no lifecycle log").arg(i);
+                continue;
+            }
+            std::map<qint64, std::vector<QJsonObject>> byPid;
+            std::vector<qint64> order;
+            for (const QByteArray &line : f.readAll().split('\n')) {
+                if (line.isEmpty())
+                    continue;
+                const QJsonObject o = QJsonDocument::fromJson(line).object();
+                const qint64 pid = o.value(QLatin1String("pid")).toInteger();
+                if (o.value(QLatin1String("event")).toString() == QLatin1String("start"))
+                    order.push_back(pid);
+                byPid[pid].push_back(o);
+            }
+            if (order.size() != m_starts[i].size())
+                out.anomalies << QStringLiteral("lifecycle: node %1 was started %2 times and logged %3 starts").arg(i).arg(m_starts[i].size()).arg(order.size());
+            for (const Start &start : m_starts[i]) {
+                const auto events = byPid.find(start.pid);
+                const QString who = QStringLiteral("node %1 (pid %2)").arg(i).arg(start.pid);
+                if (events == byPid.end())
+                    continue; // counted above
+                int ready = 0, stopping = 0, stopped = 0;
+                bool error = false;
+                quint64 term = 0;
+                std::set<quint64> firstCommitTerms;
+                for (const QJsonObject &e : events->second) {
+                    const QString ev = e.value(QLatin1String("event")).toString();
+                    const quint64 t = e.value(QLatin1String("term")).toString().toULongLong();
+                    if (stopped)
+                        out.anomalies << QStringLiteral("lifecycle: %1: %2 after stopped()").arg(who, ev);
+                    if (ev == QLatin1String("ready")) {
+                        if (++ready > 1)
+                            out.anomalies << QStringLiteral("lifecycle: %1: ready() twice in one start").arg(who);
+                        if (stopping)
+                            out.anomalies << QStringLiteral("lifecycle: %1: ready() after stopping()").arg(who);
+                    } else if (ev == QLatin1String("stopping")) {
+                        if (++stopping > 1)
+                            out.anomalies << QStringLiteral("lifecycle: %1: stopping() twice").arg(who);
+                    } else if (ev == QLatin1String("stopped")) {
+                        ++stopped;
+                        if (!stopping)
+                            out.anomalies << QStringLiteral("lifecycle: %1: stopped() without stopping()").arg(who);
+                    } else if (ev == QLatin1String("error")) {
+                        error = true;
+                    } else if (ev == QLatin1String("termChanged")) {
+                        if (t <= term)
+                            out.anomalies << QStringLiteral("lifecycle: %1: term went from %2 to %3").arg(who).arg(term).arg(t);
+                        term = t;
+                    } else if (ev == QLatin1String("firstCommit")) {
+                        if (!ready)
+                            out.anomalies << QStringLiteral("lifecycle: %1: firstCommit() before ready()").arg(who);
+                        if (!firstCommitTerms.insert(t).second)
+                            out.anomalies << QStringLiteral("lifecycle: %1: firstCommit() twice in term %2").arg(who).arg(t);
+                        const quint64 index = e.value(QLatin1String("index")).toString().toULongLong();
+                        const auto [it, fresh] = firstIndexOfTerm.emplace(t, std::make_pair(index, who));
+                        if (!fresh && it->second.first != index)
+                            out.anomalies << QStringLiteral("lifecycle: term %1's first entry is %2 for %3 and %4 for %5")
+                                                 .arg(t)
+                                                 .arg(it->second.first)
+                                                 .arg(it->second.second)
+                                                 .arg(index)
+                                                 .arg(who);
+                    }
+                    if (ev == QLatin1String("leaderChanged") || ev == QLatin1String("ready")) {
+                        const NodeId leader = e.value(QLatin1String("leader")).toString().toULongLong();
+                        if (leader != 0) {
+                            const auto [it, fresh] = leaderOfTerm.emplace(t, std::make_pair(leader, who));
+                            if (!fresh && it->second.first != leader)
+                                out.anomalies << QStringLiteral("lifecycle: two leaders in term %1: %2 (seen by %3) and %4 (seen by %5)")
+                                                     .arg(t)
+                                                     .arg(it->second.first)
+                                                     .arg(it->second.second)
+                                                     .arg(leader)
+                                                     .arg(who);
+                        }
+                    }
+                }
+                const bool graceful = start.endedBy == QLatin1String("SIGTERM") || (start.endedBy == QLatin1String("itself") && error);
+                if (graceful && (!stopping || !stopped))
+                    out.anomalies << QStringLiteral("lifecycle: %1 ended (%2) without %3").arg(who, start.endedBy, stopping ? QStringLiteral("stopped()") : QStringLiteral("stopping()"));
+            }
+        }
+    }
+
     void finalChecks(RunResult &out)
     {
         // Every node has applied the same log: a write through the leader, then each node's
@@ -838,6 +1097,8 @@ private:
             m_admin->stop();
         for (int i = 1; i <= m_o.nodes; ++i)
             stopNode(i, SIGTERM);
+        out.anomalies += m_unexpectedExits;
+        checkLifecycleLogs(out);
         m_lab.down();
         if (m_diskMounted)
             NetLab::run(QStringLiteral("umount"), {diskPath()});
@@ -872,6 +1133,15 @@ private:
     std::map<quint64, NodeId> m_leaderOfTerm;
     std::map<int, int> m_readyCount;
     QStringList m_lifecycleAnomalies;
+    struct Start {
+        qint64 pid = 0;
+        QString endedBy; // SIGKILL, SIGTERM, itself; empty: still running
+    };
+    std::map<int, std::vector<Start>> m_starts;
+    QStringList m_unexpectedExits;
+    bool m_diskFull = false;
+    const QString m_fakeTime = fakeTimeLibrary();
+    std::map<int, qint64> m_bootOffset; // boot-clock-jump: how far (ms) each node's clocks are ahead (they never go back)
 };
 
 void printSummary(const Options &o, const RunResult &r, qint64 ms)
@@ -885,17 +1155,19 @@ void printSummary(const Options &o, const RunResult &r, qint64 ms)
                     static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.unknown),
                     faults.isEmpty() ? "none" : qPrintable(faults.join(QStringLiteral(", "))), static_cast<long long>(r.anomalies.size()), double(ms) / 1000.0);
     else
-        std::printf("seed %llu, %d nodes, %d s%s: %llu operations (%llu ok, %llu failed, %llu unknown), faults: %s; %lld anomalies [%.1f s]\n",
+        std::printf("seed %llu, %d nodes, %d s%s%s: %llu operations (%llu ok, %llu failed, %llu unknown), faults: %s; %lld anomalies [%.1f s]\n",
                     static_cast<unsigned long long>(o.seed), o.nodes, o.seconds, o.bug.isEmpty() ? "" : qPrintable(QStringLiteral(" with bug ") + o.bug),
+                    o.leaseReads ? ", lease reads" : "",
                     static_cast<unsigned long long>(r.operations), static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.failed),
                     static_cast<unsigned long long>(r.unknown), faults.isEmpty() ? "none" : qPrintable(faults.join(QStringLiteral(", "))),
                     static_cast<long long>(r.anomalies.size()), double(ms) / 1000.0);
     for (const QString &a : r.anomalies)
         std::printf("  ANOMALY: %s\n", qPrintable(a.left(2000)));
     if (!r.anomalies.isEmpty())
-        std::printf("  reproduce: dengine-chaos --nodes %d --seconds %d --seed %llu%s%s%s   (history: %s)\n", o.nodes, o.seconds,
+        std::printf("  reproduce: dengine-chaos --nodes %d --seconds %d --seed %llu%s%s%s%s   (history: %s)\n", o.nodes, o.seconds,
                     static_cast<unsigned long long>(o.seed), o.bug.isEmpty() ? "" : qPrintable(QStringLiteral(" --bug ") + o.bug),
                     o.faults.isEmpty() ? "" : qPrintable(QStringLiteral(" --faults ") + o.faults.join(QLatin1Char(','))), o.queue ? " --queue" : "",
+                    o.leaseReads ? " --lease-reads" : "",
                     qPrintable(r.historyPath));
     std::fflush(stdout);
 }
@@ -914,12 +1186,13 @@ int main(int argc, char **argv)
     const QCommandLineOption minutes(QStringLiteral("minutes"), QStringLiteral("Soak: runs of 60 s with seeds from --seed on, for this long."), QStringLiteral("m"));
     const QCommandLineOption seed(QStringLiteral("seed"), QStringLiteral("The first seed."), QStringLiteral("s"), QStringLiteral("1"));
     const QCommandLineOption dir(QStringLiteral("dir"), QStringLiteral("Where data, histories and fault logs go (default: a temporary directory, kept when anomalies are found)."), QStringLiteral("d"));
-    const QCommandLineOption bug(QStringLiteral("bug"), QStringLiteral("Switch a known bug on in every node (local-reads): the run must find anomalies."), QStringLiteral("name"));
+    const QCommandLineOption bug(QStringLiteral("bug"), QStringLiteral("Switch a known bug on in every node (local-reads, ack-before-fsync): the run must find anomalies."), QStringLiteral("name"));
     const QCommandLineOption faults(QStringLiteral("faults"), QStringLiteral("Only these fault kinds (comma-separated)."), QStringLiteral("list"));
     const QCommandLineOption ci(QStringLiteral("ci"), QStringLiteral("The CI form: fixed seeds, about two minutes, and a run with a known bug that must be caught."));
     const QCommandLineOption verbose(QStringLiteral("verbose"), QStringLiteral("Print the faults as they happen."));
     const QCommandLineOption queue(QStringLiteral("queue"), QStringLiteral("The queue workload (examples/dqueue: a producer and a consumer per node) instead of the registers."));
-    p.addOptions({nodes, seconds, minutes, seed, dir, bug, faults, ci, verbose, queue});
+    const QCommandLineOption leaseReads(QStringLiteral("lease-reads"), QStringLiteral("Nodes with leaseReads on, and every get a Lease read."));
+    p.addOptions({nodes, seconds, minutes, seed, dir, bug, faults, ci, verbose, queue, leaseReads});
     p.process(app);
 
     if (::geteuid() != 0 || !NetLab::run(QStringLiteral("nft"), {QStringLiteral("--version")}) || !NetLab::run(QStringLiteral("ip"), {QStringLiteral("-V")})) {
@@ -950,6 +1223,7 @@ int main(int argc, char **argv)
     common.nodes = p.value(nodes).toInt();
     common.verbose = p.isSet(verbose);
     common.queue = p.isSet(queue);
+    common.leaseReads = p.isSet(leaseReads);
     if (common.nodes != 3 && common.nodes != 5) {
         std::fprintf(stderr, "dengine-chaos: --nodes is 3 or 5\n");
         return 2;
@@ -959,7 +1233,7 @@ int main(int argc, char **argv)
     if (p.isSet(ci)) {
         // A seed on three nodes, one on five, and the checkers' own test: stale reads served
         // locally under partitions must be found.
-        for (const auto &[n, s, secs] : std::vector<std::tuple<int, quint64, int>>{{3, 1, 40}, {5, 2, 30}}) {
+        for (const auto &[n, s, secs] : std::vector<std::tuple<int, quint64, int>>{{3, 1, 35}, {5, 2, 25}}) {
             Plan pl{common, false};
             pl.o.nodes = n;
             pl.o.seed = s;
@@ -971,12 +1245,35 @@ int main(int argc, char **argv)
         q.o.seconds = 20;
         q.o.queue = true;
         plans.push_back(q);
+        Plan pw{common, false};
+        pw.o.seed = 5;
+        pw.o.seconds = 20;
+        pw.o.faults = {QStringLiteral("power-loss"), QStringLiteral("power-loss-all"), QStringLiteral("kill-leader"), QStringLiteral("boot-clock-jump")};
+        plans.push_back(pw);
         Plan b{common, true};
         b.o.seed = 3;
-        b.o.seconds = 20;
+        b.o.seconds = 15;
         b.o.bug = QStringLiteral("local-reads");
         b.o.faults = {QStringLiteral("isolate")};
         plans.push_back(b);
+        Plan b2{common, true};
+        b2.o.seed = 6;
+        b2.o.seconds = 15;
+        b2.o.bug = QStringLiteral("ack-before-fsync");
+        b2.o.faults = {QStringLiteral("power-loss-all")};
+        plans.push_back(b2);
+        // Not a bug but a broken assumption: Lease reads while clocks leap ahead (the same fault
+        // the Linearizable run above came through) must be caught as stale reads.
+        if (!fakeTimeLibrary().isEmpty()) {
+            Plan b3{common, true};
+            b3.o.seed = 7;
+            b3.o.seconds = 15;
+            b3.o.leaseReads = true;
+            b3.o.faults = {QStringLiteral("boot-clock-jump")};
+            plans.push_back(b3);
+        } else {
+            std::printf("dengine-chaos: libfaketime is not installed (scripts/setup-debian.sh installs it): no clock faults\n");
+        }
     } else {
         const int runs = p.isSet(minutes) ? std::max(1, p.value(minutes).toInt()) : 1;
         for (int i = 0; i < runs; ++i) {
@@ -1009,10 +1306,11 @@ int main(int argc, char **argv)
             faultTotals[k] += n;
         if (pl.expectAnomaly) {
             if (r.anomalies.isEmpty()) {
-                std::printf("  FAILED: the known bug %s was switched on and no checker found it\n", qPrintable(pl.o.bug));
+                std::printf("  FAILED: %s, and no checker found it\n",
+                            pl.o.bug.isEmpty() ? "lease reads under clock leaps" : qPrintable(QStringLiteral("the known bug %1 was switched on").arg(pl.o.bug)));
                 status = 1;
             } else {
-                std::printf("  as expected: the checkers caught the injected bug\n");
+                std::printf("  as expected: the checkers caught it\n");
             }
         } else if (!r.anomalies.isEmpty()) {
             anomalies += int(r.anomalies.size());
