@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <map>
 #include <mutex>
@@ -15,11 +16,12 @@ namespace dengine::storage {
 
 namespace {
 
-std::string parentOf(const std::string &path)
-{
-    const auto slash = path.find_last_of('/');
-    return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
-}
+// The shadow is SHADOW/tree (the durable namespace: the directories under the root and, in them,
+// hard links to inode files) and SHADOW/inodes (one file per real inode: its durable data). A
+// file's data sync writes its inode file; a directory's sync makes the tree's entries of that
+// directory what the real directory holds then, each linked to its inode's file. A name thus
+// always holds what its inode had synced, whatever it was called then: a rename without its
+// directory's sync leaves the old name, a rename after it the new one, as on a disk.
 
 std::string trimmed(std::string dir)
 {
@@ -33,16 +35,48 @@ IoStatus shadowFailure(const char *what, const std::string &path, int code)
     return IoStatus::error(code, std::string("durable shadow: ") + what + " " + path + ": " + std::strerror(code));
 }
 
-// One file (an inode): where its durable data live in the shadow.
-struct Node {
-    std::string shadowPath;
-};
+// A real inode's identity: its number and, where the file system keeps it, its birth time (inode
+// numbers are reused soon after a file is deleted). Empty when the path does not exist.
+std::string inodeKey(const std::string &path)
+{
+    struct statx sx {};
+    if (::statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME | STATX_TYPE, &sx) != 0 || !S_ISREG(sx.stx_mode))
+        return {};
+    std::string key = std::to_string(sx.stx_ino);
+    if (sx.stx_mask & STATX_BTIME)
+        key += "-" + std::to_string(sx.stx_btime.tv_sec) + "." + std::to_string(sx.stx_btime.tv_nsec);
+    return key;
+}
+
+bool sameInode(const std::string &a, const std::string &b)
+{
+    struct stat sa {}, sb {};
+    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// Copies [offset, offset + length) of `from` (up to its end) into the file `to` at the same offset.
+IoStatus copyRange(File &from, int to, const std::string &toPath, std::uint64_t offset, std::uint64_t length, std::vector<char> &buf)
+{
+    while (length > 0) {
+        std::size_t got = 0;
+        if (IoStatus st = from.read(buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(length, buf.size())), offset, got); !st)
+            return st;
+        if (got == 0)
+            break;
+        if (::pwrite(to, buf.data(), got, static_cast<off_t>(offset)) != static_cast<ssize_t>(got))
+            return shadowFailure("write", toPath, errno ? errno : EIO);
+        offset += got;
+        length -= got;
+    }
+    return {};
+}
 
 class ShadowFs;
 
 class ShadowFile final : public File {
 public:
-    ShadowFile(ShadowFs &fs, std::unique_ptr<File> real, std::shared_ptr<Node> node) : m_fs(fs), m_real(std::move(real)), m_node(std::move(node)) {}
+    ShadowFile(ShadowFs &fs, std::unique_ptr<File> real, std::string key);
+    ~ShadowFile() override;
     const std::string &path() const override { return m_real->path(); }
     IoStatus write(const void *data, std::size_t size, std::uint64_t offset) override
     {
@@ -52,14 +86,16 @@ public:
         return st;
     }
     IoStatus read(void *data, std::size_t size, std::uint64_t offset, std::size_t &got) override { return m_real->read(data, size, offset, got); }
-    IoStatus syncData() override;
+    IoStatus syncData() override
+    {
+        IoStatus st = m_real->syncData();
+        return st ? copyToShadow() : st;
+    }
     IoStatus truncate(std::uint64_t size) override { return m_real->truncate(size); }
     IoStatus preallocate(std::uint64_t size, bool writeZeros) override
     {
         IoStatus st = m_real->preallocate(size, writeZeros);
-        if (st && writeZeros) // it synced the file
-            return copyToShadow();
-        return st;
+        return st && writeZeros ? copyToShadow() : st; // with zeros it synced the file
     }
     IoStatus size(std::uint64_t &out) override { return m_real->size(out); }
 
@@ -67,17 +103,23 @@ private:
     IoStatus copyToShadow();
     ShadowFs &m_fs;
     std::unique_ptr<File> m_real;
-    std::shared_ptr<Node> m_node;
-    std::vector<std::pair<std::uint64_t, std::size_t>> m_dirty; // written since the last sync
+    const std::string m_key;
+    std::vector<std::pair<std::uint64_t, std::size_t>> m_dirty; // written through this handle since its last sync
     bool m_copiedOnce = false;
-    friend class ShadowFs;
 };
 
 class ShadowFs final : public FileSystem {
 public:
-    ShadowFs(FileSystem &real, std::string root, std::string shadow) : m_real(real), m_root(trimmed(std::move(root))), m_shadow(trimmed(std::move(shadow)))
+    ShadowFs(FileSystem &real, std::string root, const std::string &shadow)
+        : m_real(real), m_root(trimmed(std::move(root))), m_tree(trimmed(shadow) + "/tree"), m_inodes(trimmed(shadow) + "/inodes")
     {
-        ::mkdir(m_shadow.c_str(), 0755);
+        // A new shadow starts from what the root holds now: the harness makes one only for a new
+        // node or right after a power cut put the durable state in place, which is all durable.
+        const bool fresh = ::access(m_tree.c_str(), F_OK) != 0;
+        (void)m_real.createDirectories(m_inodes);
+        (void)m_real.createDirectories(m_tree);
+        if (fresh)
+            seed(m_root);
     }
 
     IoStatus open(const std::string &path, OpenMode mode, std::unique_ptr<File> &out) override
@@ -88,73 +130,50 @@ public:
             out = std::move(real);
             return st;
         }
-        std::lock_guard lock(m_mutex);
-        std::shared_ptr<Node> &node = m_nodes[path];
-        if (!node || mode == OpenMode::CreateNew)
-            node = std::make_shared<Node>(Node{shadowOf(path)});
-        out = std::make_unique<ShadowFile>(*this, std::move(real), node);
+        out = std::make_unique<ShadowFile>(*this, std::move(real), inodeKey(path));
         return {};
     }
-
-    IoStatus rename(const std::string &from, const std::string &to) override
-    {
-        IoStatus st = m_real.rename(from, to);
-        if (!st || !inside(from) || !inside(to))
-            return st;
-        std::lock_guard lock(m_mutex);
-        std::shared_ptr<Node> node = takeNode(from);
-        m_nodes[to] = node;
-        m_pending[trimmed(parentOf(to))].push_back(Pending{node, shadowOf(to)});
-        if (trimmed(parentOf(from)) != trimmed(parentOf(to)))
-            m_pending[trimmed(parentOf(from))]; // the old name goes with the new one's directory
-        return st;
-    }
-
-    IoStatus remove(const std::string &path) override
-    {
-        IoStatus st = m_real.remove(path);
-        if (!st || !inside(path))
-            return st;
-        std::lock_guard lock(m_mutex);
-        m_pending[trimmed(parentOf(path))].push_back(Pending{takeNode(path), std::string()});
-        return st;
-    }
+    IoStatus rename(const std::string &from, const std::string &to) override { return m_real.rename(from, to); }
+    IoStatus remove(const std::string &path) override { return m_real.remove(path); }
 
     IoStatus syncDirectory(const std::string &dir) override
     {
-        IoStatus st = m_real.syncDirectory(dir);
-        if (!st || !inside(dir))
-            return st;
-        std::lock_guard lock(m_mutex);
-        const auto it = m_pending.find(trimmed(dir));
-        if (it == m_pending.end())
-            return st;
-        std::vector<Pending> ops;
-        ops.swap(it->second);
-        m_pending.erase(it);
-        for (const Pending &op : ops) {
-            const bool owns = ownsShadow(*op.node);
-            if (op.target.empty()) { // a removal
-                if (owns) {
-                    ::unlink(op.node->shadowPath.c_str());
-                    m_owner.erase(op.node->shadowPath);
-                }
-                continue;
+        if (!inside(dir))
+            return m_real.syncDirectory(dir);
+        // What the directory holds before its sync is durable after it (anything changed meanwhile
+        // waits for its own directory sync).
+        std::vector<std::pair<std::string, std::string>> entries; // name, inode key
+        if (DIR *d = ::opendir(dir.c_str())) {
+            while (const dirent *e = ::readdir(d)) {
+                const std::string name = e->d_name;
+                if (name == "." || name == "..")
+                    continue;
+                if (std::string key = inodeKey(trimmed(dir) + "/" + name); !key.empty())
+                    entries.emplace_back(name, std::move(key));
             }
-            if (owns && ::access(op.node->shadowPath.c_str(), F_OK) == 0) {
-                if (::rename(op.node->shadowPath.c_str(), op.target.c_str()) != 0)
-                    return shadowFailure("rename", op.node->shadowPath + " to " + op.target, errno);
-            } else {
-                // Renamed before any of its data was durable: the new name holds an empty file.
-                const int fd = ::open(op.target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-                if (fd < 0)
-                    return shadowFailure("create", op.target, errno);
-                ::close(fd);
-            }
-            m_owner.erase(op.node->shadowPath);
-            op.node->shadowPath = op.target;
-            m_owner[op.target] = op.node;
+            ::closedir(d);
         }
+        IoStatus st = m_real.syncDirectory(dir);
+        if (!st)
+            return st;
+        const std::string shadowDir = treeOf(trimmed(dir));
+        std::lock_guard lock(m_mutex);
+        std::map<std::string, std::string> want(entries.begin(), entries.end());
+        if (DIR *d = ::opendir(shadowDir.c_str())) {
+            std::vector<std::string> gone;
+            while (const dirent *e = ::readdir(d)) {
+                const std::string name = e->d_name;
+                struct stat sb {};
+                if (!want.count(name) && ::lstat((shadowDir + "/" + name).c_str(), &sb) == 0 && S_ISREG(sb.st_mode))
+                    gone.push_back(name);
+            }
+            ::closedir(d);
+            for (const std::string &name : gone)
+                ::unlink((shadowDir + "/" + name).c_str());
+        }
+        for (const auto &[name, key] : want)
+            if (IoStatus bound = bind(shadowDir + "/" + name, key); !bound)
+                return bound;
         return st;
     }
 
@@ -162,98 +181,131 @@ public:
     {
         IoStatus st = m_real.createDirectories(dir);
         if (st && inside(dir))
-            (void)m_real.createDirectories(shadowOf(dir));
+            (void)m_real.createDirectories(treeOf(trimmed(dir)));
         return st;
     }
     IoStatus list(const std::string &dir, std::vector<std::string> &names) override { return m_real.list(dir, names); }
     bool exists(const std::string &path) override { return m_real.exists(path); }
     IoStatus lock(const std::string &path, std::unique_ptr<File> &out) override { return m_real.lock(path, out); }
 
-    // Brings the shadow of `f`'s file up to what a sync just made durable.
-    IoStatus copy(ShadowFile &f)
+    std::string inodePath(const std::string &key) const { return m_inodes + "/" + key; }
+
+    // After a handle's first sync: a created file whose directory was not synced yet gets its name
+    // anyway when the name is free (ext4 mostly keeps such files; the engine never relies on it).
+    void bindIfFree(const std::string &realPath, const std::string &key)
     {
         std::lock_guard lock(m_mutex);
-        Node &node = *f.m_node;
-        const bool owner = ownsShadow(node);
-        const int fd = ::open(node.shadowPath.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (owner ? 0 : O_TRUNC), 0644);
-        if (fd < 0)
-            return shadowFailure("open", node.shadowPath, errno);
-        m_owner[node.shadowPath] = f.m_node;
-        std::uint64_t size = 0;
-        IoStatus st = f.m_real->size(size);
-        std::vector<std::pair<std::uint64_t, std::size_t>> extents;
-        if (!f.m_copiedOnce || !owner)
-            extents.emplace_back(0, static_cast<std::size_t>(size));
-        else
-            extents.swap(f.m_dirty);
-        f.m_dirty.clear();
-        f.m_copiedOnce = true;
-        std::vector<char> buf(1 << 20);
-        for (auto [offset, length] : extents) {
-            while (st && length > 0 && offset < size) {
-                std::size_t got = 0;
-                st = f.m_real->read(buf.data(), std::min(length, buf.size()), offset, got);
-                if (!st || got == 0)
-                    break;
-                if (::pwrite(fd, buf.data(), got, static_cast<off_t>(offset)) != static_cast<ssize_t>(got))
-                    st = shadowFailure("write", node.shadowPath, errno ? errno : EIO);
-                offset += got;
-                length -= got;
-            }
-        }
-        if (st && ::ftruncate(fd, static_cast<off_t>(size)) != 0)
-            st = shadowFailure("truncate", node.shadowPath, errno);
-        ::close(fd);
-        return st;
+        const std::string name = treeOf(realPath);
+        if (::access(name.c_str(), F_OK) != 0 && inodeKey(realPath) == key)
+            (void)bind(name, key);
     }
 
 private:
-    struct Pending {
-        std::shared_ptr<Node> node;
-        std::string target; // empty: a removal
-    };
-    bool inside(const std::string &path) const { return path == m_root || (path.size() > m_root.size() && path.compare(0, m_root.size(), m_root) == 0 && path[m_root.size()] == '/'); }
-    std::string shadowOf(const std::string &path) const { return m_shadow + path.substr(m_root.size()); }
-    std::shared_ptr<Node> takeNode(const std::string &path)
+    bool inside(const std::string &path) const
     {
-        const auto it = m_nodes.find(path);
-        if (it == m_nodes.end())
-            return std::make_shared<Node>(Node{shadowOf(path)});
-        std::shared_ptr<Node> node = it->second;
-        m_nodes.erase(it);
-        return node;
+        return path == m_root || (path.size() > m_root.size() && path.compare(0, m_root.size(), m_root) == 0 && path[m_root.size()] == '/');
     }
-    // A shadow file belongs to the last node that synced to it or was renamed onto it; one nobody
-    // claimed in this process (written by an earlier one) belongs to whoever has its name.
-    bool ownsShadow(const Node &node) const
+    std::string treeOf(const std::string &path) const { return m_tree + path.substr(m_root.size()); }
+
+    // Makes `name` a link to the inode file of `key` (an empty one if its data were never synced).
+    IoStatus bind(const std::string &name, const std::string &key)
     {
-        const auto it = m_owner.find(node.shadowPath);
-        return it == m_owner.end() || it->second.get() == &node;
+        const std::string target = inodePath(key);
+        if (sameInode(name, target))
+            return {};
+        const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return shadowFailure("create", target, errno);
+        ::close(fd);
+        const std::string tmp = name + ".shadow-link";
+        ::unlink(tmp.c_str());
+        if (::link(target.c_str(), tmp.c_str()) != 0)
+            return shadowFailure("link", tmp, errno);
+        if (::rename(tmp.c_str(), name.c_str()) != 0)
+            return shadowFailure("rename", tmp + " to " + name, errno);
+        return {};
+    }
+
+    void seed(const std::string &dir)
+    {
+        DIR *d = ::opendir(dir.c_str());
+        if (!d)
+            return;
+        std::vector<std::string> names;
+        while (const dirent *e = ::readdir(d))
+            if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
+                names.emplace_back(e->d_name);
+        ::closedir(d);
+        std::vector<char> buf(1 << 20);
+        for (const std::string &name : names) {
+            const std::string path = dir + "/" + name;
+            struct stat sb {};
+            if (::lstat(path.c_str(), &sb) != 0)
+                continue;
+            if (S_ISDIR(sb.st_mode)) {
+                (void)m_real.createDirectories(treeOf(path));
+                seed(path);
+                continue;
+            }
+            const std::string key = inodeKey(path);
+            std::unique_ptr<File> from;
+            if (key.empty() || !m_real.open(path, OpenMode::ReadOnly, from))
+                continue;
+            const int to = ::open(inodePath(key).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            if (to < 0)
+                continue;
+            (void)copyRange(*from, to, inodePath(key), 0, static_cast<std::uint64_t>(sb.st_size), buf);
+            (void)::ftruncate(to, sb.st_size);
+            ::close(to);
+            (void)bind(treeOf(path), key);
+        }
     }
 
     FileSystem &m_real;
-    const std::string m_root, m_shadow;
-    std::mutex m_mutex;
-    std::map<std::string, std::shared_ptr<Node>> m_nodes; // by current (real) path
-    std::map<std::string, std::vector<Pending>> m_pending; // by directory
-    std::map<std::string, std::shared_ptr<const Node>> m_owner; // shadow path -> its node
+    const std::string m_root, m_tree, m_inodes;
+    std::mutex m_mutex; // the tree's names
 };
 
-IoStatus ShadowFile::syncData()
-{
-    IoStatus st = m_real->syncData();
-    if (!st)
-        return st;
-    return copyToShadow();
-}
+ShadowFile::ShadowFile(ShadowFs &fs, std::unique_ptr<File> real, std::string key) : m_fs(fs), m_real(std::move(real)), m_key(std::move(key)) {}
 
-IoStatus ShadowFile::copyToShadow() { return m_fs.copy(*this); }
+ShadowFile::~ShadowFile() = default;
+
+IoStatus ShadowFile::copyToShadow()
+{
+    if (m_key.empty())
+        return {};
+    // One handle writes an inode at a time (the log's writer, a snapshot's writer), so its inode
+    // file needs no lock of the file system's.
+    const std::string target = m_fs.inodePath(m_key);
+    const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return shadowFailure("open", target, errno);
+    std::uint64_t size = 0;
+    IoStatus st = m_real->size(size);
+    std::vector<std::pair<std::uint64_t, std::size_t>> extents;
+    if (!m_copiedOnce) // fdatasync also made durable what other writers (an earlier process) left
+        extents.emplace_back(0, static_cast<std::size_t>(size));
+    else
+        extents.swap(m_dirty);
+    m_dirty.clear();
+    m_copiedOnce = true;
+    static thread_local std::vector<char> buf(1 << 20);
+    for (const auto &[offset, length] : extents)
+        if (st)
+            st = copyRange(*m_real, fd, target, offset, length, buf);
+    if (st && ::ftruncate(fd, static_cast<off_t>(size)) != 0)
+        st = shadowFailure("truncate", target, errno);
+    ::close(fd);
+    if (st)
+        m_fs.bindIfFree(m_real->path(), m_key);
+    return st;
+}
 
 } // namespace
 
 std::unique_ptr<FileSystem> makeDurableShadow(FileSystem &real, std::string root, std::string shadow)
 {
-    return std::make_unique<ShadowFs>(real, std::move(root), std::move(shadow));
+    return std::make_unique<ShadowFs>(real, std::move(root), shadow);
 }
 
 } // namespace dengine::storage

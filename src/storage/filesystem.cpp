@@ -221,12 +221,13 @@ FileSystem &FileSystem::posix()
 {
     static PosixFileSystem fs;
     // A fault harness's power cuts (durableshadow.h); never set outside tests.
-    static const std::unique_ptr<FileSystem> shadowed = []() -> std::unique_ptr<FileSystem> {
+    // Never destroyed: a worker thread still finishing at exit may use it.
+    static FileSystem *const shadowed = []() -> FileSystem * {
         const char *root = std::getenv("DENGINE_TEST_DURABLE_SHADOW_ROOT");
         const char *shadow = std::getenv("DENGINE_TEST_DURABLE_SHADOW");
         if (!root || !shadow || !*root || !*shadow)
             return nullptr;
-        return makeDurableShadow(fs, root, shadow);
+        return makeDurableShadow(fs, root, shadow).release();
     }();
     return shadowed ? *shadowed : fs;
 }

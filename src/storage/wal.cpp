@@ -252,7 +252,7 @@ StorageStatus Wal::createFirstSegment(RecoveryReport &report)
         return {StorageErrorCode::Config, "a new log needs the cluster's voters (bootstrap configuration is empty)"};
     if (StorageStatus st = startSegment(1); !st)
         return st;
-    if (StorageStatus st = sync(); !st)
+    if (StorageStatus st = syncNow(); !st)
         return st;
     report.segments = 1;
     return {};
@@ -698,7 +698,7 @@ StorageStatus Wal::switchSegment()
         if (m_unsynced.empty() || m_unsynced.back() != old.file)
             m_unsynced.push_back(old.file);
     }
-    if (StorageStatus st = sync(); !st)
+    if (StorageStatus st = syncNow(); !st)
         return st;
     return startSegment(old.sequence + 1);
 }
@@ -805,18 +805,26 @@ StorageStatus Wal::append(const std::vector<raft::Entry> &entries, const std::op
 
 StorageStatus Wal::sync()
 {
-    if (StorageStatus f = failure(); !f)
-        return f;
-    const raft::Index target = lastIndex();
     if (m_opts.testAckBeforeSyncMs > 0) {
+        if (StorageStatus f = failure(); !f)
+            return f;
         const auto now = std::chrono::steady_clock::now();
         if (now - m_lastRealSync < std::chrono::milliseconds(m_opts.testAckBeforeSyncMs)) {
+            const raft::Index target = lastIndex();
             std::lock_guard lock(m_mutex); // the files stay unsynced for a later call
             m_synced = std::max(m_synced, target);
             return {};
         }
         m_lastRealSync = now;
     }
+    return syncNow();
+}
+
+StorageStatus Wal::syncNow()
+{
+    if (StorageStatus f = failure(); !f)
+        return f;
+    const raft::Index target = lastIndex();
     std::vector<std::shared_ptr<File>> files;
     std::uint64_t covered;
     {
@@ -857,7 +865,7 @@ StorageStatus Wal::compact(raft::Index index, raft::Term term)
         cur.writeOffset += rec.size();
         m_unsynced.push_back(cur.file);
     }
-    if (StorageStatus st = sync(); !st)
+    if (StorageStatus st = syncNow(); !st)
         return st;
     std::vector<std::pair<std::uint64_t, std::string>> doomed;
     std::size_t kept;
@@ -909,7 +917,7 @@ StorageStatus Wal::reset(raft::Index index, raft::Term term)
         seg.writeOffset += rec.size();
         m_unsynced.push_back(seg.file);
     }
-    if (StorageStatus st = sync(); !st)
+    if (StorageStatus st = syncNow(); !st)
         return st;
     std::vector<std::pair<std::uint64_t, std::string>> doomed;
     std::size_t kept;

@@ -107,7 +107,8 @@ public:
     // Frames and writes the entries (replacing any suffix from entries.front().index) and then the
     // hard state. Not durable until sync().
     StorageStatus append(const std::vector<raft::Entry> &entries, const std::optional<raft::HardState> &hardState);
-    // One fdatasync covering every append since the previous sync (and segment switches).
+    // One fdatasync covering every append since the previous sync (and segment switches). The one
+    // call WalOptions::testAckBeforeSyncMs breaks: the log's own structural syncs stay real.
     StorageStatus sync();
     // Deletes whole segments that hold only entries at or below `index` (covered by a snapshot at
     // (index, term)). Records the new log start first, so a crash in between loses nothing.
@@ -184,6 +185,7 @@ private:
     std::uint64_t m_cacheBytes = 0;
     std::vector<std::shared_ptr<File>> m_unsynced; // files written since the last sync
     std::deque<std::uint64_t> m_free;              // numbers of the segment files kept for reuse, oldest first
+    StorageStatus syncNow();
     std::chrono::steady_clock::time_point m_lastRealSync{}; // testAckBeforeSyncMs
     std::uint64_t m_durableOffset = 0;             // writer thread: the last segment is durable up to here
     std::uint64_t m_markedOffset = 0;              // writer thread: ... and a Synced record says so up to here

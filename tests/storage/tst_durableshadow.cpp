@@ -42,7 +42,7 @@ protected:
         EXPECT_TRUE(fs->open(root + "/d/" + name, OpenMode::CreateNew, f).ok());
         return f;
     }
-    std::string durable(const std::string &name) const { return slurp(shadow + "/d/" + name); }
+    std::string durable(const std::string &name) const { return slurp(shadow + "/tree/d/" + name); }
 
     dengine::test::TempDir dir;
     std::string root, shadow;
@@ -134,6 +134,58 @@ TEST_F(DurableShadowTest, anUnsyncedRemovalDoesNotTakeTheNextFileOfTheSameName)
     EXPECT_EQ(durable("seg.tmp"), "<missing>");
 }
 
+TEST_F(DurableShadowTest, aNameReusedBeforeTheDirectorySyncKeepsBothFilesData)
+{
+    // A synced at P and renamed to Q; B created at P and synced; then the directory sync: Q holds
+    // A's data and P B's, as on a disk (the data belong to the inodes, not the names).
+    auto a = create("P");
+    put(*a, "first");
+    ASSERT_TRUE(a->syncData().ok());
+    ASSERT_TRUE(fs->rename(root + "/d/P", root + "/d/Q").ok());
+    auto b = create("P");
+    put(*b, "second");
+    ASSERT_TRUE(b->syncData().ok());
+    EXPECT_EQ(durable("P"), "first"); // the directory still says P is A
+    ASSERT_TRUE(fs->syncDirectory(root + "/d").ok());
+    EXPECT_EQ(durable("Q"), "first");
+    EXPECT_EQ(durable("P"), "second");
+}
+
+TEST_F(DurableShadowTest, aLaterProcessesDirectorySyncMakesTheEarlierOnesRenamesDurable)
+{
+    // A process renamed and removed, then died before its directory sync (kill -9: the directory
+    // still shows both); the next process's directory sync makes them durable.
+    auto a = create("seg");
+    put(*a, "data");
+    ASSERT_TRUE(a->syncData().ok());
+    auto b = create("old");
+    put(*b, "old");
+    ASSERT_TRUE(b->syncData().ok());
+    ASSERT_TRUE(fs->syncDirectory(root + "/d").ok());
+    ASSERT_TRUE(fs->rename(root + "/d/seg", root + "/d/seg.free").ok());
+    ASSERT_TRUE(fs->remove(root + "/d/old").ok());
+    a.reset();
+    b.reset();
+    fs.reset();
+    auto next = makeDurableShadow(FileSystem::posix(), root, shadow);
+    EXPECT_EQ(durable("seg"), "data");
+    EXPECT_EQ(durable("old"), "old");
+    ASSERT_TRUE(next->syncDirectory(root + "/d").ok());
+    EXPECT_EQ(durable("seg"), "<missing>");
+    EXPECT_EQ(durable("seg.free"), "data");
+    EXPECT_EQ(durable("old"), "<missing>");
+}
+
+TEST_F(DurableShadowTest, aNewShadowStartsFromWhatTheRootHolds)
+{
+    auto a = create("kept");
+    put(*a, "after a power cut, all of this is durable");
+    a.reset();
+    const std::string other = dir.path() + "/shadow2";
+    auto fresh = makeDurableShadow(FileSystem::posix(), root, other);
+    EXPECT_EQ(slurp(other + "/tree/d/kept"), "after a power cut, all of this is durable");
+}
+
 TEST_F(DurableShadowTest, pathsOutsideTheRootPassThrough)
 {
     std::unique_ptr<File> f;
@@ -141,6 +193,7 @@ TEST_F(DurableShadowTest, pathsOutsideTheRootPassThrough)
     put(*f, "x");
     ASSERT_TRUE(f->syncData().ok());
     EXPECT_EQ(slurp(dir.path() + "/elsewhere"), "x");
+    EXPECT_EQ(slurp(shadow + "/tree/elsewhere"), "<missing>");
     EXPECT_EQ(slurp(shadow + "/elsewhere"), "<missing>");
 }
 
@@ -171,7 +224,7 @@ TEST_F(DurableShadowTest, aLogAfterAPowerCutHasExactlyItsSyncedEntries)
     ASSERT_EQ(wal->lastIndex(), synced + 25);
     wal.reset();
 
-    ASSERT_EQ(std::system(("rm -rf '" + root + "' && cp -a '" + shadow + "' '" + root + "'").c_str()), 0);
+    ASSERT_EQ(std::system(("rm -rf '" + root + "' && cp -a '" + shadow + "/tree' '" + root + "'").c_str()), 0);
     std::unique_ptr<Wal> after;
     RecoveryReport report;
     const StorageStatus st = Wal::open(o, after, &report);
