@@ -822,6 +822,7 @@ void DEngineClientPrivate::send(Call &c)
     std::string frame;
     clientwire::appendRequest(frame, c.request);
     link->socket->write(frame.data(), static_cast<qint64>(frame.size()));
+    link->socket->flush(); // now, not on the event loop's next turn
     c.link = link->serial;
 }
 

@@ -666,8 +666,10 @@ void EngineWorker::onDurable(std::uint64_t upToBatchId)
             out.push_back(std::move(m));
         m_writes.pop_front();
     }
-    if (!out.empty())
+    if (!out.empty()) {
         m_transport->send(std::move(out));
+        m_transport->sendQueuedNow(); // a leader's commit waits on these acknowledgements
+    }
     scheduleProcess();
 }
 
@@ -785,6 +787,9 @@ void EngineWorker::process()
     }
 
     announce();
+    // This turn's messages (appends a commit waits on, answers to them) leave now, not on the
+    // next turn; whatever the turn sent to one peer is still one frame.
+    m_transport->sendQueuedNow();
     if (m_node->hasReady())
         scheduleProcess();
 }

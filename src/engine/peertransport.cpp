@@ -182,6 +182,12 @@ void PeerTransport::send(std::vector<raft::Message> messages)
     }
 }
 
+void PeerTransport::sendQueuedNow()
+{
+    if (!m_pending.empty())
+        flush(); // the invocation queued by send() then finds nothing to do
+}
+
 void PeerTransport::flush()
 {
     m_flushScheduled = false;
@@ -506,13 +512,19 @@ void PeerTransport::onSnapshotChunk(raft::NodeId from, transport::SnapshotChunk 
 
 void PeerTransport::writeQueued(Outbound &out)
 {
+    bool wrote = false;
     while (!out.queue.empty() && out.socket->bytesToWrite() < SocketBacklog) {
         const std::string &frame = out.queue.front();
         out.socket->write(frame.data(), static_cast<qint64>(frame.size()));
         out.queuedBytes -= static_cast<qint64>(frame.size());
         out.queue.pop_front();
         ++m_stats.framesSent;
+        wrote = true;
     }
+    // Into the kernel now, not on the event loop's next turn (QAbstractSocket buffers writes until
+    // its notifier says the socket is writable): a commit waits on this frame.
+    if (wrote)
+        out.socket->flush();
 }
 
 void PeerTransport::connectPeer(raft::NodeId id)

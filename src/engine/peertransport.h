@@ -103,8 +103,12 @@ public:
     // `code` tells which (QAbstractSocket::AddressInUseError for a port in use).
     bool listen(QString *error, QAbstractSocket::SocketError *code = nullptr);
     quint16 listeningPort() const;
-    // Queues messages; each goes to its `to` node. Never blocks.
+    // Queues messages; each goes to its `to` node. Never blocks. They leave on the event loop's
+    // next turn, together with everything else sent in this one, or at sendQueuedNow().
     void send(std::vector<raft::Message> messages);
+    // Writes what send() queued now, one frame per peer (into the kernel: the sockets are flushed).
+    // For the end of a batch of work whose messages someone waits on (a commit, a vote).
+    void sendQueuedNow();
     // Closes every connection and stops listening.
     void close();
     // Replaces the members (the configuration changed, or an address did): a node no longer listed

@@ -401,6 +401,7 @@ void ClientService::handle(Connection &c, std::string &&payload)
         std::string frame;
         clientwire::appendResponse(frame, r);
         self->socket->write(frame.data(), static_cast<qint64>(frame.size()));
+        self->socket->flush(); // now, not on the event loop's next turn
     };
     const auto refuse = [&](DEngine::Status status, const QString &message) { writeRefusal(socket, req.id, status, message, false); };
     if (req.version != clientwire::ProtocolVersion) {

@@ -414,6 +414,7 @@ void HttpGateway::flush(Connection &c)
         c.socket->disconnectFromHost(); // after what was written
         return;
     }
+    c.socket->flush(); // now, not on the event loop's next turn
     // Room again: read what waited.
     if (!c.closing && !c.streaming && c.answers.size() < static_cast<std::size_t>(m_opts.maxInFlight) && c.socket->bytesAvailable() > 0) {
         QPointer<QTcpSocket> s = c.socket;
