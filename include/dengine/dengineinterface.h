@@ -228,9 +228,8 @@ Q_SIGNALS:
     void stopped();
     void leaderChanged(NodeId leader);
     void termChanged(quint64 term);
-    // `index`: the log index of the term leader's first entry. One exception: a node that starts
-    // again (or installs a snapshot) in a term whose first entry a snapshot already covers names
-    // that snapshot's index instead, the entry itself being compacted away.
+    // `index`: the log index of the term leader's first entry (also after a restart from a
+    // snapshot that covers it: the snapshot records it).
     void firstCommit(quint64 index);
     void errorOccurred(DEngineInterface::Error error, const QString &message);
     void readyChanged(bool ready);

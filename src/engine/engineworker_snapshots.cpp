@@ -21,9 +21,13 @@ namespace dengine::engine {
 
 namespace {
 
-// The data of an engine snapshot: "DESTATE1", u64 length of the application's state, that state
-// (DEngineStateMachine::snapshot), then the key-value store's snapshot (kv::KvStore) to the end.
-constexpr std::string_view StateMagic = "DESTATE1";
+// The data of an engine snapshot: "DESTATE2", u64 term and u64 index of the first entry of the
+// last term whose first entry the state includes (what firstCommit() names: a node that starts
+// from the snapshot in that term still knows it, the entry itself being compacted), u64 length of
+// the application's state, that state (DEngineStateMachine::snapshot), then the key-value store's
+// snapshot (kv::KvStore) to the end. "DESTATE1" (read only) lacks the term and index.
+constexpr std::string_view StateMagic = "DESTATE2";
+constexpr std::string_view StateMagicV1 = "DESTATE1";
 
 double mib(quint64 bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
@@ -32,11 +36,17 @@ double mib(quint64 bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0
 bool EngineWorker::restoreState(const raft::Snapshot &snapshot, QString &why)
 {
     const std::string_view d = snapshot.data.view();
-    if (d.substr(0, StateMagic.size()) != StateMagic) {
+    const bool v1 = d.substr(0, StateMagicV1.size()) == StateMagicV1;
+    if (!v1 && d.substr(0, StateMagic.size()) != StateMagic) {
         why = QStringLiteral("not a DEngine state snapshot");
         return false;
     }
     raft::ByteReader r{d.substr(StateMagic.size())};
+    std::uint64_t firstTerm = 0, firstIndex = 0;
+    if (!v1) {
+        firstTerm = r.take(8);
+        firstIndex = r.take(8);
+    }
     const std::uint64_t appBytes = r.take(8);
     if (!r.ok || appBytes > r.in.size()) {
         why = QStringLiteral("the application's state is cut short");
@@ -64,9 +74,11 @@ bool EngineWorker::restoreState(const raft::Snapshot &snapshot, QString &why)
     m_events.reset(snapshot.metadata.index); // what came before is not known here: watches from there are Compacted
     m_lastAppliedTerm = snapshot.metadata.term;
     if (snapshot.metadata.term > m_firstOfTermTerm) {
-        // The first entry of the snapshot's term is in it: applied, as far as ready() goes.
+        // The first entry of the snapshot's term is in it: applied, as far as ready() goes. Its
+        // index is the snapshot's own only where an old (DESTATE1) snapshot does not say.
         m_firstOfTermTerm = snapshot.metadata.term;
-        m_firstOfTermIndex = snapshot.metadata.index;
+        m_firstOfTermIndex = firstTerm == snapshot.metadata.term && firstIndex > 0 && firstIndex <= snapshot.metadata.index ? firstIndex
+                                                                                                                          : snapshot.metadata.index;
     }
     m_appliedAtSnapshot = snapshot.metadata.index;
     m_bytesSinceSnapshot = 0;
@@ -139,6 +151,8 @@ void EngineWorker::maybeSnapshot(bool now)
     // The state as of `applied`: the keys frozen (no copy), the application's asked for here.
     std::shared_ptr<const kv::KvStore::Frozen> frozen = m_kv.freeze();
     std::string head(StateMagic);
+    raft::putU64(head, m_firstOfTermTerm);
+    raft::putU64(head, m_firstOfTermIndex);
     const QByteArray app = m_stateMachine ? m_stateMachine->snapshot(applied) : QByteArray();
     raft::putU64(head, static_cast<std::uint64_t>(app.size()));
     head.append(app.constData(), static_cast<std::size_t>(app.size()));

@@ -916,7 +916,6 @@ private:
         struct FirstCommit {
             quint64 index;
             QString who;
-            bool firstOfStart; // a restart in the term may name a snapshot's index (dengineinterface.h)
         };
         std::map<quint64, std::vector<FirstCommit>> firstCommits; // by term
         for (int i = 1; i <= m_o.nodes; ++i) {
@@ -975,7 +974,7 @@ private:
                             out.anomalies << QStringLiteral("lifecycle: %1: firstCommit() before ready()").arg(who);
                         if (!firstCommitTerms.insert(t).second)
                             out.anomalies << QStringLiteral("lifecycle: %1: firstCommit() twice in term %2").arg(who).arg(t);
-                        firstCommits[t].push_back(FirstCommit{e.value(QLatin1String("index")).toString().toULongLong(), who, firstCommitTerms.size() == 1});
+                        firstCommits[t].push_back(FirstCommit{e.value(QLatin1String("index")).toString().toULongLong(), who});
                     }
                     if (ev == QLatin1String("leaderChanged") || ev == QLatin1String("ready")) {
                         const NodeId leader = e.value(QLatin1String("leader")).toString().toULongLong();
@@ -996,12 +995,12 @@ private:
                     out.anomalies << QStringLiteral("lifecycle: %1 ended (%2) without %3").arg(who, start.endedBy, stopping ? QStringLiteral("stopped()") : QStringLiteral("stopping()"));
             }
         }
-        // One first index per term: every node names the smallest one, except that a start's first
-        // firstCommit may name a later index (a snapshot of that term it started from).
+        // One first index per term, on every node and start (a restart from a snapshot of the term
+        // too: the snapshot records it).
         for (const auto &[term, reports] : firstCommits) {
             const auto lowest = std::min_element(reports.begin(), reports.end(), [](const FirstCommit &a, const FirstCommit &b) { return a.index < b.index; });
             for (const FirstCommit &r : reports)
-                if (r.index != lowest->index && !r.firstOfStart)
+                if (r.index != lowest->index)
                     out.anomalies << QStringLiteral("lifecycle: term %1's first entry is %2 for %3 and %4 for %5")
                                          .arg(term)
                                          .arg(lowest->index)
