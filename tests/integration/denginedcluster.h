@@ -8,6 +8,8 @@
 #include "../auto/common/testports.h"
 
 #include <QtCore/QFile>
+#include <QtCore/QJsonDocument>
+#include <QtCore/QJsonObject>
 #include <QtCore/QProcess>
 #include <QtCore/QTemporaryDir>
 
@@ -46,6 +48,19 @@ public:
     }
     bool isValid() const { return dir.isValid(); }
     QString configPath(quint64 id) const { return dir.filePath(QStringLiteral("node%1.json").arg(id)); }
+    // Node `id`'s lifecycle log (dengined --lifecycle-log), every start's lines in order.
+    QString lifecyclePath(quint64 id) const { return dir.filePath(QStringLiteral("lifecycle%1.jsonl").arg(id)); }
+    // The events of the process `pid` of node `id`, in order.
+    QList<QJsonObject> lifecycle(quint64 id, qint64 pid) const
+    {
+        QList<QJsonObject> out;
+        QFile f(lifecyclePath(id));
+        if (f.open(QIODevice::ReadOnly))
+            for (const QByteArray &line : f.readAll().split('\n'))
+                if (const QJsonObject o = QJsonDocument::fromJson(line).object(); o.value(QLatin1String("pid")).toInteger() == pid)
+                    out << o;
+        return out;
+    }
     QString peerAddress(quint64 id) const { return QStringLiteral("127.0.0.1:%1").arg(peerPorts[int(id - 1)]); }
     QString clientAddress(quint64 id) const { return QStringLiteral("127.0.0.1:%1").arg(clientPorts[int(id - 1)]); }
     QStringList clientAddresses() const
@@ -78,6 +93,7 @@ public:
         auto p = std::make_unique<QProcess>();
         QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
         env.insert(QStringLiteral("QT_LOGGING_RULES"), QStringLiteral("dengine.*.info=false"));
+        env.insert(QStringLiteral("DENGINE_LIFECYCLE_LOG"), lifecyclePath(id));
         p->setProcessEnvironment(env);
         p->setProcessChannelMode(QProcess::ForwardedErrorChannel);
         p->start(QStringLiteral(DENGINED_PATH), {QStringLiteral("--config"), configPath(id)});

@@ -579,10 +579,27 @@ private Q_SLOTS:
         const NodeId first = leader();
         QVERIFY(first != 0);
         QProcess *p = m_cluster.nodes.at(first).get();
-        ::kill(static_cast<pid_t>(p->processId()), SIGTERM);
+        const qint64 pid = p->processId();
+        ::kill(static_cast<pid_t>(pid), SIGTERM);
         QTRY_COMPARE_WITH_TIMEOUT(p->state(), QProcess::NotRunning, Long);
         QCOMPARE(p->exitStatus(), QProcess::NormalExit);
         QCOMPARE(p->exitCode(), 0);
+        // Its lifecycle log (--lifecycle-log): start first, ready once, the leadership it held with
+        // a term, and stopping then stopped last.
+        QStringList seq;
+        bool ledWithTerm = false;
+        for (const QJsonObject &e : m_cluster.lifecycle(first, pid)) {
+            seq << e.value(QLatin1String("event")).toString();
+            ledWithTerm = ledWithTerm
+                || (seq.last() == QLatin1String("leaderChanged") && e.value(QLatin1String("leader")).toString() == QString::number(first)
+                    && e.value(QLatin1String("term")).toString().toULongLong() > 0);
+        }
+        QVERIFY2(!seq.isEmpty() && seq.first() == QLatin1String("start"), qPrintable(seq.join(QLatin1Char(' '))));
+        QCOMPARE(seq.count(QStringLiteral("ready")), 1);
+        QVERIFY(ledWithTerm);
+        QCOMPARE(seq.count(QStringLiteral("stopping")), 1);
+        QCOMPARE(seq.last(), QStringLiteral("stopped"));
+        QVERIFY(seq.indexOf(QStringLiteral("ready")) < seq.indexOf(QStringLiteral("stopping")));
         // The others have a leader at once (a hand-over, not an election timeout) and take writes.
         QTRY_VERIFY_WITH_TIMEOUT(leader() != 0 && leader() != first, Long);
         QCOMPARE(run({QStringLiteral("put"), QStringLiteral("after"), QStringLiteral("sigterm")}).exitCode, 0);
