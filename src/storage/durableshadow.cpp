@@ -76,7 +76,6 @@ class ShadowFs;
 class ShadowFile final : public File {
 public:
     ShadowFile(ShadowFs &fs, std::unique_ptr<File> real, std::string key);
-    ~ShadowFile() override;
     const std::string &path() const override { return m_real->path(); }
     IoStatus write(const void *data, std::size_t size, std::uint64_t offset) override
     {
@@ -267,8 +266,6 @@ private:
 };
 
 ShadowFile::ShadowFile(ShadowFs &fs, std::unique_ptr<File> real, std::string key) : m_fs(fs), m_real(std::move(real)), m_key(std::move(key)) {}
-
-ShadowFile::~ShadowFile() = default;
 
 IoStatus ShadowFile::copyToShadow()
 {
