@@ -76,27 +76,56 @@ void ResultCourier::deliver(std::shared_ptr<QPromise<DEngineResult>> promise, DE
 {
     if (write)
         (result.ok() ? writesCommitted : writesFailed).fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard lock(m_mutex);
+    std::unique_lock lock(m_mutex);
     if (!m_target) {
+        lock.unlock();
         promise->addResult(std::move(result));
         promise->finish();
         return;
     }
-    QMetaObject::invokeMethod(
-        m_target,
-        [self = shared_from_this(), promise = std::move(promise), result = std::move(result), bytes]() mutable {
-            if (self->m_done)
-                self->m_done(bytes);
-            promise->addResult(std::move(result));
-            promise->finish();
-        },
-        Qt::QueuedConnection);
+    // Results that come while the owner thread has not drained yet go with the same drain: one
+    // posted event (and one wake-up of that thread) for all of them, in order.
+    const bool post = m_queue.empty();
+    m_queue.push_back(Delivery{std::move(promise), std::move(result), bytes});
+    if (post)
+        QMetaObject::invokeMethod(m_target, [self = shared_from_this()] { self->drain(); }, Qt::QueuedConnection);
+}
+
+void ResultCourier::drain()
+{
+    // One at a time from the queue's front: a continuation may destroy the engine (detach()
+    // then finishes the rest, still in order) or make calls whose results queue behind these.
+    for (;;) {
+        Delivery d;
+        {
+            std::lock_guard lock(m_mutex);
+            if (m_queue.empty())
+                return;
+            d = std::move(m_queue.front());
+            m_queue.pop_front();
+        }
+        finish(d);
+    }
+}
+
+void ResultCourier::finish(Delivery &d)
+{
+    if (m_done)
+        m_done(d.bytes);
+    d.promise->addResult(std::move(d.result));
+    d.promise->finish();
 }
 
 void ResultCourier::detach()
 {
-    std::lock_guard lock(m_mutex);
-    m_target = nullptr;
+    std::deque<Delivery> left;
+    {
+        std::lock_guard lock(m_mutex);
+        m_target = nullptr;
+        left.swap(m_queue);
+    }
+    for (Delivery &d : left)
+        finish(d);
     m_done = nullptr;
 }
 

@@ -61,14 +61,26 @@ public:
 
     // `write`: the call changes state (counted in committed or failed, for DEngine::metrics()).
     void deliver(std::shared_ptr<QPromise<DEngineResult>> promise, DEngineResult result, qint64 bytes, bool write);
+    // Finishes what was delivered and not finished yet, then lets later results finish where
+    // they are.
     void detach();
     std::atomic<quint64> writesCommitted{0};
     std::atomic<quint64> writesFailed{0};
 
 private:
+    struct Delivery {
+        std::shared_ptr<QPromise<DEngineResult>> promise;
+        DEngineResult result;
+        qint64 bytes = 0;
+    };
+    // Owner thread: finishes the queued results, oldest first, until none is left.
+    void drain();
+    void finish(Delivery &d);
+
     std::mutex m_mutex;
-    QObject *m_target; // guarded by m_mutex
-    Done m_done;       // owner thread only
+    QObject *m_target;             // guarded by m_mutex
+    std::deque<Delivery> m_queue;  // guarded by m_mutex; one posted drain() while not empty
+    Done m_done;                   // owner thread only
 };
 
 // One key-value call on its way through the worker.
