@@ -11,6 +11,7 @@
 #include <QtCore/QElapsedTimer>
 #include <QtCore/QLoggingCategory>
 #include <QtCore/QPointer>
+#include <QtCore/QScopeGuard>
 #include <QtCore/QPromise>
 #include <QtCore/QTimer>
 #include <QtNetwork/QSslSocket>
@@ -154,6 +155,9 @@ public:
     quint64 linkSerial = 0;
     std::map<quint64, Call> calls; // by id: in the order made, which is their deadlines' order
     quint64 nextId = 0;
+    // While answers are being read: calls their continuations make are written, and leave together
+    // once the answers read are done (one segment for many requests, not one each).
+    int readingAnswers = 0;
     // Watches, by the id of their WATCH request (the same on every link they are sent on).
     struct Watch {
         QPointer<DEngineWatcher> watcher;
@@ -535,6 +539,13 @@ void DEngineClientPrivate::lose(Link *l, const QString &why)
 void DEngineClientPrivate::onReadable(Link *l)
 {
     QPointer<DEngineClient> alive(q);
+    ++readingAnswers;
+    const auto flushAfter = qScopeGuard([this, &alive] {
+        if (!alive)
+            return; // a continuation destroyed the client
+        if (--readingAnswers == 0 && link && link->socket)
+            link->socket->flush();
+    });
     const quint64 serial = l->serial;
     const auto still = [&] { return alive && find(serial) == l; };
     const QByteArray in = l->socket->readAll();
@@ -822,7 +833,8 @@ void DEngineClientPrivate::send(Call &c)
     std::string frame;
     clientwire::appendRequest(frame, c.request);
     link->socket->write(frame.data(), static_cast<qint64>(frame.size()));
-    link->socket->flush(); // now, not on the event loop's next turn
+    if (readingAnswers == 0)
+        link->socket->flush(); // now, not on the event loop's next turn
     c.link = link->serial;
 }
 

@@ -401,7 +401,11 @@ void ClientService::handle(Connection &c, std::string &&payload)
         std::string frame;
         clientwire::appendResponse(frame, r);
         self->socket->write(frame.data(), static_cast<qint64>(frame.size()));
-        self->socket->flush(); // now, not on the event loop's next turn
+        // The last call in flight on the connection: its answer leaves now. Otherwise the event
+        // loop's next pass writes it, with the other answers this pass finishes (one segment for
+        // many answers to a client that pipelines).
+        if (self->inFlight.empty())
+            self->socket->flush();
     };
     const auto refuse = [&](DEngine::Status status, const QString &message) { writeRefusal(socket, req.id, status, message, false); };
     if (req.version != clientwire::ProtocolVersion) {
