@@ -5,7 +5,7 @@
 # protocol), then etcd's own wrk script against dengined's HTTP gateway, then
 # ../shared/bench/etcd-baseline.sh (3 members), and prints each figure with its ratio to etcd's. Both use fresh data directories on the
 # same disk. About four minutes; keep the machine otherwise idle (this disk's rates drift).
-#   bench/vs-etcd.sh [BUILD_DIR]        environment: SECONDS_PER_ROW (5), ROUNDS (1)
+#   bench/vs-etcd.sh [BUILD_DIR]        environment: SECONDS_PER_ROW (5), ROUNDS (1), PAIRS (0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -55,36 +55,39 @@ run_standalone() {
 }
 # The same wrk script and settings that drive etcd's gateway (../shared/bench/etcd_kv.lua, one
 # thread, keep-alive), against the leader's HTTP gateway, one row per fresh cluster.
-run_gateway() {
-    local row mode c leader line
-    : > "$1"
-    for row in put:1 put:16 put:64 lget:16 sget:16; do
-        mode=${row%%:*} c=${row##*:}
-        start_cluster
-        leader=0
-        for _ in $(seq 1 300); do
-            leader=$("$build/src/cli/dengine" --endpoints "$endpoints" --timeout 500 --json status 2>/dev/null \
-                | python3 -c 'import json,sys
+gateway_row() { # MODE CLIENTS FILE: one row on a fresh cluster, appended to FILE
+    local mode=$1 c=$2 leader line
+    start_cluster
+    leader=0
+    for _ in $(seq 1 300); do
+        leader=$("$build/src/cli/dengine" --endpoints "$endpoints" --timeout 500 --json status 2>/dev/null \
+            | python3 -c 'import json,sys
 ls=[json.loads(l) for l in sys.stdin if l.strip()]
 ok=[o for o in ls if o.get("ready") and o.get("leader","0")!="0"]
 print(ok[0]["leader"] if len(ok)==3 else 0)' 2>/dev/null || echo 0)
-            [ "$leader" != 0 ] && break
-            sleep 0.1
-        done
-        "$build/src/cli/dengine" --endpoints "$endpoints" put readkey000000000 "$(head -c 128 /dev/zero | tr '\0' v)" >/dev/null
-        wrk -t1 -c"$c" -d"${secs}s" --timeout 10s -s "$shared/etcd_kv.lua" "http://127.0.0.1:828$leader" -- "$mode" 100000 128 readkey000000000 1 \
-            >"$out/wrk-gw.txt" 2>&1 || true
-        line=$(grep '^WRKRESULT' "$out/wrk-gw.txt" || true)
-        if [ -n "$line" ]; then
-            python3 - "$line" "$mode" "$c" <<'PY' | tee -a "$1"
+        [ "$leader" != 0 ] && break
+        sleep 0.1
+    done
+    "$build/src/cli/dengine" --endpoints "$endpoints" put readkey000000000 "$(head -c 128 /dev/zero | tr '\0' v)" >/dev/null
+    wrk -t1 -c"$c" -d"${secs}s" --timeout 10s -s "$shared/etcd_kv.lua" "http://127.0.0.1:828$leader" -- "$mode" 100000 128 readkey000000000 1 \
+        >"$out/wrk-gw.txt" 2>&1 || true
+    line=$(grep '^WRKRESULT' "$out/wrk-gw.txt" || true)
+    if [ -n "$line" ]; then
+        python3 - "$line" "$mode" "$c" <<'PY' | tee -a "$3"
 import sys
 f = dict(kv.split("=", 1) for kv in sys.argv[1].split()[1:])
 print(f"3   dhttp   {sys.argv[2]:<8} {int(sys.argv[3]):4d} {float(f['rps']):10.0f} {float(f['p50_us'])/1000:9.2f} {float(f['p99_us'])/1000:9.2f} {int(float(f['errors'])):6d}      -")
 PY
-        else
-            echo "3   dhttp   $mode $c FAILED (see $out/wrk-gw.txt)" | tee -a "$1"
-        fi
-        stop_cluster
+    else
+        echo "3   dhttp   $mode $c FAILED (see $out/wrk-gw.txt)" | tee -a "$3"
+    fi
+    stop_cluster
+}
+run_gateway() {
+    local row
+    : > "$1"
+    for row in put:1 put:16 put:64 lget:16 sget:16; do
+        gateway_row "${row%%:*}" "${row##*:}" "$1"
     done
 }
 for r in $(seq "$rounds"); do
@@ -103,9 +106,22 @@ for r in $(seq "$rounds"); do
         tail -20 "$out/etcd$r.log" >&2; exit 1; }
     cat "$out/etcd$r.txt"
 done
-python3 - "$out" "$rounds" <<'PY'
+# PAIRS=N: the row most at the mercy of the disk's flush latency, which drifts over minutes here
+# (put c=1: one fsync-bound write at a time), measured in N pairs, each the gateway's row and then
+# etcd's on fresh clusters one right after the other, so both meet the same disk; the ratio of each
+# pair, and their median.
+pairs=${PAIRS:-0}
+for p in $(seq "$pairs"); do
+    echo "== pair $p: put c=1, DEngine's gateway then etcd's"
+    : > "$out/pair-d$p.txt"
+    gateway_row put 1 "$out/pair-d$p.txt"
+    VARIANTS=3 DURATION="$secs" WORKLOADS=put:1 FAILOVER_TRIALS=0 FSYNC_PROBE=0 RESULTS_FILE="$out/pair-e$p.txt" \
+        "$shared/etcd-baseline.sh" >/dev/null 2>"$out/pair-e$p.log" || { tail -20 "$out/pair-e$p.log" >&2; exit 1; }
+    grep -E '^3 +wrk' "$out/pair-e$p.txt"
+done
+python3 - "$out" "$rounds" "$pairs" <<'PY'
 import re, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, pairs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def rows(path, tool):
     r = {}
     for line in open(path):
@@ -127,58 +143,68 @@ e = [rows(f"{out}/etcd{i}.txt", "wrk") for i in range(1, rounds + 1)]
 def med(runs, key, i):
     xs = [x[key][i] for x in runs if key in x]
     return statistics.median(xs) if xs else float("nan")
-print()
-print(f"DEngine / etcd on this machine, medians of {rounds} round(s); etcd driven by wrk over its HTTP gateway")
-print("| row | DEngine | etcd | ratio |")
-print("|---|---|---|---|")
-for load, c, etcdLoad in [("put", "1", "put"), ("put", "16", "put"), ("put", "64", "put"), ("lget", "16", "lget"),
-                          ("leaseget", "16", "lget"), ("sget", "16", "sget")]:
-    k, ek = (load, c), (etcdLoad, c)
-    ours, theirs = med(d, k, 0), med(e, ek, 0)
-    print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} ({etcdLoad}) | {ours / theirs:.2f}x |")
-    if load == "put" and c in ("1", "64"):
-        for i, name in ((1, "p50"), (2, "p99")):
-            o, theirs = med(d, k, i), med(e, ek, i)
-            print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
-for key in ("ready", "failover"):
-    ours = [v for x in d if key in x for v in x[key]]
-    theirs = [v for x in e if key in x for v in x[key]]
-    if ours and theirs:
-        mo, mt = statistics.median(ours), statistics.median(theirs)
-        print(f"| {key} ms (median) | {mo:.0f} | {mt:.0f} | {mo / mt:.2f}x (lower is better) |")
-print()
-print("DEngine standalone (3 dengined, DEngineClient over the client protocol) / etcd (wrk over its HTTP gateway), same run")
-print("| row | DEngine standalone | etcd | ratio |")
-print("|---|---|---|---|")
-for load, c, etcdLoad in [("put", "1", "put"), ("put", "16", "put"), ("put", "64", "put"), ("lget", "16", "lget"),
-                          ("leaseget", "16", "lget"), ("sget", "16", "sget")]:
-    k, ek = (load, c), (etcdLoad, c)
-    ours, theirs = med(s, k, 0), med(e, ek, 0)
-    print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} ({etcdLoad}) | {ours / theirs:.2f}x |")
-    if load == "put" and c == "64":
-        for i, name in ((1, "p50"), (2, "p99")):
-            o, theirs = med(s, k, i), med(e, ek, i)
-            print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
-print()
-print("DEngine's HTTP gateway / etcd's, the same wrk script (../shared/bench/etcd_kv.lua) against each leader, same run")
-print("| row | DEngine gateway | etcd gateway | ratio |")
-print("|---|---|---|---|")
-for load, c in [("put", "1"), ("put", "16"), ("put", "64"), ("lget", "16"), ("sget", "16")]:
-    k = (load, c)
-    ours, theirs = med(h, k, 0), med(e, k, 0)
-    print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f}x |")
-    if c == "64":
-        for i, name in ((1, "p50"), (2, "p99")):
-            o, theirs = med(h, k, i), med(e, k, i)
-            print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
-print()
-print("DEngine with mutual TLS 1.3 between the nodes / plain TCP, same run")
-print("| row | TLS | plain TCP | TLS / plain |")
-print("|---|---|---|---|")
-for load, c in [("put", "64"), ("lget", "16")]:
-    k = (load, c)
-    on, off = med(t, k, 0), med(d, k, 0)
-    print(f"| {load} c={c} ops/s | {on:.0f} | {off:.0f} | {on / off:.2f}x |")
-    o1, o2 = med(t, k, 1), med(d, k, 1)
-    print(f"| {load} c={c} p50 ms | {o1:.2f} | {o2:.2f} | {o1 / o2:.2f}x |")
+if rounds:
+    print()
+    print(f"DEngine / etcd on this machine, medians of {rounds} round(s); etcd driven by wrk over its HTTP gateway")
+    print("| row | DEngine | etcd | ratio |")
+    print("|---|---|---|---|")
+    for load, c, etcdLoad in [("put", "1", "put"), ("put", "16", "put"), ("put", "64", "put"), ("lget", "16", "lget"),
+                              ("leaseget", "16", "lget"), ("sget", "16", "sget")]:
+        k, ek = (load, c), (etcdLoad, c)
+        ours, theirs = med(d, k, 0), med(e, ek, 0)
+        print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} ({etcdLoad}) | {ours / theirs:.2f}x |")
+        if load == "put" and c in ("1", "64"):
+            for i, name in ((1, "p50"), (2, "p99")):
+                o, theirs = med(d, k, i), med(e, ek, i)
+                print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
+    for key in ("ready", "failover"):
+        ours = [v for x in d if key in x for v in x[key]]
+        theirs = [v for x in e if key in x for v in x[key]]
+        if ours and theirs:
+            mo, mt = statistics.median(ours), statistics.median(theirs)
+            print(f"| {key} ms (median) | {mo:.0f} | {mt:.0f} | {mo / mt:.2f}x (lower is better) |")
+    print()
+    print("DEngine standalone (3 dengined, DEngineClient over the client protocol) / etcd (wrk over its HTTP gateway), same run")
+    print("| row | DEngine standalone | etcd | ratio |")
+    print("|---|---|---|---|")
+    for load, c, etcdLoad in [("put", "1", "put"), ("put", "16", "put"), ("put", "64", "put"), ("lget", "16", "lget"),
+                              ("leaseget", "16", "lget"), ("sget", "16", "sget")]:
+        k, ek = (load, c), (etcdLoad, c)
+        ours, theirs = med(s, k, 0), med(e, ek, 0)
+        print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} ({etcdLoad}) | {ours / theirs:.2f}x |")
+        if load == "put" and c == "64":
+            for i, name in ((1, "p50"), (2, "p99")):
+                o, theirs = med(s, k, i), med(e, ek, i)
+                print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
+    print()
+    print("DEngine's HTTP gateway / etcd's, the same wrk script (../shared/bench/etcd_kv.lua) against each leader, same run")
+    print("| row | DEngine gateway | etcd gateway | ratio |")
+    print("|---|---|---|---|")
+    for load, c in [("put", "1"), ("put", "16"), ("put", "64"), ("lget", "16"), ("sget", "16")]:
+        k = (load, c)
+        ours, theirs = med(h, k, 0), med(e, k, 0)
+        print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f}x |")
+        if c == "64":
+            for i, name in ((1, "p50"), (2, "p99")):
+                o, theirs = med(h, k, i), med(e, k, i)
+                print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
+    print()
+    print("DEngine with mutual TLS 1.3 between the nodes / plain TCP, same run")
+    print("| row | TLS | plain TCP | TLS / plain |")
+    print("|---|---|---|---|")
+    for load, c in [("put", "64"), ("lget", "16")]:
+        k = (load, c)
+        on, off = med(t, k, 0), med(d, k, 0)
+        print(f"| {load} c={c} ops/s | {on:.0f} | {off:.0f} | {on / off:.2f}x |")
+        o1, o2 = med(t, k, 1), med(d, k, 1)
+        print(f"| {load} c={c} p50 ms | {o1:.2f} | {o2:.2f} | {o1 / o2:.2f}x |")
+if pairs:
+    ratios = []
+    for p in range(1, pairs + 1):
+        o, t = rows(f"{out}/pair-d{p}.txt", "dhttp"), rows(f"{out}/pair-e{p}.txt", "wrk")
+        if ("put", "1") in o and ("put", "1") in t:
+            ratios.append(o[("put", "1")][0] / t[("put", "1")][0])
+            print(f"pair {p}: gateway put c=1 {o[('put', '1')][0]:.0f} ops/s, etcd {t[('put', '1')][0]:.0f}: {ratios[-1]:.2f}x")
+    if ratios:
+        print(f"put c=1, gateway / etcd, {len(ratios)} pairs: median {statistics.median(ratios):.2f}x (min {min(ratios):.2f}x, max {max(ratios):.2f}x)")
 PY
