@@ -459,6 +459,7 @@ void EngineWorker::shutdown()
     // A snapshot being written is abandoned (its temporary file goes); the writer finishes what it
     // was given (writes and syncs it), then the files close.
     stopSnapshotThread();
+    writeDeferredHardState(true);
     m_writer.reset();
     m_node.reset();
     m_storage.reset();
@@ -612,6 +613,7 @@ void EngineWorker::onTick()
     expire();
     driveLeases();
     serveWatches(true);
+    writeDeferredHardState();
     // A forwarded write can be lost on the way (a queue overflow, a reconnect) while the leader
     // stays: propose again what two election timeouts did not apply (applied once, whatever comes).
     const qint64 now = m_clock.elapsed();
@@ -632,6 +634,19 @@ void EngineWorker::onTick()
     }
     issueWaiting();
     scheduleProcess();
+}
+
+void EngineWorker::writeDeferredHardState(bool stopping)
+{
+    // Only once nothing is being written: a write in flight is followed by the next Ready's, which
+    // carries it. At the stop there is no next one: a restart then applies up to it at once.
+    if (!m_deferredHardState || !m_writer || (!m_writes.empty() && !stopping))
+        return;
+    storage::LogWriter::Batch b;
+    b.id = ++m_nextBatchId;
+    b.hardState = std::exchange(m_deferredHardState, std::nullopt);
+    b.mustSync = false;
+    m_writer->submit(std::move(b));
 }
 
 void EngineWorker::onMessages(std::vector<raft::Message> &&messages)
@@ -742,20 +757,58 @@ void EngineWorker::process()
             m_term = rd.hardState->term;
             Q_EMIT termChanged(m_term);
         }
+        if (rd.hardState && !rd.mustSync && rd.entries.empty() && !rd.snapshot) {
+            // Only the commit index moved (the term and vote did not: mustSync is false). Raft
+            // needs no durable commit index (a restart learns it again from the leader, and
+            // starts from at least its snapshot's), so this waits for the next write rather than
+            // making one. A tick writes it once idle.
+            m_deferredHardState = rd.hardState;
+            rd.hardState.reset();
+        }
         if (!rd.entries.empty() || rd.hardState || rd.snapshot) {
             storage::LogWriter::Batch b;
             b.id = ++m_nextBatchId;
             if (rd.snapshot)
                 b.reset = std::make_pair(rd.snapshot->metadata.index, rd.snapshot->metadata.term);
             b.entries = std::move(rd.entries);
-            b.hardState = rd.hardState;
+            // A later hard state holds the deferred one's commit index (or a higher one).
+            b.hardState = rd.hardState ? rd.hardState : m_deferredHardState;
+            m_deferredHardState.reset();
             b.mustSync = rd.mustSync;
-            WriteInFlight w;
-            w.batchId = b.id;
-            w.writeId = rd.writeId;
-            w.afterPersist = std::move(rd.messagesAfterPersist);
-            m_writes.push_back(std::move(w));
-            m_writer->submit(std::move(b));
+            // A follower's append is on its leader's commit path: written and synced here and
+            // answered at once, it saves the hand-over to the writer's thread and back (two
+            // thread wake-ups per round trip). Only with nothing in flight (writes keep their
+            // order) and while the disk is quick: during a slow sync the writer's thread waits
+            // instead, and this thread goes on answering heartbeats.
+            storage::LogWriter::WriteNow now = storage::LogWriter::WriteNow::Busy;
+            if (m_role == raft::Role::Follower && !rd.snapshot && m_writes.empty() && m_clock.elapsed() >= m_inlineWritesFrom) {
+                QElapsedTimer took;
+                took.start();
+                now = m_writer->writeNow(b);
+                if (took.elapsed() > InlineWriteSlowMs)
+                    m_inlineWritesFrom = m_clock.elapsed() + InlineWritePauseMs;
+            }
+            if (now == storage::LogWriter::WriteNow::Failed)
+                return; // reported through the writer's error callback (onStorageError)
+            if (now == storage::LogWriter::WriteNow::Durable) {
+                try {
+                    m_node->acknowledgePersisted(rd.writeId);
+                } catch (const std::exception &e) {
+                    onCoreFailure(e.what());
+                    return;
+                }
+                if (!rd.messagesAfterPersist.empty()) {
+                    m_transport->send(std::move(rd.messagesAfterPersist));
+                    m_transport->sendQueuedNow(); // the leader's commit waits on this acknowledgement
+                }
+            } else {
+                WriteInFlight w;
+                w.batchId = b.id;
+                w.writeId = rd.writeId;
+                w.afterPersist = std::move(rd.messagesAfterPersist);
+                m_writes.push_back(std::move(w));
+                m_writer->submit(std::move(b));
+            }
         } else if (!rd.messagesAfterPersist.empty()) {
             // Nothing new to write, but earlier writes may still be on their way to the disk.
             if (m_writes.empty())

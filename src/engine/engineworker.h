@@ -328,6 +328,15 @@ private:
     qint64 m_lastRepropose = 0;
     std::uint64_t m_nextBatchId = 0;
     std::deque<WriteInFlight> m_writes;
+    // A follower writes its appends on this thread (LogWriter::writeNow) unless one took longer than
+    // InlineWriteSlowMs lately: then through the writer for InlineWritePauseMs (m_clock's ms).
+    static constexpr qint64 InlineWriteSlowMs = 20;
+    static constexpr qint64 InlineWritePauseMs = 2000;
+    qint64 m_inlineWritesFrom = 0;
+    // A hard state in which only the commit index moved, not written yet: it goes with the next
+    // write, or on a tick once nothing is being written, or at the stop (writeDeferredHardState()).
+    std::optional<raft::HardState> m_deferredHardState;
+    void writeDeferredHardState(bool stopping = false);
 
     std::uint64_t m_session = 0;
     std::uint64_t m_nextRequest = 0;

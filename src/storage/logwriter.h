@@ -5,6 +5,7 @@
 #include "storage/wal.h"
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <iterator>
 #include <cstdint>
@@ -60,12 +61,21 @@ public:
 
     // Any thread. Never blocks on the disk.
     void submit(Batch batch);
+    enum class WriteNow { Durable, Busy, Failed };
+    // Writes and syncs `batch` on the calling thread, now, when the writer has nothing in hand
+    // (nothing queued or being written: writes keep the order they were given in). Durable: it
+    // is, and onDurable is not called for it. Busy: nothing was done, `batch` is untouched (submit
+    // it). Failed: as a failure of the writer's own (onError was called; the writer is done).
+    // Blocks on the disk: for a caller that has nothing better to do than wait for it.
+    WriteNow writeNow(Batch &batch);
     // Waits until every submitted batch was handled (durable or failed). For shutdown and tests.
     void drain();
     Stats stats() const;
 
 private:
     void run();
+    // Writes, syncs (when a batch needs it) and compacts; counts; reports a failure. True: durable.
+    bool writeRound(std::vector<Batch> &round);
 
     Wal &m_wal;
     DurableCallback m_onDurable;
@@ -75,8 +85,9 @@ private:
     std::condition_variable m_idle;
     std::vector<Batch> m_queue;
     bool m_busy = false;
+    bool m_inline = false; // writeNow() is writing, on its caller's thread
     bool m_stopping = false;
-    bool m_failed = false;
+    std::atomic<bool> m_failed{false};
     Stats m_stats;
     std::thread m_thread;
 };

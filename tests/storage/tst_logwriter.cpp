@@ -254,3 +254,104 @@ TEST(LogWriter, destructor_finishesSubmittedBatches)
     auto reopened = openWal(dir.path(), nullptr);
     EXPECT_EQ(reopened->lastIndex(), 10u);
 }
+
+// writeNow(): the follower's path (EngineWorker writes its appends on its own thread when the
+// writer has nothing in hand).
+TEST(LogWriter, writeNow_whenIdle_isDurableOnReturnWithoutACallback)
+{
+    test::TempDir dir;
+    GatedFileSystem fs;
+    auto wal = openWal(dir.path(), &fs);
+    Observed seen;
+    LogWriter writer(
+        *wal,
+        [&](std::uint64_t id) {
+            std::lock_guard lock(seen.mutex);
+            seen.durable.push_back(id);
+            seen.cv.notify_all();
+        },
+        [&](const StorageStatus &st) {
+            std::lock_guard lock(seen.mutex);
+            seen.errors.push_back(st);
+        });
+    writer.submit({1, entries(1, 2), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt});
+    seen.waitDurable(1);
+    writer.drain();
+    const int syncsBefore = fs.syncs();
+    LogWriter::Batch b{2, entries(3, 3), std::nullopt, true, std::nullopt, std::nullopt};
+    ASSERT_EQ(writer.writeNow(b), LogWriter::WriteNow::Durable);
+    EXPECT_EQ(fs.syncs() - syncsBefore, 1);
+    EXPECT_EQ(wal->syncedLastIndex(), 5u) << "durable when writeNow returns";
+    // Later batches go through the thread as before, after it.
+    writer.submit({3, entries(6, 1), std::nullopt, true, std::nullopt, std::nullopt});
+    seen.waitDurable(3);
+    writer.drain();
+    std::lock_guard lock(seen.mutex);
+    EXPECT_EQ(seen.durable, (std::vector<std::uint64_t>{1, 3})) << "the inline write is not reported through onDurable";
+    EXPECT_TRUE(seen.errors.empty());
+    EXPECT_EQ(wal->syncedLastIndex(), 6u);
+    EXPECT_EQ(writer.stats().batches, 3u);
+    EXPECT_EQ(writer.stats().syncs, 3u);
+}
+
+TEST(LogWriter, writeNow_whileTheThreadWrites_isBusyAndLeavesTheBatch)
+{
+    test::TempDir dir;
+    GatedFileSystem fs;
+    auto wal = openWal(dir.path(), &fs);
+    Observed seen;
+    LogWriter writer(
+        *wal,
+        [&](std::uint64_t id) {
+            std::lock_guard lock(seen.mutex);
+            seen.durable.push_back(id);
+            seen.cv.notify_all();
+        },
+        [](const StorageStatus &) {});
+    fs.holdSyncs();
+    writer.submit({1, entries(1, 1), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt});
+    fs.waitForHeldSync(); // the thread is in the middle of batch 1
+    LogWriter::Batch b{2, entries(2, 2), std::nullopt, true, std::nullopt, std::nullopt};
+    EXPECT_EQ(writer.writeNow(b), LogWriter::WriteNow::Busy);
+    EXPECT_EQ(b.entries.size(), 2u) << "a Busy batch is left to be submitted";
+    EXPECT_EQ(wal->lastIndex(), 1u) << "nothing of it was written";
+    // Queued behind the held one: still Busy (writes keep the order they were given in).
+    writer.submit(std::move(b));
+    LogWriter::Batch c{3, entries(4, 1), std::nullopt, true, std::nullopt, std::nullopt};
+    EXPECT_EQ(writer.writeNow(c), LogWriter::WriteNow::Busy);
+    fs.releaseSyncs();
+    seen.waitDurable(2);
+    writer.drain();
+    EXPECT_EQ(writer.writeNow(c), LogWriter::WriteNow::Durable);
+    EXPECT_EQ(wal->syncedLastIndex(), 4u);
+}
+
+TEST(LogWriter, writeNow_failure_isFinalAndReportedOnce)
+{
+    test::TempDir dir;
+    GatedFileSystem fs;
+    auto wal = openWal(dir.path(), &fs);
+    Observed seen;
+    LogWriter writer(
+        *wal, [&](std::uint64_t id) {
+            std::lock_guard lock(seen.mutex);
+            seen.durable.push_back(id);
+        },
+        [&](const StorageStatus &st) {
+            std::lock_guard lock(seen.mutex);
+            seen.errors.push_back(st);
+        });
+    fs.failSyncs(EIO);
+    LogWriter::Batch b{1, entries(1, 1), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt};
+    EXPECT_EQ(writer.writeNow(b), LogWriter::WriteNow::Failed);
+    fs.failSyncs(0);
+    LogWriter::Batch c{2, entries(2, 1), std::nullopt, true, std::nullopt, std::nullopt};
+    EXPECT_EQ(writer.writeNow(c), LogWriter::WriteNow::Failed) << "nothing is written or acknowledged after a failure";
+    writer.submit({3, entries(2, 1), std::nullopt, true, std::nullopt, std::nullopt});
+    writer.drain();
+    std::lock_guard lock(seen.mutex);
+    EXPECT_TRUE(seen.durable.empty());
+    ASSERT_EQ(seen.errors.size(), 1u);
+    EXPECT_NE(seen.errors[0].message.find("fdatasync"), std::string::npos) << seen.errors[0].message;
+    EXPECT_EQ(wal->syncedLastIndex(), 0u);
+}
