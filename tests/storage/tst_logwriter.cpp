@@ -116,6 +116,23 @@ struct Observed {
         std::unique_lock lock(mutex);
         cv.wait(lock, [&] { return !durable.empty() && durable.back() >= id; });
     }
+    // The writer's callbacks, recording here.
+    LogWriter::DurableCallback onDurable()
+    {
+        return [this](std::uint64_t id) {
+            std::lock_guard lock(mutex);
+            durable.push_back(id);
+            cv.notify_all();
+        };
+    }
+    LogWriter::ErrorCallback onError()
+    {
+        return [this](const StorageStatus &st) {
+            std::lock_guard lock(mutex);
+            errors.push_back(st);
+            cv.notify_all();
+        };
+    }
 };
 
 std::vector<raft::Entry> entries(raft::Index from, std::size_t count)
@@ -148,17 +165,7 @@ TEST(LogWriter, batchesQueuedDuringASync_shareTheNextSync)
     auto wal = openWal(dir.path(), &fs);
     const int syncsBefore = fs.syncs();
     Observed seen;
-    LogWriter writer(
-        *wal,
-        [&](std::uint64_t id) {
-            std::lock_guard lock(seen.mutex);
-            seen.durable.push_back(id);
-            seen.cv.notify_all();
-        },
-        [&](const StorageStatus &st) {
-            std::lock_guard lock(seen.mutex);
-            seen.errors.push_back(st);
-        });
+    LogWriter writer(*wal, seen.onDurable(), seen.onError());
 
     fs.holdSyncs();
     writer.submit({1, entries(1, 1), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt});
@@ -186,14 +193,7 @@ TEST(LogWriter, commitOnlyHardState_isNotSynced)
     GatedFileSystem fs;
     auto wal = openWal(dir.path(), &fs);
     Observed seen;
-    LogWriter writer(
-        *wal,
-        [&](std::uint64_t id) {
-            std::lock_guard lock(seen.mutex);
-            seen.durable.push_back(id);
-            seen.cv.notify_all();
-        },
-        [](const StorageStatus &) {});
+    LogWriter writer(*wal, seen.onDurable(), seen.onError());
     const int before = fs.syncs();
     writer.submit({1, {}, raft::HardState{0, 0, 0}, false, std::nullopt, std::nullopt});
     seen.waitDurable(1);
@@ -207,18 +207,7 @@ TEST(LogWriter, failedSync_isReportedOnceAndNothingLaterIsAcknowledged)
     GatedFileSystem fs;
     auto wal = openWal(dir.path(), &fs);
     Observed seen;
-    LogWriter writer(
-        *wal,
-        [&](std::uint64_t id) {
-            std::lock_guard lock(seen.mutex);
-            seen.durable.push_back(id);
-            seen.cv.notify_all();
-        },
-        [&](const StorageStatus &st) {
-            std::lock_guard lock(seen.mutex);
-            seen.errors.push_back(st);
-            seen.cv.notify_all();
-        });
+    LogWriter writer(*wal, seen.onDurable(), seen.onError());
     writer.submit({1, entries(1, 2), std::nullopt, true, std::nullopt, std::nullopt});
     seen.waitDurable(1);
     fs.failSyncs(EIO);
@@ -263,17 +252,7 @@ TEST(LogWriter, writeNow_whenIdle_isDurableOnReturnWithoutACallback)
     GatedFileSystem fs;
     auto wal = openWal(dir.path(), &fs);
     Observed seen;
-    LogWriter writer(
-        *wal,
-        [&](std::uint64_t id) {
-            std::lock_guard lock(seen.mutex);
-            seen.durable.push_back(id);
-            seen.cv.notify_all();
-        },
-        [&](const StorageStatus &st) {
-            std::lock_guard lock(seen.mutex);
-            seen.errors.push_back(st);
-        });
+    LogWriter writer(*wal, seen.onDurable(), seen.onError());
     writer.submit({1, entries(1, 2), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt});
     seen.waitDurable(1);
     writer.drain();
@@ -300,14 +279,7 @@ TEST(LogWriter, writeNow_whileTheThreadWrites_isBusyAndLeavesTheBatch)
     GatedFileSystem fs;
     auto wal = openWal(dir.path(), &fs);
     Observed seen;
-    LogWriter writer(
-        *wal,
-        [&](std::uint64_t id) {
-            std::lock_guard lock(seen.mutex);
-            seen.durable.push_back(id);
-            seen.cv.notify_all();
-        },
-        [](const StorageStatus &) {});
+    LogWriter writer(*wal, seen.onDurable(), seen.onError());
     fs.holdSyncs();
     writer.submit({1, entries(1, 1), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt});
     fs.waitForHeldSync(); // the thread is in the middle of batch 1
@@ -332,15 +304,7 @@ TEST(LogWriter, writeNow_failure_isFinalAndReportedOnce)
     GatedFileSystem fs;
     auto wal = openWal(dir.path(), &fs);
     Observed seen;
-    LogWriter writer(
-        *wal, [&](std::uint64_t id) {
-            std::lock_guard lock(seen.mutex);
-            seen.durable.push_back(id);
-        },
-        [&](const StorageStatus &st) {
-            std::lock_guard lock(seen.mutex);
-            seen.errors.push_back(st);
-        });
+    LogWriter writer(*wal, seen.onDurable(), seen.onError());
     fs.failSyncs(EIO);
     LogWriter::Batch b{1, entries(1, 1), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt};
     EXPECT_EQ(writer.writeNow(b), LogWriter::WriteNow::Failed);
