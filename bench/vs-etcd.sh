@@ -143,51 +143,36 @@ e = [rows(f"{out}/etcd{i}.txt", "wrk") for i in range(1, rounds + 1)]
 def med(runs, key, i):
     xs = [x[key][i] for x in runs if key in x]
     return statistics.median(xs) if xs else float("nan")
-if rounds:
+ALL = [("put", "1", "put"), ("put", "16", "put"), ("put", "64", "put"), ("lget", "16", "lget"), ("leaseget", "16", "lget"), ("sget", "16", "sget")]
+def against_etcd(title, column, runs, rows, latency, etcd_column="etcd", name_etcd_row=True):
+    # One table: each row's median ops/s beside etcd's (the row etcd ran for it), and the ratio;
+    # p50 and p99 too where latency(load, c).
     print()
-    print(f"DEngine / etcd on this machine, medians of {rounds} round(s); etcd driven by wrk over its HTTP gateway")
-    print("| row | DEngine | etcd | ratio |")
+    print(title)
+    print(f"| row | {column} | {etcd_column} | ratio |")
     print("|---|---|---|---|")
-    for load, c, etcdLoad in [("put", "1", "put"), ("put", "16", "put"), ("put", "64", "put"), ("lget", "16", "lget"),
-                              ("leaseget", "16", "lget"), ("sget", "16", "sget")]:
+    for load, c, etcdLoad in rows:
         k, ek = (load, c), (etcdLoad, c)
-        ours, theirs = med(d, k, 0), med(e, ek, 0)
-        print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} ({etcdLoad}) | {ours / theirs:.2f}x |")
-        if load == "put" and c in ("1", "64"):
+        ours, theirs = med(runs, k, 0), med(e, ek, 0)
+        named = f" ({etcdLoad})" if name_etcd_row else ""
+        print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f}{named} | {ours / theirs:.2f}x |")
+        if latency(load, c):
             for i, name in ((1, "p50"), (2, "p99")):
-                o, theirs = med(d, k, i), med(e, ek, i)
+                o, theirs = med(runs, k, i), med(e, ek, i)
                 print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
+if rounds:
+    against_etcd(f"DEngine / etcd on this machine, medians of {rounds} round(s); etcd driven by wrk over its HTTP gateway", "DEngine", d, ALL,
+                 lambda load, c: load == "put" and c in ("1", "64"))
     for key in ("ready", "failover"):
         ours = [v for x in d if key in x for v in x[key]]
         theirs = [v for x in e if key in x for v in x[key]]
         if ours and theirs:
             mo, mt = statistics.median(ours), statistics.median(theirs)
             print(f"| {key} ms (median) | {mo:.0f} | {mt:.0f} | {mo / mt:.2f}x (lower is better) |")
-    print()
-    print("DEngine standalone (3 dengined, DEngineClient over the client protocol) / etcd (wrk over its HTTP gateway), same run")
-    print("| row | DEngine standalone | etcd | ratio |")
-    print("|---|---|---|---|")
-    for load, c, etcdLoad in [("put", "1", "put"), ("put", "16", "put"), ("put", "64", "put"), ("lget", "16", "lget"),
-                              ("leaseget", "16", "lget"), ("sget", "16", "sget")]:
-        k, ek = (load, c), (etcdLoad, c)
-        ours, theirs = med(s, k, 0), med(e, ek, 0)
-        print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} ({etcdLoad}) | {ours / theirs:.2f}x |")
-        if load == "put" and c == "64":
-            for i, name in ((1, "p50"), (2, "p99")):
-                o, theirs = med(s, k, i), med(e, ek, i)
-                print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
-    print()
-    print("DEngine's HTTP gateway / etcd's, the same wrk script (../shared/bench/etcd_kv.lua) against each leader, same run")
-    print("| row | DEngine gateway | etcd gateway | ratio |")
-    print("|---|---|---|---|")
-    for load, c in [("put", "1"), ("put", "16"), ("put", "64"), ("lget", "16"), ("sget", "16")]:
-        k = (load, c)
-        ours, theirs = med(h, k, 0), med(e, k, 0)
-        print(f"| {load} c={c} ops/s | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f}x |")
-        if c == "64":
-            for i, name in ((1, "p50"), (2, "p99")):
-                o, theirs = med(h, k, i), med(e, k, i)
-                print(f"| {load} c={c} {name} ms | {o:.2f} | {theirs:.2f} | {o / theirs:.2f}x (lower is better) |")
+    against_etcd("DEngine standalone (3 dengined, DEngineClient over the client protocol) / etcd (wrk over its HTTP gateway), same run",
+                 "DEngine standalone", s, ALL, lambda load, c: load == "put" and c == "64")
+    against_etcd("DEngine's HTTP gateway / etcd's, the same wrk script (../shared/bench/etcd_kv.lua) against each leader, same run",
+                 "DEngine gateway", h, [(l, c, l) for l, c, _ in ALL if l != "leaseget"], lambda load, c: c == "64", "etcd gateway", False)
     print()
     print("DEngine with mutual TLS 1.3 between the nodes / plain TCP, same run")
     print("| row | TLS | plain TCP | TLS / plain |")
