@@ -1344,17 +1344,30 @@ int main(int argc, char **argv)
     for (Plan &pl : plans) {
         if (g_interrupted)
             break;
-        pl.o.dir = QDir(base).filePath(QStringLiteral("seed%1").arg(pl.o.seed));
-        QDir(pl.o.dir).removeRecursively();
-        QDir().mkpath(pl.o.dir);
-        QElapsedTimer t;
-        t.start();
-        Run run(pl.o);
-        const RunResult r = run.go();
-        printSummary(pl.o, r, t.elapsed());
-        ops += r.operations;
-        for (const auto &[k, n] : r.faults)
-            faultTotals[k] += n;
+        // A case that must be caught depends on the faults meeting the bug (a stale read has to
+        // happen while a client reads): a run may pass without one. It runs again, with other
+        // seeds, up to MustCatchAttempts times; a checker that cannot catch it fails them all.
+        constexpr int MustCatchAttempts = 4;
+        RunResult r;
+        for (int attempt = 0; attempt < (pl.expectAnomaly ? MustCatchAttempts : 1) && !g_interrupted; ++attempt) {
+            if (attempt > 0) {
+                pl.o.seed += 1000;
+                std::printf("  not met in this run: again with seed %llu\n", static_cast<unsigned long long>(pl.o.seed));
+            }
+            pl.o.dir = QDir(base).filePath(QStringLiteral("seed%1").arg(pl.o.seed));
+            QDir(pl.o.dir).removeRecursively();
+            QDir().mkpath(pl.o.dir);
+            QElapsedTimer t;
+            t.start();
+            Run run(pl.o);
+            r = run.go();
+            printSummary(pl.o, r, t.elapsed());
+            ops += r.operations;
+            for (const auto &[k, n] : r.faults)
+                faultTotals[k] += n;
+            if (!r.anomalies.isEmpty())
+                break;
+        }
         if (pl.expectAnomaly) {
             const bool rightKind = pl.expectKinds.isEmpty() || std::any_of(r.anomalies.begin(), r.anomalies.end(), [&](const QString &a) {
                 return std::any_of(pl.expectKinds.begin(), pl.expectKinds.end(), [&](const QString &k) { return a.contains(k); });
@@ -1377,7 +1390,7 @@ int main(int argc, char **argv)
     QStringList f;
     for (const auto &[k, n] : faultTotals)
         f << QStringLiteral("%1 %2").arg(k).arg(n);
-    std::printf("dengine-chaos: %zu run(s), %llu operations, faults: %s; %d anomalies; %.0f s\n", plans.size(), static_cast<unsigned long long>(ops),
+    std::printf("dengine-chaos: %zu plan(s), %llu operations, faults: %s; %d anomalies; %.0f s\n", plans.size(), static_cast<unsigned long long>(ops),
                 qPrintable(f.join(QStringLiteral(", "))), anomalies, double(total.elapsed()) / 1000.0);
     if (status != 0)
         tmp.setAutoRemove(false);
