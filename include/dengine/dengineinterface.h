@@ -138,8 +138,10 @@ public:
     virtual bool isReady() const = 0;
     // The role of this node (a client: of the member it talks to; Stopped when none).
     virtual Role role() const = 0;
-    // This node's (a client: its member's) commit and applied indexes; an engine reports every
-    // change, a client at most a few times a second.
+    // This node's (a client: its member's) commit and applied indexes. An engine's getters give
+    // the latest, and commitIndexChanged()/appliedIndexChanged() come at most once in 10 ms (the
+    // last move is always told, and before any lifecycle signal that follows it); a client's move
+    // a few times a second.
     virtual quint64 commitIndex() const = 0;
     virtual quint64 appliedIndex() const = 0;
     // The applied configuration: every member (voters and learners: the two below together), the

@@ -66,6 +66,14 @@ public:
 
     void beginStop();
     void onWorkerFinished();
+    // The worker's latest indexes into the cache, and their signals: when the worker tells of a
+    // move, and before it goes.
+    void takeIndexes()
+    {
+        const auto [c, a] = worker->takeIndexes();
+        update(commit, c, &DEngine::commitIndexChanged);
+        update(applied, a, &DEngine::appliedIndexChanged);
+    }
     // The cache changes, then the matching signal (when the value did change).
     template <typename T, typename Signal>
     void update(T &field, T value, Signal signal)
@@ -138,6 +146,8 @@ DEngine::~DEngine()
         else
             d->thread->quit();
         if (d->thread->wait(d->config.stopTimeoutMs)) {
+            if (d->worker)
+                d->takeIndexes();
             delete d->worker; // its thread has ended: safe from here
             delete d->thread;
         } else {
@@ -219,12 +229,8 @@ bool DEngine::start()
             Q_EMIT firstCommit(index);
     });
     connect(w, &EngineWorker::indexesChanged, this, [p, w] {
-        if (p->worker != w)
-            return;
-        // The latest values (the worker queues one of these at a time; the indexes only grow).
-        const auto [commit, applied] = w->takeIndexes();
-        p->update(p->commit, commit, &DEngine::commitIndexChanged);
-        p->update(p->applied, applied, &DEngine::appliedIndexChanged);
+        if (p->worker == w)
+            p->takeIndexes();
     });
     connect(w, &EngineWorker::membersChanged, this,
             [this, p, w](const QList<NodeId> &voters, const QList<NodeId> &learners, const QMap<NodeId, QString> &addresses,
@@ -327,6 +333,7 @@ void DEnginePrivate::onWorkerFinished()
         announceStopping(); // the worker stopped on its own (a fatal error already reported)
     thread->quit();
     thread->wait();
+    takeIndexes();
     delete worker; // owned here until its thread has ended (a worker deleted early would leave queued
                    // calls to it dangling)
     delete thread;
@@ -345,8 +352,9 @@ NodeId DEngine::currentLeader() const { return d->leader; }
 quint64 DEngine::currentTerm() const { return d->term; }
 bool DEngine::isReady() const { return d->ready; }
 DEngine::Role DEngine::role() const { return d->role; }
-quint64 DEngine::commitIndex() const { return d->commit; }
-quint64 DEngine::appliedIndex() const { return d->applied; }
+// The worker's latest (its notifications are spaced out; a getter need not wait for one).
+quint64 DEngine::commitIndex() const { return d->worker ? std::max(d->commit, d->worker->peekIndexes().first) : d->commit; }
+quint64 DEngine::appliedIndex() const { return d->worker ? std::max(d->applied, d->worker->peekIndexes().second) : d->applied; }
 QList<NodeId> DEngine::voters() const { return d->voters; }
 QList<NodeId> DEngine::learners() const { return d->learners; }
 QString DEngine::memberAddress(NodeId id) const { return d->addresses.value(id); }

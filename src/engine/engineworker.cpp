@@ -345,6 +345,9 @@ void EngineWorker::start()
     // expiry (2 * electionTick) lasts: after them the core has seen every one of those run out.
     m_tickClock = TickClock(m_config.tickIntervalMs, 2ULL * static_cast<std::uint64_t>(m_config.electionTicks) + 2);
     m_tickClock.start();
+    m_indexesTimer = new QTimer(this);
+    m_indexesTimer->setSingleShot(true);
+    connect(m_indexesTimer, &QTimer::timeout, this, [this] { tellIndexes(true); });
     m_ticker = new QTimer(this);
     m_ticker->setTimerType(Qt::PreciseTimer);
     connect(m_ticker, &QTimer::timeout, this, &EngineWorker::onTick);
@@ -368,6 +371,7 @@ void EngineWorker::start()
 void EngineWorker::fatal(DEngine::Error error, const QString &message)
 {
     qCCritical(lcEngine).noquote() << QStringLiteral("node %1: %2").arg(m_config.nodeId).arg(message);
+    tellIndexes(true);
     Q_EMIT failed(error, message);
     shutdown();
 }
@@ -451,6 +455,7 @@ void EngineWorker::shutdown()
     m_readsAtIndex.clear();
     if (m_ticker)
         m_ticker->stop();
+    tellIndexes(true); // the owner reads the last values once more when the worker has finished
     if (m_transport) {
         m_transport->close();
         delete m_transport;
@@ -476,6 +481,37 @@ DEngineResult EngineWorker::baseResult(DEngine::Status status, const QString &me
     r.leaderHint = m_leader;
     r.revision = m_kv.appliedIndex();
     return r;
+}
+
+void EngineWorker::tellIndexes(bool now)
+{
+    if (!m_indexesUntold || !m_indexesTimer)
+        return;
+    if (m_indexesPending.load(std::memory_order_acquire)) {
+        // The owner has not taken the last one yet: when it does, it reads these values too.
+        m_indexesUntold = false;
+        return;
+    }
+    const qint64 t = m_clock.elapsed();
+    if (!now && t - m_indexesToldAt < IndexesNotifyMs) {
+        // Told lately: once more when the interval is over, with the values of then. At one
+        // commit every few hundred microseconds, a wake-up of the owner's thread per commit costs
+        // the cluster's commit path a core it needs.
+        if (!m_indexesTimer->isActive())
+            m_indexesTimer->start(int(IndexesNotifyMs - (t - m_indexesToldAt)));
+        return;
+    }
+    m_indexesTimer->stop();
+    m_indexesUntold = false;
+    m_indexesToldAt = t;
+    m_indexesPending.store(true, std::memory_order_release);
+    Q_EMIT indexesChanged();
+}
+
+std::pair<quint64, quint64> EngineWorker::peekIndexes() const
+{
+    const quint64 applied = m_sharedApplied.load(std::memory_order_acquire);
+    return {m_sharedCommit.load(std::memory_order_relaxed), applied};
 }
 
 std::pair<quint64, quint64> EngineWorker::takeIndexes()
@@ -742,6 +778,7 @@ void EngineWorker::process()
         // the order it happened; in each, the term first, so a leader is announced after the term
         // it leads (a getter in a leaderChanged slot shows that term, never an older one).
         for (const raft::SoftState &s : rd.softStates) {
+            tellIndexes(true); // what happened before a transition is told before it
             if (s.term != m_term) {
                 m_term = s.term;
                 Q_EMIT termChanged(m_term);
@@ -754,6 +791,7 @@ void EngineWorker::process()
         }
         if (rd.hardState && rd.hardState->term != m_term) {
             // Every term change is a transition too; this only guards the invariant.
+            tellIndexes(true);
             m_term = rd.hardState->term;
             Q_EMIT termChanged(m_term);
         }
@@ -886,17 +924,19 @@ void EngineWorker::announce()
         m_applied = m_kv.appliedIndex();
         m_sharedCommit.store(m_commit, std::memory_order_relaxed);
         m_sharedApplied.store(m_applied, std::memory_order_release);
-        if (!m_indexesPending.exchange(true, std::memory_order_acq_rel))
-            Q_EMIT indexesChanged();
+        m_indexesUntold = true;
+        tellIndexes(false);
     }
     // Ready: the leader of this node's term is known and its first entry is applied here.
     const bool termStarted = m_firstOfTermIndex > 0 && m_firstOfTermTerm == st.hardState.term && m_applied >= m_firstOfTermIndex;
     if (!m_ready && m_leader != 0 && termStarted) {
         m_ready = true;
+        tellIndexes(true);
         Q_EMIT readyReached();
     }
     if (m_ready && termStarted && m_firstCommitTold != m_firstOfTermTerm) {
         m_firstCommitTold = m_firstOfTermTerm;
+        tellIndexes(true);
         Q_EMIT firstCommit(m_firstOfTermIndex);
     }
 }

@@ -142,6 +142,8 @@ public Q_SLOTS:
 public:
     // Any thread: the latest commit and applied index, and clears the pending indexesChanged().
     std::pair<quint64, quint64> takeIndexes();
+    // Any thread: the latest commit and applied index (the pending signal stays).
+    std::pair<quint64, quint64> peekIndexes() const;
     // Any thread: queues a call for submit(). Calls queued while the worker is busy are taken
     // together, with one wake-up of the worker thread for all of them.
     void enqueue(std::shared_ptr<EngineRequest> request);
@@ -153,9 +155,11 @@ Q_SIGNALS:
     void termChanged(quint64 term);
     void readyReached();
     void firstCommit(quint64 index);
-    // The commit or applied index moved; read them with indexes(). One signal is pending at most:
-    // the owner reads the latest values when it handles it (they only grow), so a busy cluster
-    // does not queue an event per Ready for the owner thread.
+    // The commit or applied index moved; read them with takeIndexes(). One signal is pending at
+    // most: the owner reads the latest values when it handles it (they only grow), so a busy
+    // cluster does not queue an event per Ready for the owner thread. And one in IndexesNotifyMs
+    // at most (the last move is always told), but before any other signal of this worker: a slot
+    // for a transition finds the indexes of before it.
     void indexesChanged();
     // The applied configuration or the address book changed.
     void membersChanged(const QList<NodeId> &voters, const QList<NodeId> &learners, const QMap<NodeId, QString> &addresses,
@@ -321,6 +325,12 @@ private:
     std::atomic<quint64> m_sharedCommit{0};
     std::atomic<quint64> m_sharedApplied{0};
     std::atomic<bool> m_indexesPending{false};
+    // Indexes moved but not told yet (tellIndexes()); when they were last told (ms on m_clock).
+    static constexpr qint64 IndexesNotifyMs = 10;
+    bool m_indexesUntold = false;
+    qint64 m_indexesToldAt = -IndexesNotifyMs;
+    QTimer *m_indexesTimer = nullptr;
+    void tellIndexes(bool now);
     std::mutex m_inboxMutex;
     std::vector<std::shared_ptr<EngineRequest>> m_inbox; // guarded by m_inboxMutex
 

@@ -367,6 +367,7 @@ void EngineWorker::emitMembers()
         clientAddresses.insert(id, fromStd(address));
     if (!m_config.clientAddress.isEmpty() && !clientAddresses.contains(m_config.nodeId))
         clientAddresses.insert(m_config.nodeId, m_config.clientAddress); // its own, before the log has it
+    tellIndexes(true);
     Q_EMIT membersChanged(sortedList(m_appliedConf.voters), sortedList(m_appliedConf.learners), addresses, clientAddresses);
 }
 
