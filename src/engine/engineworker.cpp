@@ -76,19 +76,30 @@ void ResultCourier::deliver(std::shared_ptr<QPromise<DEngineResult>> promise, DE
 {
     if (write)
         (result.ok() ? writesCommitted : writesFailed).fetch_add(1, std::memory_order_relaxed);
-    std::unique_lock lock(m_mutex);
-    if (!m_target) {
-        lock.unlock();
+    bool queued = false;
+    bool post = false;
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_open) {
+            // Results that come while the owner thread has not drained yet go with the same
+            // drain: one posted event (and one wake-up of that thread) for all of them, in order.
+            post = m_queue.empty();
+            m_queue.push_back(Delivery{std::move(promise), std::move(result), bytes});
+            queued = true;
+        }
+    }
+    if (!queued) { // detached: finished here
         promise->addResult(std::move(result));
         promise->finish();
         return;
     }
-    // Results that come while the owner thread has not drained yet go with the same drain: one
-    // posted event (and one wake-up of that thread) for all of them, in order.
-    const bool post = m_queue.empty();
-    m_queue.push_back(Delivery{std::move(promise), std::move(result), bytes});
-    if (post)
-        QMetaObject::invokeMethod(m_target, [self = shared_from_this()] { self->drain(); }, Qt::QueuedConnection);
+    if (post) {
+        // Posted outside m_mutex: the posted event wakes the owner thread at once, and its drain()
+        // would otherwise wait on the mutex until this post returned (a second wake-up).
+        std::lock_guard lock(m_targetMutex);
+        if (m_target) // else detach() took the queue
+            QMetaObject::invokeMethod(m_target, [self = shared_from_this()] { self->drain(); }, Qt::QueuedConnection);
+    }
 }
 
 void ResultCourier::drain()
@@ -118,10 +129,14 @@ void ResultCourier::finish(Delivery &d)
 
 void ResultCourier::detach()
 {
+    {
+        std::lock_guard lock(m_targetMutex);
+        m_target = nullptr;
+    }
     std::deque<Delivery> left;
     {
         std::lock_guard lock(m_mutex);
-        m_target = nullptr;
+        m_open = false;
         left.swap(m_queue);
     }
     for (Delivery &d : left)

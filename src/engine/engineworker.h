@@ -78,8 +78,10 @@ private:
     void finish(Delivery &d);
 
     std::mutex m_mutex;
-    QObject *m_target;             // guarded by m_mutex
+    bool m_open = true;            // guarded by m_mutex; false once detached
     std::deque<Delivery> m_queue;  // guarded by m_mutex; one posted drain() while not empty
+    std::mutex m_targetMutex;      // taken after m_mutex is released, never with it
+    QObject *m_target;             // guarded by m_targetMutex
     Done m_done;                   // owner thread only
 };
 
