@@ -29,7 +29,7 @@ void LogWriter::submit(Batch batch)
     m_wake.notify_one();
 }
 
-LogWriter::WriteNow LogWriter::writeNow(Batch &batch)
+LogWriter::WriteNow LogWriter::writeNow(const Batch &batch)
 {
     {
         std::lock_guard lock(m_mutex);
@@ -39,14 +39,17 @@ LogWriter::WriteNow LogWriter::writeNow(Batch &batch)
             return WriteNow::Busy;
         m_inline = true; // the writer's thread takes nothing until this is done
     }
-    std::vector<Batch> round;
-    round.push_back(std::move(batch));
-    const bool ok = writeRound(round);
+    const bool ok = writeRound(std::span<const Batch>(&batch, 1));
+    bool wakeWriter;
     {
         std::lock_guard lock(m_mutex);
         m_inline = false;
+        // Only if something came for the writer's thread meanwhile: a notification it would only
+        // go back to sleep after is a thread wake-up per write, on the commit path's cores.
+        wakeWriter = !m_queue.empty() || m_stopping;
     }
-    m_wake.notify_one();
+    if (wakeWriter)
+        m_wake.notify_one();
     m_idle.notify_all();
     return ok ? WriteNow::Durable : WriteNow::Failed;
 }
@@ -71,7 +74,7 @@ void LogWriter::run()
             std::unique_lock lock(m_mutex);
             m_busy = false;
             m_idle.notify_all();
-            m_wake.wait(lock, [this] { return (!m_queue.empty() && !m_inline) || (m_stopping && !m_inline); });
+            m_wake.wait(lock, [this] { return !m_inline && (!m_queue.empty() || m_stopping); });
             if (m_queue.empty())
                 return; // stopping, and everything submitted was handled
             round.swap(m_queue);
@@ -87,7 +90,7 @@ void LogWriter::run()
     }
 }
 
-bool LogWriter::writeRound(std::vector<Batch> &round)
+bool LogWriter::writeRound(std::span<const Batch> round)
 {
     bool needSync = false;
     std::uint64_t entries = 0;

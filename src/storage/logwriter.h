@@ -12,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -67,7 +68,7 @@ public:
     // is, and onDurable is not called for it. Busy: nothing was done, `batch` is untouched (submit
     // it). Failed: as a failure of the writer's own (onError was called; the writer is done).
     // Blocks on the disk: for a caller that has nothing better to do than wait for it.
-    WriteNow writeNow(Batch &batch);
+    WriteNow writeNow(const Batch &batch);
     // Waits until every submitted batch was handled (durable or failed). For shutdown and tests.
     void drain();
     Stats stats() const;
@@ -75,7 +76,7 @@ public:
 private:
     void run();
     // Writes, syncs (when a batch needs it) and compacts; counts; reports a failure. True: durable.
-    bool writeRound(std::vector<Batch> &round);
+    bool writeRound(std::span<const Batch> round);
 
     Wal &m_wal;
     DurableCallback m_onDurable;
