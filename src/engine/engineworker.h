@@ -337,6 +337,7 @@ private:
     std::vector<std::shared_ptr<EngineRequest>> m_inbox; // guarded by m_inboxMutex
 
     bool m_processScheduled = false;
+    QTimer *m_processTimer = nullptr; // zero, single shot: scheduleProcess()
     qint64 m_lastRepropose = 0;
     std::uint64_t m_nextBatchId = 0;
     std::deque<WriteInFlight> m_writes;

@@ -96,8 +96,14 @@ struct PeerTransport::SnapshotReceive {
 };
 
 PeerTransport::PeerTransport(Options options, Receiver onReceive, UnreachableCallback onUnreachable, QObject *parent)
-    : QObject(parent), m_opts(std::move(options)), m_onReceive(std::move(onReceive)), m_onUnreachable(std::move(onUnreachable))
+    : QObject(parent), m_opts(std::move(options)), m_onReceive(std::move(onReceive)), m_onUnreachable(std::move(onUnreachable)),
+      m_flushTimer(new QTimer(this))
 {
+    // A zero timer rather than a posted event: it fires in the event loop's same pass, and costs
+    // no write and read of the dispatcher's eventfd.
+    m_flushTimer->setSingleShot(true);
+    m_flushTimer->setInterval(0);
+    connect(m_flushTimer, &QTimer::timeout, this, &PeerTransport::flush);
 }
 
 PeerTransport::~PeerTransport() { close(); }
@@ -178,7 +184,7 @@ void PeerTransport::send(std::vector<raft::Message> messages)
     if (!m_flushScheduled) {
         // Everything sent during this event-loop turn leaves as one frame per peer.
         m_flushScheduled = true;
-        QMetaObject::invokeMethod(this, &PeerTransport::flush, Qt::QueuedConnection);
+        m_flushTimer->start();
     }
 }
 
