@@ -197,6 +197,7 @@ void PeerTransport::sendQueuedNow()
 void PeerTransport::flush()
 {
     m_flushScheduled = false;
+    m_flushTimer->stop(); // called early (sendQueuedNow()): the loop need not come round for it
     if (m_closed)
         return;
     std::map<raft::NodeId, std::vector<raft::Message>> pending;
