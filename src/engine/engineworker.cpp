@@ -829,6 +829,15 @@ void EngineWorker::process()
             m_deferredHardState = rd.hardState;
             rd.hardState.reset();
         }
+        // What need not wait for this Ready's write leaves before it, at once: a leader's appends
+        // reach its followers, whose syncs are on the commit path, before its own write is handed
+        // over; and nothing waits behind a follower's inline sync. (At gateway put c=1, 8
+        // interleaved pairs: +5%; put c=64 unchanged.)
+        if (!rd.messages.empty()) {
+            m_transport->send(std::move(rd.messages));
+            rd.messages.clear();
+            m_transport->sendQueuedNow();
+        }
         if (!rd.entries.empty() || rd.hardState || rd.snapshot) {
             storage::LogWriter::Batch b;
             b.id = ++m_nextBatchId;
@@ -881,8 +890,6 @@ void EngineWorker::process()
                 for (raft::Message &m : rd.messagesAfterPersist)
                     m_writes.back().afterPersist.push_back(std::move(m));
         }
-        if (!rd.messages.empty())
-            m_transport->send(std::move(rd.messages));
         if (!rd.committedEntries.empty())
             applyCommitted(rd.committedEntries);
         for (const raft::ReadState &rs : rd.readStates) {
