@@ -16,6 +16,7 @@
 #include <QtCore/QTimer>
 
 #include <algorithm>
+#include <iterator>
 #include <stdexcept>
 
 Q_LOGGING_CATEGORY(lcEngine, "dengine.engine")
@@ -762,21 +763,32 @@ void EngineWorker::onDurable(std::uint64_t upToBatchId)
     std::vector<raft::Message> out;
     while (!m_writes.empty() && m_writes.front().batchId <= upToBatchId) {
         WriteInFlight &w = m_writes.front();
-        try {
-            m_node->acknowledgePersisted(w.writeId);
-        } catch (const std::exception &e) {
-            onCoreFailure(e.what());
+        if (!acknowledgeWrite(w.writeId))
             return;
-        }
-        for (raft::Message &m : w.afterPersist)
-            out.push_back(std::move(m));
+        std::move(w.afterPersist.begin(), w.afterPersist.end(), std::back_inserter(out));
         m_writes.pop_front();
     }
-    if (!out.empty()) {
-        m_transport->send(std::move(out));
-        m_transport->sendQueuedNow(); // a leader's commit waits on these acknowledgements
-    }
+    sendPersisted(std::move(out));
     scheduleProcess();
+}
+
+bool EngineWorker::acknowledgeWrite(std::uint64_t writeId)
+{
+    try {
+        m_node->acknowledgePersisted(writeId);
+    } catch (const std::exception &e) {
+        onCoreFailure(e.what());
+        return false;
+    }
+    return true;
+}
+
+void EngineWorker::sendPersisted(std::vector<raft::Message> messages)
+{
+    if (messages.empty())
+        return;
+    m_transport->send(std::move(messages));
+    m_transport->sendQueuedNow(); // a leader's commit waits on these acknowledgements
 }
 
 void EngineWorker::process()
@@ -864,16 +876,9 @@ void EngineWorker::process()
             if (now == storage::LogWriter::WriteNow::Failed)
                 return; // reported through the writer's error callback (onStorageError)
             if (now == storage::LogWriter::WriteNow::Durable) {
-                try {
-                    m_node->acknowledgePersisted(rd.writeId);
-                } catch (const std::exception &e) {
-                    onCoreFailure(e.what());
+                if (!acknowledgeWrite(rd.writeId))
                     return;
-                }
-                if (!rd.messagesAfterPersist.empty()) {
-                    m_transport->send(std::move(rd.messagesAfterPersist));
-                    m_transport->sendQueuedNow(); // the leader's commit waits on this acknowledgement
-                }
+                sendPersisted(std::move(rd.messagesAfterPersist));
             } else {
                 WriteInFlight w;
                 w.batchId = b.id;

@@ -193,6 +193,10 @@ private:
     void onTick();
     void onMessages(std::vector<raft::Message> &&messages);
     void onDurable(std::uint64_t upToBatchId);
+    // A write is durable: tells the core; false when the core failed (reported, the node is down).
+    bool acknowledgeWrite(std::uint64_t writeId);
+    // What waited for writes to be durable, out at once.
+    void sendPersisted(std::vector<raft::Message> messages);
     void onStorageError(const QString &message);
     // The core threw: it found its storage or its peers breaking the contract it relies on.
     void onCoreFailure(const char *what);
