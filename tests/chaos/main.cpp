@@ -943,14 +943,12 @@ private:
                 out.anomalies << QStringLiteral("lifecycle: node %1 wrote no lifecycle log").arg(i);
                 continue;
             }
-            const auto &byPid = log.byPid;
-            const auto &order = log.starts;
-            if (order.size() != m_starts[i].size())
-                out.anomalies << QStringLiteral("lifecycle: node %1 was started %2 times and logged %3 starts").arg(i).arg(m_starts[i].size()).arg(order.size());
+            if (log.starts.size() != m_starts[i].size())
+                out.anomalies << QStringLiteral("lifecycle: node %1 was started %2 times and logged %3 starts").arg(i).arg(m_starts[i].size()).arg(log.starts.size());
             for (const Start &start : m_starts[i]) {
-                const auto events = byPid.find(start.pid);
+                const auto events = log.byPid.find(start.pid);
                 const QString who = QStringLiteral("node %1 (pid %2)").arg(i).arg(start.pid);
-                if (events == byPid.end())
+                if (events == log.byPid.end())
                     continue; // counted above
                 int ready = 0, stopping = 0, stopped = 0;
                 bool error = false;
