@@ -844,7 +844,18 @@ void EngineWorker::process()
         // What need not wait for this Ready's write leaves before it, at once: a leader's appends
         // reach its followers, whose syncs are on the commit path, before its own write is handed
         // over; and nothing waits behind a follower's inline sync. (At gateway put c=1, 8
-        // interleaved pairs: +5%; put c=64 unchanged.)
+        // interleaved pairs: +5%; put c=64 unchanged.) Appends with no entries, which carry only
+        // the commit index (or probe), wait until this Ready's committed entries are applied and
+        // answered: nothing but a follower's apply waits on them, and a client's answer need not
+        // wait for two more sends (gateway put c=1, 6 pairs: +5%).
+        std::vector<raft::Message> afterApply;
+        if (!rd.committedEntries.empty()) {
+            const auto empty = std::stable_partition(rd.messages.begin(), rd.messages.end(), [](const raft::Message &m) {
+                return m.type != raft::MessageType::Append || !m.entries.empty();
+            });
+            afterApply.assign(std::make_move_iterator(empty), std::make_move_iterator(rd.messages.end()));
+            rd.messages.erase(empty, rd.messages.end());
+        }
         if (!rd.messages.empty()) {
             m_transport->send(std::move(rd.messages));
             rd.messages.clear();
@@ -897,6 +908,8 @@ void EngineWorker::process()
         }
         if (!rd.committedEntries.empty())
             applyCommitted(rd.committedEntries);
+        if (!afterApply.empty())
+            m_transport->send(std::move(afterApply)); // at the end of this pass
         for (const raft::ReadState &rs : rd.readStates) {
             auto it = m_pending.find(rs.context);
             if (it == m_pending.end() || it->second.gotIndex)
