@@ -353,8 +353,8 @@ quint64 DEngine::currentTerm() const { return d->term; }
 bool DEngine::isReady() const { return d->ready; }
 DEngine::Role DEngine::role() const { return d->role; }
 // The worker's latest (its notifications are spaced out; a getter need not wait for one).
-quint64 DEngine::commitIndex() const { return d->worker ? std::max(d->commit, d->worker->peekIndexes().first) : d->commit; }
-quint64 DEngine::appliedIndex() const { return d->worker ? std::max(d->applied, d->worker->peekIndexes().second) : d->applied; }
+quint64 DEngine::commitIndex() const { return d->worker ? d->worker->peekIndexes().first : d->commit; }
+quint64 DEngine::appliedIndex() const { return d->worker ? d->worker->peekIndexes().second : d->applied; }
 QList<NodeId> DEngine::voters() const { return d->voters; }
 QList<NodeId> DEngine::learners() const { return d->learners; }
 QString DEngine::memberAddress(NodeId id) const { return d->addresses.value(id); }

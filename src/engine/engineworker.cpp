@@ -146,8 +146,19 @@ void ResultCourier::detach()
 }
 
 EngineWorker::EngineWorker(const DEngineConfig &config, DEngineStateMachine *stateMachine, std::shared_ptr<MetricsBox> metrics)
-    : m_config(config), m_stateMachine(stateMachine), m_metrics(std::move(metrics))
+    : m_config(config), m_stateMachine(stateMachine), m_metrics(std::move(metrics)), m_processTimer(new QTimer(this)),
+      m_indexesTimer(new QTimer(this))
 {
+    // Children: they move to the worker's thread with it. process() runs from a zero timer, not a
+    // posted event: the event loop fires it in the same pass, after the sockets that had data
+    // (all of them: their messages go into one Ready), where a posted event to this thread costs
+    // a write and a read of the dispatcher's eventfd and one more poll (about a tenth of a
+    // leader's system calls per write at put c=1).
+    m_processTimer->setSingleShot(true);
+    m_processTimer->setInterval(0);
+    connect(m_processTimer, &QTimer::timeout, this, &EngineWorker::process);
+    m_indexesTimer->setSingleShot(true);
+    connect(m_indexesTimer, &QTimer::timeout, this, [this] { tellIndexes(true); });
 }
 
 void EngineWorker::publishMetrics()
@@ -197,14 +208,6 @@ void EngineWorker::start()
         return;
     m_started = true;
     m_clock.start();
-    // process() runs from a zero timer, not a posted event: the event loop fires it in the same
-    // pass, after the sockets that had data (all of them: their messages go into one Ready),
-    // where a posted event to this thread costs a write and a read of the dispatcher's eventfd
-    // and one more poll (about a tenth of a leader's system calls per write at put c=1).
-    m_processTimer = new QTimer(this);
-    m_processTimer->setSingleShot(true);
-    m_processTimer->setInterval(0);
-    connect(m_processTimer, &QTimer::timeout, this, &EngineWorker::process);
     m_session = QRandomGenerator::system()->generate64() | 1;
     // Known bugs a fault harness switches on to prove that its checkers find them (tests/chaos).
     const QString injectedBug = qEnvironmentVariable("DENGINE_TEST_INJECT_BUG");
@@ -369,9 +372,6 @@ void EngineWorker::start()
     // expiry (2 * electionTick) lasts: after them the core has seen every one of those run out.
     m_tickClock = TickClock(m_config.tickIntervalMs, 2ULL * static_cast<std::uint64_t>(m_config.electionTicks) + 2);
     m_tickClock.start();
-    m_indexesTimer = new QTimer(this);
-    m_indexesTimer->setSingleShot(true);
-    connect(m_indexesTimer, &QTimer::timeout, this, [this] { tellIndexes(true); });
     m_ticker = new QTimer(this);
     m_ticker->setTimerType(Qt::PreciseTimer);
     connect(m_ticker, &QTimer::timeout, this, &EngineWorker::onTick);
@@ -509,7 +509,7 @@ DEngineResult EngineWorker::baseResult(DEngine::Status status, const QString &me
 
 void EngineWorker::tellIndexes(bool now)
 {
-    if (!m_indexesUntold || !m_indexesTimer)
+    if (!m_indexesUntold)
         return;
     if (m_indexesPending.load(std::memory_order_acquire)) {
         // The owner has not taken the last one yet: when it does, it reads these values too.
@@ -653,13 +653,8 @@ void EngineWorker::issueWaiting()
 
 void EngineWorker::scheduleProcess()
 {
-    if (m_processScheduled || m_down)
-        return;
-    m_processScheduled = true;
-    if (m_processTimer)
+    if (!m_down && !m_processTimer->isActive())
         m_processTimer->start();
-    else // before start(): runs after it
-        QMetaObject::invokeMethod(this, &EngineWorker::process, Qt::QueuedConnection);
 }
 
 void EngineWorker::onTick()
@@ -793,7 +788,6 @@ void EngineWorker::sendPersisted(std::vector<raft::Message> messages)
 
 void EngineWorker::process()
 {
-    m_processScheduled = false;
     if (!m_node || m_down)
         return;
     const NodeId leaderBefore = m_leader;

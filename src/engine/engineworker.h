@@ -331,17 +331,16 @@ private:
     std::atomic<quint64> m_sharedCommit{0};
     std::atomic<quint64> m_sharedApplied{0};
     std::atomic<bool> m_indexesPending{false};
+    QTimer *m_processTimer; // zero, single shot: scheduleProcess(); active while a process() is due
     // Indexes moved but not told yet (tellIndexes()); when they were last told (ms on m_clock).
     static constexpr qint64 IndexesNotifyMs = 10;
     bool m_indexesUntold = false;
     qint64 m_indexesToldAt = -IndexesNotifyMs;
-    QTimer *m_indexesTimer = nullptr;
+    QTimer *m_indexesTimer;
     void tellIndexes(bool now);
     std::mutex m_inboxMutex;
     std::vector<std::shared_ptr<EngineRequest>> m_inbox; // guarded by m_inboxMutex
 
-    bool m_processScheduled = false;
-    QTimer *m_processTimer = nullptr; // zero, single shot: scheduleProcess()
     qint64 m_lastRepropose = 0;
     std::uint64_t m_nextBatchId = 0;
     std::deque<WriteInFlight> m_writes;

@@ -181,11 +181,8 @@ void PeerTransport::send(std::vector<raft::Message> messages)
         return;
     for (raft::Message &m : messages)
         m_pending[m.to].push_back(std::move(m));
-    if (!m_flushScheduled) {
-        // Everything sent during this event-loop turn leaves as one frame per peer.
-        m_flushScheduled = true;
-        m_flushTimer->start();
-    }
+    if (!m_flushTimer->isActive())
+        m_flushTimer->start(); // everything sent during this event-loop pass leaves as one frame per peer
 }
 
 void PeerTransport::sendQueuedNow()
@@ -196,7 +193,6 @@ void PeerTransport::sendQueuedNow()
 
 void PeerTransport::flush()
 {
-    m_flushScheduled = false;
     m_flushTimer->stop(); // called early (sendQueuedNow()): the loop need not come round for it
     if (m_closed)
         return;

@@ -170,7 +170,6 @@ private:
     std::map<raft::NodeId, std::unique_ptr<SnapshotSend>> m_sends;       // snapshots streaming out
     std::map<raft::NodeId, std::unique_ptr<SnapshotReceive>> m_receives; // ... and in
     QTimer *m_stallTimer = nullptr;
-    bool m_flushScheduled = false;
     QTimer *m_flushTimer; // zero, single shot: the flush at the end of this event-loop pass
     bool m_closed = false;
     Stats m_stats;

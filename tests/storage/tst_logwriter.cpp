@@ -156,16 +156,21 @@ std::unique_ptr<Wal> openWal(const std::string &dir, FileSystem *fs)
     return wal;
 }
 
-} // namespace
-
-TEST(LogWriter, batchesQueuedDuringASync_shareTheNextSync)
-{
+// A log on a gated file system, and a writer on it whose reports `seen` records.
+class LogWriterTest : public ::testing::Test {
+protected:
     test::TempDir dir;
     GatedFileSystem fs;
-    auto wal = openWal(dir.path(), &fs);
-    const int syncsBefore = fs.syncs();
+    std::unique_ptr<Wal> wal = openWal(dir.path(), &fs);
     Observed seen;
-    LogWriter writer(*wal, seen.onDurable(), seen.onError());
+    LogWriter writer{*wal, seen.onDurable(), seen.onError()};
+};
+
+} // namespace
+
+TEST_F(LogWriterTest, batchesQueuedDuringASync_shareTheNextSync)
+{
+    const int syncsBefore = fs.syncs();
 
     fs.holdSyncs();
     writer.submit({1, entries(1, 1), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt});
@@ -187,13 +192,8 @@ TEST(LogWriter, batchesQueuedDuringASync_shareTheNextSync)
     EXPECT_EQ(writer.stats().syncs, 2u);
 }
 
-TEST(LogWriter, commitOnlyHardState_isNotSynced)
+TEST_F(LogWriterTest, commitOnlyHardState_isNotSynced)
 {
-    test::TempDir dir;
-    GatedFileSystem fs;
-    auto wal = openWal(dir.path(), &fs);
-    Observed seen;
-    LogWriter writer(*wal, seen.onDurable(), seen.onError());
     const int before = fs.syncs();
     writer.submit({1, {}, raft::HardState{0, 0, 0}, false, std::nullopt, std::nullopt});
     seen.waitDurable(1);
@@ -201,13 +201,8 @@ TEST(LogWriter, commitOnlyHardState_isNotSynced)
     EXPECT_EQ(fs.syncs(), before);
 }
 
-TEST(LogWriter, failedSync_isReportedOnceAndNothingLaterIsAcknowledged)
+TEST_F(LogWriterTest, failedSync_isReportedOnceAndNothingLaterIsAcknowledged)
 {
-    test::TempDir dir;
-    GatedFileSystem fs;
-    auto wal = openWal(dir.path(), &fs);
-    Observed seen;
-    LogWriter writer(*wal, seen.onDurable(), seen.onError());
     writer.submit({1, entries(1, 2), std::nullopt, true, std::nullopt, std::nullopt});
     seen.waitDurable(1);
     fs.failSyncs(EIO);
@@ -246,13 +241,8 @@ TEST(LogWriter, destructor_finishesSubmittedBatches)
 
 // writeNow(): the follower's path (EngineWorker writes its appends on its own thread when the
 // writer has nothing in hand).
-TEST(LogWriter, writeNow_whenIdle_isDurableOnReturnWithoutACallback)
+TEST_F(LogWriterTest, writeNow_whenIdle_isDurableOnReturnWithoutACallback)
 {
-    test::TempDir dir;
-    GatedFileSystem fs;
-    auto wal = openWal(dir.path(), &fs);
-    Observed seen;
-    LogWriter writer(*wal, seen.onDurable(), seen.onError());
     writer.submit({1, entries(1, 2), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt});
     seen.waitDurable(1);
     writer.drain();
@@ -273,13 +263,8 @@ TEST(LogWriter, writeNow_whenIdle_isDurableOnReturnWithoutACallback)
     EXPECT_EQ(writer.stats().syncs, 3u);
 }
 
-TEST(LogWriter, writeNow_whileTheThreadWrites_isBusyAndLeavesTheBatch)
+TEST_F(LogWriterTest, writeNow_whileTheThreadWrites_isBusyAndLeavesTheBatch)
 {
-    test::TempDir dir;
-    GatedFileSystem fs;
-    auto wal = openWal(dir.path(), &fs);
-    Observed seen;
-    LogWriter writer(*wal, seen.onDurable(), seen.onError());
     fs.holdSyncs();
     writer.submit({1, entries(1, 1), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt});
     fs.waitForHeldSync(); // the thread is in the middle of batch 1
@@ -298,13 +283,8 @@ TEST(LogWriter, writeNow_whileTheThreadWrites_isBusyAndLeavesTheBatch)
     EXPECT_EQ(wal->syncedLastIndex(), 4u);
 }
 
-TEST(LogWriter, writeNow_failure_isFinalAndReportedOnce)
+TEST_F(LogWriterTest, writeNow_failure_isFinalAndReportedOnce)
 {
-    test::TempDir dir;
-    GatedFileSystem fs;
-    auto wal = openWal(dir.path(), &fs);
-    Observed seen;
-    LogWriter writer(*wal, seen.onDurable(), seen.onError());
     fs.failSyncs(EIO);
     LogWriter::Batch b{1, entries(1, 1), raft::HardState{1, 1, 0}, true, std::nullopt, std::nullopt};
     EXPECT_EQ(writer.writeNow(b), LogWriter::WriteNow::Failed);
