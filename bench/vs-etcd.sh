@@ -90,6 +90,11 @@ run_gateway() {
         gateway_row "${row%%:*}" "${row##*:}" "$1"
     done
 }
+# The allocator is part of the setup: dengined and dengine link tcmalloc unless built with
+# DENGINE_ALLOCATOR=system (cmake/DEngineAllocator.cmake); engine_bench uses the system's.
+allocator=system
+if ldd "$build/src/server/dengined" 2>/dev/null | grep -q tcmalloc; then allocator=tcmalloc; fi
+echo "vs-etcd: dengined and dengine with the $allocator allocator; engine_bench with the system's"
 for r in $(seq "$rounds"); do
     echo "== round $r: DEngine (engine_bench)"
     "$build/bench/engine_bench" --dir "$data" --seconds "$secs" | tee "$out/dengine$r.txt"

@@ -17,6 +17,7 @@ packages=(
     clang libclang-rt-14-dev              # libFuzzer target (tests/storage/fuzz_wal_reader)
     iproute2 nftables                     # the fault harness's namespaces and partitions (tests/chaos)
     faketime                              # the fault harness's clock jumps (libfaketime)
+    libtcmalloc-minimal4                  # the allocator dengined and dengine link (cmake/DEngineAllocator.cmake)
 )
 if [ "${1:-}" = "--bench" ]; then
     packages+=(etcd-server etcd-client wrk python3 curl) # ../shared/bench/etcd-baseline.sh

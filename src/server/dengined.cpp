@@ -209,7 +209,11 @@ int main(int argc, char **argv)
         [[maybe_unused]] const ssize_t n = ::write(lifecycleFd, line.constData(), static_cast<size_t>(line.size()));
     };
     const auto term = [&] { return QString::number(engine.currentTerm()); };
-    lifecycle("start", {{QStringLiteral("version"), QCoreApplication::applicationVersion()}});
+    lifecycle("start", {{QStringLiteral("version"), QCoreApplication::applicationVersion()},
+                        {QStringLiteral("allocator"), QStringLiteral(DENGINE_ALLOCATOR_NAME)}});
+    qCInfo(lcServer).noquote() << QStringLiteral("node %1: dengined %2 starting (allocator: %3)")
+                                      .arg(config.nodeId)
+                                      .arg(QCoreApplication::applicationVersion(), QStringLiteral(DENGINE_ALLOCATOR_NAME));
     QObject::connect(&engine, &DEngine::leaderChanged, &app, [&](NodeId leader) {
         lifecycle("leaderChanged", {{QStringLiteral("leader"), QString::number(leader)}, {QStringLiteral("term"), term()}});
     });
