@@ -112,17 +112,27 @@ for r in $(seq "$rounds"); do
     cat "$out/etcd$r.txt"
 done
 # PAIRS=N: the row most at the mercy of the disk's flush latency, which drifts over minutes here
-# (put c=1: one fsync-bound write at a time), measured in N pairs, each the gateway's row and then
+# (put c=1: one fsync-bound write at a time), measured in N pairs, each the gateway's row and
 # etcd's on fresh clusters one right after the other, so both meet the same disk; the ratio of each
-# pair, and their median.
+# pair, and their median. The order alternates (odd pairs DEngine first, even pairs etcd first), so
+# a disk that slows down or speeds up during the run favours neither.
+pair_etcd() { # P
+    VARIANTS=3 DURATION="$secs" WORKLOADS=put:1 FAILOVER_TRIALS=0 FSYNC_PROBE=0 RESULTS_FILE="$out/pair-e$1.txt" \
+        "$shared/etcd-baseline.sh" >/dev/null 2>"$out/pair-e$1.log" || { tail -20 "$out/pair-e$1.log" >&2; exit 1; }
+    grep -E '^3 +wrk' "$out/pair-e$1.txt"
+}
 pairs=${PAIRS:-0}
 for p in $(seq "$pairs"); do
-    echo "== pair $p: put c=1, DEngine's gateway then etcd's"
     : > "$out/pair-d$p.txt"
-    gateway_row put 1 "$out/pair-d$p.txt"
-    VARIANTS=3 DURATION="$secs" WORKLOADS=put:1 FAILOVER_TRIALS=0 FSYNC_PROBE=0 RESULTS_FILE="$out/pair-e$p.txt" \
-        "$shared/etcd-baseline.sh" >/dev/null 2>"$out/pair-e$p.log" || { tail -20 "$out/pair-e$p.log" >&2; exit 1; }
-    grep -E '^3 +wrk' "$out/pair-e$p.txt"
+    if [ $((p % 2)) = 1 ]; then
+        echo "== pair $p: put c=1, DEngine's gateway then etcd's"
+        gateway_row put 1 "$out/pair-d$p.txt"
+        pair_etcd "$p"
+    else
+        echo "== pair $p: put c=1, etcd's then DEngine's gateway"
+        pair_etcd "$p"
+        gateway_row put 1 "$out/pair-d$p.txt"
+    fi
 done
 python3 - "$out" "$rounds" "$pairs" <<'PY'
 import re, statistics, sys
