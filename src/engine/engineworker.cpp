@@ -763,7 +763,7 @@ void EngineWorker::onDurable(std::uint64_t upToBatchId)
         std::move(w.afterPersist.begin(), w.afterPersist.end(), std::back_inserter(out));
         m_writes.pop_front();
     }
-    sendPersisted(std::move(out));
+    sendAtOnce(std::move(out)); // a leader's commit waits on these acknowledgements
     scheduleProcess();
 }
 
@@ -778,12 +778,12 @@ bool EngineWorker::acknowledgeWrite(std::uint64_t writeId)
     return true;
 }
 
-void EngineWorker::sendPersisted(std::vector<raft::Message> messages)
+void EngineWorker::sendAtOnce(std::vector<raft::Message> messages)
 {
     if (messages.empty())
         return;
     m_transport->send(std::move(messages));
-    m_transport->sendQueuedNow(); // a leader's commit waits on these acknowledgements
+    m_transport->sendQueuedNow();
 }
 
 void EngineWorker::process()
@@ -850,11 +850,7 @@ void EngineWorker::process()
             afterApply.assign(std::make_move_iterator(empty), std::make_move_iterator(rd.messages.end()));
             rd.messages.erase(empty, rd.messages.end());
         }
-        if (!rd.messages.empty()) {
-            m_transport->send(std::move(rd.messages));
-            rd.messages.clear();
-            m_transport->sendQueuedNow();
-        }
+        sendAtOnce(std::move(rd.messages));
         if (!rd.entries.empty() || rd.hardState || rd.snapshot) {
             storage::LogWriter::Batch b;
             b.id = ++m_nextBatchId;
@@ -883,7 +879,7 @@ void EngineWorker::process()
             if (now == storage::LogWriter::WriteNow::Durable) {
                 if (!acknowledgeWrite(rd.writeId))
                     return;
-                sendPersisted(std::move(rd.messagesAfterPersist));
+                sendAtOnce(std::move(rd.messagesAfterPersist));
             } else {
                 WriteInFlight w;
                 w.batchId = b.id;

@@ -195,8 +195,9 @@ private:
     void onDurable(std::uint64_t upToBatchId);
     // A write is durable: tells the core; false when the core failed (reported, the node is down).
     bool acknowledgeWrite(std::uint64_t writeId);
-    // What waited for writes to be durable, out at once.
-    void sendPersisted(std::vector<raft::Message> messages);
+    // Sends now, not at the end of the event-loop pass: something on the commit path waits on
+    // these (appends, acknowledgements of durable writes). Nothing to send: nothing.
+    void sendAtOnce(std::vector<raft::Message> messages);
     void onStorageError(const QString &message);
     // The core threw: it found its storage or its peers breaking the contract it relies on.
     void onCoreFailure(const char *what);
